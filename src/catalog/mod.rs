@@ -1,0 +1,495 @@
+//! The declarative tool catalog: `tools/*.toml` loaded, checked and compiled.
+//!
+//! Loading is strict: unknown keys, unknown scopes, placeholders without a parameter, parameters never
+//! sent, duplicate names and malformed output specs are all load errors naming the file and the tool.
+//! Every problem is collected, so `devgate check` can list them all at once.
+
+pub mod model;
+pub mod schema;
+pub mod template;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+pub use model::*;
+use template::{Piece, Placeholder, PathTemplate};
+
+use crate::shape::{self, Field};
+
+/// The catalogs shipped inside the binary.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("tools/buddy.toml", include_str!("../../tools/buddy.toml")),
+    ("tools/bitbucket.toml", include_str!("../../tools/bitbucket.toml")),
+];
+
+/// Parameters the engine adds to tools on its own; a catalog may not declare them.
+pub const CURSOR_PARAM: &str = "cursor";
+pub const OFFSET_PARAM: &str = "offset";
+
+/// A catalog problem, with where it is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}{}: {message}", tool.as_ref().map(|t| format!(": tool `{t}`")).unwrap_or_default())]
+pub struct CatalogError {
+    pub file: String,
+    pub tool: Option<String>,
+    pub message: String,
+}
+
+/// All providers and their compiled tools.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub providers: Vec<Arc<Provider>>,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub file: String,
+    pub version: String,
+    pub spec: ProviderSpec,
+    pub scopes: Vec<ScopeSpec>,
+    pub tools: Vec<Arc<Tool>>,
+    implies: HashMap<String, Vec<String>>,
+}
+
+/// A tool ready to be called.
+#[derive(Debug)]
+pub struct Tool {
+    /// Exposed name: `<provider>_<tool>`.
+    pub name: String,
+    pub provider: String,
+    pub spec: ToolSpec,
+    pub path: PathTemplate,
+    pub query: Vec<(String, Vec<Piece>)>,
+    pub resolve: Vec<Resolve>,
+    pub keep_current: Option<Vec<Field>>,
+    pub output: Option<Vec<Field>>,
+    pub cursor_prefix: Option<PathTemplate>,
+    pub errors: BTreeMap<u16, String>,
+    /// Whether the engine adds a `cursor` parameter and returns `next_cursor`.
+    pub paginated: bool,
+}
+
+#[derive(Debug)]
+pub struct Resolve {
+    pub param: String,
+    pub when: ResolveWhen,
+    pub path: PathTemplate,
+    pub query: Vec<(String, Vec<Piece>)>,
+    pub take: String,
+}
+
+impl Tool {
+    pub fn is_text(&self) -> bool {
+        self.spec.response == ResponseKind::Text
+    }
+}
+
+impl Catalog {
+    /// The catalogs embedded in the binary.
+    pub fn builtin() -> Result<Self, Vec<CatalogError>> {
+        Self::from_sources(BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string())))
+    }
+
+    /// Every `*.toml` in a directory (`--tools-dir`).
+    pub fn load_dir(dir: &Path) -> Result<Self, Vec<CatalogError>> {
+        let err = |message: String| {
+            vec![CatalogError {
+                file: dir.display().to_string(),
+                tool: None,
+                message,
+            }]
+        };
+        let mut sources = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| err(e.to_string()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| err(e.to_string()))?.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+                sources.push((path.display().to_string(), text));
+            }
+        }
+        sources.sort();
+        Self::from_sources(sources)
+    }
+
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, Vec<CatalogError>> {
+        let mut errors = Vec::new();
+        let mut providers: Vec<Arc<Provider>> = Vec::new();
+        for (file, text) in sources {
+            match compile_file(&file, &text) {
+                Ok(p) => {
+                    if providers.iter().any(|q| q.spec.id == p.spec.id) {
+                        errors.push(CatalogError {
+                            file: file.clone(),
+                            tool: None,
+                            message: format!("provider `{}` is defined twice", p.spec.id),
+                        });
+                    } else {
+                        providers.push(Arc::new(p));
+                    }
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { providers })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
+        self.providers.iter().find(|p| p.spec.id == id)
+    }
+}
+
+impl Provider {
+    /// The scopes granted by `granted`, with everything they imply.
+    pub fn expand_scopes<'a>(&self, granted: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut stack: Vec<String> = granted.into_iter().map(str::to_string).collect();
+        while let Some(scope) = stack.pop() {
+            if out.insert(scope.clone())
+                && let Some(implied) = self.implies.get(&scope)
+            {
+                stack.extend(implied.iter().cloned());
+            }
+        }
+        out
+    }
+
+    pub fn knows_scope(&self, scope: &str) -> bool {
+        self.implies.contains_key(scope)
+    }
+}
+
+fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
+    let parsed: CatalogFile = toml::from_str(text).map_err(|e| {
+        vec![CatalogError {
+            file: file.to_string(),
+            tool: None,
+            message: e.to_string().trim().replace('\n', " "),
+        }]
+    })?;
+    let mut errors = Vec::new();
+    let mut push = |tool: Option<&str>, message: String| {
+        errors.push(CatalogError {
+            file: file.to_string(),
+            tool: tool.map(str::to_string),
+            message,
+        })
+    };
+
+    let pid = &parsed.provider.id;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        push(None, format!("provider id `{pid}` must be lowercase letters and digits"));
+    }
+    let mut implies = HashMap::new();
+    for scope in &parsed.scopes {
+        if implies.insert(scope.name.clone(), scope.implies.clone()).is_some() {
+            push(None, format!("scope `{}` is declared twice", scope.name));
+        }
+    }
+    for scope in &parsed.scopes {
+        for implied in &scope.implies {
+            if !implies.contains_key(implied) {
+                push(None, format!("scope `{}` implies unknown scope `{implied}`", scope.name));
+            }
+        }
+    }
+
+    let mut tools = Vec::new();
+    let mut seen = BTreeSet::new();
+    for spec in parsed.tools {
+        let name = spec.name.clone();
+        if !seen.insert(name.clone()) {
+            push(Some(&name), "declared twice".into());
+            continue;
+        }
+        match compile_tool(&parsed.provider, &implies, spec) {
+            Ok(tool) => tools.push(Arc::new(tool)),
+            Err(problems) => problems.into_iter().for_each(|m| push(Some(&name), m)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Provider {
+            file: file.to_string(),
+            version: parsed.version,
+            spec: parsed.provider,
+            scopes: parsed.scopes,
+            tools,
+            implies,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn compile_query(query: &BTreeMap<String, String>) -> Result<Vec<(String, Vec<Piece>)>, String> {
+    query
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), template::parse(v)?)))
+        .collect()
+}
+
+fn query_placeholders(query: &[(String, Vec<Piece>)]) -> Vec<Placeholder> {
+    query
+        .iter()
+        .flat_map(|(_, pieces)| pieces)
+        .filter_map(|p| match p {
+            Piece::Hole(h) => Some(h.clone()),
+            Piece::Lit(_) => None,
+        })
+        .collect()
+}
+
+fn compile_tool(
+    provider: &ProviderSpec,
+    scopes: &HashMap<String, Vec<String>>,
+    spec: ToolSpec,
+) -> Result<Tool, Vec<String>> {
+    let mut problems = Vec::new();
+    if spec.name.is_empty()
+        || !spec
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        problems.push("name must be lowercase letters, digits and `_`".to_string());
+    }
+    for field in [
+        ("title", &spec.title),
+        ("description", &spec.description),
+        ("toolset", &spec.toolset),
+    ] {
+        if field.1.trim().is_empty() {
+            problems.push(format!("`{}` must not be empty", field.0));
+        }
+    }
+    if spec.scopes.is_empty() {
+        problems.push("declares no scopes".into());
+    }
+    for scope in &spec.scopes {
+        if !scopes.contains_key(scope) {
+            problems.push(format!("unknown scope `{scope}`"));
+        }
+    }
+    if spec.annotations.read_only && spec.method != Method::Get {
+        problems.push(format!("is read_only but uses {:?}", spec.method));
+    }
+    if spec.method == Method::Get && spec.body.is_some() {
+        problems.push("a GET has no body".into());
+    }
+
+    let path = PathTemplate::parse(&spec.path).map_err(|e| problems.push(e)).ok();
+    let query = compile_query(&spec.query).map_err(|e| problems.push(e)).ok();
+    let mut used: Vec<Placeholder> = Vec::new();
+    if let Some(p) = &path {
+        used.extend(p.placeholders().cloned());
+    }
+    if let Some(q) = &query {
+        let placeholders = query_placeholders(q);
+        if placeholders.iter().any(|p| matches!(p, Placeholder::Multi(_) | Placeholder::Item(_))) {
+            problems.push("`{+…}` and `{…[]}` are not allowed in a query".into());
+        }
+        used.extend(placeholders);
+    }
+    if let Some(body) = &spec.body
+        && let Err(e) = template::body_placeholders(body, &mut used)
+    {
+        problems.push(e);
+    }
+
+    let mut resolve = Vec::new();
+    for r in &spec.resolve {
+        let rpath = PathTemplate::parse(&r.path).map_err(|e| problems.push(e)).ok();
+        let rquery = compile_query(&r.query).map_err(|e| problems.push(e)).ok();
+        if let (Some(rpath), Some(rquery)) = (rpath, rquery) {
+            used.extend(rpath.placeholders().cloned());
+            used.extend(query_placeholders(&rquery));
+            resolve.push(Resolve {
+                param: r.param.clone(),
+                when: r.when,
+                path: rpath,
+                query: rquery,
+                take: r.take.clone(),
+            });
+        }
+        if !spec.params.contains_key(&r.param) {
+            problems.push(format!("resolve rewrites undeclared parameter `{}`", r.param));
+        }
+    }
+    let cursor_prefix = spec
+        .cursor_prefix
+        .as_deref()
+        .and_then(|p| PathTemplate::parse(p).map_err(|e| problems.push(e)).ok());
+
+    let declared: BTreeSet<String> = spec.params.keys().cloned().collect();
+    let referenced = template::names(&used);
+    for name in referenced.difference(&declared) {
+        problems.push(format!("placeholder `{{{name}}}` has no parameter"));
+    }
+    for name in declared.difference(&referenced) {
+        problems.push(format!("parameter `{name}` is declared but never sent"));
+    }
+    for group in &spec.require_one_of {
+        for name in group {
+            if !declared.contains(name) {
+                problems.push(format!("require_one_of names undeclared parameter `{name}`"));
+            }
+        }
+    }
+    for (name, param) in &spec.params {
+        if name == CURSOR_PARAM || name == OFFSET_PARAM {
+            problems.push(format!("parameter `{name}` is reserved for the engine"));
+        }
+        schema::check_param(name, param, &mut problems);
+    }
+
+    let paginated = match &provider.pagination {
+        Pagination::Page { size_param, .. } => spec.query.contains_key(size_param),
+        Pagination::NextUrl { .. } => spec.output.as_ref().is_some_and(|o| o.list.is_some()),
+    };
+    let output = match (&spec.response, &spec.output) {
+        (ResponseKind::Json, Some(o)) => shape::parse_fields(&o.fields)
+            .map_err(|e| problems.push(format!("output: {e}")))
+            .ok(),
+        (ResponseKind::Json, None) => {
+            problems.push("a json tool needs an `output` projection".into());
+            None
+        }
+        (_, Some(_)) => {
+            problems.push("only json tools have an `output` projection".into());
+            None
+        }
+        (_, None) => None,
+    };
+    if spec.text_lines.is_some() && spec.response != ResponseKind::Text {
+        problems.push("`text_lines` needs `response = \"text\"`".into());
+    }
+    let keep_current = spec.keep_current.as_ref().and_then(|k| {
+        shape::parse_fields(k)
+            .map_err(|e| problems.push(format!("keep_current: {e}")))
+            .ok()
+    });
+    let mut errors = BTreeMap::new();
+    for (status, message) in &spec.errors {
+        match status.parse::<u16>() {
+            Ok(code) if (400..600).contains(&code) => {
+                errors.insert(code, message.clone());
+            }
+            _ => problems.push(format!("errors: `{status}` is not an HTTP error status")),
+        }
+    }
+
+    if spec.example.is_none() {
+        problems.push("has no `example` arguments".into());
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let tool = Tool {
+        name: format!("{}_{}", provider.id, spec.name),
+        provider: provider.id.clone(),
+        path: path.expect("checked above"),
+        query: query.expect("checked above"),
+        resolve,
+        keep_current,
+        output,
+        cursor_prefix,
+        errors,
+        paginated,
+        spec,
+    };
+    schema::validate(&tool, tool.spec.example.as_ref(), &schema::Defaults::default())
+        .map_err(|e| vec![format!("example: {e}")])?;
+    Ok(tool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = r#"
+version = "1"
+[provider]
+id = "demo"
+title = "Demo"
+api_base = "https://api.example.com"
+authorize_url = "/oauth/authorize"
+token_url = "/oauth/token"
+client_auth = "form"
+pagination = { style = "next_url", next = "next" }
+error_message = ["error.message"]
+whoami = { path = "/user", account = "name", id = "id" }
+[[scopes]]
+name = "read"
+description = "Read"
+[[scopes]]
+name = "write"
+description = "Write"
+implies = ["read"]
+"#;
+
+    fn load(tools: &str) -> Result<Catalog, Vec<CatalogError>> {
+        Catalog::from_sources([("tools/demo.toml".to_string(), format!("{HEAD}{tools}"))])
+    }
+
+    fn messages(tools: &str) -> Vec<String> {
+        load(tools).unwrap_err().iter().map(|e| e.to_string()).collect()
+    }
+
+    const GOOD: &str = r#"
+[[tools]]
+name = "get_thing"
+title = "Get a thing"
+description = "Returns one thing."
+toolset = "things"
+scopes = ["read"]
+annotations = { read_only = true }
+method = "GET"
+path = "/things/{id}"
+params.id = { type = "string", required = true, description = "Thing id" }
+output.fields = ["id", "name"]
+example = { id = "t1" }
+"#;
+
+    #[test]
+    fn a_good_catalog_loads_and_expands_scopes() {
+        let catalog = load(GOOD).unwrap();
+        let provider = catalog.provider("demo").unwrap();
+        assert_eq!(provider.tools[0].name, "demo_get_thing");
+        let expanded = provider.expand_scopes(["write"]);
+        assert!(expanded.contains("read") && expanded.contains("write"));
+    }
+
+    #[test]
+    fn unknown_keys_scopes_placeholders_and_duplicates_are_named() {
+        let typo = GOOD.replace("toolset =", "tooset = \"x\"\ntoolset =");
+        let m = messages(&typo);
+        assert!(m[0].starts_with("tools/demo.toml") && m[0].contains("tooset"), "{m:?}");
+
+        let m = messages(&GOOD.replace("[\"read\"]", "[\"admin\"]"));
+        assert_eq!(m, ["tools/demo.toml: tool `get_thing`: unknown scope `admin`"]);
+
+        let m = messages(&GOOD.replace("/things/{id}", "/things/{id}/{other}"));
+        assert!(m.iter().any(|e| e.contains("`get_thing`") && e.contains("`{other}` has no parameter")), "{m:?}");
+
+        let m = messages(&format!("{GOOD}{GOOD}"));
+        assert!(m.iter().any(|e| e.contains("`get_thing`: declared twice")), "{m:?}");
+
+        let m = messages(&GOOD.replace("/things/{id}", "/things"));
+        assert!(m.iter().any(|e| e.contains("`id` is declared but never sent")), "{m:?}");
+    }
+
+    #[test]
+    fn the_shipped_catalogs_load() {
+        let catalog = Catalog::builtin().unwrap_or_else(|e| {
+            panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+        });
+        assert_eq!(catalog.providers.len(), 2);
+    }
+}

@@ -1,0 +1,318 @@
+//! The catalog file format: what `tools/<provider>.toml` may say.
+//!
+//! Every struct denies unknown keys, so a typo in a catalog is a load error with the file and tool named
+//! rather than a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One catalog file: a provider, its scopes and its tools.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogFile {
+    /// Bumped when a tool's name, parameters or output change; shown by `devgate --version`.
+    pub version: String,
+    pub provider: ProviderSpec,
+    #[serde(default)]
+    pub scopes: Vec<ScopeSpec>,
+    #[serde(default)]
+    pub tools: Vec<ToolSpec>,
+}
+
+/// How to reach a provider and how it behaves on the wire.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// Short id used in tool names (`<id>_<tool>`) and config (`[providers.<id>]`).
+    pub id: String,
+    pub title: String,
+    /// API base URL; every tool path is relative to it. Config may override it.
+    pub api_base: String,
+    /// OAuth endpoints: absolute, or relative to `api_base` when they start with `/`.
+    pub authorize_url: String,
+    pub token_url: String,
+    #[serde(default)]
+    pub revoke_url: Option<String>,
+    /// How the OAuth client authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Whether the authorize request carries a `scope` parameter.
+    #[serde(default = "yes")]
+    pub send_scope: bool,
+    #[serde(default = "space")]
+    pub scope_separator: String,
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    /// Extra fixed query parameters on the authorize URL (Buddy wants `type=web_server`).
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    pub pagination: Pagination,
+    /// Dot paths, tried in order, to the human message in a provider error body.
+    pub error_message: Vec<String>,
+    /// Dot paths to extra detail (Bitbucket's `error.detail`, which may be a string or an object).
+    #[serde(default)]
+    pub error_detail: Vec<String>,
+    /// Hosts, besides the API's own, that redirects may lead to (e.g. log storage).
+    #[serde(default)]
+    pub redirect_hosts: Vec<String>,
+    /// Where a personal/static token is created, for error messages.
+    #[serde(default)]
+    pub token_help: Option<String>,
+    /// How to learn which account a token belongs to.
+    pub whoami: Whoami,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic `client_id:client_secret`.
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Form,
+}
+
+/// How a provider pages its lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pagination {
+    /// `?page=N` (1-based); the next page exists while a page comes back full, or while
+    /// `page < total_pages` when the body says so.
+    Page {
+        page_param: String,
+        size_param: String,
+        #[serde(default)]
+        total_pages: Option<String>,
+    },
+    /// The body carries the absolute URL of the next page.
+    NextUrl { next: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Whoami {
+    pub path: String,
+    /// Dot path to a human account name (shown on status pages).
+    pub account: String,
+    /// Dot path to a stable account id.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSpec {
+    pub name: String,
+    pub description: String,
+    /// Scopes this one grants as well (`repository:write` implies `repository`).
+    #[serde(default)]
+    pub implies: Vec<String>,
+}
+
+/// One tool as written in the catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    /// Name without the provider prefix.
+    pub name: String,
+    pub title: String,
+    /// One or two sentences for an agent: what it needs and what it returns.
+    pub description: String,
+    pub toolset: String,
+    /// Scopes required, all of them.
+    pub scopes: Vec<String>,
+    pub annotations: AnnotationSpec,
+    pub method: Method,
+    /// Path template relative to the API base. `{name}` is one percent-encoded segment;
+    /// `{+name}` may span segments (each encoded, `.`/`..`/empty segments refused).
+    pub path: String,
+    /// Query template: values are placeholders or literals; absent arguments drop the key.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// JSON body template (non-GET only).
+    #[serde(default)]
+    pub body: Option<Value>,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSpec>,
+    /// Groups of parameters of which at least one must be given.
+    #[serde(default)]
+    pub require_one_of: Vec<Vec<String>>,
+    /// Lookups run before the call, rewriting a parameter (e.g. a pipeline identifier to its id).
+    #[serde(default)]
+    pub resolve: Vec<ResolveSpec>,
+    /// Read the current object first and send back these fields under the body (PUT that replaces).
+    #[serde(default)]
+    pub keep_current: Option<Vec<String>>,
+    #[serde(default = "json_kind")]
+    pub response: ResponseKind,
+    /// For `response = "text"`: a dot path to an array of lines in a JSON body, joined with newlines.
+    #[serde(default)]
+    pub text_lines: Option<String>,
+    #[serde(default)]
+    pub output: Option<OutputSpec>,
+    /// A prefix template a pagination cursor's path must start with, when the provider's next-page
+    /// URL leaves the tool's own path (e.g. after a redirect). Default: the rendered path itself.
+    #[serde(default)]
+    pub cursor_prefix: Option<String>,
+    /// Messages for particular upstream statuses, added to the provider's own message.
+    #[serde(default)]
+    pub errors: BTreeMap<String, String>,
+    /// Example arguments: checked at load, shown in docs, and called against the sim by the tests.
+    #[serde(default)]
+    pub example: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnotationSpec {
+    pub read_only: bool,
+    #[serde(default)]
+    pub destructive: bool,
+    #[serde(default)]
+    pub idempotent: Option<bool>,
+    #[serde(default = "yes")]
+    pub open_world: bool,
+}
+
+impl AnnotationSpec {
+    /// Read-only tools are idempotent unless the catalog says otherwise.
+    pub fn idempotent(&self) -> bool {
+        self.idempotent.unwrap_or(self.read_only)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseKind {
+    /// A JSON body, projected by `output`.
+    Json,
+    /// Text (file, diff, log), capped with an `offset` to read on.
+    Text,
+    /// No body worth returning (204); the result says the call succeeded.
+    Empty,
+}
+
+/// A tool parameter; also used for array items and object properties.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default, rename = "enum")]
+    pub enum_values: Option<Vec<Value>>,
+    #[serde(default)]
+    pub default: Option<Value>,
+    /// Take the default from the provider's config (`workspace`).
+    #[serde(default)]
+    pub default_from: Option<DefaultFrom>,
+    #[serde(default)]
+    pub minimum: Option<i64>,
+    #[serde(default)]
+    pub maximum: Option<i64>,
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    #[serde(default)]
+    pub items: Option<Box<ParamSpec>>,
+    #[serde(default)]
+    pub properties: Option<BTreeMap<String, ParamSpec>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Array,
+    Object,
+}
+
+impl ParamType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Integer => "integer",
+            ParamType::Number => "number",
+            ParamType::Boolean => "boolean",
+            ParamType::Array => "array",
+            ParamType::Object => "object",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultFrom {
+    Workspace,
+}
+
+/// A lookup that rewrites one parameter before the call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveSpec {
+    pub param: String,
+    pub when: ResolveWhen,
+    pub path: String,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Dot path to the replacement value in the lookup's response.
+    pub take: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveWhen {
+    /// The value is not all digits (a name rather than a numeric id).
+    NotNumeric,
+    /// The value contains a `/` (a branch name where a commit is needed).
+    ContainsSlash,
+}
+
+/// How to shape a JSON response for an agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Dot path to the array of items; absent for a single object.
+    #[serde(default)]
+    pub list: Option<String>,
+    /// Field specs (see [`crate::shape`]): `name`, `out=path`, `path[]{sub}`, `path|200`.
+    pub fields: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn space() -> String {
+    " ".into()
+}
+
+fn json_kind() -> ResponseKind {
+    ResponseKind::Json
+}

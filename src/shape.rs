@@ -1,0 +1,278 @@
+//! Output shaping: project a provider's JSON down to the fields an agent needs, and page with
+//! opaque cursors.
+//!
+//! A field spec, as written in a catalog's `output.fields`:
+//! - `title`: keep `title` under the same name;
+//! - `author=author.display_name`: take a dot path, store it under a new name;
+//! - `reviewers=reviewers[].display_name`: `[]` maps the rest of the path over an array;
+//! - `branch{name,default}` or `commits[]{hash,message|80}`: project the value (or each item) again;
+//! - `description|300`: cut a string to 300 characters, marking the cut with `…`.
+//!
+//! Absent and `null` values are left out: every byte returned costs the user tokens.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+
+/// One output field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub out: String,
+    pub path: Vec<Segment>,
+    pub sub: Option<Vec<Field>>,
+    pub max_chars: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub key: String,
+    /// `key[]`: the value is an array; the rest applies to each item.
+    pub each: bool,
+}
+
+/// Parses a list of field specs.
+pub fn parse_fields(specs: &[String]) -> Result<Vec<Field>, String> {
+    specs
+        .iter()
+        .map(|s| {
+            let mut p = Parser { s: s.as_bytes(), i: 0 };
+            let field = p.field()?;
+            if p.i != p.s.len() {
+                return Err(format!("unexpected `{}` in field `{s}`", &s[p.i..]));
+            }
+            Ok(field)
+        })
+        .collect()
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn ident(&mut self) -> Result<String, String> {
+        let start = self.i;
+        while self
+            .peek()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            self.i += 1;
+        }
+        if start == self.i {
+            return Err(format!(
+                "expected a field name at `{}`",
+                String::from_utf8_lossy(&self.s[start..])
+            ));
+        }
+        Ok(String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+    }
+
+    fn path(&mut self) -> Result<Vec<Segment>, String> {
+        let mut path = Vec::new();
+        loop {
+            let key = self.ident()?;
+            let each = self.s[self.i..].starts_with(b"[]");
+            if each {
+                self.i += 2;
+            }
+            path.push(Segment { key, each });
+            if self.peek() == Some(b'.') {
+                self.i += 1;
+            } else {
+                return Ok(path);
+            }
+        }
+    }
+
+    fn field(&mut self) -> Result<Field, String> {
+        let save = self.i;
+        let first = self.ident()?;
+        let (out, path) = if self.peek() == Some(b'=') {
+            self.i += 1;
+            (first, self.path()?)
+        } else {
+            self.i = save;
+            let path = self.path()?;
+            (path.last().map(|s| s.key.clone()).unwrap_or_default(), path)
+        };
+        let sub = if self.peek() == Some(b'{') {
+            self.i += 1;
+            let mut fields = vec![self.field()?];
+            while self.peek() == Some(b',') {
+                self.i += 1;
+                fields.push(self.field()?);
+            }
+            if self.peek() != Some(b'}') {
+                return Err("expected `}`".into());
+            }
+            self.i += 1;
+            Some(fields)
+        } else {
+            None
+        };
+        let max_chars = if self.peek() == Some(b'|') {
+            self.i += 1;
+            let start = self.i;
+            while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                self.i += 1;
+            }
+            let n = std::str::from_utf8(&self.s[start..self.i])
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .ok_or("expected a number after `|`")?;
+            Some(n)
+        } else {
+            None
+        };
+        Ok(Field {
+            out,
+            path,
+            sub,
+            max_chars,
+        })
+    }
+}
+
+/// Projects one object through the fields.
+pub fn project(value: &Value, fields: &[Field]) -> Value {
+    let mut out = Map::with_capacity(fields.len());
+    for field in fields {
+        if let Some(v) = extract(value, &field.path, field) {
+            out.insert(field.out.clone(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+fn extract(value: &Value, path: &[Segment], field: &Field) -> Option<Value> {
+    let Some((seg, rest)) = path.split_first() else {
+        return finish(value, field);
+    };
+    let next = value.get(&seg.key)?;
+    if seg.each {
+        let items = next.as_array()?;
+        return Some(Value::Array(
+            items
+                .iter()
+                .filter_map(|item| extract(item, rest, field))
+                .collect(),
+        ));
+    }
+    extract(next, rest, field)
+}
+
+fn finish(value: &Value, field: &Field) -> Option<Value> {
+    if value.is_null() {
+        return None;
+    }
+    if let Some(sub) = &field.sub {
+        return Some(match value {
+            Value::Array(items) => Value::Array(items.iter().map(|i| project(i, sub)).collect()),
+            other => project(other, sub),
+        });
+    }
+    if let (Some(max), Value::String(s)) = (field.max_chars, value) {
+        return Some(Value::String(truncate_chars(s, max)));
+    }
+    Some(value.clone())
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+/// Follows a dot path (no `[]`) through a JSON value.
+pub fn pointer<'a>(value: &'a Value, dot_path: &str) -> Option<&'a Value> {
+    dot_path
+        .split('.')
+        .filter(|k| !k.is_empty())
+        .try_fold(value, |v, key| match v {
+            Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => v.get(key),
+        })
+}
+
+/// An opaque cursor: the tool it belongs to and the relative URL of the next page.
+pub fn encode_cursor(tool: &str, relative_url: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{tool}\n{relative_url}"))
+}
+
+/// Decodes a cursor made by [`encode_cursor`] for `tool`. The caller still checks where the URL leads.
+pub fn decode_cursor(tool: &str, cursor: &str) -> Result<String, &'static str> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| "is not a cursor devgate issued")?;
+    let text = String::from_utf8(bytes).map_err(|_| "is not a cursor devgate issued")?;
+    let (owner, url) = text
+        .split_once('\n')
+        .ok_or("is not a cursor devgate issued")?;
+    if owner != tool {
+        return Err("belongs to another tool");
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(specs: &[&str]) -> Vec<Field> {
+        parse_fields(&specs.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn projects_renames_maps_and_cuts() {
+        let pr = json!({
+            "id": 7, "title": "Fix", "description": "abcdefghij",
+            "author": {"display_name": "Ann", "links": {"avatar": {"href": "x"}}},
+            "reviewers": [{"display_name": "Bo", "uuid": "{1}"}, {"display_name": "Cy", "uuid": "{2}"}],
+            "source": {"branch": {"name": "feat"}}, "closed_by": null,
+        });
+        let out = project(
+            &pr,
+            &fields(&[
+                "id",
+                "title",
+                "description|4",
+                "author=author.display_name",
+                "reviewers=reviewers[]{name=display_name,uuid}",
+                "source=source.branch.name",
+                "closed_by",
+                "missing.deep",
+            ]),
+        );
+        assert_eq!(
+            out,
+            json!({"id": 7, "title": "Fix", "description": "abcd…", "author": "Ann",
+                   "reviewers": [{"name": "Bo", "uuid": "{1}"}, {"name": "Cy", "uuid": "{2}"}],
+                   "source": "feat"})
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_reported() {
+        for bad in ["", "a=", "a{b", "a|x", "a..b", "a b"] {
+            assert!(parse_fields(&[bad.to_string()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_bind_to_their_tool() {
+        let c = encode_cursor("bitbucket_list_commits", "/repositories/a/b/commits?page=xyz");
+        assert_eq!(
+            decode_cursor("bitbucket_list_commits", &c).unwrap(),
+            "/repositories/a/b/commits?page=xyz"
+        );
+        assert!(decode_cursor("bitbucket_list_branches", &c).is_err());
+        assert!(decode_cursor("bitbucket_list_commits", "!!!").is_err());
+    }
+}

@@ -1,0 +1,422 @@
+//! Simulated Buddy.Works and Bitbucket Cloud APIs, on loopback.
+//!
+//! The sim serves every endpoint the catalogs call with seeded data of the real shapes (Bitbucket's
+//! `links` bloat, `{uuid}` braces and `next` URLs; Buddy's page-based lists and status values), checks
+//! the bearer token, records every request so tests can assert what reached the provider, and has
+//! fault knobs (a status N times, a delay, 429 with `Retry-After`). It lives in the crate, not only in
+//! the tests, because `devgate sandbox` serves it to new users.
+//!
+//! Each provider listens on its own port, so the two have different origins as in real life.
+//! Knobs are reachable in-process ([`SimState`]) and over HTTP under `/_sim/` on either port.
+
+pub mod bitbucket;
+pub mod buddy;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Static tokens the sim accepts unless told otherwise.
+pub const BUDDY_TOKEN: &str = "sim-buddy-token";
+pub const BITBUCKET_TOKEN: &str = "sim-bitbucket-token";
+/// Atlassian email + API token pair the Bitbucket sim accepts as Basic auth.
+pub const BITBUCKET_EMAIL: &str = "dev@example.com";
+pub const BITBUCKET_API_TOKEN: &str = "sim-atlassian-api-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Which {
+    Buddy,
+    Bitbucket,
+}
+
+/// One request as the sim received it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recorded {
+    pub provider: Which,
+    pub method: String,
+    /// The path exactly as sent, still percent-encoded.
+    pub path: String,
+    pub query: Option<String>,
+    pub body: Option<Value>,
+    /// `Bearer`, `Basic` or `None`: the scheme only, never the credential.
+    pub auth: String,
+}
+
+/// A fault the sim injects into matching requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fault {
+    pub provider: Which,
+    /// Matches when the raw request path contains this text.
+    #[serde(default)]
+    pub path_contains: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// How many matching requests it applies to.
+    pub times: u32,
+    /// Answer with this status instead of the real response.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Seconds for a `Retry-After` header.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Wait this long before answering.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Answer with this raw body (e.g. malformed JSON) instead of the real response.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+impl Fault {
+    pub fn status(provider: Which, path_contains: &str, status: u16, times: u32) -> Self {
+        Self {
+            provider,
+            path_contains: path_contains.into(),
+            method: None,
+            times,
+            status: Some(status),
+            retry_after: None,
+            delay_ms: None,
+            body: None,
+        }
+    }
+
+    pub fn delay(provider: Which, path_contains: &str, delay: Duration, times: u32) -> Self {
+        Self {
+            delay_ms: Some(delay.as_millis() as u64),
+            status: None,
+            ..Self::status(provider, path_contains, 200, times)
+        }
+    }
+}
+
+/// Shared state of both simulated providers.
+pub struct SimState {
+    requests: Mutex<Vec<Recorded>>,
+    faults: Mutex<Vec<Fault>>,
+    buddy_tokens: Mutex<Vec<String>>,
+    bitbucket_tokens: Mutex<Vec<String>>,
+    pub buddy: Mutex<buddy::Data>,
+    pub bitbucket: Mutex<bitbucket::Data>,
+    /// Base URLs as clients reach them (set once the listeners are bound).
+    pub buddy_base: Mutex<String>,
+    pub bitbucket_base: Mutex<String>,
+}
+
+/// Locks a mutex, recovering the data if a panicking test poisoned it.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SimState {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            requests: Mutex::default(),
+            faults: Mutex::default(),
+            buddy_tokens: Mutex::new(vec![BUDDY_TOKEN.into()]),
+            bitbucket_tokens: Mutex::new(vec![BITBUCKET_TOKEN.into()]),
+            buddy: Mutex::new(buddy::Data::seed()),
+            bitbucket: Mutex::new(bitbucket::Data::seed()),
+            buddy_base: Mutex::default(),
+            bitbucket_base: Mutex::default(),
+        })
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.requests).clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.requests).clear();
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        lock(&self.faults).push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
+    /// Replaces the accepted bearer tokens of a provider (e.g. to simulate a revoked token).
+    pub fn set_tokens(&self, provider: Which, tokens: Vec<String>) {
+        match provider {
+            Which::Buddy => *lock(&self.buddy_tokens) = tokens,
+            Which::Bitbucket => *lock(&self.bitbucket_tokens) = tokens,
+        }
+    }
+
+    fn take_fault(&self, provider: Which, method: &str, path: &str) -> Option<Fault> {
+        let mut faults = lock(&self.faults);
+        let index = faults.iter().position(|f| {
+            f.provider == provider
+                && f.times > 0
+                && path.contains(&f.path_contains)
+                && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+        })?;
+        faults[index].times -= 1;
+        let fault = faults[index].clone();
+        if faults[index].times == 0 {
+            faults.remove(index);
+        }
+        Some(fault)
+    }
+
+    fn authorized(&self, provider: Which, headers: &HeaderMap) -> (bool, String) {
+        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            return (false, "None".into());
+        };
+        let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+        let ok = match (provider, scheme) {
+            (Which::Buddy, "Bearer") => lock(&self.buddy_tokens).iter().any(|t| t == credential),
+            (Which::Bitbucket, "Bearer") => lock(&self.bitbucket_tokens).iter().any(|t| t == credential),
+            (Which::Bitbucket, "Basic") => {
+                use base64::Engine;
+                let expected = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{BITBUCKET_EMAIL}:{BITBUCKET_API_TOKEN}"));
+                credential == expected
+            }
+            _ => false,
+        };
+        (ok, scheme.to_string())
+    }
+}
+
+/// A running sim: both providers on loopback.
+pub struct Sim {
+    pub state: Arc<SimState>,
+    /// Buddy API base, e.g. `http://127.0.0.1:41234`.
+    pub buddy_url: String,
+    /// Bitbucket API base, e.g. `http://127.0.0.1:41235/2.0`.
+    pub bitbucket_url: String,
+    shutdown: CancellationToken,
+}
+
+impl Sim {
+    /// Starts both providers on ephemeral loopback ports.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().expect("literal"), "127.0.0.1:0".parse().expect("literal")).await
+    }
+
+    pub async fn start_on(buddy_addr: SocketAddr, bitbucket_addr: SocketAddr) -> std::io::Result<Self> {
+        let state = SimState::new();
+        let shutdown = CancellationToken::new();
+        let buddy_listener = TcpListener::bind(buddy_addr).await?;
+        let bitbucket_listener = TcpListener::bind(bitbucket_addr).await?;
+        let buddy_url = format!("http://{}", buddy_listener.local_addr()?);
+        let bitbucket_url = format!("http://{}/2.0", bitbucket_listener.local_addr()?);
+        *lock(&state.buddy_base) = buddy_url.clone();
+        *lock(&state.bitbucket_base) = bitbucket_url.clone();
+
+        let buddy_app = with_common(buddy::router(), Which::Buddy, state.clone());
+        let bitbucket_app = with_common(
+            Router::new().nest("/2.0", bitbucket::router()),
+            Which::Bitbucket,
+            state.clone(),
+        );
+        for (listener, app) in [(buddy_listener, buddy_app), (bitbucket_listener, bitbucket_app)] {
+            let token = shutdown.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await;
+            });
+        }
+        Ok(Self {
+            state,
+            buddy_url,
+            bitbucket_url,
+            shutdown,
+        })
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Adds the recording/auth/fault layer and the `/_sim/` control routes to a provider's router.
+fn with_common(api: Router<Arc<SimState>>, which: Which, state: Arc<SimState>) -> Router {
+    let control = Router::new()
+        .route("/_sim/requests", get(list_requests).delete(clear_requests))
+        .route("/_sim/faults", axum::routing::post(add_fault).delete(clear_faults));
+    let api = api.layer(middleware::from_fn_with_state((which, state.clone()), gatekeeper));
+    control.merge(api).with_state(state)
+}
+
+async fn list_requests(State(state): State<Arc<SimState>>) -> axum::Json<Vec<Recorded>> {
+    axum::Json(state.requests())
+}
+
+async fn clear_requests(State(state): State<Arc<SimState>>) -> StatusCode {
+    state.clear_requests();
+    StatusCode::NO_CONTENT
+}
+
+async fn add_fault(State(state): State<Arc<SimState>>, axum::Json(fault): axum::Json<Fault>) -> StatusCode {
+    state.add_fault(fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(state): State<Arc<SimState>>) -> StatusCode {
+    state.clear_faults();
+    StatusCode::NO_CONTENT
+}
+
+/// Records the request, checks the token and applies any matching fault.
+async fn gatekeeper(
+    State((which, state)): State<(Which, Arc<SimState>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
+    let (authorized, scheme) = state.authorized(which, &parts.headers);
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_string();
+    lock(&state.requests).push(Recorded {
+        provider: which,
+        method: method.clone(),
+        path: path.clone(),
+        query: parts.uri.query().map(str::to_string),
+        body: serde_json::from_slice(&bytes).ok(),
+        auth: scheme,
+    });
+    if let Some(fault) = state.take_fault(which, &method, &path) {
+        if let Some(ms) = fault.delay_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if let Some(status) = fault.status {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = match fault.body {
+                Some(raw) => (status, raw).into_response(),
+                None => error(which, status, "Simulated fault"),
+            };
+            if let Some(secs) = fault.retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return response;
+        }
+        if let Some(raw) = fault.body {
+            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], raw).into_response();
+        }
+    }
+    if !authorized {
+        let message = match which {
+            Which::Buddy => "Invalid access token",
+            Which::Bitbucket => "Access token expired. Use your refresh token to obtain a new access token.",
+        };
+        return error(which, StatusCode::UNAUTHORIZED, message);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// An error in the provider's own format.
+pub fn error(which: Which, status: StatusCode, message: &str) -> Response {
+    let body = match which {
+        Which::Buddy => json!({"errors": [{"message": message}]}),
+        Which::Bitbucket => json!({"type": "error", "error": {"message": message}}),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// A plain-text response (file contents, diffs, logs).
+pub fn text(body: impl Into<Bytes>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Query parameters as a list of pairs (Bitbucket repeats keys such as `state`).
+pub type Query = Vec<(String, String)>;
+
+/// The first value of a query parameter.
+pub fn param<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// One page of a Bitbucket collection: `{size, page, pagelen, next?, values}`. `pagelen` defaults to 10;
+/// above `max_pagelen` Bitbucket answers 400 "Invalid pagelen", and so does the sim.
+#[allow(clippy::result_large_err)]
+pub fn bitbucket_page(
+    state: &SimState,
+    uri: &axum::http::Uri,
+    query: &Query,
+    values: Vec<Value>,
+    max_pagelen: usize,
+) -> Result<Value, Response> {
+    let bad = |m: &str| error(Which::Bitbucket, StatusCode::BAD_REQUEST, m);
+    let pagelen: usize = match param(query, "pagelen") {
+        Some(p) => p.parse().map_err(|_| bad("Invalid pagelen"))?,
+        None => 10,
+    };
+    if pagelen == 0 || pagelen > max_pagelen {
+        return Err(bad("Invalid pagelen"));
+    }
+    let page: usize = match param(query, "page") {
+        Some(p) => p.parse().map_err(|_| bad("Invalid page"))?,
+        None => 1,
+    };
+    if page == 0 {
+        return Err(bad("Invalid page"));
+    }
+    let size = values.len();
+    let start = (page - 1).saturating_mul(pagelen).min(size);
+    let end = (start + pagelen).min(size);
+    let mut body = json!({
+        "size": size,
+        "page": page,
+        "pagelen": pagelen,
+        "values": values[start..end].to_vec(),
+    });
+    if end < size {
+        let origin = lock(&state.bitbucket_base).trim_end_matches("/2.0").to_string();
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query.iter().filter(|(k, _)| k != "page") {
+            next.append_pair(k, v);
+        }
+        next.append_pair("page", &(page + 1).to_string());
+        body["next"] = json!(format!("{origin}{}?{}", uri.path(), next.finish()));
+    }
+    Ok(body)
+}
+
+/// One page of a Buddy list: `page` (1-based) and `per_page` (default 20).
+pub fn buddy_page(query: &Query, items: &[Value]) -> (Vec<Value>, usize, usize) {
+    let per_page = param(query, "per_page")
+        .and_then(|p| p.parse().ok())
+        .filter(|p: &usize| *p > 0)
+        .unwrap_or(20);
+    let page = param(query, "page")
+        .and_then(|p| p.parse().ok())
+        .filter(|p: &usize| *p > 0)
+        .unwrap_or(1);
+    let start = (page - 1).saturating_mul(per_page).min(items.len());
+    let end = (start + per_page).min(items.len());
+    (items[start..end].to_vec(), page, per_page)
+}
