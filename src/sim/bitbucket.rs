@@ -45,3 +45,12 @@ pub fn router() -> Router<Arc<SimState>> {
 async fn get_user(State(state): State<Arc<SimState>>) -> axum::Json<Value> {
     axum::Json(lock(&state.bitbucket).user.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn every_catalog_example_reaches_a_sim_route() {
+        let failures = super::super::example_failures("bitbucket").await;
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

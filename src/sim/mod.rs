@@ -420,3 +420,75 @@ pub fn buddy_page(query: &Query, items: &[Value]) -> (Vec<Value>, usize, usize) 
     let end = (start + per_page).min(items.len());
     (items[start..end].to_vec(), page, per_page)
 }
+
+/// Test support: sends every catalog tool's example request of one provider straight to the sim
+/// (no gateway in between) and returns the failures. It checks the catalog/sim contract: each tool's
+/// path, query and body reach a route that answers 2xx.
+#[cfg(test)]
+pub(crate) async fn example_failures(provider_id: &str) -> Vec<String> {
+    use crate::catalog::{Catalog, ResolveWhen, schema, template};
+
+    let sim = Sim::start().await.expect("sim starts");
+    let catalog = Catalog::builtin().expect("catalog loads");
+    let provider = catalog.provider(provider_id).expect("provider exists");
+    let (base, token) = match provider_id {
+        "buddy" => (sim.buddy_url.clone(), BUDDY_TOKEN),
+        _ => (sim.bitbucket_url.clone(), BITBUCKET_TOKEN),
+    };
+    let client = reqwest::Client::new();
+    let mut failures = Vec::new();
+    for tool in &provider.tools {
+        let mut args = match schema::validate(tool, tool.spec.example.as_ref(), &schema::Defaults::default()) {
+            Ok(a) => a,
+            Err(e) => {
+                failures.push(format!("{}: example: {e}", tool.name));
+                continue;
+            }
+        };
+        for r in &tool.resolve {
+            let value = template::scalar(args.get(&r.param)).unwrap_or_default();
+            let needed = match r.when {
+                ResolveWhen::NotNumeric => !value.bytes().all(|b| b.is_ascii_digit()),
+                ResolveWhen::ContainsSlash => value.contains('/'),
+            };
+            if needed {
+                let path = r.path.render(&args).expect("resolve path");
+                let resp = client
+                    .get(format!("{base}{path}"))
+                    .query(&template::render_query(&r.query, &args))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("sim answers");
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                match crate::shape::pointer(&body, &r.take) {
+                    Some(v) => {
+                        args.insert(r.param.clone(), v.clone());
+                    }
+                    None => failures.push(format!("{}: resolve of {} found nothing", tool.name, r.param)),
+                }
+            }
+        }
+        let path = match tool.path.render(&args) {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(format!("{}: path: {e:?}", tool.name));
+                continue;
+            }
+        };
+        let mut request = client
+            .request(tool.spec.method.as_reqwest(), format!("{base}{path}"))
+            .query(&template::render_query(&tool.query, &args))
+            .bearer_auth(token);
+        if let Some(body) = tool.spec.body.as_ref().and_then(|b| template::render_body(b, &args)) {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("sim answers");
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            failures.push(format!("{}: {} {path} -> {status}: {text}", tool.name, tool.spec.method.as_reqwest()));
+        }
+    }
+    failures
+}
