@@ -1,4 +1,22 @@
-//! devgate: an MCP gateway for Buddy.Works and Bitbucket Cloud.
+//! devgate: an MCP gateway that gives AI agents Buddy.Works and Bitbucket Cloud tools.
+//!
+//! Follow one tool call through the modules in this order:
+//! - [`transport`]: stdio or streamable HTTP carries the JSON-RPC request in;
+//! - [`mcp`]: the rmcp `ServerHandler` answers `tools/list` and hands `tools/call` to the gateway;
+//! - [`gateway`]: looks the tool up, validates arguments, builds the upstream request;
+//! - [`catalog`]: where tools come from (`tools/*.toml`): schemas, templates, scopes;
+//! - [`provider`]: sends the request (timeouts, retries, error mapping);
+//! - [`shape`]: projects the reply to a small result with a cursor.
+//!
+//! Around them: [`config`] (devgate.toml), [`sim`] (simulated providers for tests and the sandbox) and
+//! [`sandbox`] (the sim plus a gateway, for a first look without accounts).
+
 pub mod catalog;
+pub mod config;
+pub mod gateway;
+pub mod mcp;
+pub mod provider;
+pub mod sandbox;
 pub mod shape;
 pub mod sim;
+pub mod transport;

@@ -8,7 +8,7 @@
 //! - `branch{name,default}` or `commits[]{hash,message|80}`: project the value (or each item) again;
 //! - `description|300`: cut a string to 300 characters, marking the cut with `…`.
 //!
-//! Absent and `null` values are left out: every byte returned costs the user tokens.
+//! Absent, `null` and empty-string values are left out: every byte returned costs the user tokens.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -35,7 +35,10 @@ pub fn parse_fields(specs: &[String]) -> Result<Vec<Field>, String> {
     specs
         .iter()
         .map(|s| {
-            let mut p = Parser { s: s.as_bytes(), i: 0 };
+            let mut p = Parser {
+                s: s.as_bytes(),
+                i: 0,
+            };
             let field = p.field()?;
             if p.i != p.s.len() {
                 return Err(format!("unexpected `{}` in field `{s}`", &s[p.i..]));
@@ -167,7 +170,7 @@ fn extract(value: &Value, path: &[Segment], field: &Field) -> Option<Value> {
 }
 
 fn finish(value: &Value, field: &Field) -> Option<Value> {
-    if value.is_null() {
+    if value.is_null() || value.as_str() == Some("") {
         return None;
     }
     if let Some(sub) = &field.sub {
@@ -267,7 +270,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_bind_to_their_tool() {
-        let c = encode_cursor("bitbucket_list_commits", "/repositories/a/b/commits?page=xyz");
+        let c = encode_cursor(
+            "bitbucket_list_commits",
+            "/repositories/a/b/commits?page=xyz",
+        );
         assert_eq!(
             decode_cursor("bitbucket_list_commits", &c).unwrap(),
             "/repositories/a/b/commits?page=xyz"

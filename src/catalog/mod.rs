@@ -4,6 +4,7 @@
 //! sent, duplicate names and malformed output specs are all load errors naming the file and the tool.
 //! Every problem is collected, so `devgate check` can list them all at once.
 
+pub mod docs;
 pub mod model;
 pub mod schema;
 pub mod template;
@@ -13,14 +14,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use model::*;
-use template::{Piece, Placeholder, PathTemplate};
+use template::{PathTemplate, Piece, Placeholder};
 
 use crate::shape::{self, Field};
 
 /// The catalogs shipped inside the binary.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("tools/buddy.toml", include_str!("../../tools/buddy.toml")),
-    ("tools/bitbucket.toml", include_str!("../../tools/bitbucket.toml")),
+    (
+        "tools/bitbucket.toml",
+        include_str!("../../tools/bitbucket.toml"),
+    ),
 ];
 
 /// Parameters the engine adds to tools on its own; a catalog may not declare them.
@@ -148,7 +152,10 @@ impl Catalog {
 
 impl Provider {
     /// The scopes granted by `granted`, with everything they imply.
-    pub fn expand_scopes<'a>(&self, granted: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    pub fn expand_scopes<'a>(
+        &self,
+        granted: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         let mut stack: Vec<String> = granted.into_iter().map(str::to_string).collect();
         while let Some(scope) = stack.pop() {
@@ -184,26 +191,45 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
     };
 
     let pid = &parsed.provider.id;
-    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-        push(None, format!("provider id `{pid}` must be lowercase letters and digits"));
+    if pid.is_empty()
+        || !pid
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        push(
+            None,
+            format!("provider id `{pid}` must be lowercase letters and digits"),
+        );
     }
     let mut implies = HashMap::new();
     for scope in &parsed.scopes {
-        if implies.insert(scope.name.clone(), scope.implies.clone()).is_some() {
+        if implies
+            .insert(scope.name.clone(), scope.implies.clone())
+            .is_some()
+        {
             push(None, format!("scope `{}` is declared twice", scope.name));
         }
     }
     for scope in &parsed.scopes {
         for implied in &scope.implies {
             if !implies.contains_key(implied) {
-                push(None, format!("scope `{}` implies unknown scope `{implied}`", scope.name));
+                push(
+                    None,
+                    format!("scope `{}` implies unknown scope `{implied}`", scope.name),
+                );
             }
         }
     }
 
     let mut tools = Vec::new();
     let mut seen = BTreeSet::new();
-    for spec in parsed.tools {
+    for mut spec in parsed.tools {
+        let shared = parsed
+            .resolve
+            .iter()
+            .filter(|r| spec.params.contains_key(&r.param))
+            .cloned();
+        spec.resolve = shared.chain(std::mem::take(&mut spec.resolve)).collect();
         let name = spec.name.clone();
         if !seen.insert(name.clone()) {
             push(Some(&name), "declared twice".into());
@@ -284,15 +310,22 @@ fn compile_tool(
         problems.push("a GET has no body".into());
     }
 
-    let path = PathTemplate::parse(&spec.path).map_err(|e| problems.push(e)).ok();
-    let query = compile_query(&spec.query).map_err(|e| problems.push(e)).ok();
+    let path = PathTemplate::parse(&spec.path)
+        .map_err(|e| problems.push(e))
+        .ok();
+    let query = compile_query(&spec.query)
+        .map_err(|e| problems.push(e))
+        .ok();
     let mut used: Vec<Placeholder> = Vec::new();
     if let Some(p) = &path {
         used.extend(p.placeholders().cloned());
     }
     if let Some(q) = &query {
         let placeholders = query_placeholders(q);
-        if placeholders.iter().any(|p| matches!(p, Placeholder::Multi(_) | Placeholder::Item(_))) {
+        if placeholders
+            .iter()
+            .any(|p| matches!(p, Placeholder::Multi(_) | Placeholder::Item(_)))
+        {
             problems.push("`{+…}` and `{…[]}` are not allowed in a query".into());
         }
         used.extend(placeholders);
@@ -305,7 +338,9 @@ fn compile_tool(
 
     let mut resolve = Vec::new();
     for r in &spec.resolve {
-        let rpath = PathTemplate::parse(&r.path).map_err(|e| problems.push(e)).ok();
+        let rpath = PathTemplate::parse(&r.path)
+            .map_err(|e| problems.push(e))
+            .ok();
         let rquery = compile_query(&r.query).map_err(|e| problems.push(e)).ok();
         if let (Some(rpath), Some(rquery)) = (rpath, rquery) {
             used.extend(rpath.placeholders().cloned());
@@ -319,7 +354,10 @@ fn compile_tool(
             });
         }
         if !spec.params.contains_key(&r.param) {
-            problems.push(format!("resolve rewrites undeclared parameter `{}`", r.param));
+            problems.push(format!(
+                "resolve rewrites undeclared parameter `{}`",
+                r.param
+            ));
         }
     }
     let cursor_prefix = spec
@@ -338,7 +376,9 @@ fn compile_tool(
     for group in &spec.require_one_of {
         for name in group {
             if !declared.contains(name) {
-                problems.push(format!("require_one_of names undeclared parameter `{name}`"));
+                problems.push(format!(
+                    "require_one_of names undeclared parameter `{name}`"
+                ));
             }
         }
     }
@@ -404,8 +444,12 @@ fn compile_tool(
         paginated,
         spec,
     };
-    schema::validate(&tool, tool.spec.example.as_ref(), &schema::Defaults::default())
-        .map_err(|e| vec![format!("example: {e}")])?;
+    schema::validate(
+        &tool,
+        tool.spec.example.as_ref(),
+        &schema::Defaults::default(),
+    )
+    .map_err(|e| vec![format!("example: {e}")])?;
     Ok(tool)
 }
 
@@ -439,7 +483,11 @@ implies = ["read"]
     }
 
     fn messages(tools: &str) -> Vec<String> {
-        load(tools).unwrap_err().iter().map(|e| e.to_string()).collect()
+        load(tools)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     const GOOD: &str = r#"
@@ -470,25 +518,48 @@ example = { id = "t1" }
     fn unknown_keys_scopes_placeholders_and_duplicates_are_named() {
         let typo = GOOD.replace("toolset =", "tooset = \"x\"\ntoolset =");
         let m = messages(&typo);
-        assert!(m[0].starts_with("tools/demo.toml") && m[0].contains("tooset"), "{m:?}");
+        assert!(
+            m[0].starts_with("tools/demo.toml") && m[0].contains("tooset"),
+            "{m:?}"
+        );
 
         let m = messages(&GOOD.replace("[\"read\"]", "[\"admin\"]"));
-        assert_eq!(m, ["tools/demo.toml: tool `get_thing`: unknown scope `admin`"]);
+        assert_eq!(
+            m,
+            ["tools/demo.toml: tool `get_thing`: unknown scope `admin`"]
+        );
 
         let m = messages(&GOOD.replace("/things/{id}", "/things/{id}/{other}"));
-        assert!(m.iter().any(|e| e.contains("`get_thing`") && e.contains("`{other}` has no parameter")), "{m:?}");
+        assert!(
+            m.iter()
+                .any(|e| e.contains("`get_thing`") && e.contains("`{other}` has no parameter")),
+            "{m:?}"
+        );
 
         let m = messages(&format!("{GOOD}{GOOD}"));
-        assert!(m.iter().any(|e| e.contains("`get_thing`: declared twice")), "{m:?}");
+        assert!(
+            m.iter().any(|e| e.contains("`get_thing`: declared twice")),
+            "{m:?}"
+        );
 
         let m = messages(&GOOD.replace("/things/{id}", "/things"));
-        assert!(m.iter().any(|e| e.contains("`id` is declared but never sent")), "{m:?}");
+        assert!(
+            m.iter()
+                .any(|e| e.contains("`id` is declared but never sent")),
+            "{m:?}"
+        );
     }
 
     #[test]
     fn the_shipped_catalogs_load() {
         let catalog = Catalog::builtin().unwrap_or_else(|e| {
-            panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+            panic!(
+                "{}",
+                e.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
         });
         assert_eq!(catalog.providers.len(), 2);
     }

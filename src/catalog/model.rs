@@ -17,6 +17,10 @@ pub struct CatalogFile {
     pub provider: ProviderSpec,
     #[serde(default)]
     pub scopes: Vec<ScopeSpec>,
+    /// Lookups applied to every tool that has the parameter they rewrite (e.g. every tool taking a
+    /// `pipeline` accepts its identifier). A tool's own `resolve` entries come after these.
+    #[serde(default)]
+    pub resolve: Vec<ResolveSpec>,
     #[serde(default)]
     pub tools: Vec<ToolSpec>,
 }

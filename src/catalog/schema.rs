@@ -53,14 +53,20 @@ pub(crate) fn check_param(name: &str, param: &ParamSpec, problems: &mut Vec<Stri
     if let Some(values) = &param.enum_values {
         for v in values {
             if check_value(name, param, v).is_err() {
-                problems.push(format!("parameter `{name}`: enum value {v} is not a {}", param.ty.as_str()));
+                problems.push(format!(
+                    "parameter `{name}`: enum value {v} is not a {}",
+                    param.ty.as_str()
+                ));
             }
         }
     }
     if let Some(default) = &param.default
         && let Err(e) = check_value(name, param, default)
     {
-        problems.push(format!("parameter `{name}`: default {default}: {}", e.message));
+        problems.push(format!(
+            "parameter `{name}`: default {default}: {}",
+            e.message
+        ));
     }
     match param.ty {
         ParamType::Array if param.items.is_none() => {
@@ -77,13 +83,19 @@ pub(crate) fn check_param(name: &str, param: &ParamSpec, problems: &mut Vec<Stri
                 .for_each(|(k, p)| check_param(&format!("{name}.{k}"), p, problems)),
             None => problems.push(format!("parameter `{name}`: an object needs `properties`")),
         },
-        _ if param.items.is_some() || param.properties.is_some() => {
-            problems.push(format!("parameter `{name}`: only arrays have `items` and objects `properties`"))
-        }
+        _ if param.items.is_some() || param.properties.is_some() => problems.push(format!(
+            "parameter `{name}`: only arrays have `items` and objects `properties`"
+        )),
         _ => {}
     }
-    if param.description.as_deref().is_none_or(|d| d.trim().is_empty()) && !name.contains(['[', '.']) {
-        problems.push(format!("parameter `{name}` has no description"));
+    if param
+        .description
+        .as_deref()
+        .is_some_and(|d| d.trim().is_empty())
+    {
+        problems.push(format!(
+            "parameter `{name}` has an empty description (leave it out instead)"
+        ));
     }
 }
 
@@ -116,9 +128,18 @@ fn param_schema(param: &ParamSpec, default: Option<&str>) -> Value {
     if let Some(props) = &param.properties {
         s.insert(
             "properties".into(),
-            Value::Object(props.iter().map(|(k, p)| (k.clone(), param_schema(p, None))).collect()),
+            Value::Object(
+                props
+                    .iter()
+                    .map(|(k, p)| (k.clone(), param_schema(p, None)))
+                    .collect(),
+            ),
         );
-        let required: Vec<&String> = props.iter().filter(|(_, p)| p.required).map(|(k, _)| k).collect();
+        let required: Vec<&String> = props
+            .iter()
+            .filter(|(_, p)| p.required)
+            .map(|(k, _)| k)
+            .collect();
         if !required.is_empty() {
             s.insert("required".into(), json!(required));
         }
@@ -138,16 +159,10 @@ pub fn input_schema(tool: &Tool, defaults: &Defaults) -> Map<String, Value> {
         }
     }
     if tool.paginated {
-        props.insert(
-            CURSOR_PARAM.into(),
-            json!({"type": "string", "description": "next_cursor from the previous page"}),
-        );
+        props.insert(CURSOR_PARAM.into(), json!({"type": "string"}));
     }
     if tool.is_text() {
-        props.insert(
-            OFFSET_PARAM.into(),
-            json!({"type": "integer", "minimum": 0, "description": "Byte offset to read from (next_offset of a cut result)"}),
-        );
+        props.insert(OFFSET_PARAM.into(), json!({"type": "integer"}));
     }
     let mut schema = Map::new();
     schema.insert("type".into(), json!("object"));
@@ -155,31 +170,23 @@ pub fn input_schema(tool: &Tool, defaults: &Defaults) -> Map<String, Value> {
     if !required.is_empty() {
         schema.insert("required".into(), json!(required));
     }
-    schema.insert("additionalProperties".into(), json!(false));
     schema
 }
 
-/// The tool's `outputSchema`: the shape of `structuredContent`.
+/// The tool's `outputSchema`: the shape of `structuredContent`. Kept to the envelope (`items`, `text`)
+/// because every byte of `tools/list` is paid for in every agent session; the fields themselves are
+/// named in the description, and `next_cursor`/`next_offset` in the server instructions.
 pub fn output_schema(tool: &Tool) -> Map<String, Value> {
-    let fields = |fields: &[crate::shape::Field]| -> Value {
-        Value::Object(fields.iter().map(|f| (f.out.clone(), json!({}))).collect())
-    };
-    let schema = match (tool.spec.response, &tool.output) {
-        (ResponseKind::Json, Some(out)) if tool.spec.output.as_ref().is_some_and(|o| o.list.is_some()) => json!({
+    let is_list = tool.spec.output.as_ref().is_some_and(|o| o.list.is_some());
+    let schema = match tool.spec.response {
+        ResponseKind::Json if is_list => {
+            json!({"type": "object", "properties": {"items": {"type": "array"}}})
+        }
+        ResponseKind::Json | ResponseKind::Empty => json!({"type": "object"}),
+        ResponseKind::Text => json!({
             "type": "object",
-            "properties": {
-                "items": {"type": "array", "items": {"type": "object", "properties": fields(out)}},
-                "next_cursor": {"type": "string"}
-            },
-            "required": ["items"]
+            "properties": {"text": {"type": "string"}, "next_offset": {"type": "integer"}}
         }),
-        (ResponseKind::Json, Some(out)) => json!({"type": "object", "properties": fields(out)}),
-        (ResponseKind::Text, _) => json!({
-            "type": "object",
-            "properties": {"text": {"type": "string"}, "next_offset": {"type": "integer"}},
-            "required": ["text"]
-        }),
-        _ => json!({"type": "object", "properties": {"ok": {"type": "boolean"}}}),
     };
     match schema {
         Value::Object(map) => map,
@@ -197,7 +204,8 @@ pub fn validate(
     let empty = Map::new();
     let args = args.unwrap_or(&empty);
     for key in args.keys() {
-        let engine = (key == CURSOR_PARAM && tool.paginated) || (key == OFFSET_PARAM && tool.is_text());
+        let engine =
+            (key == CURSOR_PARAM && tool.paginated) || (key == OFFSET_PARAM && tool.is_text());
         if !engine && !tool.spec.params.contains_key(key) {
             let mut known: Vec<&str> = tool.spec.params.keys().map(String::as_str).collect();
             if tool.paginated {
@@ -237,7 +245,10 @@ pub fn validate(
         && let Some(cursor) = args.get(CURSOR_PARAM).filter(|v| !v.is_null())
     {
         if !cursor.is_string() {
-            return Err(arg_error(CURSOR_PARAM, "must be a string (next_cursor of the previous page)"));
+            return Err(arg_error(
+                CURSOR_PARAM,
+                "must be a string (next_cursor of the previous page)",
+            ));
         }
         out.insert(CURSOR_PARAM.into(), cursor.clone());
     }
@@ -257,11 +268,17 @@ pub fn validate(
             items: None,
             properties: None,
         };
-        out.insert(OFFSET_PARAM.into(), check_value(OFFSET_PARAM, &spec, offset)?);
+        out.insert(
+            OFFSET_PARAM.into(),
+            check_value(OFFSET_PARAM, &spec, offset)?,
+        );
     }
     for group in &tool.spec.require_one_of {
         if !group.iter().any(|n| out.contains_key(n)) {
-            return Err(arg_error(group.join(" | "), format!("give one of {}", group.join(", "))));
+            return Err(arg_error(
+                group.join(" | "),
+                format!("give one of {}", group.join(", ")),
+            ));
         }
     }
     Ok(out)
@@ -282,25 +299,45 @@ fn check_value(field: &str, param: &ParamSpec, value: &Value) -> Result<Value, A
     let wrong = || {
         arg_error(
             field,
-            format!("must be {} {}, got {}", article(param.ty), param.ty.as_str(), type_name(value)),
+            format!(
+                "must be {} {}, got {}",
+                article(param.ty),
+                param.ty.as_str(),
+                type_name(value)
+            ),
         )
     };
     let value = match (param.ty, value) {
         (ParamType::String, Value::String(_)) => value.clone(),
+        // Numeric ids copied from a list (`"pipeline": 1`) are meant as their decimal text.
+        (ParamType::String, Value::Number(n)) if n.is_i64() || n.is_u64() => json!(n.to_string()),
         (ParamType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),
         (ParamType::Integer, Value::Number(n)) => match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => json!(f as i64),
             _ => return Err(wrong()),
         },
-        (ParamType::Integer, Value::String(s)) => s.trim().parse::<i64>().map(|i| json!(i)).map_err(|_| wrong())?,
+        (ParamType::Integer, Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(|i| json!(i))
+            .map_err(|_| wrong())?,
         (ParamType::Number, Value::Number(_)) => value.clone(),
-        (ParamType::Number, Value::String(s)) => s.trim().parse::<f64>().map(|f| json!(f)).map_err(|_| wrong())?,
+        (ParamType::Number, Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map(|f| json!(f))
+            .map_err(|_| wrong())?,
         (ParamType::Boolean, Value::Bool(_)) => value.clone(),
         (ParamType::Boolean, Value::String(s)) => match s.as_str() {
             "true" => json!(true),
             "false" => json!(false),
             _ => return Err(wrong()),
         },
+        // A single value where a list is expected (`"state": "OPEN"`) is a list of one.
+        (ParamType::Array, single) if !single.is_array() && !single.is_object() => {
+            let item_spec = param.items.as_deref().ok_or_else(wrong)?;
+            Value::Array(vec![check_value(field, item_spec, single)?])
+        }
         (ParamType::Array, Value::Array(items)) => {
             let item_spec = param.items.as_deref().ok_or_else(wrong)?;
             let checked = items
@@ -345,7 +382,11 @@ fn check_value(field: &str, param: &ParamSpec, value: &Value) -> Result<Value, A
     {
         let list: Vec<String> = allowed
             .iter()
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .collect();
         return Err(arg_error(
             field,
@@ -356,18 +397,27 @@ fn check_value(field: &str, param: &ParamSpec, value: &Value) -> Result<Value, A
         if let Some(min) = param.minimum
             && n < min as f64
         {
-            return Err(arg_error(field, format!("must be at least {min} (got {value})")));
+            return Err(arg_error(
+                field,
+                format!("must be at least {min} (got {value})"),
+            ));
         }
         if let Some(max) = param.maximum
             && n > max as f64
         {
-            return Err(arg_error(field, format!("must be at most {max} (got {value})")));
+            return Err(arg_error(
+                field,
+                format!("must be at most {max} (got {value})"),
+            ));
         }
     }
     if let (Some(max), Some(s)) = (param.max_length, value.as_str())
         && s.chars().count() > max
     {
-        return Err(arg_error(field, format!("must be at most {max} characters")));
+        return Err(arg_error(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(value)
 }

@@ -15,7 +15,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 /// Everything but RFC 3986 unreserved characters is encoded in a path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A parsed `{…}` expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +78,8 @@ pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
 }
 
 fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
-    let valid = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid =
+        |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let placeholder = if let Some(name) = inner.strip_prefix('+') {
         Placeholder::Multi(name.to_string())
     } else if let Some(name) = inner.strip_suffix("[]") {
@@ -142,11 +147,15 @@ impl PathTemplate {
             if multi && pieces.len() != 1 {
                 return Err(format!("`{{+…}}` must fill a whole segment in `{path}`"));
             }
-            if pieces
-                .iter()
-                .any(|p| matches!(p, Piece::Hole(Placeholder::Item(_) | Placeholder::Choice { .. })))
-            {
-                return Err(format!("only `{{name}}` and `{{+name}}` may appear in path `{path}`"));
+            if pieces.iter().any(|p| {
+                matches!(
+                    p,
+                    Piece::Hole(Placeholder::Item(_) | Placeholder::Choice { .. })
+                )
+            }) {
+                return Err(format!(
+                    "only `{{name}}` and `{{+name}}` may appear in path `{path}`"
+                ));
             }
             segments.push(pieces);
         }
@@ -236,7 +245,12 @@ pub fn render_query(
         if let [Piece::Hole(Placeholder::Value(name))] = pieces.as_slice()
             && let Some(Value::Array(items)) = args.get(name)
         {
-            pairs.extend(items.iter().filter_map(|i| scalar(Some(i))).map(|v| (key.clone(), v)));
+            pairs.extend(
+                items
+                    .iter()
+                    .filter_map(|i| scalar(Some(i)))
+                    .map(|v| (key.clone(), v)),
+            );
             continue;
         }
         if let Some(text) = render_string(pieces, args) {
@@ -356,7 +370,9 @@ mod tests {
     fn hostile_values_stay_inside_one_segment() {
         let t = PathTemplate::parse("/repositories/{workspace}/{repo}/pullrequests").unwrap();
         for hostile in ["../x", "a/b", "?q=1", "#f", "%2F", "{uuid}", "a b"] {
-            let path = t.render(&args(json!({"workspace": hostile, "repo": "r"}))).unwrap();
+            let path = t
+                .render(&args(json!({"workspace": hostile, "repo": "r"})))
+                .unwrap();
             let segs: Vec<&str> = path.split('/').collect();
             assert_eq!(segs.len(), 5, "{hostile} -> {path}");
             assert!(!segs[2].contains(['/', '?', '#', '{', '}']), "{path}");
@@ -372,7 +388,10 @@ mod tests {
             assert_eq!(err.param, "x");
         }
         let m = PathTemplate::parse("/src/{+path}").unwrap();
-        assert_eq!(m.render(&args(json!({"path": "a b/c.rs"}))).unwrap(), "/src/a%20b/c.rs");
+        assert_eq!(
+            m.render(&args(json!({"path": "a b/c.rs"}))).unwrap(),
+            "/src/a%20b/c.rs"
+        );
         assert!(m.render(&args(json!({"path": "a/../../x"}))).is_err());
         assert!(m.render(&args(json!({"path": "a//x"}))).is_err());
     }

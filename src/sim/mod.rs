@@ -166,7 +166,9 @@ impl SimState {
             f.provider == provider
                 && f.times > 0
                 && path.contains(&f.path_contains)
-                && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
         faults[index].times -= 1;
         let fault = faults[index].clone();
@@ -177,13 +179,18 @@ impl SimState {
     }
 
     fn authorized(&self, provider: Which, headers: &HeaderMap) -> (bool, String) {
-        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
             return (false, "None".into());
         };
         let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
         let ok = match (provider, scheme) {
             (Which::Buddy, "Bearer") => lock(&self.buddy_tokens).iter().any(|t| t == credential),
-            (Which::Bitbucket, "Bearer") => lock(&self.bitbucket_tokens).iter().any(|t| t == credential),
+            (Which::Bitbucket, "Bearer") => {
+                lock(&self.bitbucket_tokens).iter().any(|t| t == credential)
+            }
             (Which::Bitbucket, "Basic") => {
                 use base64::Engine;
                 let expected = base64::engine::general_purpose::STANDARD
@@ -209,10 +216,17 @@ pub struct Sim {
 impl Sim {
     /// Starts both providers on ephemeral loopback ports.
     pub async fn start() -> std::io::Result<Self> {
-        Self::start_on("127.0.0.1:0".parse().expect("literal"), "127.0.0.1:0".parse().expect("literal")).await
+        Self::start_on(
+            "127.0.0.1:0".parse().expect("literal"),
+            "127.0.0.1:0".parse().expect("literal"),
+        )
+        .await
     }
 
-    pub async fn start_on(buddy_addr: SocketAddr, bitbucket_addr: SocketAddr) -> std::io::Result<Self> {
+    pub async fn start_on(
+        buddy_addr: SocketAddr,
+        bitbucket_addr: SocketAddr,
+    ) -> std::io::Result<Self> {
         let state = SimState::new();
         let shutdown = CancellationToken::new();
         let buddy_listener = TcpListener::bind(buddy_addr).await?;
@@ -228,7 +242,10 @@ impl Sim {
             Which::Bitbucket,
             state.clone(),
         );
-        for (listener, app) in [(buddy_listener, buddy_app), (bitbucket_listener, bitbucket_app)] {
+        for (listener, app) in [
+            (buddy_listener, buddy_app),
+            (bitbucket_listener, bitbucket_app),
+        ] {
             let token = shutdown.clone();
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
@@ -259,8 +276,14 @@ impl Drop for Sim {
 fn with_common(api: Router<Arc<SimState>>, which: Which, state: Arc<SimState>) -> Router {
     let control = Router::new()
         .route("/_sim/requests", get(list_requests).delete(clear_requests))
-        .route("/_sim/faults", axum::routing::post(add_fault).delete(clear_faults));
-    let api = api.layer(middleware::from_fn_with_state((which, state.clone()), gatekeeper));
+        .route(
+            "/_sim/faults",
+            axum::routing::post(add_fault).delete(clear_faults),
+        );
+    let api = api.layer(middleware::from_fn_with_state(
+        (which, state.clone()),
+        gatekeeper,
+    ));
     control.merge(api).with_state(state)
 }
 
@@ -273,7 +296,10 @@ async fn clear_requests(State(state): State<Arc<SimState>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn add_fault(State(state): State<Arc<SimState>>, axum::Json(fault): axum::Json<Fault>) -> StatusCode {
+async fn add_fault(
+    State(state): State<Arc<SimState>>,
+    axum::Json(fault): axum::Json<Fault>,
+) -> StatusCode {
     state.add_fault(fault);
     StatusCode::NO_CONTENT
 }
@@ -290,7 +316,9 @@ async fn gatekeeper(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
     let (authorized, scheme) = state.authorized(which, &parts.headers);
     let method = parts.method.to_string();
     let path = parts.uri.path().to_string();
@@ -320,17 +348,25 @@ async fn gatekeeper(
             return response;
         }
         if let Some(raw) = fault.body {
-            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], raw).into_response();
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                raw,
+            )
+                .into_response();
         }
     }
     if !authorized {
         let message = match which {
             Which::Buddy => "Invalid access token",
-            Which::Bitbucket => "Access token expired. Use your refresh token to obtain a new access token.",
+            Which::Bitbucket => {
+                "Access token expired. Use your refresh token to obtain a new access token."
+            }
         };
         return error(which, StatusCode::UNAUTHORIZED, message);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// An error in the provider's own format.
@@ -357,7 +393,10 @@ pub type Query = Vec<(String, String)>;
 
 /// The first value of a query parameter.
 pub fn param<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// One page of a Bitbucket collection: `{size, page, pagelen, next?, values}`. `pagelen` defaults to 10;
@@ -395,7 +434,9 @@ pub fn bitbucket_page(
         "values": values[start..end].to_vec(),
     });
     if end < size {
-        let origin = lock(&state.bitbucket_base).trim_end_matches("/2.0").to_string();
+        let origin = lock(&state.bitbucket_base)
+            .trim_end_matches("/2.0")
+            .to_string();
         let mut next = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in query.iter().filter(|(k, _)| k != "page") {
             next.append_pair(k, v);
@@ -438,7 +479,11 @@ pub(crate) async fn example_failures(provider_id: &str) -> Vec<String> {
     let client = reqwest::Client::new();
     let mut failures = Vec::new();
     for tool in &provider.tools {
-        let mut args = match schema::validate(tool, tool.spec.example.as_ref(), &schema::Defaults::default()) {
+        let mut args = match schema::validate(
+            tool,
+            tool.spec.example.as_ref(),
+            &schema::Defaults::default(),
+        ) {
             Ok(a) => a,
             Err(e) => {
                 failures.push(format!("{}: example: {e}", tool.name));
@@ -465,7 +510,10 @@ pub(crate) async fn example_failures(provider_id: &str) -> Vec<String> {
                     Some(v) => {
                         args.insert(r.param.clone(), v.clone());
                     }
-                    None => failures.push(format!("{}: resolve of {} found nothing", tool.name, r.param)),
+                    None => failures.push(format!(
+                        "{}: resolve of {} found nothing",
+                        tool.name, r.param
+                    )),
                 }
             }
         }
@@ -480,14 +528,23 @@ pub(crate) async fn example_failures(provider_id: &str) -> Vec<String> {
             .request(tool.spec.method.as_reqwest(), format!("{base}{path}"))
             .query(&template::render_query(&tool.query, &args))
             .bearer_auth(token);
-        if let Some(body) = tool.spec.body.as_ref().and_then(|b| template::render_body(b, &args)) {
+        if let Some(body) = tool
+            .spec
+            .body
+            .as_ref()
+            .and_then(|b| template::render_body(b, &args))
+        {
             request = request.json(&body);
         }
         let response = request.send().await.expect("sim answers");
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            failures.push(format!("{}: {} {path} -> {status}: {text}", tool.name, tool.spec.method.as_reqwest()));
+            failures.push(format!(
+                "{}: {} {path} -> {status}: {text}",
+                tool.name,
+                tool.spec.method.as_reqwest()
+            ));
         }
     }
     failures

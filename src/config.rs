@@ -1,0 +1,520 @@
+//! `devgate.toml` → a typed [`Config`].
+//!
+//! Order of precedence: the file (from `--config`, else `DEVGATE_CONFIG`, else `./devgate.toml`, which may
+//! be absent), then `DEVGATE_<SECTION>__<KEY>` environment overrides (`DEVGATE_TOOLS__READ_ONLY=true`,
+//! `DEVGATE_PROVIDERS__BITBUCKET__TOKEN=…`), then `${NAME}` interpolation in every string. Secrets are
+//! meant to be written as `${NAME}`; a literal secret in the file still works but is reported as a warning.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::catalog::Catalog;
+
+/// Environment variables with the `DEVGATE_` prefix that are not setting overrides.
+const RESERVED_ENV: &[&str] = &[
+    "DEVGATE_CONFIG",
+    "DEVGATE_SECRET_KEY",
+    "DEVGATE_LOG",
+    "DEVGATE_LOG_FORMAT",
+];
+
+/// Keys whose values are secrets: never logged, and expected as `${ENV}` references.
+const SECRET_KEYS: &[&str] = &["token", "api_token", "client_secret"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("{setting}: environment variable {name} is not set")]
+    MissingEnv { setting: String, name: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A string that must never be shown: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where users and providers reach this gateway; the OAuth callback is `{public_url}/integration-callback`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub tools: ToolsConfig,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Problems that do not stop devgate (e.g. a literal secret in the file).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+    /// Where the config came from, for messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address for `devgate http` when `--listen` is not given.
+    pub listen: String,
+    /// Serve without sessions, so any instance can answer any request.
+    pub stateless: bool,
+    /// Host header values accepted besides loopback and the public URL's host.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            stateless: false,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// Offer only tools that change nothing.
+    pub read_only: bool,
+    /// Toolsets to offer (`all`, or names such as `pipelines`, `pull_requests`).
+    pub toolsets: Vec<String>,
+    /// Tools never offered, by exposed name.
+    pub exclude: Vec<String>,
+    /// Cap on text results (files, diffs, logs), in bytes; longer text is cut with an offset to read on.
+    pub text_cap_bytes: usize,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            toolsets: vec!["all".into()],
+            exclude: Vec::new(),
+            text_cap_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout, per attempt.
+    pub timeout_ms: u64,
+    /// Extra attempts for GETs that failed with 429, 5xx, a timeout or a dropped connection.
+    pub retries: u32,
+    /// First backoff; doubled per attempt, with full jitter.
+    pub backoff_ms: u64,
+    /// A `Retry-After` longer than this is reported instead of waited for.
+    pub max_retry_after_ms: u64,
+    /// Largest JSON body read from a provider.
+    pub max_body_bytes: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 5_000,
+            timeout_ms: 30_000,
+            retries: 2,
+            backoff_ms: 200,
+            max_retry_after_ms: 10_000,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Overrides the catalog's API base (regions, self-hosted, tests).
+    #[serde(default)]
+    pub api_base: Option<String>,
+    /// Scopes granted to devgate; tools needing others are not offered. Default: all the catalog's scopes.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Default for `workspace` arguments.
+    #[serde(default)]
+    pub workspace: Option<String>,
+    /// A static access token, sent as `Authorization: Bearer`.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Atlassian account email, with `api_token`: sent as HTTP Basic (Bitbucket API tokens).
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            http: HttpConfig::default(),
+            tools: ToolsConfig::default(),
+            upstream: UpstreamConfig::default(),
+            providers: BTreeMap::new(),
+            warnings: Vec::new(),
+            origin: "defaults".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Finds and loads the config: `explicit`, else `DEVGATE_CONFIG`, else `./devgate.toml` if present.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_path = std::env::var_os("DEVGATE_CONFIG").map(PathBuf::from);
+        let path = explicit.map(Path::to_path_buf).or(env_path);
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => match std::fs::read_to_string("devgate.toml") {
+                Ok(t) => (t, "devgate.toml".to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    (String::new(), "defaults".to_string())
+                }
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: "devgate.toml".into(),
+                        source,
+                    });
+                }
+            },
+        };
+        Self::from_toml(&text, &origin, std::env::vars())
+    }
+
+    /// Parses config text, applying `DEVGATE_…` overrides and `${NAME}` references from `env`.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        let mut root: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let mut warnings = Vec::new();
+        literal_secrets(&root, "", &mut warnings);
+        for (name, raw) in &env {
+            let Some(rest) = name.strip_prefix("DEVGATE_") else {
+                continue;
+            };
+            if RESERVED_ENV.contains(&name.as_str()) || rest.is_empty() {
+                continue;
+            }
+            let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            set_path(&mut root, &keys, env_value(raw)).map_err(|message| ConfigError::Parse {
+                origin: name.clone(),
+                message,
+            })?;
+        }
+        interpolate_table(&mut root, "", &env)?;
+        let mut config: Config =
+            toml::Table::try_into(root).map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: origin.to_string(),
+                message: e.to_string().trim().replace('\n', " "),
+            })?;
+        config.warnings = warnings;
+        config.origin = origin.to_string();
+        Ok(config)
+    }
+
+    /// Checks the config against the catalog; returns every problem found.
+    pub fn validate(&self, catalog: &Catalog) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.public_url
+            && let Err(e) = url::Url::parse(url)
+        {
+            problems.push(format!("public_url `{url}`: {e}"));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "http.listen `{}` is not an address such as 127.0.0.1:8080",
+                self.http.listen
+            ));
+        }
+        if self.tools.text_cap_bytes < 1024 {
+            problems.push("tools.text_cap_bytes must be at least 1024".into());
+        }
+        let toolsets: std::collections::BTreeSet<&str> = catalog
+            .providers
+            .iter()
+            .flat_map(|p| p.tools.iter().map(|t| t.spec.toolset.as_str()))
+            .collect();
+        for set in &self.tools.toolsets {
+            if set != "all" && !toolsets.contains(set.as_str()) {
+                let known: Vec<&str> = toolsets.iter().copied().collect();
+                problems.push(format!(
+                    "tools.toolsets: unknown toolset `{set}` (known: all, {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        for name in &self.tools.exclude {
+            let known = catalog
+                .providers
+                .iter()
+                .any(|p| p.tools.iter().any(|t| &t.name == name));
+            if !known {
+                problems.push(format!("tools.exclude: unknown tool `{name}`"));
+            }
+        }
+        if self.providers.is_empty() {
+            problems.push(format!(
+                "no provider is configured: add [providers.buddy] or [providers.bitbucket] to {}",
+                self.origin
+            ));
+        }
+        for (id, p) in &self.providers {
+            let Some(provider) = catalog.provider(id) else {
+                let known: Vec<&str> = catalog
+                    .providers
+                    .iter()
+                    .map(|p| p.spec.id.as_str())
+                    .collect();
+                problems.push(format!(
+                    "providers.{id}: unknown provider (known: {})",
+                    known.join(", ")
+                ));
+                continue;
+            };
+            if let Some(base) = &p.api_base {
+                match url::Url::parse(base) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => problems.push(format!(
+                        "providers.{id}.api_base `{base}` is not an http(s) URL"
+                    )),
+                }
+            }
+            for scope in p.scopes.iter().flatten() {
+                if !provider.knows_scope(scope) {
+                    problems.push(format!("providers.{id}.scopes: unknown scope `{scope}`"));
+                }
+            }
+            match (&p.token, &p.email, &p.api_token) {
+                (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+                (None, None, None) => problems.push(format!(
+                    "providers.{id}: no credentials: set token = \"${{{}_TOKEN}}\"{}",
+                    id.to_ascii_uppercase(),
+                    if id == "bitbucket" {
+                        " (or email + api_token)"
+                    } else {
+                        ""
+                    }
+                )),
+                (Some(_), _, _) => problems.push(format!(
+                    "providers.{id}: set either token or email + api_token, not both"
+                )),
+                (None, Some(_), None) | (None, None, Some(_)) => {
+                    problems.push(format!("providers.{id}: email and api_token go together"))
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// An environment override's value: a TOML literal when it parses as one, else a plain string.
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = keys.split_last().ok_or("empty setting name")?;
+    let mut current = table;
+    for key in parents {
+        let entry = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is not a section"))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+fn literal_secrets(table: &toml::Table, prefix: &str, warnings: &mut Vec<String>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(t) => literal_secrets(t, &path, warnings),
+            // `sim-…` tokens belong to the simulated providers of `devgate sandbox` and are public.
+            toml::Value::String(s)
+                if SECRET_KEYS.contains(&key.as_str()) && !s.contains("${") && !s.starts_with("sim-") =>
+            {
+                warnings.push(
+                format!("{path} is written literally in the config file; use ${{ENV_NAME}} and keep the secret in the environment"
+                ))
+            }
+            _ => {}
+        }
+    }
+}
+
+fn interpolate_table(
+    table: &mut toml::Table,
+    prefix: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        interpolate_value(value, &path, env)?;
+    }
+    Ok(())
+}
+
+fn interpolate_value(
+    value: &mut toml::Value,
+    path: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => *s = interpolate(s, path, env)?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate_value(item, &format!("{path}[{i}]"), env)?;
+            }
+        }
+        toml::Value::Table(t) => interpolate_table(t, path, env)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replaces every `${NAME}` with the environment variable's value.
+fn interpolate(
+    text: &str,
+    setting: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            return Err(ConfigError::Invalid(format!(
+                "{setting}: unclosed `${{` in value"
+            )));
+        };
+        let name = &rest[start + 2..start + end];
+        let value = env.get(name).ok_or_else(|| ConfigError::MissingEnv {
+            setting: setting.to_string(),
+            name: name.to_string(),
+        })?;
+        out.push_str(value);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_references_and_overrides_apply() {
+        let text = r#"
+            [providers.buddy]
+            token = "${BUDDY_TOKEN}"
+            workspace = "acme"
+        "#;
+        let c = Config::from_toml(
+            text,
+            "t.toml",
+            env(&[
+                ("BUDDY_TOKEN", "tok-123"),
+                ("DEVGATE_TOOLS__READ_ONLY", "true"),
+                ("DEVGATE_TOOLS__TOOLSETS", r#"["pipelines"]"#),
+                ("DEVGATE_PROVIDERS__BUDDY__API_BASE", "http://127.0.0.1:9/x"),
+                ("DEVGATE_CONFIG", "ignored.toml"),
+            ]),
+        )
+        .unwrap();
+        let buddy = &c.providers["buddy"];
+        assert_eq!(buddy.token.as_ref().unwrap().expose(), "tok-123");
+        assert_eq!(buddy.api_base.as_deref(), Some("http://127.0.0.1:9/x"));
+        assert!(c.tools.read_only);
+        assert_eq!(c.tools.toolsets, ["pipelines"]);
+        assert!(c.warnings.is_empty());
+        assert_eq!(format!("{buddy:?}").matches("tok-123").count(), 0);
+    }
+
+    #[test]
+    fn missing_env_and_unknown_keys_name_the_setting() {
+        let err = Config::from_toml("[providers.buddy]\ntoken = \"${NOPE}\"", "t.toml", env(&[]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "providers.buddy.token: environment variable NOPE is not set"
+        );
+        let err = Config::from_toml("[tools]\nread_onyl = true", "t.toml", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("read_onyl"), "{err}");
+    }
+
+    #[test]
+    fn literal_secrets_are_warned_about() {
+        let c =
+            Config::from_toml("[providers.buddy]\ntoken = \"abc\"", "t.toml", env(&[])).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("providers.buddy.token") && !c.warnings[0].contains("abc"));
+    }
+}

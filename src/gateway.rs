@@ -1,0 +1,600 @@
+//! The gateway proper: which tools are offered, and what one tool call does.
+//!
+//! A call runs: look the tool up → validate arguments (an `isError` naming the field) → resolve
+//! identifiers → build the request from the tool's templates (or from a cursor) → send it through
+//! the provider client → shape the reply. [`crate::mcp`] adapts this to rmcp; the transports only
+//! carry it.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool, ToolAnnotations};
+use serde_json::{Map, Value, json};
+
+use crate::catalog::schema::{self, Defaults};
+use crate::catalog::{
+    CURSOR_PARAM, Catalog, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind, Tool, template,
+};
+use crate::config::Config;
+use crate::provider::{ProviderClient, UpstreamError};
+use crate::shape;
+
+/// A tool as offered to agents: its catalog entry and the client that serves it.
+struct Offered {
+    tool: Arc<Tool>,
+    client: Arc<ProviderClient>,
+    defaults: Defaults,
+}
+
+/// Why a call could not even start: answered as a JSON-RPC error, not a tool result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown tool `{0}`; call tools/list for the tools this gateway offers")]
+    UnknownTool(String),
+}
+
+/// The offered tools and everything needed to call them. Cheap to share (`Arc`).
+pub struct Gateway {
+    offered: HashMap<String, Offered>,
+    /// `tools/list` entries, built once, in name order.
+    listed: Arc<Vec<McpTool>>,
+    instructions: String,
+    text_cap: usize,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("tools", &self.listed.len())
+            .finish()
+    }
+}
+
+/// Whether config offers a tool: provider configured, scopes granted, toolset enabled, not excluded,
+/// and read-only mode respected.
+pub fn is_offered(config: &Config, catalog: &Catalog, tool: &Tool) -> bool {
+    let Some(pconf) = config.providers.get(&tool.provider) else {
+        return false;
+    };
+    let Some(provider) = catalog.provider(&tool.provider) else {
+        return false;
+    };
+    let granted = match &pconf.scopes {
+        Some(scopes) => provider.expand_scopes(scopes.iter().map(String::as_str)),
+        None => provider.expand_scopes(provider.scopes.iter().map(|s| s.name.as_str())),
+    };
+    let toolsets = &config.tools.toolsets;
+    tool.spec.scopes.iter().all(|s| granted.contains(s))
+        && (toolsets.iter().any(|t| t == "all") || toolsets.contains(&tool.spec.toolset))
+        && !config.tools.exclude.contains(&tool.name)
+        && (!config.tools.read_only || tool.spec.annotations.read_only)
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated config.
+    pub fn new(config: &Config, catalog: &Catalog) -> Result<Self, String> {
+        let mut offered = HashMap::new();
+        for (id, pconf) in &config.providers {
+            let provider = catalog
+                .provider(id)
+                .ok_or_else(|| format!("providers.{id}: unknown provider"))?;
+            let client = Arc::new(ProviderClient::new(
+                provider.clone(),
+                pconf,
+                &config.upstream,
+            )?);
+            let defaults = Defaults {
+                workspace: pconf.workspace.clone(),
+            };
+            for tool in provider
+                .tools
+                .iter()
+                .filter(|t| is_offered(config, catalog, t))
+            {
+                offered.insert(
+                    tool.name.clone(),
+                    Offered {
+                        tool: tool.clone(),
+                        client: client.clone(),
+                        defaults: defaults.clone(),
+                    },
+                );
+            }
+        }
+        let mut listed: Vec<McpTool> = offered.values().map(describe).collect();
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self {
+            offered,
+            listed: Arc::new(listed),
+            instructions: instructions(config),
+            text_cap: config.tools.text_cap_bytes,
+        })
+    }
+
+    /// What the server tells an agent once, at the start: the conventions every tool shares, so the
+    /// tool schemas need not repeat them.
+    pub fn instructions(&self) -> String {
+        self.instructions.clone()
+    }
+
+    /// The `tools/list` entries.
+    pub fn tools(&self) -> Arc<Vec<McpTool>> {
+        self.listed.clone()
+    }
+
+    pub fn tool(&self, name: &str) -> Option<&McpTool> {
+        self.offered
+            .get(name)
+            .and_then(|o| self.listed.iter().find(|t| t.name == o.tool.name))
+    }
+
+    /// Runs one tool call. Everything the agent can act on (bad arguments, provider errors) comes
+    /// back as an `isError` result; only an unknown tool is an `Err`.
+    pub async fn call(
+        &self,
+        name: &str,
+        args: Option<&JsonObject>,
+    ) -> Result<CallToolResult, CallError> {
+        let offered = self
+            .offered
+            .get(name)
+            .ok_or_else(|| CallError::UnknownTool(name.to_string()))?;
+        let outcome = offered.run(args, self.text_cap).await;
+        Ok(match outcome {
+            Ok(result) => result,
+            Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+        })
+    }
+}
+
+/// Conventions shared by all tools, written once instead of in every schema.
+fn instructions(config: &Config) -> String {
+    let mut text = String::from(
+        "devgate: Buddy.Works (buddy_*) and Bitbucket Cloud (bitbucket_*) tools. \
+Shared arguments: `workspace` is the Buddy workspace domain or the Bitbucket workspace slug; \
+`project` is a Buddy project's name (URL handle); `pipeline` is a Buddy pipeline's id or identifier; \
+`repo_slug` is a Bitbucket repository slug; `limit` is the page size. \
+Lists return {items, next_cursor}: pass next_cursor back as `cursor` for the next page. \
+Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on.",
+    );
+    for (id, p) in &config.providers {
+        if let Some(ws) = &p.workspace {
+            let _ = write!(text, " Default {id} workspace: {ws}.");
+        }
+    }
+    text
+}
+
+/// The MCP description of a tool.
+fn describe(offered: &Offered) -> McpTool {
+    let tool = &offered.tool;
+    let a = tool.spec.annotations;
+    // A read-only tool states just that: per the MCP spec the destructive and idempotent hints only
+    // mean something for tools that write, and open-world is the default. Tools that write state all four.
+    let annotations = if a.read_only && a.open_world {
+        ToolAnnotations::new().read_only(true)
+    } else {
+        ToolAnnotations::new()
+            .read_only(a.read_only)
+            .destructive(a.destructive)
+            .idempotent(a.idempotent())
+            .open_world(a.open_world)
+    };
+    McpTool::new(
+        tool.name.clone(),
+        tool.spec.description.clone(),
+        Arc::new(schema::input_schema(tool, &offered.defaults)),
+    )
+    .with_title(tool.spec.title.clone())
+    .with_annotations(annotations)
+    .with_raw_output_schema(Arc::new(schema::output_schema(tool)))
+}
+
+impl Offered {
+    async fn run(
+        &self,
+        args: Option<&JsonObject>,
+        text_cap: usize,
+    ) -> Result<CallToolResult, String> {
+        let tool = &self.tool;
+        let mut args = schema::validate(tool, args, &self.defaults)
+            .map_err(|e| format!("{}: {e}", tool.name))?;
+        self.resolve(&mut args).await?;
+
+        let url = match args.get(CURSOR_PARAM).and_then(Value::as_str) {
+            Some(cursor) => self.cursor_url(cursor, &args)?,
+            None => {
+                let path = tool
+                    .path
+                    .render(&args)
+                    .map_err(|e| format!("{}: {}: {}", tool.name, e.param, e.reason))?;
+                let query = template::render_query(&tool.query, &args);
+                self.client
+                    .url(&path, &query)
+                    .map_err(|e| self.upstream_message(&e, &args))?
+            }
+        };
+
+        match tool.spec.response {
+            ResponseKind::Text => {
+                let offset = args.get(OFFSET_PARAM).and_then(Value::as_u64).unwrap_or(0);
+                let window = self
+                    .client
+                    .text(url, offset, text_cap, tool.spec.text_lines.as_deref())
+                    .await
+                    .map_err(|e| self.upstream_message(&e, &args))?;
+                Ok(text_result(window, offset))
+            }
+            ResponseKind::Json | ResponseKind::Empty => {
+                let body = self.body(&args, &url).await?;
+                let reply = self
+                    .client
+                    .json(tool.spec.method.as_reqwest(), url.clone(), body.as_ref())
+                    .await
+                    .map_err(|e| self.upstream_message(&e, &args))?;
+                if tool.spec.response == ResponseKind::Empty || reply.body.is_null() {
+                    return Ok(CallToolResult::structured(json!({"ok": true})));
+                }
+                Ok(CallToolResult::structured(self.shape(&reply.body, &url)))
+            }
+        }
+    }
+
+    /// Runs the tool's lookups, e.g. a pipeline identifier to its numeric id.
+    async fn resolve(&self, args: &mut Map<String, Value>) -> Result<(), String> {
+        for step in &self.tool.resolve {
+            let Some(value) = template::scalar(args.get(&step.param)) else {
+                continue;
+            };
+            let needed = match step.when {
+                ResolveWhen::NotNumeric => !value.bytes().all(|b| b.is_ascii_digit()),
+                ResolveWhen::ContainsSlash => value.contains('/'),
+            };
+            if !needed {
+                continue;
+            }
+            let path = step
+                .path
+                .render(args)
+                .map_err(|e| format!("{}: {}: {}", self.tool.name, e.param, e.reason))?;
+            let url = self
+                .client
+                .url(&path, &template::render_query(&step.query, args))
+                .map_err(|e| self.upstream_message(&e, args))?;
+            let reply = self
+                .client
+                .json(reqwest::Method::GET, url, None)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "{}: could not look up {} `{value}`: {}",
+                        self.tool.name,
+                        step.param,
+                        self.explain(&e, args)
+                    )
+                })?;
+            let found = shape::pointer(&reply.body, &step.take)
+                .filter(|v| !v.is_null())
+                .cloned();
+            match found {
+                Some(v) => {
+                    args.insert(step.param.clone(), v);
+                }
+                None => {
+                    return Err(format!(
+                        "{}: {}: `{value}` was not found by {}; check the value",
+                        self.tool.name,
+                        step.param,
+                        self.client.title()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The request body: the template filled from the arguments, laid over the current object's kept
+    /// fields when the provider's update replaces the whole object.
+    async fn body(
+        &self,
+        args: &Map<String, Value>,
+        url: &url::Url,
+    ) -> Result<Option<Value>, String> {
+        let tool = &self.tool;
+        let body = tool
+            .spec
+            .body
+            .as_ref()
+            .and_then(|t| template::render_body(t, args));
+        let Some(keep) = &tool.keep_current else {
+            return Ok(body);
+        };
+        let current = self
+            .client
+            .json(reqwest::Method::GET, url.clone(), None)
+            .await
+            .map_err(|e| self.upstream_message(&e, args))?;
+        let mut merged = shape::project(&current.body, keep);
+        if let Some(body) = body {
+            merge(&mut merged, body);
+        }
+        Ok(Some(merged))
+    }
+
+    /// Decodes a cursor and checks that it leads where this tool's own requests go.
+    fn cursor_url(&self, cursor: &str, args: &Map<String, Value>) -> Result<url::Url, String> {
+        let tool = &self.tool;
+        let refuse = |why: &str| {
+            format!(
+                "{}: cursor: {why}; pass next_cursor exactly as returned, or omit it for the first page",
+                tool.name
+            )
+        };
+        let relative = shape::decode_cursor(&tool.name, cursor).map_err(refuse)?;
+        let url = self
+            .client
+            .absolute(&relative)
+            .ok_or_else(|| refuse("leads outside the provider's API"))?;
+        let relative_path = self
+            .client
+            .relative(url.as_str())
+            .map(|r| r.split('?').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        let expected = match &tool.cursor_prefix {
+            Some(prefix) => prefix.render(args).map(|p| relative_path.starts_with(&p)),
+            None => tool.path.render(args).map(|p| relative_path == p),
+        };
+        match expected {
+            Ok(true) => Ok(url),
+            Ok(false) => Err(refuse("belongs to other arguments than these")),
+            Err(e) => Err(format!("{}: {}: {}", tool.name, e.param, e.reason)),
+        }
+    }
+
+    /// Projects a JSON reply and adds the cursor of the next page.
+    fn shape(&self, body: &Value, url: &url::Url) -> Value {
+        let tool = &self.tool;
+        let fields = tool.output.as_deref().unwrap_or_default();
+        let Some(list) = tool.spec.output.as_ref().and_then(|o| o.list.as_deref()) else {
+            return shape::project(body, fields);
+        };
+        let items: Vec<Value> = shape::pointer(body, list)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().map(|i| shape::project(i, fields)).collect())
+            .unwrap_or_default();
+        let mut out = Map::new();
+        let next = if tool.paginated {
+            self.next_page(body, url, items.len())
+        } else {
+            None
+        };
+        out.insert("items".into(), Value::Array(items));
+        if let Some(relative) = next {
+            out.insert(
+                "next_cursor".into(),
+                json!(shape::encode_cursor(&tool.name, &relative)),
+            );
+        }
+        Value::Object(out)
+    }
+
+    /// The relative URL of the next page, if there is one.
+    fn next_page(&self, body: &Value, url: &url::Url, count: usize) -> Option<String> {
+        match &self.client.catalog.spec.pagination {
+            Pagination::NextUrl { next } => {
+                let link = shape::pointer(body, next)?.as_str()?;
+                let relative = self.client.relative(link);
+                if relative.is_none() {
+                    tracing::warn!(tool = %self.tool.name, "the provider's next-page link leaves its API; paging stops here");
+                }
+                relative
+            }
+            Pagination::Page {
+                page_param,
+                size_param,
+                total_pages,
+            } => {
+                let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+                let get = |k: &str| {
+                    pairs
+                        .iter()
+                        .find(|(key, _)| key == k)
+                        .and_then(|(_, v)| v.parse::<u64>().ok())
+                };
+                let page = get(page_param).unwrap_or(1);
+                let more = match total_pages
+                    .as_deref()
+                    .and_then(|p| shape::pointer(body, p))
+                    .and_then(Value::as_u64)
+                {
+                    Some(total) => page < total,
+                    None => get(size_param).is_some_and(|size| count as u64 >= size),
+                };
+                if !more {
+                    return None;
+                }
+                let mut next = url.clone();
+                next.query_pairs_mut()
+                    .clear()
+                    .extend_pairs(pairs.iter().filter(|(k, _)| k != page_param))
+                    .append_pair(page_param, &(page + 1).to_string());
+                self.client.relative(next.as_str())
+            }
+        }
+    }
+
+    /// An upstream failure as a message the agent can act on.
+    fn upstream_message(&self, error: &UpstreamError, args: &Map<String, Value>) -> String {
+        format!("{}: {}", self.tool.name, self.explain(error, args))
+    }
+
+    fn explain(&self, error: &UpstreamError, args: &Map<String, Value>) -> String {
+        let provider = self.client.title();
+        let tool = &self.tool;
+        let changes = tool.spec.method != crate::catalog::Method::Get;
+        let mut text = String::new();
+        match error {
+            UpstreamError::Status {
+                status,
+                message,
+                retry_after,
+                retries,
+            } => {
+                let _ = write!(text, "{provider} answered {status}: {message}.");
+                if let Some(extra) = tool.errors.get(status) {
+                    let _ = write!(text, " {extra}");
+                }
+                let hint = match status {
+                    401 => format!(
+                        " The configured credential for {} was rejected: check providers.{}.token{}.",
+                        provider,
+                        tool.provider,
+                        tool_token_help(&self.client)
+                    ),
+                    403 => format!(
+                        " The credential may lack a scope this tool needs ({}) or the account lacks permission.",
+                        tool.spec.scopes.join(", ")
+                    ),
+                    404 => format!(" Check {}.", self.path_values(args)),
+                    429 => match retry_after {
+                        Some(s) => format!(" Rate limited; wait {s} s before calling again."),
+                        None => " Rate limited; wait a minute before calling again.".into(),
+                    },
+                    s if *s >= 500 && changes => format!(
+                        " The change may or may not have happened: check its state before retrying{}.",
+                        self.check_hint()
+                    ),
+                    s if *s >= 500 => {
+                        format!(" devgate tried {} time(s); try again later.", retries + 1)
+                    }
+                    _ => String::new(),
+                };
+                text.push_str(&hint);
+            }
+            UpstreamError::Timeout { retries, .. } | UpstreamError::Connection { retries, .. } => {
+                let _ = write!(text, "{provider} could not be reached ({error}).");
+                if changes {
+                    let _ = write!(
+                        text,
+                        " The change may or may not have happened: check its state before retrying{}.",
+                        self.check_hint()
+                    );
+                } else {
+                    let _ = write!(
+                        text,
+                        " devgate tried {} time(s); try again later.",
+                        retries + 1
+                    );
+                }
+            }
+            UpstreamError::TooLarge { .. } => {
+                let _ = write!(
+                    text,
+                    "{provider}'s {error}; narrow the request (a smaller limit or a filter)."
+                );
+            }
+            UpstreamError::Malformed { .. } | UpstreamError::Redirect { .. } => {
+                let _ = write!(text, "{error}. This is a provider fault; try again later.");
+            }
+        }
+        text
+    }
+
+    /// `workspace=acme, repo_slug=api`: the path values a 404 is about.
+    fn path_values(&self, args: &Map<String, Value>) -> String {
+        let names: Vec<String> = self
+            .tool
+            .path
+            .placeholders()
+            .map(|p| p.name().to_string())
+            .filter_map(|n| template::scalar(args.get(&n)).map(|v| format!("{n}={v}")))
+            .collect();
+        if names.is_empty() {
+            "the arguments".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// A read-only tool of the same provider that looks at what this one changes, if the catalog has one.
+    fn check_hint(&self) -> String {
+        let path = &self.tool.spec.path;
+        self.client
+            .catalog
+            .tools
+            .iter()
+            .filter(|t| {
+                t.spec.annotations.read_only && t.spec.method == crate::catalog::Method::Get
+            })
+            .filter(|t| path.starts_with(&t.spec.path) && t.spec.path.len() > 1)
+            .max_by_key(|t| t.spec.path.len())
+            .map(|t| format!(" (e.g. with {})", t.name))
+            .unwrap_or_default()
+    }
+}
+
+fn tool_token_help(client: &ProviderClient) -> String {
+    client
+        .catalog
+        .spec
+        .token_help
+        .as_deref()
+        .map(|h| format!("; a new token can be created at {h}"))
+        .unwrap_or_default()
+}
+
+/// Deep-merges `over` onto `base`: objects merge key by key, anything else replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// A text window as a tool result: the raw text for the model, and the same in `structuredContent`.
+fn text_result(window: crate::provider::TextWindow, offset: u64) -> CallToolResult {
+    let mut structured = Map::new();
+    let mut text = window.text.clone();
+    if let Some(next) = window.next_offset {
+        let total = window.total.map(|t| format!(" of {t}")).unwrap_or_default();
+        let _ = write!(
+            text,
+            "\n[cut: bytes {offset}–{next}{total}; call again with offset={next} to read on]"
+        );
+    }
+    structured.insert("text".into(), Value::String(window.text));
+    if let Some(next) = window.next_offset {
+        structured.insert("next_offset".into(), json!(next));
+    }
+    if let Some(total) = window.total {
+        structured.insert("total_bytes".into(), json!(total));
+    }
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(Value::Object(structured));
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_overlays_nested_objects() {
+        let mut base = json!({"title": "Old", "destination": {"branch": {"name": "main"}}, "reviewers": [{"uuid": "{a}"}]});
+        merge(&mut base, json!({"title": "New", "reviewers": []}));
+        assert_eq!(
+            base,
+            json!({"title": "New", "destination": {"branch": {"name": "main"}}, "reviewers": []})
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! What can go wrong between devgate and a provider, and how to read a provider's own error body.
+
+use serde_json::Value;
+
+use crate::shape::pointer;
+
+/// A failed upstream exchange. Messages never carry a credential: provider text is passed through
+/// [`redact`] before it is stored here.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The provider answered with an error status.
+    #[error("HTTP {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        /// Seconds from `Retry-After`, when the provider sent one.
+        retry_after: Option<u64>,
+        /// How many times devgate tried again before giving up.
+        retries: u32,
+    },
+    /// No answer within the configured timeout.
+    #[error("no answer within {timeout_ms} ms")]
+    Timeout { timeout_ms: u64, retries: u32 },
+    /// The connection failed or broke.
+    #[error("connection failed: {detail}")]
+    Connection { detail: String, retries: u32 },
+    /// The body was bigger than devgate reads.
+    #[error("the response is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The body was not what the provider promised (e.g. malformed JSON).
+    #[error("unreadable response: {detail}")]
+    Malformed { detail: String },
+    /// A redirect led outside the provider's API.
+    #[error("refused a redirect to {target}")]
+    Redirect { target: String },
+}
+
+impl UpstreamError {
+    /// Whether a GET that failed like this may be tried again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            UpstreamError::Status { status, .. } => *status == 429 || *status >= 500,
+            UpstreamError::Timeout { .. } | UpstreamError::Connection { .. } => true,
+            _ => false,
+        }
+    }
+
+    pub fn retries(&self) -> u32 {
+        match self {
+            UpstreamError::Status { retries, .. }
+            | UpstreamError::Timeout { retries, .. }
+            | UpstreamError::Connection { retries, .. } => *retries,
+            _ => 0,
+        }
+    }
+
+    pub fn set_retries(&mut self, n: u32) {
+        match self {
+            UpstreamError::Status { retries, .. }
+            | UpstreamError::Timeout { retries, .. }
+            | UpstreamError::Connection { retries, .. } => *retries = n,
+            _ => {}
+        }
+    }
+}
+
+/// The provider's own message from an error body, tried through the catalog's pointers; raw text
+/// (one line, bounded) when the body is not JSON.
+pub fn provider_message(body: &[u8], message_paths: &[String], detail_paths: &[String]) -> String {
+    const MAX: usize = 600;
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(json) => {
+            let message = message_paths
+                .iter()
+                .find_map(|p| pointer(&json, p).and_then(Value::as_str))
+                .map(str::to_string);
+            let detail = detail_paths.iter().find_map(|p| match pointer(&json, p)? {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::Null | Value::String(_) => None,
+                other => Some(other.to_string()),
+            });
+            match (message, detail) {
+                (Some(m), Some(d)) => format!("{m} ({d})"),
+                (Some(m), None) => m,
+                (None, Some(d)) => d,
+                (None, None) => json.to_string(),
+            }
+        }
+        Err(_) => String::from_utf8_lossy(body)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    if text.is_empty() {
+        return "no message".into();
+    }
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Removes every occurrence of a secret from text that came from outside.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_providers_error_formats() {
+        let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let buddy = br#"{"errors":[{"message":"Pipeline not found"}]}"#;
+        assert_eq!(
+            provider_message(buddy, &paths(&["errors.0.message"]), &[]),
+            "Pipeline not found"
+        );
+        let bb = br#"{"type":"error","error":{"message":"Your credentials lack one or more required privilege scopes.","detail":{"granted":["email"],"required":["account"]}}}"#;
+        assert_eq!(
+            provider_message(bb, &paths(&["error.message"]), &paths(&["error.detail"])),
+            r#"Your credentials lack one or more required privilege scopes. ({"granted":["email"],"required":["account"]})"#
+        );
+        assert_eq!(
+            provider_message(b"<html>\n Bad   gateway</html>", &[], &[]),
+            "<html> Bad gateway</html>"
+        );
+    }
+
+    #[test]
+    fn redacts_secrets() {
+        assert_eq!(
+            redact("token abcd1234 leaked", &["abcd1234".into()]),
+            "token [redacted] leaked"
+        );
+    }
+}

@@ -1,0 +1,459 @@
+//! The HTTP client for one provider: base URL, credentials, timeouts, bounded retries of idempotent
+//! GETs, bounded body reads, and redirects kept inside the provider.
+//!
+//! A request that changes something is sent exactly once: a 5xx or a timeout after it is reported,
+//! never retried, because the change may already have happened.
+
+pub mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use url::Url;
+
+pub use error::UpstreamError;
+use error::{provider_message, redact};
+
+use crate::catalog;
+use crate::config::{ProviderConfig, UpstreamConfig};
+
+/// A successful JSON exchange.
+#[derive(Debug)]
+pub struct JsonReply {
+    pub status: StatusCode,
+    /// `Value::Null` for an empty body (204).
+    pub body: Value,
+}
+
+/// A window of a text response.
+#[derive(Debug)]
+pub struct TextWindow {
+    pub text: String,
+    /// Where to continue reading, when the text was cut.
+    pub next_offset: Option<u64>,
+    /// The full size, when the provider said it.
+    pub total: Option<u64>,
+}
+
+/// One configured provider, ready to send requests.
+pub struct ProviderClient {
+    pub catalog: Arc<catalog::Provider>,
+    /// The API base without a trailing slash, e.g. `https://api.bitbucket.org/2.0`.
+    base: String,
+    base_url: Url,
+    http: reqwest::Client,
+    auth: HeaderValue,
+    upstream: UpstreamConfig,
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for ProviderClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProviderClient {
+    pub fn new(
+        catalog: Arc<catalog::Provider>,
+        config: &ProviderConfig,
+        upstream: &UpstreamConfig,
+    ) -> Result<Self, String> {
+        let id = catalog.spec.id.clone();
+        let base = config
+            .api_base
+            .clone()
+            .unwrap_or_else(|| catalog.spec.api_base.clone())
+            .trim_end_matches('/')
+            .to_string();
+        let base_url =
+            Url::parse(&base).map_err(|e| format!("providers.{id}.api_base `{base}`: {e}"))?;
+        let (auth, secrets) = match (&config.token, &config.email, &config.api_token) {
+            (Some(token), _, _) => (
+                format!("Bearer {}", token.expose()),
+                vec![token.expose().to_string()],
+            ),
+            (None, Some(email), Some(api_token)) => {
+                use base64::Engine;
+                let pair = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{email}:{}", api_token.expose()));
+                (
+                    format!("Basic {pair}"),
+                    vec![api_token.expose().to_string(), pair],
+                )
+            }
+            _ => return Err(format!("providers.{id}: no credentials configured")),
+        };
+        let mut auth = HeaderValue::from_str(&auth).map_err(|_| {
+            format!("providers.{id}: the token has characters a header cannot carry")
+        })?;
+        auth.set_sensitive(true);
+
+        let mut allowed = vec![origin_of(&base_url)];
+        allowed.extend(
+            catalog
+                .spec
+                .redirect_hosts
+                .iter()
+                .map(|h| format!("https://{h}")),
+        );
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if allowed.contains(&origin_of(attempt.url())) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
+            .timeout(Duration::from_millis(upstream.timeout_ms))
+            .redirect(policy)
+            .user_agent(concat!("devgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("providers.{id}: HTTP client: {e}"))?;
+        Ok(Self {
+            catalog,
+            base,
+            base_url,
+            http,
+            auth,
+            upstream: upstream.clone(),
+            secrets,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.catalog.spec.id
+    }
+
+    pub fn title(&self) -> &str {
+        &self.catalog.spec.title
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// An absolute URL for a path (already percent-encoded) and query pairs.
+    pub fn url(&self, path: &str, query: &[(String, String)]) -> Result<Url, UpstreamError> {
+        let mut url =
+            Url::parse(&format!("{}{path}", self.base)).map_err(|e| UpstreamError::Malformed {
+                detail: format!("cannot build a URL: {e}"),
+            })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    /// The part of an absolute URL after the API base, if it is inside the API (same origin, under the
+    /// base path). Used to turn a provider's `next` link into a cursor and back.
+    pub fn relative(&self, absolute: &str) -> Option<String> {
+        let parsed = Url::parse(absolute).ok()?;
+        if origin_of(&parsed) != origin_of(&self.base_url) {
+            return None;
+        }
+        let base_path = self.base_url.path().trim_end_matches('/');
+        let rest = parsed.path().strip_prefix(base_path)?;
+        if !rest.starts_with('/') {
+            return None;
+        }
+        Some(match parsed.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        })
+    }
+
+    /// A relative URL made by [`Self::relative`], back to an absolute one inside the API.
+    pub fn absolute(&self, relative: &str) -> Option<Url> {
+        if !relative.starts_with('/') || relative.starts_with("//") {
+            return None;
+        }
+        let url = Url::parse(&format!("{}{relative}", self.base)).ok()?;
+        self.relative(url.as_str()).map(|_| url)
+    }
+
+    /// Sends a request and reads a JSON reply (or nothing, for 204).
+    pub async fn json(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<JsonReply, UpstreamError> {
+        let response = self.send(method, url, body).await?;
+        let status = response.status();
+        let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonReply {
+                status,
+                body: Value::Null,
+            });
+        }
+        let body = serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Malformed {
+            detail: format!("{} sent invalid JSON ({e})", self.title()),
+        })?;
+        Ok(JsonReply { status, body })
+    }
+
+    /// Sends a GET and reads a window of its text: `cap` bytes from `offset`, without reading further.
+    /// With `lines`, the body is JSON and the text is that array of lines joined by newlines.
+    pub async fn text(
+        &self,
+        url: Url,
+        offset: u64,
+        cap: usize,
+        lines: Option<&str>,
+    ) -> Result<TextWindow, UpstreamError> {
+        let response = self.send(Method::GET, url, None).await?;
+        if let Some(path) = lines {
+            let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
+            let json: Value =
+                serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Malformed {
+                    detail: format!("{} sent invalid JSON ({e})", self.title()),
+                })?;
+            let joined = crate::shape::pointer(&json, path)
+                .and_then(Value::as_array)
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            return Ok(window(
+                joined.as_bytes(),
+                offset,
+                cap,
+                Some(joined.len() as u64),
+            ));
+        }
+        let total = response.content_length();
+        let mut response = response;
+        let mut skipped: u64 = 0;
+        let mut kept = BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
+            let mut chunk = &chunk[..];
+            if skipped < offset {
+                let skip = ((offset - skipped) as usize).min(chunk.len());
+                skipped += skip as u64;
+                chunk = &chunk[skip..];
+            }
+            kept.extend_from_slice(chunk);
+            if kept.len() > cap + 4 {
+                break;
+            }
+        }
+        // Offsets in the window are relative to what was kept, which starts at `offset`.
+        let mut w = window(&kept, 0, cap, total);
+        w.next_offset = w.next_offset.map(|end| offset + end);
+        Ok(w)
+    }
+
+    /// Sends a request. GETs are retried on transient failures with backoff and jitter, honouring
+    /// `Retry-After`; anything else is sent once.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let retry = method == Method::GET;
+        let mut attempt = 0;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, self.auth.clone())
+                .header(ACCEPT, "application/json");
+            if let Some(body) = body {
+                request = request.json(body);
+            } else if method != Method::GET && method != Method::DELETE {
+                // Bitbucket answers 411 to a bodiless POST/PUT without a length.
+                request = request.header(reqwest::header::CONTENT_LENGTH, "0");
+            }
+            let started = std::time::Instant::now();
+            let outcome: Result<reqwest::Response, UpstreamError> = match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    tracing::debug!(provider = self.id(), %method, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "upstream");
+                    return Ok(response);
+                }
+                Ok(response) if response.status().is_redirection() => {
+                    let target = response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|l| response.url().join(l).ok())
+                        .map(|u| origin_of(&u))
+                        .unwrap_or_else(|| "an unknown place".into());
+                    return Err(UpstreamError::Redirect { target });
+                }
+                Ok(response) => Err(self.status_error(response).await),
+                Err(e) => Err(self.transport_error(e)),
+            };
+            let mut error = outcome.expect_err("success returned above");
+            tracing::debug!(provider = self.id(), %method, error = %error, attempt, "upstream failed");
+            if !retry || !error.is_transient() || attempt >= self.upstream.retries {
+                error.set_retries(attempt);
+                return Err(error);
+            }
+            let wait = self.backoff(attempt, &error);
+            let Some(wait) = wait else {
+                error.set_retries(attempt);
+                return Err(error);
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// How long to wait before the next attempt; `None` when the provider asks for longer than we wait.
+    fn backoff(&self, attempt: u32, error: &UpstreamError) -> Option<Duration> {
+        if let UpstreamError::Status {
+            retry_after: Some(secs),
+            ..
+        } = error
+        {
+            let ms = secs.saturating_mul(1000);
+            return (ms <= self.upstream.max_retry_after_ms).then(|| Duration::from_millis(ms));
+        }
+        let ceiling = self
+            .upstream
+            .backoff_ms
+            .saturating_mul(1 << attempt.min(10));
+        Some(Duration::from_millis(rand::random_range(
+            ceiling / 2..=ceiling.max(1),
+        )))
+    }
+
+    async fn status_error(&self, response: reqwest::Response) -> UpstreamError {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
+        let spec = &self.catalog.spec;
+        let message = redact(
+            &provider_message(&body, &spec.error_message, &spec.error_detail),
+            &self.secrets,
+        );
+        UpstreamError::Status {
+            status,
+            message,
+            retry_after,
+            retries: 0,
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> UpstreamError {
+        if e.is_timeout() {
+            return UpstreamError::Timeout {
+                timeout_ms: self.upstream.timeout_ms,
+                retries: 0,
+            };
+        }
+        if e.is_redirect() {
+            return UpstreamError::Redirect {
+                target: e.url().map(origin_of).unwrap_or_default(),
+            };
+        }
+        // reqwest's Display includes the URL, which holds no secret (credentials go in headers).
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail = format!("{detail}: {s}");
+            source = s.source();
+        }
+        UpstreamError::Connection {
+            detail: redact(&detail, &self.secrets),
+            retries: 0,
+        }
+    }
+}
+
+fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// Reads a body up to `limit` bytes; more is an error, found without reading it all.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<BytesMut, UpstreamError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(UpstreamError::TooLarge { limit });
+    }
+    let mut out = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.len() + chunk.len() > limit {
+                    return Err(UpstreamError::TooLarge { limit });
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) if e.is_timeout() => {
+                return Err(UpstreamError::Timeout {
+                    timeout_ms: 0,
+                    retries: 0,
+                });
+            }
+            Err(e) => {
+                return Err(UpstreamError::Connection {
+                    detail: format!("the body broke off: {e}"),
+                    retries: 0,
+                });
+            }
+        }
+    }
+}
+
+/// Cuts `cap` bytes out of `bytes` from `offset`, on UTF-8 character boundaries.
+fn window(bytes: &[u8], offset: u64, cap: usize, total: Option<u64>) -> TextWindow {
+    let mut start = (offset as usize).min(bytes.len());
+    // An offset in the middle of a character moves forward to the next character.
+    while start < bytes.len() && (bytes[start] & 0xC0) == 0x80 {
+        start += 1;
+    }
+    let mut end = (start + cap).min(bytes.len());
+    while end > start && end < bytes.len() && (bytes[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    let text = String::from_utf8_lossy(&bytes[start..end]).into_owned();
+    TextWindow {
+        text,
+        next_offset: (end < bytes.len()).then_some(end as u64),
+        total,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_respect_character_boundaries() {
+        let text = "ab€cd".as_bytes(); // € is 3 bytes at 2..5
+        let w = window(text, 0, 3, None);
+        assert_eq!(w.text, "ab");
+        assert_eq!(w.next_offset, Some(2));
+        let w = window(text, 3, 10, None);
+        assert_eq!(w.text, "cd");
+        assert_eq!(w.next_offset, None);
+    }
+}

@@ -1,0 +1,4 @@
+//! How agents reach the gateway: stdin/stdout ([`stdio`]) or streamable HTTP ([`http`]).
+
+pub mod http;
+pub mod stdio;

@@ -1,0 +1,200 @@
+//! Test harness: the sim on loopback, a config pointing at it, and devgate spawned as a real process
+//! spoken to by rmcp's client over stdio or HTTP.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use devgate::sim::{BITBUCKET_TOKEN, BUDDY_TOKEN, Sim};
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
+use rmcp::service::RunningService;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+pub type Client = RunningService<RoleClient, ()>;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_devgate");
+
+/// Environment variables the test configs reference for the providers' tokens.
+pub fn token_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("TEST_BUDDY_TOKEN", BUDDY_TOKEN),
+        ("TEST_BITBUCKET_TOKEN", BITBUCKET_TOKEN),
+    ]
+}
+
+/// A fresh, unique path under the system temp dir.
+pub fn temp_path(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join("devgate-tests");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(format!(
+        "{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A config for both providers at the sim, with `extra` TOML appended (e.g. `[upstream]` settings).
+pub fn config_for(sim: &Sim, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[upstream]
+backoff_ms = 5
+{extra}
+
+[providers.buddy]
+api_base = "{buddy}"
+token = "${{TEST_BUDDY_TOKEN}}"
+workspace = "acme"
+
+[providers.bitbucket]
+api_base = "{bitbucket}"
+token = "${{TEST_BITBUCKET_TOKEN}}"
+workspace = "acme"
+"#,
+        buddy = sim.buddy_url,
+        bitbucket = sim.bitbucket_url,
+    );
+    let path = temp_path("devgate.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Everything a spawned devgate wrote to stderr.
+#[derive(Clone, Default)]
+pub struct Stderr(Arc<Mutex<String>>);
+
+impl Stderr {
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn collect(&self, stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) {
+        let sink = self.0.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+    }
+}
+
+/// devgate over stdio, as an agent would start it.
+pub async fn stdio(config: &Path) -> (Client, Stderr) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("stdio")
+        .arg("--config")
+        .arg(config)
+        .env("DEVGATE_LOG", "debug");
+    for (k, v) in token_env() {
+        cmd.env(k, v);
+    }
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("devgate starts");
+    let captured = Stderr::default();
+    if let Some(stream) = stderr {
+        captured.collect(stream);
+    }
+    let client = ().serve(transport).await.expect("MCP handshake over stdio");
+    (client, captured)
+}
+
+/// devgate over HTTP on an ephemeral loopback port.
+pub struct HttpGateway {
+    pub url: String,
+    pub stderr: Stderr,
+    child: tokio::process::Child,
+}
+
+impl Drop for HttpGateway {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+pub async fn http(config: &Path, stateless: bool) -> HttpGateway {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("http")
+        .arg("--config")
+        .arg(config)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env("DEVGATE_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if stateless {
+        cmd.arg("--stateless");
+    }
+    for (k, v) in token_env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("devgate http starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let stderr = Stderr::default();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.expect("stderr readable") {
+            stderr.0.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(url) = line.strip_prefix("devgate listening on ") {
+                return url.trim().to_string();
+            }
+        }
+        panic!("devgate http exited: {}", stderr.text());
+    })
+    .await
+    .expect("devgate http announces its address");
+    stderr.collect(lines.into_inner().into_inner());
+    HttpGateway { url, stderr, child }
+}
+
+/// An MCP client over streamable HTTP.
+pub async fn http_client(url: &str) -> Client {
+    ().serve(StreamableHttpClientTransport::from_uri(url.to_string()))
+        .await
+        .expect("MCP handshake over HTTP")
+}
+
+pub fn args(v: Value) -> JsonObject {
+    v.as_object().cloned().expect("arguments are an object")
+}
+
+pub async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments)))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
+}
+
+/// The first text block of a result.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
+}
+
+pub fn is_error(result: &CallToolResult) -> bool {
+    result.is_error == Some(true)
+}
+
+/// Asserts success and returns the structured content.
+pub fn ok(tool: &str, result: &CallToolResult) -> Value {
+    assert!(!is_error(result), "{tool} failed: {}", text(result));
+    result
+        .structured_content
+        .clone()
+        .unwrap_or_else(|| panic!("{tool}: no structuredContent"))
+}

@@ -1,0 +1,137 @@
+//! Every catalog tool, called once over stdio with its example arguments, against the sim: each
+//! answers with a shaped result, and each reached the simulated provider.
+
+mod common;
+
+use common::*;
+use devgate::catalog::Catalog;
+use devgate::sim::{Sim, Which};
+use rmcp::model::CallToolRequestParams;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_tool_answers_over_stdio() {
+    let sim = Sim::start().await.unwrap();
+    let config = config_for(&sim, "");
+    let (client, stderr) = stdio(&config).await;
+    let catalog = Catalog::builtin().unwrap();
+
+    let listed = client.list_all_tools().await.unwrap();
+    let all: Vec<_> = catalog
+        .providers
+        .iter()
+        .flat_map(|p| p.tools.iter())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        all.len(),
+        "every tool is offered when every scope is configured"
+    );
+
+    for tool in all {
+        sim.state.clear_requests();
+        let example = tool.spec.example.clone().unwrap_or_default();
+        let result = client
+            .call_tool(CallToolRequestParams::new(tool.name.clone()).with_arguments(example))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", tool.name));
+        let structured = ok(&tool.name, &result);
+        assert!(
+            structured.is_object(),
+            "{}: structured content is an object",
+            tool.name
+        );
+        if let Some(items) = structured.get("items") {
+            assert!(
+                items.as_array().is_some_and(|a| !a.is_empty()),
+                "{}: the example lists something: {structured}",
+                tool.name
+            );
+        }
+        let requests = sim.requests();
+        let provider = if tool.provider == "buddy" {
+            Which::Buddy
+        } else {
+            Which::Bitbucket
+        };
+        let method = tool.spec.method.as_reqwest().to_string();
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.provider == provider && r.method == method),
+            "{}: the sim saw no {method} request: {requests:?}",
+            tool.name
+        );
+        assert!(
+            requests.iter().all(|r| r.auth == "Bearer"),
+            "{}: every request carries the token",
+            tool.name
+        );
+    }
+
+    let logs = stderr.text();
+    for secret in ["sim-buddy-token", "sim-bitbucket-token"] {
+        assert!(!logs.contains(secret), "a token leaked into the logs");
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_list_is_small_and_fully_described() {
+    let sim = Sim::start().await.unwrap();
+    let config = config_for(&sim, "");
+    let (client, _) = stdio(&config).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let bytes = serde_json::to_vec(&tools).unwrap().len();
+    let per_tool = bytes / tools.len();
+    println!(
+        "tools/list: {} tools, {bytes} bytes, {per_tool} bytes per tool",
+        tools.len()
+    );
+    assert!(
+        per_tool <= 400,
+        "tools/list averages {per_tool} bytes per tool (budget 400)"
+    );
+    for tool in &tools {
+        assert!(
+            tool.title.as_deref().is_some_and(|t| !t.is_empty()),
+            "{}: title",
+            tool.name
+        );
+        let description = tool.description.as_deref().unwrap_or_default();
+        assert!(
+            (20..=240).contains(&description.len()),
+            "{}: description length {}",
+            tool.name,
+            description.len()
+        );
+        let sentences = description.matches(". ").count() + 1;
+        assert!(
+            sentences <= 2,
+            "{}: at most two sentences: {description}",
+            tool.name
+        );
+        let a = tool
+            .annotations
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: annotations", tool.name));
+        if a.read_only_hint != Some(true) {
+            assert!(
+                a.read_only_hint.is_some()
+                    && a.destructive_hint.is_some()
+                    && a.idempotent_hint.is_some()
+                    && a.open_world_hint.is_some(),
+                "{}: a tool that writes states all four hints",
+                tool.name
+            );
+        }
+        assert_eq!(
+            tool.input_schema.get("type"),
+            Some(&Value::from("object")),
+            "{}",
+            tool.name
+        );
+        assert!(tool.output_schema.is_some(), "{}: outputSchema", tool.name);
+    }
+    client.cancel().await.unwrap();
+}
