@@ -154,13 +154,19 @@ fn instructions(config: &Config) -> String {
         "devgate: Buddy.Works (buddy_*) and Bitbucket Cloud (bitbucket_*) tools. \
 Shared arguments: `workspace` is the Buddy workspace domain or the Bitbucket workspace slug; \
 `project` is a Buddy project's name (URL handle); `pipeline` is a Buddy pipeline's id or identifier; \
-`repo_slug` is a Bitbucket repository slug; `limit` is the page size. \
+`repo_slug` is a Bitbucket repository slug; `*_id` and `*_uuid` arguments come from list results \
+(Bitbucket uuids keep their braces); \
+`limit` (page size: default 10 or 20, at most 100, or 50 for pull requests) is accepted by every list \
+though left out of their schemas. \
 Lists return {items, next_cursor}: pass next_cursor back as `cursor` for the next page. \
 Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on.",
     );
     for (id, p) in &config.providers {
         if let Some(ws) = &p.workspace {
-            let _ = write!(text, " Default {id} workspace: {ws}.");
+            let _ = write!(
+                text,
+                " {id}_* tools work in workspace `{ws}`: the `workspace` argument is left out of their schemas but may be passed to use another."
+            );
         }
     }
     text
@@ -170,17 +176,20 @@ Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offs
 fn describe(offered: &Offered) -> McpTool {
     let tool = &offered.tool;
     let a = tool.spec.annotations;
-    // A read-only tool states just that: per the MCP spec the destructive and idempotent hints only
-    // mean something for tools that write, and open-world is the default. Tools that write state all four.
-    let annotations = if a.read_only && a.open_world {
+    // Hints are stated where they carry meaning, and left to the MCP defaults elsewhere: a read-only tool
+    // says just that (destructive and idempotent only mean something for tools that write); a tool that
+    // writes states whether it is destructive and idempotent (read-only false is the default); open-world
+    // (the default, true of every provider call) is only stated when false.
+    let mut annotations = if a.read_only {
         ToolAnnotations::new().read_only(true)
     } else {
         ToolAnnotations::new()
-            .read_only(a.read_only)
             .destructive(a.destructive)
             .idempotent(a.idempotent())
-            .open_world(a.open_world)
     };
+    if !a.open_world {
+        annotations = annotations.open_world(false);
+    }
     McpTool::new(
         tool.name.clone(),
         tool.spec.description.clone(),

@@ -81,6 +81,7 @@ async fn tools_list_is_small_and_fully_described() {
     let sim = Sim::start().await.unwrap();
     let config = config_for(&sim, "");
     let (client, _) = stdio(&config).await;
+    let catalog = Catalog::builtin().unwrap();
     let tools = client.list_all_tools().await.unwrap();
     let bytes = serde_json::to_vec(&tools).unwrap().len();
     let per_tool = bytes / tools.len();
@@ -115,15 +116,20 @@ async fn tools_list_is_small_and_fully_described() {
             .annotations
             .as_ref()
             .unwrap_or_else(|| panic!("{}: annotations", tool.name));
-        if a.read_only_hint != Some(true) {
-            assert!(
-                a.read_only_hint.is_some()
-                    && a.destructive_hint.is_some()
-                    && a.idempotent_hint.is_some()
-                    && a.open_world_hint.is_some(),
-                "{}: a tool that writes states all four hints",
-                tool.name
-            );
+        let spec = catalog
+            .providers
+            .iter()
+            .flat_map(|p| p.tools.iter())
+            .find(|t| t.name == tool.name)
+            .unwrap_or_else(|| panic!("{} is in the catalog", tool.name));
+        let hints = spec.spec.annotations;
+        if hints.read_only {
+            assert_eq!(a.read_only_hint, Some(true), "{}", tool.name);
+        } else {
+            // A tool that writes states both hints that matter for confirmation prompts.
+            assert_ne!(a.read_only_hint, Some(true), "{}", tool.name);
+            assert_eq!(a.destructive_hint, Some(hints.destructive), "{}", tool.name);
+            assert_eq!(a.idempotent_hint, Some(hints.idempotent()), "{}", tool.name);
         }
         assert_eq!(
             tool.input_schema.get("type"),

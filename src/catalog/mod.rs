@@ -224,6 +224,13 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
     let mut tools = Vec::new();
     let mut seen = BTreeSet::new();
     for mut spec in parsed.tools {
+        for name in placeholder_names(&spec, &parsed.resolve) {
+            if !spec.params.contains_key(&name)
+                && let Some(shared) = parsed.params.get(&name)
+            {
+                spec.params.insert(name, shared.clone());
+            }
+        }
         let shared = parsed
             .resolve
             .iter()
@@ -252,6 +259,42 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Names of every placeholder a tool's templates use, including those of the lookups that apply to it.
+fn placeholder_names(spec: &ToolSpec, shared_resolve: &[ResolveSpec]) -> BTreeSet<String> {
+    let names_in = |texts: &mut dyn Iterator<Item = &str>| -> BTreeSet<String> {
+        let mut found = Vec::new();
+        for text in texts {
+            for piece in template::parse(text).unwrap_or_default() {
+                if let Piece::Hole(p) = piece {
+                    found.push(p);
+                }
+            }
+        }
+        template::names(&found)
+    };
+    let mut names = names_in(
+        &mut std::iter::once(spec.path.as_str()).chain(spec.query.values().map(String::as_str)),
+    );
+    if let Some(body) = &spec.body {
+        let mut found = Vec::new();
+        let _ = template::body_placeholders(body, &mut found);
+        names.extend(template::names(&found));
+    }
+    let applies = |r: &&ResolveSpec| names.contains(&r.param) || spec.params.contains_key(&r.param);
+    let lookups: Vec<&ResolveSpec> = spec
+        .resolve
+        .iter()
+        .chain(shared_resolve.iter())
+        .filter(applies)
+        .collect();
+    for r in lookups {
+        names.extend(names_in(
+            &mut std::iter::once(r.path.as_str()).chain(r.query.values().map(String::as_str)),
+        ));
+    }
+    names
 }
 
 fn compile_query(query: &BTreeMap<String, String>) -> Result<Vec<(String, Vec<Piece>)>, String> {

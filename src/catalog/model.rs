@@ -17,6 +17,10 @@ pub struct CatalogFile {
     pub provider: ProviderSpec,
     #[serde(default)]
     pub scopes: Vec<ScopeSpec>,
+    /// Parameters shared by many tools. A placeholder a tool uses but does not declare takes the shared
+    /// parameter of that name, so `workspace` or `repo_slug` is written once per file.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSpec>,
     /// Lookups applied to every tool that has the parameter they rewrite (e.g. every tool taking a
     /// `pipeline` accepts its identifier). A tool's own `resolve` entries come after these.
     #[serde(default)]
@@ -240,6 +244,10 @@ pub struct ParamSpec {
     pub maximum: Option<i64>,
     #[serde(default)]
     pub max_length: Option<usize>,
+    /// `false` leaves the parameter out of `inputSchema` (it is still accepted and checked): for
+    /// arguments every list shares, such as `limit`, which the server instructions describe once.
+    #[serde(default = "yes")]
+    pub listed: bool,
     #[serde(default)]
     pub items: Option<Box<ParamSpec>>,
     #[serde(default)]

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{CURSOR_PARAM, DefaultFrom, OFFSET_PARAM, ParamSpec, ParamType, ResponseKind, Tool};
+use super::{CURSOR_PARAM, DefaultFrom, OFFSET_PARAM, ParamSpec, ParamType, Tool};
 
 /// Values from the provider's config that parameters may default to.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +40,11 @@ fn arg_error(field: impl Into<String>, message: impl Into<String>) -> ArgError {
 
 /// Load-time checks of one parameter declaration.
 pub(crate) fn check_param(name: &str, param: &ParamSpec, problems: &mut Vec<String>) {
+    if !param.listed && param.required {
+        problems.push(format!(
+            "parameter `{name}` is required, so it must be listed in the schema"
+        ));
+    }
     if param.required && (param.default.is_some() || param.default_from.is_some()) {
         // `default_from` may leave a parameter required when config has no value, so only a fixed
         // default contradicts `required`.
@@ -99,7 +104,7 @@ pub(crate) fn check_param(name: &str, param: &ParamSpec, problems: &mut Vec<Stri
     }
 }
 
-fn param_schema(param: &ParamSpec, default: Option<&str>) -> Value {
+fn param_schema(param: &ParamSpec) -> Value {
     let mut s = Map::new();
     s.insert("type".into(), json!(param.ty.as_str()));
     if let Some(d) = &param.description {
@@ -110,8 +115,6 @@ fn param_schema(param: &ParamSpec, default: Option<&str>) -> Value {
     }
     if let Some(d) = &param.default {
         s.insert("default".into(), d.clone());
-    } else if let Some(d) = default {
-        s.insert("default".into(), json!(d));
     }
     if let Some(m) = param.minimum {
         s.insert("minimum".into(), json!(m));
@@ -123,7 +126,7 @@ fn param_schema(param: &ParamSpec, default: Option<&str>) -> Value {
         s.insert("maxLength".into(), json!(m));
     }
     if let Some(items) = &param.items {
-        s.insert("items".into(), param_schema(items, None));
+        s.insert("items".into(), param_schema(items));
     }
     if let Some(props) = &param.properties {
         s.insert(
@@ -131,7 +134,7 @@ fn param_schema(param: &ParamSpec, default: Option<&str>) -> Value {
             Value::Object(
                 props
                     .iter()
-                    .map(|(k, p)| (k.clone(), param_schema(p, None)))
+                    .map(|(k, p)| (k.clone(), param_schema(p)))
                     .collect(),
             ),
         );
@@ -152,9 +155,14 @@ pub fn input_schema(tool: &Tool, defaults: &Defaults) -> Map<String, Value> {
     let mut props = Map::new();
     let mut required = Vec::new();
     for (name, param) in &tool.spec.params {
-        let default = param.default_from.and_then(|f| defaults.get(f));
-        props.insert(name.clone(), param_schema(param, default));
-        if param.required && default.is_none() {
+        // A parameter whose value config supplies (the workspace) is left out of the schema: the
+        // server instructions name the default and say that it can still be passed to use another.
+        // Nearly every tool takes one, so this keeps `tools/list` small.
+        if !param.listed || param.default_from.and_then(|f| defaults.get(f)).is_some() {
+            continue;
+        }
+        props.insert(name.clone(), param_schema(param));
+        if param.required {
             required.push(name.clone());
         }
     }
@@ -173,25 +181,14 @@ pub fn input_schema(tool: &Tool, defaults: &Defaults) -> Map<String, Value> {
     schema
 }
 
-/// The tool's `outputSchema`: the shape of `structuredContent`. Kept to the envelope (`items`, `text`)
-/// because every byte of `tools/list` is paid for in every agent session; the fields themselves are
-/// named in the description, and `next_cursor`/`next_offset` in the server instructions.
-pub fn output_schema(tool: &Tool) -> Map<String, Value> {
-    let is_list = tool.spec.output.as_ref().is_some_and(|o| o.list.is_some());
-    let schema = match tool.spec.response {
-        ResponseKind::Json if is_list => {
-            json!({"type": "object", "properties": {"items": {"type": "array"}}})
-        }
-        ResponseKind::Json | ResponseKind::Empty => json!({"type": "object"}),
-        ResponseKind::Text => json!({
-            "type": "object",
-            "properties": {"text": {"type": "string"}, "next_offset": {"type": "integer"}}
-        }),
-    };
-    match schema {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
+/// The tool's `outputSchema`. Every result's `structuredContent` is an object (`{items, next_cursor}` for
+/// lists, `{text, next_offset}` for text, the projected fields otherwise); the schema says no more than
+/// that, because `tools/list` is paid for in every agent session and the server instructions and
+/// descriptions already name the envelope and the fields.
+pub fn output_schema(_tool: &Tool) -> Map<String, Value> {
+    let mut schema = Map::new();
+    schema.insert("type".into(), json!("object"));
+    schema
 }
 
 /// Checks arguments against the tool's parameters, fills defaults, and coerces numeric and boolean
@@ -265,6 +262,7 @@ pub fn validate(
             minimum: Some(0),
             maximum: None,
             max_length: None,
+            listed: true,
             items: None,
             properties: None,
         };

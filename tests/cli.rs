@@ -1,0 +1,215 @@
+//! The command line: `check` lists every problem, `tools` shows what a config offers (scopes, toolsets,
+//! read-only, env overrides), and `sandbox` starts a working gateway in front of the sim.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use devgate::sim::Sim;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn devgate(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("DEVGATE_CONFIG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("devgate runs")
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_1() {
+    let path = temp_path("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[tools]
+toolsets = ["pipelines", "nonsense"]
+exclude = ["bitbucket_no_such_tool"]
+[providers.bitbucket]
+scopes = ["repository", "admin:everything"]
+[providers.gitlab]
+token = "x"
+"#,
+    )
+    .unwrap();
+    let out = devgate(&["check", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "unknown toolset `nonsense`",
+        "unknown tool `bitbucket_no_such_tool`",
+        "providers.bitbucket.scopes: unknown scope `admin:everything`",
+        "providers.bitbucket: no credentials",
+        "providers.gitlab: unknown provider",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}
+
+#[test]
+fn check_names_a_missing_environment_variable() {
+    let path = temp_path("env.toml");
+    std::fs::write(
+        &path,
+        "[providers.buddy]\ntoken = \"${DEVGATE_TEST_UNSET_TOKEN}\"\n",
+    )
+    .unwrap();
+    let out = devgate(&["check", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "providers.buddy.token: environment variable DEVGATE_TEST_UNSET_TOKEN is not set"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn check_passes_a_good_config() {
+    let sim = Sim::start().await.unwrap();
+    let config = config_for(&sim, "");
+    let out = devgate(
+        &["check", "--config", config.to_str().unwrap()],
+        &token_env(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (53 tools offered)"));
+}
+
+fn offered(config: &str, envs: &[(&str, &str)]) -> Vec<String> {
+    let path = temp_path("tools.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = devgate(
+        &[
+            "tools",
+            "--format",
+            "json",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        envs,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tools: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    tools
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn scopes_toolsets_and_read_only_decide_what_is_offered() {
+    let base = "[providers.bitbucket]\ntoken = \"sim-t\"\n";
+    let account_only = offered(&format!("{base}scopes = [\"account\"]\n"), &[]);
+    assert_eq!(
+        account_only,
+        ["bitbucket_get_current_user", "bitbucket_list_workspaces"]
+    );
+
+    // pullrequest:write implies pullrequest and repository:write, and those imply repository.
+    let pr_write = offered(&format!("{base}scopes = [\"pullrequest:write\"]\n"), &[]);
+    assert!(pr_write.contains(&"bitbucket_merge_pull_request".to_string()));
+    assert!(pr_write.contains(&"bitbucket_create_branch".to_string()));
+    assert!(pr_write.contains(&"bitbucket_get_file".to_string()));
+    assert!(
+        !pr_write.iter().any(|t| t.contains("pipeline")),
+        "{pr_write:?}"
+    );
+
+    let pipelines = offered(&format!("[tools]\ntoolsets = [\"pipelines\"]\n{base}"), &[]);
+    assert!(
+        !pipelines.is_empty()
+            && pipelines
+                .iter()
+                .all(|t| t.contains("pipeline") || t.contains("step")),
+        "{pipelines:?}"
+    );
+
+    let read_only = offered(base, &[("DEVGATE_TOOLS__READ_ONLY", "true")]);
+    assert!(read_only.contains(&"bitbucket_list_pull_requests".to_string()));
+    for write in [
+        "bitbucket_merge_pull_request",
+        "bitbucket_run_pipeline",
+        "bitbucket_create_branch",
+    ] {
+        assert!(
+            !read_only.contains(&write.to_string()),
+            "{write} offered in read-only mode"
+        );
+    }
+
+    let excluded = offered(
+        &format!("[tools]\nexclude = [\"bitbucket_merge_pull_request\"]\n{base}"),
+        &[],
+    );
+    assert!(!excluded.contains(&"bitbucket_merge_pull_request".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_serves_a_working_gateway() {
+    let config_path = temp_path("sandbox.toml");
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--buddy",
+            "127.0.0.1:0",
+            "--bitbucket",
+            "127.0.0.1:0",
+            "--write-config",
+        ])
+        .arg(&config_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.trim().strip_prefix("MCP over HTTP:") {
+                return url.trim().to_string();
+            }
+        }
+        panic!("the sandbox printed no MCP URL");
+    })
+    .await
+    .unwrap();
+
+    let client = http_client(&url).await;
+    let prs = ok(
+        "bitbucket_list_pull_requests",
+        &call(
+            &client,
+            "bitbucket_list_pull_requests",
+            json!({"repo_slug": "api"}),
+        )
+        .await,
+    );
+    assert!(!prs["items"].as_array().unwrap().is_empty());
+    client.cancel().await.unwrap();
+
+    // The written config lets a stdio client reach the same simulated providers.
+    let (stdio_client, _) = stdio(&config_path).await;
+    let user = ok(
+        "buddy_get_user",
+        &call(&stdio_client, "buddy_get_user", json!({})).await,
+    );
+    assert!(user.get("name").is_some());
+    stdio_client.cancel().await.unwrap();
+    child.kill().await.unwrap();
+}

@@ -1,0 +1,157 @@
+//! Results shaped for agents, measured through the real path: byte budgets on the sim's realistic
+//! data, cursors that page through a whole list, and text cut at the cap with an offset to read on.
+
+mod common;
+
+use common::*;
+use devgate::sim::{Sim, lock};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_requests_fit_their_budgets() {
+    let sim = Sim::start().await.unwrap();
+    let (client, _) = stdio(&config_for(&sim, "")).await;
+
+    let page = call(
+        &client,
+        "bitbucket_list_pull_requests",
+        json!({"repo_slug": "api", "limit": 10}),
+    )
+    .await;
+    let listed = ok("bitbucket_list_pull_requests", &page);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 10);
+    let bytes = text(&page).len();
+    println!("a page of 10 pull requests: {bytes} bytes");
+    assert!(
+        bytes <= 2500,
+        "a page of 10 pull requests is {bytes} bytes (budget 2500)"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&text(&page)).unwrap(),
+        listed,
+        "the text is the structured content"
+    );
+
+    let id = listed["items"][0]["id"].clone();
+    let one = call(
+        &client,
+        "bitbucket_get_pull_request",
+        json!({"repo_slug": "api", "pull_request_id": id}),
+    )
+    .await;
+    ok("bitbucket_get_pull_request", &one);
+    let bytes = text(&one).len();
+    println!("one pull request: {bytes} bytes");
+    assert!(
+        bytes <= 1200,
+        "one pull request is {bytes} bytes (budget 1200)"
+    );
+    assert!(!text(&one).contains("\"links\""), "no links blobs");
+    client.cancel().await.unwrap();
+}
+
+/// Follows `next_cursor` to the end and returns every item.
+async fn page_through(client: &Client, tool: &str, mut arguments: Value) -> Vec<Value> {
+    let mut all = Vec::new();
+    for _ in 0..20 {
+        let result = ok(tool, &call(client, tool, arguments.clone()).await);
+        all.extend(result["items"].as_array().unwrap().iter().cloned());
+        match result.get("next_cursor") {
+            Some(cursor) => arguments["cursor"] = cursor.clone(),
+            None => return all,
+        }
+    }
+    panic!("{tool}: more than 20 pages");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cursors_page_through_whole_lists() {
+    let sim = Sim::start().await.unwrap();
+    let (client, _) = stdio(&config_for(&sim, "")).await;
+
+    let open = lock(&sim.state.bitbucket)
+        .repos
+        .iter()
+        .find(|r| r.workspace == "acme" && r.slug == "api")
+        .map(|r| r.pull_requests.iter().filter(|p| p.state == "OPEN").count())
+        .unwrap();
+    let prs = page_through(
+        &client,
+        "bitbucket_list_pull_requests",
+        json!({"repo_slug": "api", "limit": 4}),
+    )
+    .await;
+    let mut ids: Vec<i64> = prs.iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), open, "every open pull request, once");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), open, "no duplicates across pages");
+
+    let runs = page_through(
+        &client,
+        "buddy_list_executions",
+        json!({"project": "web", "pipeline": "build-and-test", "limit": 10}),
+    )
+    .await;
+    let mut run_ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let total = run_ids.len();
+    assert!(total > 20, "several pages of runs: {total}");
+    run_ids.dedup();
+    assert_eq!(run_ids.len(), total, "no duplicates across Buddy pages");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_text_is_cut_and_read_on_with_offset() {
+    let sim = Sim::start().await.unwrap();
+    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let full = lock(&sim.state.bitbucket)
+        .repos
+        .iter()
+        .find(|r| r.slug == "api")
+        .and_then(|r| r.files.get("CHANGELOG.md").cloned())
+        .expect("the sim has a long file");
+    assert!(full.len() > 2 * 65536);
+
+    let mut assembled = String::new();
+    let mut offset = 0u64;
+    for _ in 0..10 {
+        let result = call(
+            &client,
+            "bitbucket_get_file",
+            json!({"repo_slug": "api", "ref": "main", "path": "CHANGELOG.md", "offset": offset}),
+        )
+        .await;
+        let structured = ok("bitbucket_get_file", &result);
+        let chunk = structured["text"].as_str().unwrap();
+        assert!(chunk.len() <= 65536, "cut at the default cap");
+        assembled.push_str(chunk);
+        match structured.get("next_offset").and_then(Value::as_u64) {
+            Some(next) => {
+                assert!(
+                    text(&result).contains(&format!("offset={next}")),
+                    "the text says how to read on"
+                );
+                offset = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(assembled, full, "the pieces make the whole file");
+
+    let short = ok(
+        "bitbucket_get_file",
+        &call(
+            &client,
+            "bitbucket_get_file",
+            json!({"repo_slug": "api", "ref": "feature/login", "path": "README.md"}),
+        )
+        .await,
+    );
+    assert!(
+        short.get("next_offset").is_none(),
+        "a short file is not cut"
+    );
+    assert!(!short["text"].as_str().unwrap().is_empty());
+    client.cancel().await.unwrap();
+}
