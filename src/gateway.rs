@@ -456,9 +456,8 @@ impl Offered {
                 }
                 let hint = match status {
                     401 => format!(
-                        " The configured credential for {} was rejected: check providers.{}.token{}.",
-                        provider,
-                        tool.provider,
+                        " The configured credential was rejected: check {}{}.",
+                        self.client.credential_setting(),
                         tool_token_help(&self.client)
                     ),
                     403 => format!(

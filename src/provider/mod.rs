@@ -49,6 +49,8 @@ pub struct ProviderClient {
     auth: HeaderValue,
     upstream: UpstreamConfig,
     secrets: Vec<String>,
+    /// The config settings that hold the credential, for messages (`providers.buddy.token`).
+    credential_setting: String,
 }
 
 impl std::fmt::Debug for ProviderClient {
@@ -74,22 +76,25 @@ impl ProviderClient {
             .to_string();
         let base_url =
             Url::parse(&base).map_err(|e| format!("providers.{id}.api_base `{base}`: {e}"))?;
-        let (auth, secrets) = match (&config.token, &config.email, &config.api_token) {
-            (Some(token), _, _) => (
-                format!("Bearer {}", token.expose()),
-                vec![token.expose().to_string()],
-            ),
-            (None, Some(email), Some(api_token)) => {
-                use base64::Engine;
-                let pair = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{email}:{}", api_token.expose()));
-                (
-                    format!("Basic {pair}"),
-                    vec![api_token.expose().to_string(), pair],
-                )
-            }
-            _ => return Err(format!("providers.{id}: no credentials configured")),
-        };
+        let (auth, secrets, credential_setting) =
+            match (&config.token, &config.email, &config.api_token) {
+                (Some(token), _, _) => (
+                    format!("Bearer {}", token.expose()),
+                    vec![token.expose().to_string()],
+                    format!("providers.{id}.token"),
+                ),
+                (None, Some(email), Some(api_token)) => {
+                    use base64::Engine;
+                    let pair = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{email}:{}", api_token.expose()));
+                    (
+                        format!("Basic {pair}"),
+                        vec![api_token.expose().to_string(), pair],
+                        format!("providers.{id}.email and api_token"),
+                    )
+                }
+                _ => return Err(format!("providers.{id}: no credentials configured")),
+            };
         let mut auth = HeaderValue::from_str(&auth).map_err(|_| {
             format!("providers.{id}: the token has characters a header cannot carry")
         })?;
@@ -127,6 +132,7 @@ impl ProviderClient {
             auth,
             upstream: upstream.clone(),
             secrets,
+            credential_setting,
         })
     }
 
@@ -136,6 +142,11 @@ impl ProviderClient {
 
     pub fn title(&self) -> &str {
         &self.catalog.spec.title
+    }
+
+    /// Where the credential is configured, e.g. `providers.buddy.token`.
+    pub fn credential_setting(&self) -> &str {
+        &self.credential_setting
     }
 
     pub fn base(&self) -> &str {

@@ -4434,30 +4434,34 @@ const LOGIN_FILES: [&str; 8] = [
     "tests/login_flow.rs",
 ];
 
-fn added_file(path: &str, content: &str) -> String {
+/// The diff of a whole file appearing (`added`) or disappearing.
+fn whole_file(path: &str, content: &str, added: bool) -> String {
     let lines: Vec<&str> = content.lines().collect();
+    let id = hex(path, 7);
+    let (mode, index, from, to, hunk, sign) = if added {
+        (
+            "new",
+            format!("0000000..{id}"),
+            "/dev/null".to_string(),
+            format!("b/{path}"),
+            format!("-0,0 +1,{}", lines.len()),
+            '+',
+        )
+    } else {
+        (
+            "deleted",
+            format!("{id}..0000000"),
+            format!("a/{path}"),
+            "/dev/null".to_string(),
+            format!("-1,{} +0,0", lines.len()),
+            '-',
+        )
+    };
     let mut out = format!(
-        "diff --git a/{path} b/{path}\nnew file mode 100644\nindex 0000000..{}\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{} @@\n",
-        &hex(path, 7),
-        lines.len()
+        "diff --git a/{path} b/{path}\n{mode} file mode 100644\nindex {index}\n--- {from}\n+++ {to}\n@@ {hunk} @@\n"
     );
     for line in lines {
-        out.push('+');
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-fn removed_file(path: &str, content: &str) -> String {
-    let lines: Vec<&str> = content.lines().collect();
-    let mut out = format!(
-        "diff --git a/{path} b/{path}\ndeleted file mode 100644\nindex {}..0000000\n--- a/{path}\n+++ /dev/null\n@@ -1,{} +0,0 @@\n",
-        &hex(path, 7),
-        lines.len()
-    );
-    for line in lines {
-        out.push('-');
+        out.push(sign);
         out.push_str(line);
         out.push('\n');
     }
@@ -4484,7 +4488,11 @@ index 5c1e0d2..9a7f3b4 100644
 +reqwest = { version = "0.12", features = ["json", "cookies"] }
 "#,
     );
-    out.push_str(&removed_file("src/auth/legacy_basic.rs", LEGACY_BASIC_RS));
+    out.push_str(&whole_file(
+        "src/auth/legacy_basic.rs",
+        LEGACY_BASIC_RS,
+        false,
+    ));
     out.push_str(
         r#"diff --git a/src/auth/mod.rs b/src/auth/mod.rs
 index 1f0c9e2..77ab310 100644
@@ -4508,8 +4516,8 @@ index 1f0c9e2..77ab310 100644
 +pub const SESSION_COOKIE: &str = "acme_session";
 "#,
     );
-    out.push_str(&added_file("src/auth/pkce.rs", PKCE_RS));
-    out.push_str(&added_file("src/auth/session.rs", SESSION_RS));
+    out.push_str(&whole_file("src/auth/pkce.rs", PKCE_RS, true));
+    out.push_str(&whole_file("src/auth/session.rs", SESSION_RS, true));
     out.push_str(
         r#"diff --git a/src/main.rs b/src/main.rs
 index 8d2e4f1..c3b9a07 100644
@@ -4534,8 +4542,8 @@ index 8d2e4f1..c3b9a07 100644
      let addr: SocketAddr = std::env::var("LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into()).parse()?;
 "#,
     );
-    out.push_str(&added_file("src/routes/login.rs", LOGIN_RS));
-    out.push_str(&added_file("tests/login_flow.rs", LOGIN_TEST_RS));
+    out.push_str(&whole_file("src/routes/login.rs", LOGIN_RS, true));
+    out.push_str(&whole_file("tests/login_flow.rs", LOGIN_TEST_RS, true));
     out
 }
 
