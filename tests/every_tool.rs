@@ -28,6 +28,7 @@ async fn every_tool_answers_over_stdio() {
         "every tool is offered when every scope is configured"
     );
 
+    let mut outputs = String::new();
     for tool in all {
         sim.state.clear_requests();
         let example = tool.spec.example.clone().unwrap_or_default();
@@ -36,6 +37,7 @@ async fn every_tool_answers_over_stdio() {
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", tool.name));
         let structured = ok(&tool.name, &result);
+        outputs.push_str(&serde_json::to_string(&result).unwrap());
         assert!(
             structured.is_object(),
             "{}: structured content is an object",
@@ -72,6 +74,10 @@ async fn every_tool_answers_over_stdio() {
     let logs = stderr.text();
     for secret in ["sim-buddy-token", "sim-bitbucket-token"] {
         assert!(!logs.contains(secret), "a token leaked into the logs");
+        assert!(
+            !outputs.contains(secret),
+            "a token leaked into a tool result"
+        );
     }
     client.cancel().await.unwrap();
 }
