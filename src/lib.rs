@@ -20,3 +20,4 @@ pub mod sandbox;
 pub mod shape;
 pub mod sim;
 pub mod transport;
+pub mod vault;

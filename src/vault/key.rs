@@ -1,0 +1,1 @@
+//! Where the sealing key comes from. (Implementation in progress.)

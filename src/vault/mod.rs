@@ -1,0 +1,219 @@
+//! The vault: where devgate keeps what it holds on users' behalf.
+//!
+//! - [`Store`] is the storage contract (connections, OAuth states, connect tickets, API keys), with an
+//!   SQLite implementation ([`sqlite::SqliteStore`]); PostgreSQL follows for several instances.
+//! - [`seal::Sealer`] encrypts provider tokens with AES-256-GCM before they reach a store; the
+//!   additional data binds each sealed value to its (user, provider), so a value copied to another row
+//!   does not open.
+//! - [`key`] finds the sealing key: `DEVGATE_SECRET_KEY`, or a 0600 key file created on first run.
+//!
+//! Stores never see a plaintext token, a state value or a ticket: tokens arrive sealed, and states,
+//! tickets and API keys are looked up by their SHA-256 ([`digest`]).
+
+pub mod key;
+pub mod seal;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+/// Seconds since the Unix epoch.
+pub type Timestamp = i64;
+
+pub fn now() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Hex SHA-256 of a secret, the only form in which states, tickets and API keys are stored.
+pub fn digest(secret: &str) -> String {
+    let hash = Sha256::digest(secret.as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store at {location} cannot be opened: {detail}")]
+    Open { location: String, detail: String },
+    #[error("the store failed: {0}")]
+    Backend(String),
+    #[error("a sealed value does not open with this key (wrong DEVGATE_SECRET_KEY or key file?)")]
+    Seal,
+}
+
+/// Whether a connection can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Active,
+    /// The provider refused its refresh token (`invalid_grant`, `invalid_client`): reconnect.
+    Broken,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::Broken => "broken",
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        if text == "broken" {
+            ConnectionStatus::Broken
+        } else {
+            ConnectionStatus::Active
+        }
+    }
+}
+
+/// A user's connection to a provider. Token fields are sealed ([`seal::Sealer`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionRow {
+    pub user: String,
+    pub provider: String,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    /// When the access token expires; `None` for tokens that never do (old Buddy apps).
+    pub expires_at: Option<Timestamp>,
+    /// Granted scopes, space-separated, as the provider reported them (or as requested).
+    pub scopes: String,
+    /// The provider account's display name and stable id (from the catalog's `whoami`).
+    pub account: String,
+    pub account_id: String,
+    pub status: ConnectionStatus,
+    /// Why the connection broke, for status output.
+    pub status_detail: Option<String>,
+    /// Bumped on every token change: refreshes compare-and-swap on it.
+    pub version: i64,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for ConnectionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionRow")
+            .field("user", &self.user)
+            .field("provider", &self.provider)
+            .field("account", &self.account)
+            .field("expires_at", &self.expires_at)
+            .field("status", &self.status)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pending authorization: created when the user clicks Connect, consumed by the callback.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StateRow {
+    /// SHA-256 of the `state` value sent to the provider.
+    pub state_hash: String,
+    pub user: String,
+    pub provider: String,
+    /// The PKCE verifier, sealed for (user, provider).
+    pub pkce_verifier: String,
+    /// Scopes requested, space-separated.
+    pub scopes: String,
+    /// The elicitation this connect answers, if an agent asked through one.
+    pub elicitation_id: Option<String>,
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for StateRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateRow")
+            .field("user", &self.user)
+            .field("provider", &self.provider)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connect link's ticket: bound to a user and provider, single use, short-lived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRow {
+    /// SHA-256 of the ticket in the link.
+    pub ticket_hash: String,
+    pub user: String,
+    pub provider: String,
+    /// Scopes to ask for, space-separated.
+    pub scopes: String,
+    pub elicitation_id: Option<String>,
+    pub expires_at: Timestamp,
+}
+
+/// An API key for HTTP callers; only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    /// A short public id (the key's first characters), to name the key in lists and revocations.
+    pub id: String,
+    pub key_hash: String,
+    pub user: String,
+    pub created_at: Timestamp,
+}
+
+/// Persistent state. Every method is one atomic step: `take_*` reads and deletes in one statement, so
+/// a state or ticket can be used once even when two requests race for it.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Runs the schema migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Whether the store answers (for readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A value sealed with the key when the store was first used, to tell a wrong key at start-up.
+    async fn key_check(&self) -> Result<Option<String>, StoreError>;
+    async fn set_key_check(&self, sealed: &str) -> Result<(), StoreError>;
+
+    async fn connection(
+        &self,
+        user: &str,
+        provider: &str,
+    ) -> Result<Option<ConnectionRow>, StoreError>;
+    async fn connections(&self, user: &str) -> Result<Vec<ConnectionRow>, StoreError>;
+    /// Inserts or replaces the connection of (row.user, row.provider); sets `version` to the old + 1.
+    async fn save_connection(&self, row: &ConnectionRow) -> Result<(), StoreError>;
+    /// Replaces the tokens only if the stored version is still `expected_version` (a refresh that lost
+    /// a race does not overwrite the winner's rotated tokens). Returns whether it replaced them.
+    async fn swap_tokens(
+        &self,
+        row: &ConnectionRow,
+        expected_version: i64,
+    ) -> Result<bool, StoreError>;
+    async fn mark_broken(&self, user: &str, provider: &str, detail: &str)
+    -> Result<(), StoreError>;
+    /// Returns whether a row was deleted.
+    async fn delete_connection(&self, user: &str, provider: &str) -> Result<bool, StoreError>;
+
+    async fn put_state(&self, row: &StateRow) -> Result<(), StoreError>;
+    /// Removes and returns the state if it exists and has not expired at `now`.
+    async fn take_state(
+        &self,
+        state_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<StateRow>, StoreError>;
+
+    async fn put_ticket(&self, row: &TicketRow) -> Result<(), StoreError>;
+    /// The ticket, if it exists and has not expired at `now`, without using it up.
+    async fn ticket(
+        &self,
+        ticket_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<TicketRow>, StoreError>;
+    /// Removes and returns the ticket if it exists and has not expired at `now`.
+    async fn take_ticket(
+        &self,
+        ticket_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<TicketRow>, StoreError>;
+
+    async fn put_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError>;
+    /// The user an API key (by hash) belongs to.
+    async fn api_key_user(&self, key_hash: &str) -> Result<Option<String>, StoreError>;
+    async fn api_keys(&self, user: &str) -> Result<Vec<ApiKeyRow>, StoreError>;
+    /// Deletes the user's key with this public id; returns whether one was deleted.
+    async fn revoke_api_key(&self, user: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Deletes states and tickets that expired before `now`.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,1 @@
+//! AES-256-GCM sealing of tokens. (Implementation in progress.)
