@@ -3,13 +3,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use devgate::app::App;
 use devgate::catalog::Catalog;
 use devgate::config::Config;
-use devgate::gateway::{Gateway, is_offered};
+use devgate::gateway::is_offered;
+use devgate::oauth::connect::Connector;
 use devgate::sandbox::{self, SandboxOptions};
 use devgate::transport::http::{self, HttpOptions};
 use devgate::transport::stdio;
@@ -83,8 +84,41 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Check the config and the catalogs; exit 1 listing every problem.
+    /// Check the config and the catalogs, reach the store and check the sealing key; exit 1 listing every problem.
     Check,
+    /// Connect your account at a provider from a terminal: prints the link and waits for the callback.
+    Connect {
+        provider: String,
+        /// The devgate user to connect (default: the local OS user).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Forget your connection to a provider (revoked upstream where the provider allows).
+    Disconnect {
+        provider: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Per provider: configured, connected, account, scopes, expiry. Never a secret.
+    Status {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// API keys for HTTP callers: the key is printed once and stored hashed.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key for a user and print it (once).
+    Create { user: String },
+    /// List a user's keys (their public ids, never the keys).
+    List { user: String },
+    /// Revoke a user's key by its public id.
+    Revoke { user: String, id: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -166,31 +200,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stdio { user } => {
             let (config, catalog) = load_checked(&cli)?;
-            let gateway = Arc::new(Gateway::new(&config, &catalog).map_err(anyhow::Error::msg)?);
+            let app = App::build(config, &catalog, false)
+                .await
+                .map_err(anyhow::Error::msg)?;
             let user = user.clone().unwrap_or_else(local_user);
-            tracing::info!(user = %user, tools = gateway.tools().len(), "serving MCP on stdio");
-            stdio::serve(gateway, user)
+            let _pages = serve_pages_for_stdio(&app).await;
+            tracing::info!(user = %user, tools = app.gateway.tools().len(), "serving MCP on stdio");
+            stdio::serve(app.gateway.clone(), user, app.pending.clone())
                 .await
                 .context("stdio transport")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Http { listen, stateless } => {
-            let (config, catalog) = load_checked(&cli)?;
+            let (mut config, catalog) = load_checked(&cli)?;
             let listen = match listen {
                 Some(l) => *l,
                 None => config.http.listen.parse().context("http.listen")?,
             };
-            http::check_listen(&listen).map_err(anyhow::Error::msg)?;
+            http::check_listen(&listen, config.http.auth).map_err(anyhow::Error::msg)?;
             let stateless = *stateless || config.http.stateless;
-            let gateway = Arc::new(Gateway::new(&config, &catalog).map_err(anyhow::Error::msg)?);
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let bound = listener.local_addr()?;
+            if config.public_url.is_none() {
+                config.public_url = Some(format!("http://{bound}"));
+            }
+            let app = App::build(config, &catalog, true)
+                .await
+                .map_err(anyhow::Error::msg)?;
             let shutdown = CancellationToken::new();
-            let app = http::router(
-                gateway.clone(),
-                &config,
+            let router = http::router(
+                app.http_parts(bound).map_err(anyhow::Error::msg)?,
+                &app.config,
                 &HttpOptions {
                     listen: bound,
                     stateless,
@@ -199,13 +241,140 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             // The address line on stderr lets scripts and tests find an ephemeral port.
             eprintln!("devgate listening on http://{bound}/mcp");
-            tracing::info!(%bound, stateless, tools = gateway.tools().len(), "serving MCP over HTTP");
+            tracing::info!(%bound, stateless, tools = app.gateway.tools().len(), "serving MCP over HTTP");
             let token = shutdown.clone();
             tokio::spawn(async move {
                 shutdown_signal().await;
                 token.cancel();
             });
-            http::serve(listener, app, shutdown).await?;
+            http::serve(listener, router, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connect { provider, user } => {
+            let (config, catalog) = load_checked(&cli)?;
+            let app = App::build(config, &catalog, true)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let connector = connector_for(&app, provider)?;
+            let user = user.clone().unwrap_or_else(local_user);
+            let link = connector.link(&user, provider).await?;
+            let server = serve_pages_for_stdio(&app).await;
+            println!(
+                "Open this link in a browser to connect {} for devgate user {user} (valid 10 minutes):\n\n  {}\n",
+                connector.title(provider),
+                link.url
+            );
+            if server.is_none() {
+                println!(
+                    "(devgate is not serving {} itself: keep the devgate that does running.)",
+                    app.config.public_url.as_deref().unwrap_or("public_url")
+                );
+            }
+            let before = connector
+                .vault()
+                .store
+                .connection(&user, provider)
+                .await?
+                .map(|c| c.version);
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                    () = shutdown_signal() => return Ok(ExitCode::FAILURE),
+                }
+                let now = connector.vault().store.connection(&user, provider).await?;
+                if let Some(c) = now.filter(|c| Some(c.version) != before) {
+                    println!(
+                        "Connected {} account {} for {user}.",
+                        connector.title(provider),
+                        c.account
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+        Command::Disconnect { provider, user } => {
+            let (config, catalog) = load_checked(&cli)?;
+            let app = App::build(config, &catalog, true)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let connector = connector_for(&app, provider)?;
+            let user = user.clone().unwrap_or_else(local_user);
+            println!("{}", connector.disconnect(&user, provider).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { user } => {
+            let (config, catalog) = load_checked(&cli)?;
+            let app = App::build(config, &catalog, false)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let user = user.clone().unwrap_or_else(local_user);
+            println!("devgate user: {user}");
+            let statuses = match &app.connector {
+                Some(c) => c.statuses(&user, false).await?,
+                None => Vec::new(),
+            };
+            for (id, p) in &app.config.providers {
+                if !p.uses_oauth() {
+                    println!("{id}: configured with a static credential (every user shares it)");
+                    continue;
+                }
+                let Some(s) = statuses.iter().find(|s| &s.provider == id) else {
+                    continue;
+                };
+                let mut line = format!("{id}: {}", s.state.replace('_', " "));
+                if let Some(account) = &s.account {
+                    line.push_str(&format!(" as {account}"));
+                }
+                if !s.scopes.is_empty() {
+                    line.push_str(&format!("; scopes: {}", s.scopes.join(" ")));
+                }
+                match s.expires_at {
+                    Some(at) => line.push_str(&format!(
+                        "; token expires in {} s",
+                        at - devgate::vault::now()
+                    )),
+                    None if s.account.is_some() => line.push_str("; token does not expire"),
+                    None => {}
+                }
+                if let Some(d) = &s.detail {
+                    line.push_str(&format!(" ({d})"));
+                }
+                if s.state != "connected" {
+                    line.push_str(&format!(" — run `devgate connect {id}`"));
+                }
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { action } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let vault = devgate::app::open_vault(&config)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            match action {
+                KeysAction::Create { user } => {
+                    let (key, row) = devgate::identity::new_api_key(user);
+                    vault.store.put_api_key(&row).await?;
+                    eprintln!(
+                        "API key {} for {user} (shown once; send it as Authorization: Bearer <key>):",
+                        row.id
+                    );
+                    println!("{key}");
+                }
+                KeysAction::List { user } => {
+                    for k in vault.store.api_keys(user).await? {
+                        println!("{}  created {}", k.id, k.created_at);
+                    }
+                }
+                KeysAction::Revoke { user, id } => {
+                    if vault.store.revoke_api_key(user, id).await? {
+                        println!("revoked {id}");
+                    } else {
+                        eprintln!("{user} has no key {id}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Tools { format, all } => {
@@ -248,8 +417,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let problems = config.validate(&catalog);
             if problems.is_empty() {
-                if let Err(e) = Gateway::new(&config, &catalog) {
-                    eprintln!("{e}");
+                let origin = config.origin.clone();
+                let needs_store = config.providers.values().any(|p| p.uses_oauth());
+                if let Err(e) = App::build(config.clone(), &catalog, needs_store).await {
+                    eprintln!("{origin}: {e}");
                     return Ok(ExitCode::FAILURE);
                 }
                 let offered = catalog
@@ -276,6 +447,11 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "devgate".into());
     let config = sandbox.config_path.display();
+    let links: String = sandbox
+        .connect_links
+        .iter()
+        .map(|(title, url)| format!("  {title}: {url}\n"))
+        .collect();
     println!(
         r#"devgate sandbox is running (Ctrl-C to stop).
 
@@ -284,16 +460,60 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
   Simulated Bitbucket: {bitbucket}
   Config written:  {config}
 
-Point an agent at it:
+1. Connect your (simulated) accounts in a browser; each link works once, for 10 minutes
+   (your agent gets fresh ones from devgate_connections or when a tool needs a connection):
+{links}
+2. Point an agent at devgate:
   HTTP (Claude Code):  claude mcp add --transport http devgate {mcp}
   stdio (mcp.json):
-    {{"mcpServers": {{"devgate": {{"command": "{exe}", "args": ["stdio", "--config", "{config}"]}}}}}}
+    {{"mcpServers": {{"devgate": {{"command": "{exe}", "args": ["stdio", "--user", "local", "--config", "{config}"]}}}}}}
 
-Then ask it, for example: "List the open pull requests in acme/api" or "Run the build pipeline of the web project"."#,
+3. Ask it, for example: "List the open pull requests in acme/api" or "Run the build pipeline of the web project"."#,
         mcp = sandbox.mcp_url,
         buddy = sandbox.sim.buddy_url,
         bitbucket = sandbox.sim.bitbucket_url,
     );
+}
+
+fn connector_for<'a>(app: &'a App, provider: &str) -> anyhow::Result<&'a Connector> {
+    match &app.connector {
+        Some(c) if c.handles(provider) => Ok(c),
+        _ => bail!(
+            "providers.{provider} is not configured with an OAuth client (client_id + client_secret)"
+        ),
+    }
+}
+
+/// Serves the connect pages on `public_url` when it is a loopback address and free, so a link given to a
+/// stdio agent (or printed by `devgate connect`) works without a separate `devgate http`.
+async fn serve_pages_for_stdio(app: &App) -> Option<CancellationToken> {
+    let connector = app.connector.clone()?;
+    let url = url::Url::parse(app.config.public_url.as_deref()?).ok()?;
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    let addr: std::net::SocketAddr = format!("{}:{port}", host.trim_matches(['[', ']']))
+        .parse()
+        .ok()?;
+    if !addr.ip().is_loopback() {
+        return None;
+    }
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(_) => {
+            tracing::info!(%addr, "another process serves the connect pages");
+            return None;
+        }
+    };
+    let router = devgate::transport::pages::router(devgate::transport::pages::Pages {
+        connector,
+        secure: url.scheme() == "https",
+    });
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        let _ = http::serve(listener, router, stop).await;
+    });
+    Some(token)
 }
 
 fn local_user() -> String {

@@ -74,6 +74,13 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub oauth: OAuthConfig,
+    /// The directory of the config file: relative store paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
     /// Problems that do not stop devgate (e.g. a literal secret in the file).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -91,6 +98,10 @@ pub struct HttpConfig {
     pub stateless: bool,
     /// Host header values accepted besides loopback and the public URL's host.
     pub allowed_hosts: Vec<String>,
+    /// How HTTP callers prove who they are.
+    pub auth: HttpAuth,
+    /// For `auth = "jwt"`: the identity provider whose tokens are accepted.
+    pub jwt: Option<JwtConfig>,
 }
 
 impl Default for HttpConfig {
@@ -99,6 +110,60 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             stateless: false,
             allowed_hosts: Vec::new(),
+            auth: HttpAuth::ApiKey,
+            jwt: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpAuth {
+    /// `Authorization: Bearer <key>` with a key from `devgate keys create`.
+    ApiKey,
+    /// A JWT from the organisation's identity provider; the user is its `sub`.
+    Jwt,
+    /// No authentication: every caller is the local user. Only on a loopback listen address.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Where the issuer publishes its signing keys (JWKS).
+    pub jwks_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path/devgate.db` (relative paths are next to the config file).
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://devgate.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// Refresh an access token this long before it expires.
+    pub refresh_margin_secs: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            refresh_margin_secs: 60,
         }
     }
 }
@@ -176,6 +241,25 @@ pub struct ProviderConfig {
     pub email: Option<String>,
     #[serde(default)]
     pub api_token: Option<Secret>,
+    /// OAuth client (consumer) id registered with the provider: users connect their own accounts.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// Override the catalog's OAuth endpoints (self-hosted, regions, tests).
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub revoke_url: Option<String>,
+}
+
+impl ProviderConfig {
+    /// Whether users connect their own accounts through OAuth (rather than one static credential).
+    pub fn uses_oauth(&self) -> bool {
+        self.client_id.is_some() && self.token.is_none() && self.api_token.is_none()
+    }
 }
 
 impl Default for Config {
@@ -186,6 +270,9 @@ impl Default for Config {
             tools: ToolsConfig::default(),
             upstream: UpstreamConfig::default(),
             providers: BTreeMap::new(),
+            store: StoreConfig::default(),
+            oauth: OAuthConfig::default(),
+            base_dir: None,
             warnings: Vec::new(),
             origin: "defaults".into(),
         }
@@ -218,7 +305,33 @@ impl Config {
                 }
             },
         };
-        Self::from_toml(&text, &origin, std::env::vars())
+        let mut config = Self::from_toml(&text, &origin, std::env::vars())?;
+        if origin != "defaults" {
+            config.base_dir = Path::new(&origin).parent().map(Path::to_path_buf);
+        }
+        Ok(config)
+    }
+
+    /// The store URL with a relative SQLite path resolved against the config file's directory.
+    pub fn store_url(&self) -> String {
+        let url = &self.store.url;
+        let Some(path) = url.strip_prefix("sqlite://") else {
+            return url.clone();
+        };
+        let path = Path::new(path);
+        match &self.base_dir {
+            Some(dir) if path.is_relative() && !dir.as_os_str().is_empty() => {
+                format!("sqlite://{}", dir.join(path).display())
+            }
+            _ => url.clone(),
+        }
+    }
+
+    /// The OAuth callback URL registered with providers.
+    pub fn callback_url(&self) -> Option<String> {
+        self.public_url
+            .as_deref()
+            .map(|u| format!("{}/integration-callback", u.trim_end_matches('/')))
     }
 
     /// Parses config text, applying `DEVGATE_…` overrides and `${NAME}` references from `env`.
@@ -330,24 +443,51 @@ impl Config {
                     problems.push(format!("providers.{id}.scopes: unknown scope `{scope}`"));
                 }
             }
-            match (&p.token, &p.email, &p.api_token) {
-                (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-                (None, None, None) => problems.push(format!(
-                    "providers.{id}: no credentials: set token = \"${{{}_TOKEN}}\"{}",
+            match (&p.token, &p.email, &p.api_token, &p.client_id, &p.client_secret) {
+                (Some(_), None, None, None, _) | (None, Some(_), Some(_), None, _) => {}
+                // Without public_url, `devgate http` uses its listen address; stdio needs it set.
+                (None, None, None, Some(_), Some(_)) => {}
+                (None, None, None, Some(_), None) => problems.push(format!(
+                    "providers.{id}: client_id needs client_secret = \"${{{}_CLIENT_SECRET}}\"",
+                    id.to_ascii_uppercase()
+                )),
+                (None, None, None, None, _) => problems.push(format!(
+                    "providers.{id}: no credentials: set client_id + client_secret (users connect their own accounts), or token = \"${{{}_TOKEN}}\"{}",
                     id.to_ascii_uppercase(),
-                    if id == "bitbucket" {
-                        " (or email + api_token)"
-                    } else {
-                        ""
-                    }
+                    if id == "bitbucket" { " (or email + api_token)" } else { "" }
                 )),
-                (Some(_), _, _) => problems.push(format!(
-                    "providers.{id}: set either token or email + api_token, not both"
-                )),
-                (None, Some(_), None) | (None, None, Some(_)) => {
+                (None, Some(_), None, ..) | (None, None, Some(_), ..) => {
                     problems.push(format!("providers.{id}: email and api_token go together"))
                 }
+                _ => problems.push(format!(
+                    "providers.{id}: set one kind of credentials: client_id + client_secret, token, or email + api_token"
+                )),
             }
+            for (name, value) in [
+                ("authorize_url", &p.authorize_url),
+                ("token_url", &p.token_url),
+                ("revoke_url", &p.revoke_url),
+            ] {
+                if let Some(v) = value
+                    && !matches!(url::Url::parse(v), Ok(u) if matches!(u.scheme(), "http" | "https"))
+                {
+                    problems.push(format!("providers.{id}.{name} `{v}` is not an http(s) URL"));
+                }
+            }
+        }
+        if !self.store.url.starts_with("sqlite:") {
+            problems.push(format!(
+                "store.url `{}`: only sqlite:// stores are supported so far",
+                self.store.url
+            ));
+        }
+        match (self.http.auth, &self.http.jwt) {
+            (HttpAuth::Jwt, None) => problems
+                .push("http.auth = \"jwt\" needs [http.jwt] issuer, audience and jwks_url".into()),
+            (HttpAuth::Jwt, Some(j)) if url::Url::parse(&j.jwks_url).is_err() => {
+                problems.push(format!("http.jwt.jwks_url `{}` is not a URL", j.jwks_url))
+            }
+            _ => {}
         }
         problems
     }

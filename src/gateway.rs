@@ -17,8 +17,13 @@ use crate::catalog::{
     CURSOR_PARAM, Catalog, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind, Tool, template,
 };
 use crate::config::Config;
+use crate::oauth::connect::{ConnectLink, Connector};
+use crate::oauth::tokens::{TokenError, TokenManager};
 use crate::provider::{ProviderClient, UpstreamError};
 use crate::shape;
+
+/// The built-in tool that reports the caller's connections.
+pub const CONNECTIONS_TOOL: &str = "devgate_connections";
 
 /// A tool as offered to agents: its catalog entry and the client that serves it.
 struct Offered {
@@ -34,6 +39,56 @@ pub enum CallError {
     UnknownTool(String),
 }
 
+/// What a call came to.
+#[derive(Debug)]
+pub enum CallOutcome {
+    /// A result for the agent (possibly an `isError` it can act on).
+    Done(CallToolResult),
+    /// The user has to connect (or reconnect) a provider first; the MCP layer turns this into an
+    /// elicitation or a link in an `isError` text, depending on the client.
+    Connect(ConnectRequest),
+}
+
+/// A link the user must open before the call can succeed.
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    pub provider: String,
+    pub title: String,
+    /// One sentence on why, naming the tool (and scopes) where that is the reason.
+    pub reason: String,
+    pub link: ConnectLink,
+}
+
+/// Why a call stopped before a result: a message for the agent, or a connect link to hand out.
+enum Stop {
+    Message(String),
+    Connect { provider: String, reason: String },
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Self {
+        Stop::Message(message)
+    }
+}
+
+/// The credential one call goes out with.
+enum Auth {
+    Static(reqwest::header::HeaderValue),
+    /// The user's own token; `version` tells a 401 retry whether someone refreshed since.
+    User {
+        header: reqwest::header::HeaderValue,
+        version: i64,
+    },
+}
+
+impl Auth {
+    fn header(&self) -> &reqwest::header::HeaderValue {
+        match self {
+            Auth::Static(h) | Auth::User { header: h, .. } => h,
+        }
+    }
+}
+
 /// The offered tools and everything needed to call them. Cheap to share (`Arc`).
 pub struct Gateway {
     offered: HashMap<String, Offered>,
@@ -41,6 +96,10 @@ pub struct Gateway {
     listed: Arc<Vec<McpTool>>,
     instructions: String,
     text_cap: usize,
+    clients: HashMap<String, Arc<ProviderClient>>,
+    /// Users' own tokens, for providers configured with an OAuth client.
+    tokens: Option<Arc<TokenManager>>,
+    connector: Option<Arc<Connector>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -75,6 +134,7 @@ impl Gateway {
     /// Builds the gateway from a validated config.
     pub fn new(config: &Config, catalog: &Catalog) -> Result<Self, String> {
         let mut offered = HashMap::new();
+        let mut clients = HashMap::new();
         for (id, pconf) in &config.providers {
             let provider = catalog
                 .provider(id)
@@ -84,6 +144,7 @@ impl Gateway {
                 pconf,
                 &config.upstream,
             )?);
+            clients.insert(id.clone(), client.clone());
             let defaults = Defaults {
                 workspace: pconf.workspace.clone(),
             };
@@ -109,7 +170,31 @@ impl Gateway {
             listed: Arc::new(listed),
             instructions: instructions(config),
             text_cap: config.tools.text_cap_bytes,
+            clients,
+            tokens: None,
+            connector: None,
         })
+    }
+
+    /// Adds users' own connections: tokens for calls, and connect links when one is missing. Also
+    /// lists the built-in `devgate_connections` tool.
+    pub fn with_connections(
+        mut self,
+        tokens: Arc<TokenManager>,
+        connector: Arc<Connector>,
+    ) -> Self {
+        let mut listed = self.listed.as_ref().clone();
+        listed.push(connections_tool());
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        self.listed = Arc::new(listed);
+        self.tokens = Some(tokens);
+        self.connector = Some(connector);
+        self
+    }
+
+    /// The provider clients, by provider id.
+    pub fn clients(&self) -> &HashMap<String, Arc<ProviderClient>> {
+        &self.clients
     }
 
     /// What the server tells an agent once, at the start: the conventions every tool shares, so the
@@ -124,27 +209,89 @@ impl Gateway {
     }
 
     pub fn tool(&self, name: &str) -> Option<&McpTool> {
-        self.offered
-            .get(name)
-            .and_then(|o| self.listed.iter().find(|t| t.name == o.tool.name))
+        self.listed.iter().find(|t| t.name == name)
     }
 
-    /// Runs one tool call. Everything the agent can act on (bad arguments, provider errors) comes
-    /// back as an `isError` result; only an unknown tool is an `Err`.
+    /// Runs one tool call for `user`. Everything the agent can act on (bad arguments, provider errors)
+    /// comes back as an `isError` result; a missing connection as [`CallOutcome::Connect`]; only an
+    /// unknown tool is an `Err`.
     pub async fn call(
         &self,
+        user: &str,
         name: &str,
         args: Option<&JsonObject>,
-    ) -> Result<CallToolResult, CallError> {
+    ) -> Result<CallOutcome, CallError> {
+        if name == CONNECTIONS_TOOL
+            && let Some(connector) = &self.connector
+        {
+            return Ok(CallOutcome::Done(connections_result(connector, user).await));
+        }
         let offered = self
             .offered
             .get(name)
             .ok_or_else(|| CallError::UnknownTool(name.to_string()))?;
-        let outcome = offered.run(args, self.text_cap).await;
-        Ok(match outcome {
-            Ok(result) => result,
-            Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
-        })
+        let call = Call {
+            offered,
+            user,
+            tokens: self.tokens.as_deref(),
+        };
+        match call.run(args, self.text_cap).await {
+            Ok(result) => Ok(CallOutcome::Done(result)),
+            Err(Stop::Message(message)) => Ok(CallOutcome::Done(CallToolResult::error(vec![
+                ContentBlock::text(message),
+            ]))),
+            Err(Stop::Connect { provider, reason }) => {
+                Ok(self.connect_request(user, &provider, reason).await)
+            }
+        }
+    }
+
+    async fn connect_request(&self, user: &str, provider: &str, reason: String) -> CallOutcome {
+        let Some(connector) = &self.connector else {
+            return CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(reason)]));
+        };
+        match connector.link(user, provider).await {
+            Ok(link) => CallOutcome::Connect(ConnectRequest {
+                provider: provider.to_string(),
+                title: connector.title(provider),
+                reason,
+                link,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "could not create a connect link");
+                CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "{reason}. devgate could not create a connect link because its database failed; try again shortly."
+                ))]))
+            }
+        }
+    }
+}
+
+/// The description of `devgate_connections`.
+fn connections_tool() -> McpTool {
+    let mut schema = JsonObject::new();
+    schema.insert("type".into(), json!("object"));
+    let mut output = JsonObject::new();
+    output.insert("type".into(), json!("object"));
+    McpTool::new(
+        CONNECTIONS_TOOL,
+        "Shows your provider connections: account, scopes, expiry, or the link to connect.",
+        Arc::new(schema),
+    )
+    .with_title("Connections")
+    .with_annotations(ToolAnnotations::new().read_only(true).open_world(false))
+    .with_raw_output_schema(Arc::new(output))
+}
+
+async fn connections_result(connector: &Connector, user: &str) -> CallToolResult {
+    match connector.statuses(user, true).await {
+        Ok(items) => CallToolResult::structured(json!({ "items": items })),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read connections");
+            CallToolResult::error(vec![ContentBlock::text(
+                "devgate could not read its database; try again shortly.",
+            )])
+        }
     }
 }
 
@@ -200,59 +347,250 @@ fn describe(offered: &Offered) -> McpTool {
     .with_raw_output_schema(Arc::new(schema::output_schema(tool)))
 }
 
-impl Offered {
+/// One tool call in progress: the tool, who calls, and where user tokens come from.
+struct Call<'a> {
+    offered: &'a Offered,
+    user: &'a str,
+    tokens: Option<&'a TokenManager>,
+}
+
+impl Call<'_> {
     async fn run(
         &self,
         args: Option<&JsonObject>,
         text_cap: usize,
-    ) -> Result<CallToolResult, String> {
-        let tool = &self.tool;
-        let mut args = schema::validate(tool, args, &self.defaults)
-            .map_err(|e| format!("{}: {e}", tool.name))?;
-        self.resolve(&mut args).await?;
+    ) -> Result<CallToolResult, Stop> {
+        let o = self.offered;
+        let tool = &o.tool;
+        let mut args =
+            schema::validate(tool, args, &o.defaults).map_err(|e| format!("{}: {e}", tool.name))?;
+        let mut auth = self.auth().await?;
+        self.resolve(&mut args, &mut auth).await?;
 
         let url = match args.get(CURSOR_PARAM).and_then(Value::as_str) {
-            Some(cursor) => self.cursor_url(cursor, &args)?,
+            Some(cursor) => o.cursor_url(cursor, &args)?,
             None => {
                 let path = tool
                     .path
                     .render(&args)
                     .map_err(|e| format!("{}: {}: {}", tool.name, e.param, e.reason))?;
                 let query = template::render_query(&tool.query, &args);
-                self.client
+                o.client
                     .url(&path, &query)
-                    .map_err(|e| self.upstream_message(&e, &args))?
+                    .map_err(|e| o.upstream_message(&e, &args))?
             }
         };
 
         match tool.spec.response {
             ResponseKind::Text => {
                 let offset = args.get(OFFSET_PARAM).and_then(Value::as_u64).unwrap_or(0);
-                let window = self
-                    .client
-                    .text(url, offset, text_cap, tool.spec.text_lines.as_deref())
-                    .await
-                    .map_err(|e| self.upstream_message(&e, &args))?;
+                let mut attempt = 0;
+                let window = loop {
+                    let outcome = o
+                        .client
+                        .text(
+                            url.clone(),
+                            offset,
+                            text_cap,
+                            tool.spec.text_lines.as_deref(),
+                            auth.header(),
+                        )
+                        .await;
+                    match outcome {
+                        Err(e) if attempt == 0 && self.renewable(&e, &auth) => {
+                            auth = self.renew(&auth).await?;
+                            attempt += 1;
+                        }
+                        other => break other.map_err(|e| self.stop(&e, &args))?,
+                    }
+                };
                 Ok(text_result(window, offset))
             }
             ResponseKind::Json | ResponseKind::Empty => {
-                let body = self.body(&args, &url).await?;
+                let body = self.body(&args, &url, &mut auth).await?;
                 let reply = self
-                    .client
-                    .json(tool.spec.method.as_reqwest(), url.clone(), body.as_ref())
-                    .await
-                    .map_err(|e| self.upstream_message(&e, &args))?;
-                if tool.spec.response == ResponseKind::Empty || reply.body.is_null() {
+                    .json(
+                        tool.spec.method.as_reqwest(),
+                        url.clone(),
+                        body.as_ref(),
+                        &mut auth,
+                        &args,
+                    )
+                    .await?;
+                if tool.spec.response == ResponseKind::Empty || reply.is_null() {
                     return Ok(CallToolResult::structured(json!({"ok": true})));
                 }
-                Ok(CallToolResult::structured(self.shape(&reply.body, &url)))
+                Ok(CallToolResult::structured(o.shape(&reply, &url)))
             }
         }
     }
 
+    /// The credential for this call: the provider's static one, or the user's own token (refreshed
+    /// if it is about to expire), after checking it carries the tool's scopes.
+    async fn auth(&self) -> Result<Auth, Stop> {
+        let o = self.offered;
+        if let Some(header) = o.client.static_auth() {
+            return Ok(Auth::Static(header.clone()));
+        }
+        let tokens = self.tokens.ok_or_else(|| {
+            format!(
+                "{}: no credentials are configured for {}",
+                o.tool.name,
+                o.client.title()
+            )
+        })?;
+        let access = tokens
+            .token(self.user, &o.tool.provider)
+            .await
+            .map_err(|e| self.token_stop(e))?;
+        let granted = o
+            .client
+            .catalog
+            .expand_scopes(access.scopes.iter().map(String::as_str));
+        let missing: Vec<&String> = o
+            .tool
+            .spec
+            .scopes
+            .iter()
+            .filter(|s| !granted.contains(*s))
+            .collect();
+        if !missing.is_empty() {
+            let list = missing
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Stop::Connect {
+                provider: o.tool.provider.clone(),
+                reason: format!(
+                    "{} needs the {list} scope, which your {} connection was not granted; reconnect to grant it",
+                    o.tool.name,
+                    o.client.title()
+                ),
+            });
+        }
+        let header = crate::provider::bearer(access.token.expose())
+            .ok_or_else(|| format!("{}: the stored token is unusable; reconnect", o.tool.name))?;
+        Ok(Auth::User {
+            header,
+            version: access.version,
+        })
+    }
+
+    fn token_stop(&self, e: TokenError) -> Stop {
+        let o = self.offered;
+        let title = o.client.title();
+        match e {
+            TokenError::NotConnected => Stop::Connect {
+                provider: o.tool.provider.clone(),
+                reason: format!(
+                    "{} needs your {title} account, which is not connected yet",
+                    o.tool.name
+                ),
+            },
+            TokenError::Broken(detail) => Stop::Connect {
+                provider: o.tool.provider.clone(),
+                reason: format!("Your {title} connection has to be renewed ({detail})"),
+            },
+            TokenError::Unavailable(detail) => Stop::Message(format!(
+                "{}: {title} could not renew your access ({detail}); your connection is kept, try again in a minute.",
+                o.tool.name
+            )),
+            TokenError::Store(e) => {
+                tracing::error!(error = %e, "the store failed while reading tokens");
+                Stop::Message(format!(
+                    "{}: devgate could not read its database; try again shortly.",
+                    o.tool.name
+                ))
+            }
+        }
+    }
+
+    /// Whether a failure is a 401 on a user token, which one refresh may cure.
+    fn renewable(&self, e: &UpstreamError, auth: &Auth) -> bool {
+        matches!(e, UpstreamError::Status { status: 401, .. }) && matches!(auth, Auth::User { .. })
+    }
+
+    async fn renew(&self, auth: &Auth) -> Result<Auth, Stop> {
+        let Auth::User { version, .. } = auth else {
+            return Err(Stop::Message(
+                "a static credential cannot be renewed".into(),
+            ));
+        };
+        let o = self.offered;
+        let tokens = self.tokens.ok_or_else(|| "no token manager".to_string())?;
+        let access = tokens
+            .renew_rejected(self.user, &o.tool.provider, *version)
+            .await
+            .map_err(|e| self.token_stop(e))?;
+        let header = crate::provider::bearer(access.token.expose())
+            .ok_or_else(|| format!("{}: the renewed token is unusable; reconnect", o.tool.name))?;
+        Ok(Auth::User {
+            header,
+            version: access.version,
+        })
+    }
+
+    /// Sends a JSON request; a 401 on a user token is answered by one refresh and one retry (the
+    /// provider did not act on a request it refused to authenticate, so even a write is safe to resend).
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Option<&Value>,
+        auth: &mut Auth,
+        args: &Map<String, Value>,
+    ) -> Result<Value, Stop> {
+        let client = &self.offered.client;
+        match client
+            .json(method.clone(), url.clone(), body, auth.header())
+            .await
+        {
+            Ok(reply) => Ok(reply.body),
+            Err(e) if self.renewable(&e, auth) => {
+                *auth = self.renew(auth).await?;
+                client
+                    .json(method, url, body, auth.header())
+                    .await
+                    .map(|r| r.body)
+                    .map_err(|e| self.stop(&e, args))
+            }
+            Err(e) => Err(self.stop(&e, args)),
+        }
+    }
+
+    /// An upstream failure as what the agent gets: a connect link when the provider says a scope is
+    /// missing from the user's grant, else a message.
+    fn stop(&self, e: &UpstreamError, args: &Map<String, Value>) -> Stop {
+        let o = self.offered;
+        if let (
+            UpstreamError::Status {
+                status: 403,
+                required_scopes,
+                ..
+            },
+            Some(_),
+        ) = (e, self.tokens)
+            && !required_scopes.is_empty()
+            && o.client.static_auth().is_none()
+        {
+            return Stop::Connect {
+                provider: o.tool.provider.clone(),
+                reason: format!(
+                    "{} answered 403: {} needs the {} scope, which your connection lacks; reconnect to grant it",
+                    o.client.title(),
+                    o.tool.name,
+                    required_scopes.join(", ")
+                ),
+            };
+        }
+        Stop::Message(o.upstream_message(e, args))
+    }
+
     /// Runs the tool's lookups, e.g. a pipeline identifier to its numeric id.
-    async fn resolve(&self, args: &mut Map<String, Value>) -> Result<(), String> {
-        for step in &self.tool.resolve {
+    async fn resolve(&self, args: &mut Map<String, Value>, auth: &mut Auth) -> Result<(), Stop> {
+        let o = self.offered;
+        for step in &o.tool.resolve {
             let Some(value) = template::scalar(args.get(&step.param)) else {
                 continue;
             };
@@ -266,24 +604,24 @@ impl Offered {
             let path = step
                 .path
                 .render(args)
-                .map_err(|e| format!("{}: {}: {}", self.tool.name, e.param, e.reason))?;
-            let url = self
+                .map_err(|e| format!("{}: {}: {}", o.tool.name, e.param, e.reason))?;
+            let url = o
                 .client
                 .url(&path, &template::render_query(&step.query, args))
-                .map_err(|e| self.upstream_message(&e, args))?;
-            let reply = self
-                .client
-                .json(reqwest::Method::GET, url, None)
-                .await
-                .map_err(|e| {
-                    format!(
+                .map_err(|e| o.upstream_message(&e, args))?;
+            let reply = match self.json(reqwest::Method::GET, url, None, auth, args).await {
+                Ok(r) => r,
+                Err(Stop::Message(m)) => {
+                    return Err(Stop::Message(format!(
                         "{}: could not look up {} `{value}`: {}",
-                        self.tool.name,
+                        o.tool.name,
                         step.param,
-                        self.explain(&e, args)
-                    )
-                })?;
-            let found = shape::pointer(&reply.body, &step.take)
+                        m.trim_start_matches(&format!("{}: ", o.tool.name))
+                    )));
+                }
+                Err(other) => return Err(other),
+            };
+            let found = shape::pointer(&reply, &step.take)
                 .filter(|v| !v.is_null())
                 .cloned();
             match found {
@@ -291,12 +629,12 @@ impl Offered {
                     args.insert(step.param.clone(), v);
                 }
                 None => {
-                    return Err(format!(
+                    return Err(Stop::Message(format!(
                         "{}: {}: `{value}` was not found by {}; check the value",
-                        self.tool.name,
+                        o.tool.name,
                         step.param,
-                        self.client.title()
-                    ));
+                        o.client.title()
+                    )));
                 }
             }
         }
@@ -309,8 +647,9 @@ impl Offered {
         &self,
         args: &Map<String, Value>,
         url: &url::Url,
-    ) -> Result<Option<Value>, String> {
-        let tool = &self.tool;
+        auth: &mut Auth,
+    ) -> Result<Option<Value>, Stop> {
+        let tool = &self.offered.tool;
         let body = tool
             .spec
             .body
@@ -320,17 +659,17 @@ impl Offered {
             return Ok(body);
         };
         let current = self
-            .client
-            .json(reqwest::Method::GET, url.clone(), None)
-            .await
-            .map_err(|e| self.upstream_message(&e, args))?;
-        let mut merged = shape::project(&current.body, keep);
+            .json(reqwest::Method::GET, url.clone(), None, auth, args)
+            .await?;
+        let mut merged = shape::project(&current, keep);
         if let Some(body) = body {
             merge(&mut merged, body);
         }
         Ok(Some(merged))
     }
+}
 
+impl Offered {
     /// Decodes a cursor and checks that it leads where this tool's own requests go.
     fn cursor_url(&self, cursor: &str, args: &Map<String, Value>) -> Result<url::Url, String> {
         let tool = &self.tool;
@@ -449,6 +788,7 @@ impl Offered {
                 message,
                 retry_after,
                 retries,
+                ..
             } => {
                 let _ = write!(text, "{provider} answered {status}: {message}.");
                 if let Some(extra) = tool.errors.get(status) {

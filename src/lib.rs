@@ -11,10 +11,13 @@
 //! Around them: [`config`] (devgate.toml), [`sim`] (simulated providers for tests and the sandbox) and
 //! [`sandbox`] (the sim plus a gateway, for a first look without accounts).
 
+pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod gateway;
+pub mod identity;
 pub mod mcp;
+pub mod oauth;
 pub mod provider;
 pub mod sandbox;
 pub mod shape;

@@ -3,36 +3,167 @@
 //! One handler value is made per stdio connection, per HTTP session, or per stateless HTTP request, so
 //! it holds only `Arc`s. Each call runs in a tracing span carrying the user, the tool and the request id
 //! (never arguments or results), and is dropped, upstream request included, when the client cancels.
+//!
+//! When a call needs the user to connect a provider, the answer depends on the client:
+//! - it declared URL-mode elicitation and speaks 2026-07-28: an `input_required` result carrying an
+//!   `elicitation/create` (mode `url`); the client retries the call once the user is done;
+//! - it declared URL-mode elicitation on 2025-11-25: JSON-RPC error `-32042` with the elicitation, and
+//!   `notifications/elicitation/complete` on the same session when the callback completes;
+//! - otherwise: an `isError` result whose text has the link and one sentence of instructions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification,
+    ElicitRequest, ElicitRequestParams, ErrorCode, Implementation, InputRequest, InputRequests,
+    InputRequiredResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ServerCapabilities, ServerConfig, ServerNotification, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer};
+use serde_json::json;
 use tracing::Instrument;
 
-use crate::gateway::{CallError, Gateway};
+use crate::gateway::{CallError, CallOutcome, ConnectRequest, Gateway};
+use crate::identity::Identity;
+use crate::oauth::connect::CompletionSink;
 
-/// The MCP face of the gateway for one caller.
+/// JSON-RPC error code of a URL elicitation the client must complete first (MCP 2025-11-25).
+pub const URL_ELICITATION_REQUIRED: i32 = -32042;
+
+/// Who a handler's calls run as.
+#[derive(Clone)]
+pub enum Caller {
+    /// stdio: one user for the whole connection.
+    Fixed(Arc<str>),
+    /// HTTP: the [`Identity`] the authentication middleware put on each request.
+    FromRequest,
+}
+
+/// Sessions waiting for a connect to complete, so they can be told (`notifications/elicitation/complete`).
+#[derive(Default)]
+pub struct PendingElicitations {
+    peers: Mutex<HashMap<String, Peer<RoleServer>>>,
+}
+
+impl PendingElicitations {
+    fn register(&self, id: &str, peer: Peer<RoleServer>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.retain(|_, p| !p.is_transport_closed());
+        peers.insert(id.to_string(), peer);
+    }
+}
+
+impl CompletionSink for PendingElicitations {
+    fn completed(&self, elicitation_id: &str) {
+        let peer = self
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(elicitation_id);
+        if let Some(peer) = peer {
+            let notification = ServerNotification::CustomNotification(CustomNotification::new(
+                "notifications/elicitation/complete",
+                Some(json!({ "elicitationId": elicitation_id })),
+            ));
+            tokio::spawn(async move {
+                if let Err(e) = peer.send_notification(notification).await {
+                    tracing::debug!(error = %e, "the session that asked to connect is gone");
+                }
+            });
+        }
+    }
+}
+
+/// The MCP face of the gateway.
 #[derive(Clone)]
 pub struct McpServer {
     gateway: Arc<Gateway>,
-    /// Who is calling (stdio: the local user; HTTP: the authenticated user).
-    user: Arc<str>,
+    caller: Caller,
+    pending: Arc<PendingElicitations>,
 }
 
 impl McpServer {
-    pub fn new(gateway: Arc<Gateway>, user: impl Into<Arc<str>>) -> Self {
+    pub fn new(gateway: Arc<Gateway>, caller: Caller, pending: Arc<PendingElicitations>) -> Self {
         Self {
             gateway,
-            user: user.into(),
+            caller,
+            pending,
         }
     }
+
+    fn user(&self, context: &RequestContext<RoleServer>) -> Result<String, McpError> {
+        match &self.caller {
+            Caller::Fixed(user) => Ok(user.to_string()),
+            Caller::FromRequest => context
+                .extensions
+                .get::<axum::http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<Identity>())
+                .map(|identity| identity.user.clone())
+                .ok_or_else(|| {
+                    McpError::invalid_request("the request carries no authenticated user", None)
+                }),
+        }
+    }
+}
+
+/// How a connect request reaches this client.
+fn connect_response(
+    request: &ConnectRequest,
+    context: &RequestContext<RoleServer>,
+    pending: &PendingElicitations,
+) -> Result<CallToolResponse, McpError> {
+    let url_mode = context
+        .client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.url.is_some());
+    let modern = context
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+    let message = format!(
+        "{}. Connect your {} account to continue.",
+        request.reason, request.title
+    );
+    if url_mode && modern {
+        let params = ElicitRequestParams::UrlElicitationParams {
+            meta: None,
+            message,
+            url: request.link.url.clone(),
+            elicitation_id: request.link.elicitation_id.clone(),
+        };
+        let mut requests = InputRequests::new();
+        requests.insert(
+            format!("connect_{}", request.provider),
+            InputRequest::Elicitation(ElicitRequest::new(params)),
+        );
+        return Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
+            Some(requests),
+            None,
+        )));
+    }
+    if url_mode {
+        pending.register(&request.link.elicitation_id, context.peer.clone());
+        return Err(McpError::new(
+            ErrorCode(URL_ELICITATION_REQUIRED),
+            message.clone(),
+            Some(json!({
+                "elicitations": [{
+                    "mode": "url",
+                    "elicitationId": request.link.elicitation_id,
+                    "url": request.link.url,
+                    "message": message,
+                }]
+            })),
+        ));
+    }
+    Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+        "{}. Ask the user to open this link in a browser to connect their {} account, then call the tool again: {}",
+        request.reason, request.title, request.link.url
+    ))])
+    .into())
 }
 
 impl ServerHandler for McpServer {
@@ -63,11 +194,13 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let span = tracing::info_span!("tool_call", user = %self.user, tool = %request.name, request_id = %context.id);
+        let user = self.user(&context)?;
+        let span = tracing::info_span!("tool_call", user = %user, tool = %request.name, request_id = %context.id);
         let started = Instant::now();
         let gateway = self.gateway.clone();
+        let pending = self.pending.clone();
         async move {
-            let call = gateway.call(&request.name, request.arguments.as_ref());
+            let call = gateway.call(&user, &request.name, request.arguments.as_ref());
             let outcome = tokio::select! {
                 outcome = call => outcome,
                 () = context.ct.cancelled() => {
@@ -75,11 +208,16 @@ impl ServerHandler for McpServer {
                     return Err(McpError::internal_error("the request was cancelled", None));
                 }
             };
+            let ms = started.elapsed().as_millis() as u64;
             match outcome {
-                Ok(result) => {
+                Ok(CallOutcome::Done(result)) => {
                     let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
-                    tracing::info!(outcome, ms = started.elapsed().as_millis() as u64, "call");
+                    tracing::info!(outcome, ms, "call");
                     Ok(result.into())
+                }
+                Ok(CallOutcome::Connect(connect)) => {
+                    tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
+                    connect_response(&connect, &context, &pending)
                 }
                 Err(e @ CallError::UnknownTool(_)) => {
                     tracing::info!(outcome = "unknown_tool", "call");

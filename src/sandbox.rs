@@ -6,15 +6,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::App;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::gateway::Gateway;
-use crate::sim::{BITBUCKET_TOKEN, BUDDY_TOKEN, Sim};
+use crate::identity::ANONYMOUS_USER;
+use crate::sim::{
+    BITBUCKET_CLIENT_ID, BITBUCKET_CLIENT_SECRET, BUDDY_CLIENT_ID, BUDDY_CLIENT_SECRET, Sim,
+};
 use crate::transport::http::{self, HttpOptions};
 
 #[derive(Debug, Clone)]
@@ -24,7 +26,7 @@ pub struct SandboxOptions {
     /// Where the simulated Buddy and Bitbucket listen.
     pub buddy: SocketAddr,
     pub bitbucket: SocketAddr,
-    /// Where to write the config for stdio clients.
+    /// Where to write the config for stdio clients; the store and its key go next to it.
     pub config_path: PathBuf,
 }
 
@@ -33,6 +35,8 @@ pub struct Sandbox {
     pub sim: Sim,
     pub mcp_url: String,
     pub config_path: PathBuf,
+    /// Links that connect the sandbox user to each simulated provider (valid 10 minutes).
+    pub connect_links: Vec<(String, String)>,
     shutdown: CancellationToken,
 }
 
@@ -42,21 +46,33 @@ impl Drop for Sandbox {
     }
 }
 
-/// The config a sandbox gateway uses: both providers at the sim, with the sim's public tokens.
-pub fn config_text(sim: &Sim, public_url: &str) -> String {
+/// The config a sandbox gateway uses: both providers at the sim, users connecting through the sim's
+/// OAuth pages, no caller authentication (loopback only), the store next to the config file.
+pub fn config_text(sim: &Sim, public_url: &str, store: &str) -> String {
+    let bitbucket_origin = sim.bitbucket_url.trim_end_matches("/2.0");
     format!(
-        r#"# Written by `devgate sandbox`: both providers point at the simulated APIs on loopback.
-# The sim-… tokens are the simulated providers' own and are public.
+        r#"# Written by `devgate sandbox`: both providers point at the simulated APIs on loopback, and users
+# connect through the simulated OAuth pages. The sim-… client secrets are the sim's own and are public.
 public_url = "{public_url}"
+
+[http]
+auth = "none"
+
+[store]
+url = "{store}"
 
 [providers.buddy]
 api_base = "{buddy}"
-token = "{BUDDY_TOKEN}"
+client_id = "{BUDDY_CLIENT_ID}"
+client_secret = "{BUDDY_CLIENT_SECRET}"
 workspace = "acme"
 
 [providers.bitbucket]
 api_base = "{bitbucket}"
-token = "{BITBUCKET_TOKEN}"
+authorize_url = "{bitbucket_origin}/site/oauth2/authorize"
+token_url = "{bitbucket_origin}/site/oauth2/access_token"
+client_id = "{BITBUCKET_CLIENT_ID}"
+client_secret = "{BITBUCKET_CLIENT_SECRET}"
 workspace = "acme"
 "#,
         buddy = sim.buddy_url,
@@ -82,7 +98,15 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
     })?;
     let listen = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = format!("http://{listen}");
-    let text = config_text(&sim, &public_url);
+    let dir = options
+        .config_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let store = format!("sqlite://{}", dir.join("devgate-sandbox.db").display());
+    let text = config_text(&sim, &public_url, &store);
     let mut config =
         Config::from_toml(&text, "sandbox", std::iter::empty()).map_err(|e| e.to_string())?;
     config.http.listen = listen.to_string();
@@ -90,30 +114,35 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
-    if let Some(dir) = options
-        .config_path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
     std::fs::write(&options.config_path, &text)
         .map_err(|e| format!("cannot write {}: {e}", options.config_path.display()))?;
-    let gateway = Arc::new(Gateway::new(&config, catalog)?);
+    let app = App::build(config, catalog, true).await?;
+    let mut connect_links = Vec::new();
+    if let Some(connector) = &app.connector {
+        let mut ids: Vec<&String> = connector.provider_ids().collect();
+        ids.sort();
+        for id in ids {
+            let link = connector
+                .link(ANONYMOUS_USER, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            connect_links.push((connector.title(id), link.url));
+        }
+    }
     let shutdown = CancellationToken::new();
-    let app = http::router(
-        gateway,
-        &config,
-        &HttpOptions {
-            listen,
-            stateless: false,
-        },
+    let options_http = HttpOptions {
+        listen,
+        stateless: false,
+    };
+    let router = http::router(
+        app.http_parts(listen)?,
+        &app.config,
+        &options_http,
         shutdown.clone(),
     );
     let token = shutdown.clone();
     tokio::spawn(async move {
-        if let Err(e) = http::serve(listener, app, token).await {
+        if let Err(e) = http::serve(listener, router, token).await {
             tracing::error!(error = %e, "sandbox gateway stopped");
         }
     });
@@ -121,6 +150,7 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
         sim,
         mcp_url: format!("{public_url}/mcp"),
         config_path: options.config_path,
+        connect_links,
         shutdown,
     })
 }

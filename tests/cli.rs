@@ -159,8 +159,8 @@ fn scopes_toolsets_and_read_only_decide_what_is_offered() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sandbox_serves_a_working_gateway() {
-    let config_path = temp_path("sandbox.toml");
+async fn sandbox_walks_a_new_user_through_connecting() {
+    let config_path = temp_path("sandbox").join("devgate.toml");
     let mut child = tokio::process::Command::new(BIN)
         .args([
             "sandbox",
@@ -179,18 +179,49 @@ async fn sandbox_serves_a_working_gateway() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
+    let (url, links) = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut url = None;
+        let mut links = Vec::new();
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.trim().strip_prefix("MCP over HTTP:") {
-                return url.trim().to_string();
+            let line = line.trim().to_string();
+            if let Some(u) = line.strip_prefix("MCP over HTTP:") {
+                url = Some(u.trim().to_string());
+            } else if line.contains("/connect/") {
+                links.push(link_in(&line));
+            } else if line.starts_with("3.") {
+                break;
             }
         }
-        panic!("the sandbox printed no MCP URL");
+        (url.expect("the sandbox printed its MCP URL"), links)
     })
     .await
     .unwrap();
+    assert_eq!(links.len(), 2, "a connect link per provider: {links:?}");
 
     let client = http_client(&url).await;
+    let before = call(
+        &client,
+        "bitbucket_list_pull_requests",
+        json!({"repo_slug": "api"}),
+    )
+    .await;
+    assert!(
+        is_error(&before) && text(&before).contains("/connect/bitbucket"),
+        "asks to connect first"
+    );
+    for link in &links {
+        let account = if link.contains("/connect/buddy") {
+            "mike"
+        } else {
+            "ann"
+        };
+        let walk = walk_connect(link, account, "allow").await;
+        assert!(
+            walk.final_url.contains("/connected"),
+            "{link} -> {}",
+            walk.final_url
+        );
+    }
     let prs = ok(
         "bitbucket_list_pull_requests",
         &call(
@@ -203,8 +234,12 @@ async fn sandbox_serves_a_working_gateway() {
     assert!(!prs["items"].as_array().unwrap().is_empty());
     client.cancel().await.unwrap();
 
-    // The written config lets a stdio client reach the same simulated providers.
-    let (stdio_client, _) = stdio(&config_path).await;
+    // The written config lets a stdio client (as the sandbox user) use the same connections.
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["stdio", "--user", "local", "--config"])
+        .arg(&config_path);
+    let transport = rmcp::transport::TokioChildProcess::new(cmd).unwrap();
+    let stdio_client = rmcp::ServiceExt::serve((), transport).await.unwrap();
     let user = ok(
         "buddy_get_user",
         &call(&stdio_client, "buddy_get_user", json!({})).await,

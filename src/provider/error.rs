@@ -17,6 +17,8 @@ pub enum UpstreamError {
         retry_after: Option<u64>,
         /// How many times devgate tried again before giving up.
         retries: u32,
+        /// Scopes the provider said the call needs (Bitbucket's `error.detail.required` on a 403).
+        required_scopes: Vec<String>,
     },
     /// No answer within the configured timeout.
     #[error("no answer within {timeout_ms} ms")]
@@ -98,6 +100,24 @@ pub fn provider_message(body: &[u8], message_paths: &[String], detail_paths: &[S
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
     }
+}
+
+/// The scopes a provider's error body says are required (Bitbucket: `error.detail.required`).
+pub fn required_scopes(body: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            pointer(&v, "error.detail.required")
+                .and_then(Value::as_array)
+                .cloned()
+        })
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Removes every occurrence of a secret from text that came from outside.

@@ -46,7 +46,9 @@ pub struct ProviderClient {
     base: String,
     base_url: Url,
     http: reqwest::Client,
-    auth: HeaderValue,
+    /// The static credential (config `token`, or `email` + `api_token`); `None` when users connect
+    /// their own accounts and each call brings its user's token.
+    static_auth: Option<HeaderValue>,
     upstream: UpstreamConfig,
     secrets: Vec<String>,
     /// The config settings that hold the credential, for messages (`providers.buddy.token`).
@@ -76,10 +78,10 @@ impl ProviderClient {
             .to_string();
         let base_url =
             Url::parse(&base).map_err(|e| format!("providers.{id}.api_base `{base}`: {e}"))?;
-        let (auth, secrets, credential_setting) =
+        let (static_auth, secrets, credential_setting) =
             match (&config.token, &config.email, &config.api_token) {
                 (Some(token), _, _) => (
-                    format!("Bearer {}", token.expose()),
+                    Some(format!("Bearer {}", token.expose())),
                     vec![token.expose().to_string()],
                     format!("providers.{id}.token"),
                 ),
@@ -88,17 +90,24 @@ impl ProviderClient {
                     let pair = base64::engine::general_purpose::STANDARD
                         .encode(format!("{email}:{}", api_token.expose()));
                     (
-                        format!("Basic {pair}"),
+                        Some(format!("Basic {pair}")),
                         vec![api_token.expose().to_string(), pair],
                         format!("providers.{id}.email and api_token"),
                     )
                 }
+                _ if config.client_id.is_some() => (
+                    None,
+                    Vec::new(),
+                    format!("your {} connection", catalog.spec.title),
+                ),
                 _ => return Err(format!("providers.{id}: no credentials configured")),
             };
-        let mut auth = HeaderValue::from_str(&auth).map_err(|_| {
-            format!("providers.{id}: the token has characters a header cannot carry")
-        })?;
-        auth.set_sensitive(true);
+        let static_auth = match static_auth {
+            Some(value) => Some(sensitive(&value).ok_or_else(|| {
+                format!("providers.{id}: the token has characters a header cannot carry")
+            })?),
+            None => None,
+        };
 
         let mut allowed = vec![origin_of(&base_url)];
         allowed.extend(
@@ -129,7 +138,7 @@ impl ProviderClient {
             base,
             base_url,
             http,
-            auth,
+            static_auth,
             upstream: upstream.clone(),
             secrets,
             credential_setting,
@@ -142,6 +151,20 @@ impl ProviderClient {
 
     pub fn title(&self) -> &str {
         &self.catalog.spec.title
+    }
+
+    /// The static credential's header, when the provider is configured with one.
+    pub fn static_auth(&self) -> Option<&HeaderValue> {
+        self.static_auth.as_ref()
+    }
+
+    /// Reads the account a token belongs to (the catalog's `whoami`).
+    pub async fn whoami(&self, token: &str) -> Result<Value, UpstreamError> {
+        let auth = bearer(token).ok_or_else(|| UpstreamError::Malformed {
+            detail: "the provider issued a token a header cannot carry".into(),
+        })?;
+        let url = self.url(&self.catalog.spec.whoami.path, &[])?;
+        Ok(self.json(Method::GET, url, None, &auth).await?.body)
     }
 
     /// Where the credential is configured, e.g. `providers.buddy.token`.
@@ -198,8 +221,9 @@ impl ProviderClient {
         method: Method,
         url: Url,
         body: Option<&Value>,
+        auth: &HeaderValue,
     ) -> Result<JsonReply, UpstreamError> {
-        let response = self.send(method, url, body).await?;
+        let response = self.send(method, url, body, auth).await?;
         let status = response.status();
         let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -222,8 +246,9 @@ impl ProviderClient {
         offset: u64,
         cap: usize,
         lines: Option<&str>,
+        auth: &HeaderValue,
     ) -> Result<TextWindow, UpstreamError> {
-        let response = self.send(Method::GET, url, None).await?;
+        let response = self.send(Method::GET, url, None, auth).await?;
         if let Some(path) = lines {
             let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
             let json: Value =
@@ -280,6 +305,7 @@ impl ProviderClient {
         method: Method,
         url: Url,
         body: Option<&Value>,
+        auth: &HeaderValue,
     ) -> Result<reqwest::Response, UpstreamError> {
         let retry = method == Method::GET;
         let mut attempt = 0;
@@ -287,7 +313,7 @@ impl ProviderClient {
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, self.auth.clone())
+                .header(AUTHORIZATION, auth.clone())
                 .header(ACCEPT, "application/json");
             if let Some(body) = body {
                 request = request.json(body);
@@ -358,6 +384,7 @@ impl ProviderClient {
             .and_then(|v| v.trim().parse::<u64>().ok());
         let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
         let spec = &self.catalog.spec;
+        let required_scopes = error::required_scopes(&body);
         let message = redact(
             &provider_message(&body, &spec.error_message, &spec.error_detail),
             &self.secrets,
@@ -367,6 +394,7 @@ impl ProviderClient {
             message,
             retry_after,
             retries: 0,
+            required_scopes,
         }
     }
 
@@ -394,6 +422,18 @@ impl ProviderClient {
             retries: 0,
         }
     }
+}
+
+/// A header value marked sensitive, so it is never printed.
+fn sensitive(value: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// `Authorization: Bearer <token>`, marked sensitive.
+pub fn bearer(token: &str) -> Option<HeaderValue> {
+    sensitive(&format!("Bearer {token}"))
 }
 
 fn origin_of(url: &Url) -> String {

@@ -6,7 +6,7 @@
 //! pages with absolute `next` URLs, and errors are `{"type":"error","error":{"message", "fields"?}}`.
 //!
 //! Seed (deterministic, no randomness): the token's owner Ann Dev and five colleagues; workspaces `acme`
-//! and `acme-labs`; repositories `acme/api` (30 pull requests in every state, branches including
+//! and `acme-labs` (plus `bortiz`, seen only by the second OAuth account, Ben Ortiz); repositories `acme/api` (30 pull requests in every state, branches including
 //! `feature/login`, commits, files with a 100 KB+ `CHANGELOG.md`, a ~250-line PR diff, pipelines with
 //! steps and logs, and the last surviving issue tracker), `acme/web` (issue tracker retired: 410),
 //! `acme/infra` (no tracker: 404) and `acme-labs/prototype`.
@@ -31,13 +31,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Extension, OriginalUri, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{SimState, Which, bitbucket_page, lock, param};
+use super::{Account, SimState, Which, bitbucket_page, lock, param};
 
 const API: &str = "https://api.bitbucket.org/2.0";
 const WEB: &str = "https://bitbucket.org";
@@ -151,7 +151,8 @@ fn links(pairs: &[(&str, String)]) -> Value {
     )
 }
 
-/// The people in the seed: display name and nickname. Index 0 owns the sim's token.
+/// The people in the seed: display name and nickname. Index 0 owns the sim's static token (account
+/// `ann`); index 1 is the second OAuth account (`ben`).
 const PEOPLE: [(&str, &str); 6] = [
     ("Ann Dev", "anndev"),
     ("Ben Ortiz", "bortiz"),
@@ -161,6 +162,7 @@ const PEOPLE: [(&str, &str); 6] = [
     ("Farid Haddad", "fhaddad"),
 ];
 const ME: usize = 0;
+const BEN: usize = 1;
 
 fn user_uuid(i: usize) -> String {
     if i == ME {
@@ -263,7 +265,8 @@ pub struct Data {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub slug: String,
-    pub administrator: bool,
+    /// `(person, administrator)`: who sees the workspace in `/user/workspaces`.
+    pub members: Vec<(usize, bool)>,
 }
 
 /// What the issue endpoints of a repository answer.
@@ -469,11 +472,15 @@ impl Data {
             workspaces: vec![
                 Workspace {
                     slug: "acme".into(),
-                    administrator: false,
+                    members: vec![(ME, false), (BEN, false)],
                 },
                 Workspace {
                     slug: "acme-labs".into(),
-                    administrator: true,
+                    members: vec![(ME, true)],
+                },
+                Workspace {
+                    slug: "bortiz".into(),
+                    members: vec![(BEN, true)],
                 },
             ],
             repos,
@@ -2588,19 +2595,28 @@ type ItemPath = Path<(String, String, String)>;
 
 // --- account ---------------------------------------------------------------------------------------
 
-async fn get_user() -> Reply {
-    ok(full_user(ME))
+/// The account the credential belongs to.
+async fn get_user(Extension(account): Extension<Account>) -> Reply {
+    ok(full_user(account.bitbucket_person()))
 }
 
-async fn list_workspaces(State(state): St, OriginalUri(uri): Uri, Query(query): Q) -> Reply {
+/// The workspaces the credential's account is a member of.
+async fn list_workspaces(
+    State(state): St,
+    OriginalUri(uri): Uri,
+    Query(query): Q,
+    Extension(account): Extension<Account>,
+) -> Reply {
+    let me = account.bitbucket_person();
     let items = lock(&state.bitbucket)
         .workspaces
         .iter()
-        .map(|w| {
+        .filter_map(|w| Some((w, w.members.iter().find(|(p, _)| *p == me)?.1)))
+        .map(|(w, administrator)| {
             let id = uuid(&format!("workspace-{}", w.slug));
             json!({
                 "type": "workspace_access",
-                "administrator": w.administrator,
+                "administrator": administrator,
                 "workspace": {
                     "type": "workspace_base",
                     "uuid": id,

@@ -15,14 +15,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{SimState, Which, buddy_page, lock, param};
+use super::{Account, SimState, Which, buddy_page, lock, param};
 
 const API: &str = "https://api.buddy.works";
 const APP: &str = "https://app.buddy.works";
@@ -124,10 +124,11 @@ pub struct Execution {
     pub start: u32,
 }
 
-/// `(id, name, email)` of everyone who appears in the seed; id 1 is the token's user.
+/// `(id, name, email)` of everyone who appears in the seed; id 1 is the static token's user (account
+/// `mike`), id 2 the second OAuth account (`nina`).
 const PEOPLE: &[(u64, &str, &str)] = &[
     (1, "Mike Benson", "mike.benson@buddy.works"),
-    (2, "Ana Silva", "ana.silva@acme.dev"),
+    (2, "Nina Alvarez", "nina.alvarez@acme.dev"),
     (3, "Tom Kowalski", "tom.kowalski@acme.dev"),
     (4, "Priya Natarajan", "priya.natarajan@acme.dev"),
     (5, "Lee Chen", "lee.chen@acme.dev"),
@@ -1325,8 +1326,29 @@ pub fn router() -> Router<Arc<SimState>> {
         )
 }
 
-async fn get_user(State(state): State<Arc<SimState>>) -> Json<Value> {
-    Json(lock(&state.buddy).user.clone())
+/// The account the token belongs to: Mike is the seed's `user`, Nina is built from [`PEOPLE`].
+async fn get_user(
+    State(state): State<Arc<SimState>>,
+    Extension(account): Extension<Account>,
+) -> Json<Value> {
+    let id = account.buddy_id();
+    if id == 1 {
+        return Json(lock(&state.buddy).user.clone());
+    }
+    let (_, name, email) = PEOPLE
+        .iter()
+        .find(|p| p.0 == id)
+        .copied()
+        .unwrap_or(PEOPLE[0]);
+    Json(json!({
+        "url": format!("{API}/user"),
+        "html_url": format!("{APP}/my-id"),
+        "id": id,
+        "name": name,
+        "avatar_url": format!("{APP}/image-server/user/0/0/0/0/0/0/{id}/avatar/w/32/32/AVATAR.png"),
+        "email": email,
+        "workspaces_url": format!("{API}/workspaces"),
+    }))
 }
 
 async fn list_tokens(State(state): State<Arc<SimState>>) -> Json<Value> {
@@ -1337,12 +1359,22 @@ async fn list_tokens(State(state): State<Arc<SimState>>) -> Json<Value> {
     }))
 }
 
-async fn list_workspaces(State(state): State<Arc<SimState>>) -> Json<Value> {
+/// The workspaces the token's account is a member of.
+async fn list_workspaces(
+    State(state): State<Arc<SimState>>,
+    Extension(account): Extension<Account>,
+) -> Json<Value> {
     let data = lock(&state.buddy);
+    let me = account.buddy_id();
     Json(json!({
         "url": format!("{API}/workspaces"),
         "html_url": APP,
-        "workspaces": data.workspaces.iter().map(|w| workspace_json(w, false)).collect::<Vec<_>>(),
+        "workspaces": data
+            .workspaces
+            .iter()
+            .filter(|w| w.members.iter().any(|(p, _)| *p == me))
+            .map(|w| workspace_json(w, false))
+            .collect::<Vec<_>>(),
     }))
 }
 

@@ -8,9 +8,17 @@
 //!
 //! Each provider listens on its own port, so the two have different origins as in real life.
 //! Knobs are reachable in-process ([`SimState`]) and over HTTP under `/_sim/` on either port.
+//!
+//! Each provider has two accounts ([`Account`]): the static tokens belong to the first, and the OAuth
+//! side ([`oauth`]: consent page, token endpoint, refresh, revoke) issues tokens for either. Every request
+//! passes the recorder (recording + faults); API routes then pass the bearer check, which resolves the
+//! credential to an [`Account`] and puts it in the request extensions.
 
 pub mod bitbucket;
 pub mod buddy;
+pub mod oauth;
+
+pub use oauth::Account;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +43,13 @@ pub const BITBUCKET_TOKEN: &str = "sim-bitbucket-token";
 pub const BITBUCKET_EMAIL: &str = "dev@example.com";
 pub const BITBUCKET_API_TOKEN: &str = "sim-atlassian-api-token";
 
+/// The OAuth client registered with the simulated Buddy (client_secret_post: both go in the form body).
+pub const BUDDY_CLIENT_ID: &str = "sim-buddy-client";
+pub const BUDDY_CLIENT_SECRET: &str = "sim-buddy-client-secret";
+/// The OAuth consumer registered with the simulated Bitbucket (HTTP Basic client auth).
+pub const BITBUCKET_CLIENT_ID: &str = "sim-bitbucket-consumer";
+pub const BITBUCKET_CLIENT_SECRET: &str = "sim-bitbucket-consumer-secret";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Which {
@@ -53,6 +68,9 @@ pub struct Recorded {
     pub body: Option<Value>,
     /// `Bearer`, `Basic` or `None`: the scheme only, never the credential.
     pub auth: String,
+    /// The account the credential belongs to (`mike`, `nina`, `ann`, `ben`), if it is a valid one.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 /// A fault the sim injects into matching requests.
@@ -109,6 +127,7 @@ pub struct SimState {
     faults: Mutex<Vec<Fault>>,
     buddy_tokens: Mutex<Vec<String>>,
     bitbucket_tokens: Mutex<Vec<String>>,
+    oauth: Mutex<oauth::OAuthState>,
     pub buddy: Mutex<buddy::Data>,
     pub bitbucket: Mutex<bitbucket::Data>,
     /// Base URLs as clients reach them (set once the listeners are bound).
@@ -128,6 +147,7 @@ impl SimState {
             faults: Mutex::default(),
             buddy_tokens: Mutex::new(vec![BUDDY_TOKEN.into()]),
             bitbucket_tokens: Mutex::new(vec![BITBUCKET_TOKEN.into()]),
+            oauth: Mutex::new(oauth::OAuthState::new()),
             buddy: Mutex::new(buddy::Data::seed()),
             bitbucket: Mutex::new(bitbucket::Data::seed()),
             buddy_base: Mutex::default(),
@@ -152,7 +172,8 @@ impl SimState {
         lock(&self.faults).clear();
     }
 
-    /// Replaces the accepted bearer tokens of a provider (e.g. to simulate a revoked token).
+    /// Replaces the accepted static bearer tokens of a provider (e.g. to simulate a revoked token).
+    /// They act as the provider's first account; tokens issued over OAuth are not affected.
     pub fn set_tokens(&self, provider: Which, tokens: Vec<String>) {
         match provider {
             Which::Buddy => *lock(&self.buddy_tokens) = tokens,
@@ -178,15 +199,21 @@ impl SimState {
         Some(fault)
     }
 
-    fn authorized(&self, provider: Which, headers: &HeaderMap) -> (bool, String) {
+    /// Resolves a request's credential to an account: the static tokens (and Bitbucket's email + API
+    /// token) are the first account; tokens issued over OAuth are looked up.
+    fn resolve(
+        &self,
+        provider: Which,
+        headers: &HeaderMap,
+    ) -> Result<oauth::Resolved, oauth::Denied> {
         let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         else {
-            return (false, "None".into());
+            return Err(oauth::Denied::Invalid);
         };
         let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
-        let ok = match (provider, scheme) {
+        let static_ok = match (provider, scheme) {
             (Which::Buddy, "Bearer") => lock(&self.buddy_tokens).iter().any(|t| t == credential),
             (Which::Bitbucket, "Bearer") => {
                 lock(&self.bitbucket_tokens).iter().any(|t| t == credential)
@@ -199,8 +226,26 @@ impl SimState {
             }
             _ => false,
         };
-        (ok, scheme.to_string())
+        if static_ok {
+            return Ok(oauth::Resolved {
+                account: Account::first(provider),
+                scopes: None,
+            });
+        }
+        if scheme != "Bearer" {
+            return Err(oauth::Denied::Invalid);
+        }
+        lock(&self.oauth).access(provider, credential)
     }
+}
+
+/// The scheme of a request's `Authorization` header (`Bearer`, `Basic`, …) or `None`.
+fn scheme(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map_or("None", |v| v.split_once(' ').map_or(v, |(s, _)| s))
+        .to_string()
 }
 
 /// A running sim: both providers on loopback.
@@ -236,9 +281,15 @@ impl Sim {
         *lock(&state.buddy_base) = buddy_url.clone();
         *lock(&state.bitbucket_base) = bitbucket_url.clone();
 
-        let buddy_app = with_common(buddy::router(), Which::Buddy, state.clone());
+        let buddy_app = with_common(
+            buddy::router(),
+            oauth::router(Which::Buddy),
+            Which::Buddy,
+            state.clone(),
+        );
         let bitbucket_app = with_common(
             Router::new().nest("/2.0", bitbucket::router()),
+            oauth::router(Which::Bitbucket),
             Which::Bitbucket,
             state.clone(),
         );
@@ -272,19 +323,30 @@ impl Drop for Sim {
     }
 }
 
-/// Adds the recording/auth/fault layer and the `/_sim/` control routes to a provider's router.
-fn with_common(api: Router<Arc<SimState>>, which: Which, state: Arc<SimState>) -> Router {
+/// Puts a provider together: the API routes behind the bearer check, the OAuth routes open, both
+/// behind the recorder (recording + faults), and the `/_sim/` control routes (neither).
+fn with_common(
+    api: Router<Arc<SimState>>,
+    oauth: Router<Arc<SimState>>,
+    which: Which,
+    state: Arc<SimState>,
+) -> Router {
     let control = Router::new()
         .route("/_sim/requests", get(list_requests).delete(clear_requests))
         .route(
             "/_sim/faults",
             axum::routing::post(add_fault).delete(clear_faults),
-        );
+        )
+        .route("/_sim/oauth", get(oauth::get_knobs).post(oauth::post_knob));
     let api = api.layer(middleware::from_fn_with_state(
         (which, state.clone()),
-        gatekeeper,
+        bearer,
     ));
-    control.merge(api).with_state(state)
+    let served = api.merge(oauth).layer(middleware::from_fn_with_state(
+        (which, state.clone()),
+        recorder,
+    ));
+    control.merge(served).with_state(state)
 }
 
 async fn list_requests(State(state): State<Arc<SimState>>) -> axum::Json<Vec<Recorded>> {
@@ -309,8 +371,8 @@ async fn clear_faults(State(state): State<Arc<SimState>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Records the request, checks the token and applies any matching fault.
-async fn gatekeeper(
+/// Records the request (form bodies as JSON with secrets redacted) and applies any matching fault.
+async fn recorder(
     State((which, state)): State<(Which, Arc<SimState>)>,
     request: Request,
     next: Next,
@@ -319,16 +381,33 @@ async fn gatekeeper(
     let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
         .await
         .unwrap_or_default();
-    let (authorized, scheme) = state.authorized(which, &parts.headers);
     let method = parts.method.to_string();
     let path = parts.uri.path().to_string();
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = if bytes.is_empty() {
+        None
+    } else if form {
+        Some(oauth::redacted_form(&bytes))
+    } else {
+        serde_json::from_slice(&bytes)
+            .ok()
+            .map(|v| oauth::redacted_json(v, oauth::is_oauth_path(&path)))
+    };
     lock(&state.requests).push(Recorded {
         provider: which,
         method: method.clone(),
         path: path.clone(),
-        query: parts.uri.query().map(str::to_string),
-        body: serde_json::from_slice(&bytes).ok(),
-        auth: scheme,
+        query: parts.uri.query().map(oauth::redacted_query),
+        body,
+        auth: scheme(&parts.headers),
+        account: state
+            .resolve(which, &parts.headers)
+            .ok()
+            .map(|r| r.account.login().to_string()),
     });
     if let Some(fault) = state.take_fault(which, &method, &path) {
         if let Some(ms) = fault.delay_ms {
@@ -356,17 +435,40 @@ async fn gatekeeper(
                 .into_response();
         }
     }
-    if !authorized {
-        let message = match which {
-            Which::Buddy => "Invalid access token",
-            Which::Bitbucket => {
-                "Access token expired. Use your refresh token to obtain a new access token."
-            }
-        };
-        return error(which, StatusCode::UNAUTHORIZED, message);
-    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Checks the credential of an API request: an unknown, revoked or expired one is a 401 in the
+/// provider's words; a Bitbucket OAuth token lacking the route's scope is a 403. The account goes into
+/// the request extensions (`Extension<Account>`); Bitbucket OAuth answers carry `X-OAuth-Scopes`.
+async fn bearer(
+    State((which, state)): State<(Which, Arc<SimState>)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let resolved = match state.resolve(which, request.headers()) {
+        Ok(r) => r,
+        Err(denied) => return error(which, StatusCode::UNAUTHORIZED, denied.message(which)),
+    };
+    if let Some(scopes) = &resolved.scopes
+        && let Some(required) = oauth::required_scope(request.method(), request.uri().path())
+        && !oauth::grants_scope(scopes, required)
+    {
+        let body = json!({"type": "error", "error": {
+            "message": "Your credentials lack one or more required privilege scopes.",
+            "detail": {"granted": scopes, "required": [required]},
+        }});
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
+    request.extensions_mut().insert(resolved.account);
+    let mut response = next.run(request).await;
+    if let Some(scopes) = resolved.scopes
+        && let Ok(value) = HeaderValue::from_str(&scopes.join(", "))
+    {
+        response.headers_mut().insert("x-oauth-scopes", value);
+    }
+    response
 }
 
 /// An error in the provider's own format.

@@ -1,7 +1,8 @@
-//! Streamable HTTP: `/mcp` (rmcp's service, stateful or stateless) and `/healthz`, on axum.
+//! Streamable HTTP: `/mcp` (rmcp's service, stateful or stateless) behind caller authentication, the
+//! connect pages, `/.well-known/oauth-protected-resource` and `/healthz`, on axum.
 //!
-//! Until API keys land, the HTTP transport has no authentication of its own, so it only listens on
-//! loopback addresses (see [`check_listen`]); rmcp's Host check rejects DNS-rebinding requests.
+//! `auth = "none"` (no caller authentication) is only allowed on a loopback listen address
+//! ([`check_listen`]); rmcp's Host check rejects DNS-rebinding requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +15,11 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, HttpAuth};
 use crate::gateway::Gateway;
-use crate::mcp::McpServer;
-
-/// The user HTTP calls run as until the transport authenticates callers.
-pub const HTTP_USER: &str = "http";
+use crate::identity::{AuthLayer, authenticate, resource_metadata};
+use crate::mcp::{Caller, McpServer, PendingElicitations};
+use crate::transport::pages::{self, Pages};
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -29,13 +29,13 @@ pub struct HttpOptions {
     pub stateless: bool,
 }
 
-/// Refuses addresses other machines could reach: there is no caller authentication yet.
-pub fn check_listen(addr: &SocketAddr) -> Result<(), String> {
-    if addr.ip().is_loopback() {
+/// Refuses `auth = "none"` on an address other machines could reach.
+pub fn check_listen(addr: &SocketAddr, auth: HttpAuth) -> Result<(), String> {
+    if auth != HttpAuth::None || addr.ip().is_loopback() {
         Ok(())
     } else {
         Err(format!(
-            "refusing to listen on {addr}: the HTTP transport has no caller authentication yet, so it only serves loopback (127.0.0.1 or ::1)"
+            "refusing to listen on {addr} with http.auth = \"none\": without caller authentication devgate only serves loopback (127.0.0.1 or ::1); use auth = \"api_key\" or \"jwt\""
         ))
     }
 }
@@ -65,9 +65,18 @@ pub fn allowed_hosts(config: &Config, listen: &SocketAddr) -> Vec<String> {
     hosts
 }
 
-/// The axum app: `/mcp` and `/healthz`.
+/// What the HTTP app serves.
+pub struct HttpParts {
+    pub gateway: Arc<Gateway>,
+    pub pending: Arc<PendingElicitations>,
+    pub auth: AuthLayer,
+    /// The connect pages, when any provider uses OAuth.
+    pub pages: Option<Pages>,
+}
+
+/// The axum app: `/mcp`, the connect pages, the resource metadata and `/healthz`.
 pub fn router(
-    gateway: Arc<Gateway>,
+    parts: HttpParts,
     config: &Config,
     options: &HttpOptions,
     shutdown: CancellationToken,
@@ -77,7 +86,15 @@ pub fn router(
         .with_cancellation_token(shutdown)
         .with_legacy_session_mode(!options.stateless)
         .with_json_response(options.stateless);
-    let factory = move || Ok(McpServer::new(gateway.clone(), HTTP_USER));
+    let gateway = parts.gateway.clone();
+    let pending = parts.pending.clone();
+    let factory = move || {
+        Ok(McpServer::new(
+            gateway.clone(),
+            Caller::FromRequest,
+            pending.clone(),
+        ))
+    };
     let mcp = if options.stateless {
         Router::new().nest_service(
             "/mcp",
@@ -96,8 +113,34 @@ pub fn router(
                 rmcp_config,
             ),
         )
-    };
-    mcp.route("/healthz", get(|| async { "ok\n" }))
+    }
+    .layer(axum::middleware::from_fn_with_state(
+        parts.auth.clone(),
+        authenticate,
+    ));
+
+    let public = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", options.listen));
+    let metadata = axum::Json(resource_metadata(&public, &parts.auth.authenticator));
+    let mut app = mcp
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get({
+                let m = metadata.clone();
+                move || async move { m }
+            }),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(move || async move { metadata }),
+        );
+    if let Some(p) = parts.pages {
+        app = app.merge(pages::router(p));
+    }
+    app
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.

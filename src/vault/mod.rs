@@ -180,8 +180,16 @@ pub trait Store: Send + Sync {
         row: &ConnectionRow,
         expected_version: i64,
     ) -> Result<bool, StoreError>;
-    async fn mark_broken(&self, user: &str, provider: &str, detail: &str)
-    -> Result<(), StoreError>;
+    /// Marks the connection broken, only if it is still at `expected_version`: a refresh refused because
+    /// another process already rotated the token must not break the connection that process renewed.
+    /// Returns whether it marked it.
+    async fn mark_broken(
+        &self,
+        user: &str,
+        provider: &str,
+        detail: &str,
+        expected_version: i64,
+    ) -> Result<bool, StoreError>;
     /// Returns whether a row was deleted.
     async fn delete_connection(&self, user: &str, provider: &str) -> Result<bool, StoreError>;
 
@@ -216,4 +224,96 @@ pub trait Store: Send + Sync {
 
     /// Deletes states and tickets that expired before `now`.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// A connection with its tokens opened.
+#[derive(Clone)]
+pub struct Connection {
+    pub row: ConnectionRow,
+    pub access_token: crate::config::Secret,
+    pub refresh_token: Option<crate::config::Secret>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.row.fmt(f)
+    }
+}
+
+/// The store plus the sealing key: what the rest of devgate talks to.
+pub struct Vault {
+    pub store: std::sync::Arc<dyn Store>,
+    sealer: seal::Sealer,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault")
+    }
+}
+
+impl Vault {
+    pub fn new(store: std::sync::Arc<dyn Store>, sealer: seal::Sealer) -> Self {
+        Self { store, sealer }
+    }
+
+    /// Checks the key against the store's key-check value, writing one on first use (and reading it
+    /// back, so two first starts with different keys cannot both pass).
+    pub async fn verify_key(&self) -> Result<(), StoreError> {
+        if self.store.key_check().await?.is_none() {
+            self.store.set_key_check(&self.sealer.seal_check()).await?;
+        }
+        match self.store.key_check().await? {
+            Some(sealed) if self.sealer.verify_check(&sealed) => Ok(()),
+            _ => Err(StoreError::Seal),
+        }
+    }
+
+    pub fn seal(&self, user: &str, provider: &str, plaintext: &str) -> String {
+        self.sealer.seal(user, provider, plaintext)
+    }
+
+    pub fn open(&self, user: &str, provider: &str, sealed: &str) -> Result<String, StoreError> {
+        self.sealer.open(user, provider, sealed)
+    }
+
+    /// The user's connection to a provider, tokens opened.
+    pub async fn connection(
+        &self,
+        user: &str,
+        provider: &str,
+    ) -> Result<Option<Connection>, StoreError> {
+        let Some(row) = self.store.connection(user, provider).await? else {
+            return Ok(None);
+        };
+        self.opened(row).map(Some)
+    }
+
+    /// All of a user's connections, tokens opened.
+    pub async fn connections(&self, user: &str) -> Result<Vec<Connection>, StoreError> {
+        self.store
+            .connections(user)
+            .await?
+            .into_iter()
+            .map(|row| self.opened(row))
+            .collect()
+    }
+
+    fn opened(&self, row: ConnectionRow) -> Result<Connection, StoreError> {
+        let access_token =
+            crate::config::Secret::new(self.open(&row.user, &row.provider, &row.access_token)?);
+        let refresh_token = match &row.refresh_token {
+            Some(sealed) => Some(crate::config::Secret::new(self.open(
+                &row.user,
+                &row.provider,
+                sealed,
+            )?)),
+            None => None,
+        };
+        Ok(Connection {
+            row,
+            access_token,
+            refresh_token,
+        })
+    }
 }

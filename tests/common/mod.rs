@@ -45,6 +45,9 @@ pub fn temp_path(name: &str) -> PathBuf {
 pub fn config_for(sim: &Sim, extra: &str) -> PathBuf {
     let text = format!(
         r#"
+[http]
+auth = "none"
+
 [upstream]
 backoff_ms = 5
 {extra}
@@ -62,7 +65,10 @@ workspace = "acme"
         buddy = sim.buddy_url,
         bitbucket = sim.bitbucket_url,
     );
-    let path = temp_path("devgate.toml");
+    // Each config in its own directory, so each gets its own store next to it.
+    let dir = temp_path("gateway");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let path = dir.join("devgate.toml");
     std::fs::write(&path, text).expect("write config");
     path
 }
@@ -197,4 +203,325 @@ pub fn ok(tool: &str, result: &CallToolResult) -> Value {
         .structured_content
         .clone()
         .unwrap_or_else(|| panic!("{tool}: no structuredContent"))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// OAuth: devgate with users connecting their own accounts at the sim.
+// ---------------------------------------------------------------------------------------------------
+
+/// A fixed sealing key for tests (32 bytes, base64).
+pub const TEST_SECRET_KEY: &str = "ZGV2Z2F0ZS10ZXN0LXNlY3JldC1rZXktMzItYnl0ZXM=";
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A devgate set up for OAuth against the sim: config, store directory and public URL.
+pub struct OAuthSetup {
+    pub config: PathBuf,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub public_url: String,
+}
+
+impl OAuthSetup {
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("DEVGATE_SECRET_KEY", TEST_SECRET_KEY.to_string())]
+    }
+}
+
+/// Writes a config where both providers use OAuth at the sim, HTTP callers use API keys, and the
+/// store lives in a fresh directory. `extra` is appended at the top level.
+pub fn oauth_setup(sim: &Sim, extra: &str) -> OAuthSetup {
+    let dir = temp_path("oauth");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let bitbucket_origin = sim.bitbucket_url.trim_end_matches("/2.0");
+    let text = format!(
+        r#"public_url = "{public_url}"
+{extra}
+
+[http]
+auth = "api_key"
+
+[store]
+url = "sqlite://{db}"
+
+[upstream]
+backoff_ms = 5
+
+[providers.buddy]
+api_base = "{buddy}"
+client_id = "{buddy_id}"
+client_secret = "${{TEST_BUDDY_CLIENT_SECRET}}"
+workspace = "acme"
+
+[providers.bitbucket]
+api_base = "{bitbucket}"
+authorize_url = "{bitbucket_origin}/site/oauth2/authorize"
+token_url = "{bitbucket_origin}/site/oauth2/access_token"
+client_id = "{bitbucket_id}"
+client_secret = "${{TEST_BITBUCKET_CLIENT_SECRET}}"
+workspace = "acme"
+"#,
+        db = dir.join("devgate.db").display(),
+        buddy = sim.buddy_url,
+        bitbucket = sim.bitbucket_url,
+        buddy_id = devgate::sim::BUDDY_CLIENT_ID,
+        bitbucket_id = devgate::sim::BITBUCKET_CLIENT_ID,
+    );
+    let config = dir.join("devgate.toml");
+    std::fs::write(&config, text).unwrap();
+    OAuthSetup {
+        config,
+        dir,
+        port,
+        public_url,
+    }
+}
+
+/// The environment every OAuth test process gets: the sealing key and the client secrets.
+pub fn oauth_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("DEVGATE_SECRET_KEY", TEST_SECRET_KEY),
+        (
+            "TEST_BUDDY_CLIENT_SECRET",
+            devgate::sim::BUDDY_CLIENT_SECRET,
+        ),
+        (
+            "TEST_BITBUCKET_CLIENT_SECRET",
+            devgate::sim::BITBUCKET_CLIENT_SECRET,
+        ),
+    ]
+}
+
+/// `devgate keys create <user>`: returns the key.
+pub fn create_api_key(setup: &OAuthSetup, user: &str) -> String {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["keys", "create", user, "--config"])
+        .arg(&setup.config);
+    for (k, v) in oauth_env() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("devgate keys runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `devgate http` on the setup's port, with TRACE logs captured.
+pub async fn oauth_http(setup: &OAuthSetup, extra_args: &[&str]) -> HttpGateway {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("http")
+        .arg("--config")
+        .arg(&setup.config)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", setup.port))
+        .args(extra_args)
+        .env("DEVGATE_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in oauth_env() {
+        cmd.env(k, v);
+    }
+    spawn_http(cmd).await
+}
+
+async fn spawn_http(mut cmd: Command) -> HttpGateway {
+    let mut child = cmd.spawn().expect("devgate http starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let stderr = Stderr::default();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.expect("stderr readable") {
+            stderr.0.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(url) = line.strip_prefix("devgate listening on ") {
+                return url.trim().to_string();
+            }
+        }
+        panic!("devgate http exited: {}", stderr.text());
+    })
+    .await
+    .expect("devgate http announces its address");
+    stderr.collect(lines.into_inner().into_inner());
+    HttpGateway { url, stderr, child }
+}
+
+/// An MCP client over HTTP that authenticates with an API key.
+pub async fn http_client_with_key(url: &str, key: &str) -> Client {
+    let config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            url.to_string(),
+        )
+        .auth_header(key.to_string());
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("MCP handshake over HTTP with an API key")
+}
+
+/// The first `http(s)://…` link in a text.
+pub fn link_in(text: &str) -> String {
+    let start = text
+        .find("http")
+        .unwrap_or_else(|| panic!("no link in: {text}"));
+    text[start..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .trim_end_matches(['.', ')', ','])
+        .to_string()
+}
+
+/// The value of an `<input name="…" value="…">` in an HTML page.
+pub fn form_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\"");
+    let at = html.find(&marker)?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let v = tag.find("value=\"")? + "value=\"".len();
+    let end = tag[v..].find('"')?;
+    Some(
+        tag[v..v + end]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\""),
+    )
+}
+
+/// Every page a browser walk saw, for the secret scan.
+#[derive(Default)]
+pub struct Walk {
+    pub pages: Vec<String>,
+    pub final_url: String,
+}
+
+/// Every `<input type="hidden" name="…" value="…">` of a page, unescaped.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<input") {
+        let end = start + rest[start..].find('>').unwrap_or(rest.len() - start);
+        let tag = &rest[start..end];
+        if tag.contains("type=\"hidden\"") {
+            let attr = |name: &str| {
+                let key = format!("{name}=\"");
+                let at = tag.find(&key)? + key.len();
+                let len = tag[at..].find('"')?;
+                Some(
+                    tag[at..at + len]
+                        .replace("&quot;", "\"")
+                        .replace("&#39;", "'")
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&amp;", "&"),
+                )
+            };
+            if let (Some(n), Some(v)) = (attr("name"), attr("value")) {
+                out.push((n, v));
+            }
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// The `action` of the first form on a page, resolved against the page's URL.
+pub fn form_action(html: &str, page_url: &str) -> String {
+    let at = html.find("<form").expect("a form");
+    let tag = &html[at..at + html[at..].find('>').unwrap()];
+    let key = "action=\"";
+    let start = tag.find(key).expect("form action") + key.len();
+    let action = &tag[start..start + tag[start..].find('"').unwrap()];
+    url::Url::parse(page_url)
+        .unwrap()
+        .join(&action.replace("&amp;", "&"))
+        .unwrap()
+        .to_string()
+}
+
+fn location(response: &reqwest::Response, base: &str) -> String {
+    let l = response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location on {} from {base}", response.status()))
+        .to_str()
+        .unwrap();
+    url::Url::parse(base).unwrap().join(l).unwrap().to_string()
+}
+
+/// Walks a connect link as a browser would, with an HTTP client: the connect page, its POST, the
+/// provider's consent page (choosing `account`, answering `decision`), the callback, and the page it
+/// ends on. Returns every page body seen and where it ended.
+pub async fn walk_connect(link: &str, account: &str, decision: &str) -> Walk {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut walk = Walk::default();
+    // 1. The connect page, which sets the CSRF cookie.
+    let page = http.get(link).send().await.unwrap();
+    assert_eq!(page.status(), 200, "connect page for {link}");
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let html = page.text().await.unwrap();
+    walk.pages.push(html.clone());
+    let action = form_action(&html, link);
+    // 2. Its button: a POST that redirects to the provider.
+    let posted = http
+        .post(&action)
+        .header("cookie", cookie)
+        .form(&hidden_fields(&html))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        posted.status().as_u16(),
+        303,
+        "connect POST: {}",
+        posted.text().await.unwrap_or_default()
+    );
+    let authorize = location(&posted, &action);
+    // 3. The provider's consent page and its answer.
+    let consent = http.get(&authorize).send().await.unwrap();
+    assert_eq!(consent.status(), 200, "consent page at {authorize}");
+    let html = consent.text().await.unwrap();
+    walk.pages.push(html.clone());
+    let mut form = hidden_fields(&html);
+    form.push(("account".into(), account.into()));
+    form.push(("decision".into(), decision.into()));
+    let consent_action = form_action(&html, &authorize);
+    let answered = http.post(&consent_action).form(&form).send().await.unwrap();
+    assert!(
+        answered.status().is_redirection(),
+        "consent answer: {}",
+        answered.status()
+    );
+    let callback = location(&answered, &consent_action);
+    // 4. devgate's callback, and where it sends the browser.
+    let mut url = callback;
+    for _ in 0..3 {
+        let response = http.get(&url).send().await.unwrap();
+        if response.status().is_redirection() {
+            url = location(&response, &url);
+            continue;
+        }
+        walk.pages.push(response.text().await.unwrap());
+        break;
+    }
+    walk.final_url = url;
+    walk
 }

@@ -1,0 +1,168 @@
+//! Wiring: from a checked config and catalog to the running parts (gateway, vault, connect flow,
+//! HTTP authentication). The commands in the binary and the sandbox build through here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::identity::{AuthLayer, Authenticator};
+use crate::mcp::PendingElicitations;
+use crate::oauth::OAuthClient;
+use crate::oauth::connect::{ConnectProvider, Connector};
+use crate::oauth::tokens::TokenManager;
+use crate::transport::http::HttpParts;
+use crate::transport::pages::Pages;
+use crate::vault::seal::Sealer;
+use crate::vault::sqlite::SqliteStore;
+use crate::vault::{Store, Vault, key};
+
+/// Everything a serving command needs.
+pub struct App {
+    pub config: Config,
+    pub gateway: Arc<Gateway>,
+    pub vault: Option<Arc<Vault>>,
+    pub connector: Option<Arc<Connector>>,
+    pub pending: Arc<PendingElicitations>,
+}
+
+/// Opens the store named by the config, runs its migrations and checks the sealing key.
+pub async fn open_vault(config: &Config) -> Result<Vault, String> {
+    let url = config.store_url();
+    let store = SqliteStore::open(&url).await.map_err(|e| e.to_string())?;
+    // Two processes starting on one new database can race to apply the same migration; the loser's
+    // second attempt finds it applied.
+    if store.migrate().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.migrate().await.map_err(|e| e.to_string())?;
+    }
+    let key_file = crate::vault::sqlite::sqlite_path(&url).map(|db| {
+        db.parent()
+            .map(|d| d.join(key::KEY_FILE_NAME))
+            .unwrap_or_else(|| key::KEY_FILE_NAME.into())
+    });
+    let (key, source) = key::load_key(std::env::var(key::ENV_VAR).ok(), key_file.as_deref(), true)
+        .map_err(|e| e.to_string())?;
+    let vault = Vault::new(Arc::new(store), Sealer::new(key));
+    vault.verify_key().await.map_err(|_| {
+        format!(
+            "the sealing key ({source:?}) is not the one the store at {url} was created with: set DEVGATE_SECRET_KEY to that key, or move the store aside to start over"
+        )
+    })?;
+    Ok(vault)
+}
+
+impl App {
+    /// Builds the parts. `need_store` opens the vault even when no provider uses OAuth (HTTP with API
+    /// keys needs it).
+    pub async fn build(
+        config: Config,
+        catalog: &Catalog,
+        need_store: bool,
+    ) -> Result<Self, String> {
+        let pending = Arc::new(PendingElicitations::default());
+        let mut gateway = Gateway::new(&config, catalog)?;
+        let oauth: Vec<&String> = config
+            .providers
+            .iter()
+            .filter(|(_, p)| p.uses_oauth())
+            .map(|(id, _)| id)
+            .collect();
+        let vault = if need_store || !oauth.is_empty() {
+            Some(Arc::new(open_vault(&config).await?))
+        } else {
+            None
+        };
+        let mut connector = None;
+        if let (Some(vault), false) = (&vault, oauth.is_empty()) {
+            let callback = config
+                .callback_url()
+                .ok_or("OAuth providers need public_url (the callback is {public_url}/integration-callback)")?;
+            let public_url = config.public_url.clone().unwrap_or_default();
+            let timeout = Duration::from_millis(config.upstream.timeout_ms);
+            let mut clients = HashMap::new();
+            let mut providers = HashMap::new();
+            for id in oauth {
+                let pconf = &config.providers[id];
+                let spec = catalog
+                    .provider(id)
+                    .ok_or_else(|| format!("providers.{id}: unknown provider"))?;
+                let client = Arc::new(
+                    OAuthClient::new(&spec.spec, pconf, &callback, timeout)
+                        .map_err(|e| e.to_string())?,
+                );
+                let api = gateway
+                    .clients()
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| format!("providers.{id}: no API client"))?;
+                let scopes = pconf
+                    .scopes
+                    .clone()
+                    .unwrap_or_else(|| spec.scopes.iter().map(|s| s.name.clone()).collect());
+                clients.insert(id.clone(), client.clone());
+                providers.insert(
+                    id.clone(),
+                    ConnectProvider {
+                        client,
+                        api,
+                        scopes,
+                    },
+                );
+            }
+            let c = Arc::new(
+                Connector::new(vault.clone(), providers, &public_url).with_sink(pending.clone()),
+            );
+            let tokens = Arc::new(TokenManager::new(
+                vault.clone(),
+                clients,
+                config.oauth.refresh_margin_secs,
+            ));
+            gateway = gateway.with_connections(tokens, c.clone());
+            connector = Some(c);
+        }
+        Ok(Self {
+            config,
+            gateway: Arc::new(gateway),
+            vault,
+            connector,
+            pending,
+        })
+    }
+
+    /// What the HTTP transport serves.
+    pub fn http_parts(&self, listen: std::net::SocketAddr) -> Result<HttpParts, String> {
+        let store: Arc<dyn Store> = match &self.vault {
+            Some(v) => v.store.clone(),
+            None => return Err("the HTTP transport needs the store (API keys)".into()),
+        };
+        let authenticator = Arc::new(Authenticator::new(
+            self.config.http.auth,
+            self.config.http.jwt.as_ref(),
+            store,
+        )?);
+        let public = self
+            .config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let metadata_url = format!(
+            "{}/.well-known/oauth-protected-resource",
+            public.trim_end_matches('/')
+        );
+        Ok(HttpParts {
+            gateway: self.gateway.clone(),
+            pending: self.pending.clone(),
+            auth: AuthLayer {
+                authenticator,
+                metadata_url,
+            },
+            pages: self.connector.clone().map(|connector| Pages {
+                connector,
+                secure: public.starts_with("https://"),
+            }),
+        })
+    }
+}

@@ -1,0 +1,382 @@
+//! One provider's OAuth client: the authorize URL (state, PKCE S256), the code exchange, refresh and
+//! revocation, built on the `oauth2` crate with the provider's quirks taken from its catalog entry
+//! (client authentication in the form body or as HTTP Basic, whether `scope` is sent, extra authorize
+//! parameters, Bitbucket's plural `scopes`).
+//!
+//! Token requests go through devgate's own reqwest client; a 5xx, 429 or transport failure is
+//! [`OAuthError::Unavailable`] (keep the tokens, retry later), a 4xx OAuth error is
+//! [`OAuthError::Rejected`] (the grant is dead: reconnect).
+
+use std::time::Duration;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, RevocationUrl, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::catalog::{ClientAuth, ProviderSpec};
+use crate::config::{ProviderConfig, Secret};
+
+/// Fields some providers add to the token response: Bitbucket's granted `scopes` (space-separated).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ProviderExtras {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+}
+
+impl ExtraTokenFields for ProviderExtras {}
+
+type TokenReply = StandardTokenResponse<ProviderExtras, BasicTokenType>;
+type OAuth2Client = Client<
+    BasicErrorResponse,
+    TokenReply,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointSet,
+>;
+
+/// Tokens from a code exchange or a refresh.
+#[derive(Clone)]
+pub struct TokenSet {
+    pub access_token: Secret,
+    /// `None` when the provider sent no new refresh token (keep the old one).
+    pub refresh_token: Option<Secret>,
+    pub expires_in: Option<u64>,
+    /// Granted scopes when the provider says them.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OAuthError {
+    /// The provider refused (`invalid_grant`, `invalid_client`, …): this grant cannot be used again.
+    #[error("{provider} refused: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Rejected {
+        provider: String,
+        code: String,
+        description: Option<String>,
+    },
+    /// The token endpoint failed or could not be reached: try again later.
+    #[error("{provider}'s token endpoint is unavailable: {detail}")]
+    Unavailable { provider: String, detail: String },
+    /// devgate's own configuration is wrong (a malformed URL).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// An authorize redirect: where to send the browser, and the secrets to keep for the callback.
+pub struct Authorization {
+    pub url: Url,
+    pub state: String,
+    pub pkce_verifier: String,
+}
+
+/// The OAuth client of one provider.
+pub struct OAuthClient {
+    provider: String,
+    title: String,
+    client: OAuth2Client,
+    send_scope: bool,
+    extra: Vec<(String, String)>,
+    pkce: bool,
+    http: TokenHttp,
+    has_revoke: bool,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An endpoint from config, else from the catalog, relative ones resolved against the API base.
+fn endpoint(configured: Option<&str>, catalog: Option<&str>, api_base: &str) -> Option<String> {
+    let raw = configured.or(catalog)?;
+    Some(if raw.starts_with('/') {
+        format!("{}{raw}", api_base.trim_end_matches('/'))
+    } else {
+        raw.to_string()
+    })
+}
+
+impl OAuthClient {
+    pub fn new(
+        spec: &ProviderSpec,
+        config: &ProviderConfig,
+        callback_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, OAuthError> {
+        let id = &spec.id;
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            OAuthError::Config(format!("providers.{id}.{what}: {e}"))
+        };
+        let client_id = config
+            .client_id
+            .clone()
+            .ok_or_else(|| OAuthError::Config(format!("providers.{id}: no client_id")))?;
+        let client_secret = config
+            .client_secret
+            .as_ref()
+            .ok_or_else(|| OAuthError::Config(format!("providers.{id}: no client_secret")))?;
+        let api_base = config.api_base.as_deref().unwrap_or(&spec.api_base);
+        let authorize = endpoint(
+            config.authorize_url.as_deref(),
+            Some(&spec.authorize_url),
+            api_base,
+        )
+        .unwrap_or_default();
+        let token = endpoint(config.token_url.as_deref(), Some(&spec.token_url), api_base)
+            .unwrap_or_default();
+        let revoke = endpoint(
+            config.revoke_url.as_deref(),
+            spec.revoke_url.as_deref(),
+            api_base,
+        );
+
+        let mut client = oauth2::Client::new(ClientId::new(client_id))
+            .set_client_secret(ClientSecret::new(client_secret.expose().to_string()))
+            .set_auth_uri(AuthUrl::new(authorize).map_err(|e| bad("authorize_url", &e))?)
+            .set_token_uri(TokenUrl::new(token).map_err(|e| bad("token_url", &e))?)
+            .set_redirect_uri(
+                RedirectUrl::new(callback_url.to_string()).map_err(|e| bad("public_url", &e))?,
+            )
+            .set_revocation_url_option(
+                revoke
+                    .clone()
+                    .map(RevocationUrl::new)
+                    .transpose()
+                    .map_err(|e| bad("revoke_url", &e))?,
+            );
+        client = client.set_auth_type(match spec.client_auth {
+            ClientAuth::Basic => AuthType::BasicAuth,
+            ClientAuth::Form => AuthType::RequestBody,
+        });
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            // Token endpoints answer directly; following a redirect could carry the code elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("devgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| OAuthError::Config(e.to_string()))?;
+        Ok(Self {
+            provider: id.clone(),
+            title: spec.title.clone(),
+            client,
+            send_scope: spec.send_scope,
+            extra: spec
+                .authorize_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            pkce: spec.pkce,
+            http: TokenHttp(http),
+            has_revoke: revoke.is_some(),
+        })
+    }
+
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    pub fn supports_revoke(&self) -> bool {
+        self.has_revoke
+    }
+
+    /// A fresh authorize URL with a random `state` and (where the provider takes it) a PKCE challenge.
+    pub fn authorize(&self, scopes: &[String]) -> Authorization {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self.client.authorize_url(CsrfToken::new_random);
+        if self.send_scope {
+            request = request.add_scopes(scopes.iter().map(|s| Scope::new(s.clone())));
+        }
+        for (k, v) in &self.extra {
+            request = request.add_extra_param(k.as_str(), v.as_str());
+        }
+        if self.pkce {
+            request = request.set_pkce_challenge(challenge);
+        }
+        let (url, state) = request.url();
+        Authorization {
+            url,
+            state: state.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        }
+    }
+
+    /// Exchanges an authorization code.
+    pub async fn exchange(&self, code: &str, pkce_verifier: &str) -> Result<TokenSet, OAuthError> {
+        let mut request = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_string()));
+        if self.pkce {
+            request = request.set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()));
+        }
+        let reply = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| self.token_error(e))?;
+        Ok(self.token_set(reply))
+    }
+
+    /// Uses a refresh token. Bitbucket's rotate: the returned refresh token replaces the old one.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, OAuthError> {
+        let token = RefreshToken::new(refresh_token.to_string());
+        let reply = self
+            .client
+            .exchange_refresh_token(&token)
+            .request_async(&self.http)
+            .await
+            .map_err(|e| self.token_error(e))?;
+        Ok(self.token_set(reply))
+    }
+
+    /// Revokes a token where the provider has a revocation endpoint.
+    pub async fn revoke(&self, access_token: &str) -> Result<(), OAuthError> {
+        let token =
+            StandardRevocableToken::AccessToken(oauth2::AccessToken::new(access_token.to_string()));
+        let request = self
+            .client
+            .revoke_token(token)
+            .map_err(|e| OAuthError::Config(e.to_string()))?;
+        request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => OAuthError::Rejected {
+                    provider: self.title.clone(),
+                    code: r.error().to_string(),
+                    description: r.error_description().cloned(),
+                },
+                other => OAuthError::Unavailable {
+                    provider: self.title.clone(),
+                    detail: other.to_string(),
+                },
+            })
+    }
+
+    fn token_set(&self, reply: TokenReply) -> TokenSet {
+        let scopes = reply
+            .extra_fields()
+            .scopes
+            .as_deref()
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .or_else(|| {
+                reply
+                    .scopes()
+                    .map(|s| s.iter().map(|x| x.to_string()).collect())
+            });
+        TokenSet {
+            access_token: Secret::new(reply.access_token().secret().clone()),
+            refresh_token: reply
+                .refresh_token()
+                .map(|t| Secret::new(t.secret().clone())),
+            expires_in: reply.expires_in().map(|d| d.as_secs()),
+            scopes,
+        }
+    }
+
+    fn token_error(&self, e: RequestTokenError<TransportError, BasicErrorResponse>) -> OAuthError {
+        match e {
+            RequestTokenError::ServerResponse(r) => OAuthError::Rejected {
+                provider: self.title.clone(),
+                code: r.error().to_string(),
+                description: r.error_description().cloned(),
+            },
+            RequestTokenError::Request(t) => OAuthError::Unavailable {
+                provider: self.title.clone(),
+                detail: t.to_string(),
+            },
+            RequestTokenError::Parse(_, _) => OAuthError::Unavailable {
+                provider: self.title.clone(),
+                detail: "the token endpoint sent a reply devgate cannot read".into(),
+            },
+            RequestTokenError::Other(detail) => OAuthError::Unavailable {
+                provider: self.title.clone(),
+                detail,
+            },
+        }
+    }
+}
+
+/// The HTTP client token requests go through (devgate's reqwest, not the one `oauth2` would bring).
+struct TokenHttp(reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
+    type Error = TransportError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<oauth2::HttpResponse, TransportError>>
+                + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(&self.0, request))
+    }
+}
+
+/// Sends one token-endpoint request. Server-side failures become transport errors so that they read
+/// as "unavailable", not as a refused grant.
+async fn send(
+    http: &reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, TransportError> {
+    let (parts, body) = request.into_parts();
+    let response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            TransportError(if e.is_timeout() {
+                "timed out".into()
+            } else {
+                "connection failed".into()
+            })
+        })?;
+    let status = response.status();
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(TransportError(format!("HTTP {}", status.as_u16())));
+    }
+    let headers = response.headers().clone();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|_| TransportError("the reply broke off".into()))?;
+    let mut out = http::Response::builder().status(status);
+    if let Some(h) = out.headers_mut() {
+        *h = headers;
+    }
+    out.body(bytes.to_vec())
+        .map_err(|e| TransportError(e.to_string()))
+}
+
+/// Why a token request did not get an answer (never carries a secret).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(String);
