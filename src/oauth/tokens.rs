@@ -87,13 +87,22 @@ impl TokenManager {
         }
     }
 
+    /// The stored connection; one whose tokens do not open (another key, a row copied from another
+    /// user) is as good as broken: the user reconnects.
+    async fn stored(&self, user: &str, provider: &str) -> Result<Connection, TokenError> {
+        match self.vault.connection(user, provider).await {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(TokenError::NotConnected),
+            Err(StoreError::Seal) => Err(TokenError::Broken(
+                "the stored tokens cannot be opened with this gateway's key".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A token for a call: the stored one if fresh, else a refreshed one.
     pub async fn token(&self, user: &str, provider: &str) -> Result<Access, TokenError> {
-        let c = self
-            .vault
-            .connection(user, provider)
-            .await?
-            .ok_or(TokenError::NotConnected)?;
+        let c = self.stored(user, provider).await?;
         if c.row.status == ConnectionStatus::Broken {
             return Err(TokenError::Broken(c.row.status_detail.unwrap_or_default()));
         }
@@ -122,11 +131,7 @@ impl TokenManager {
     ) -> Result<Access, TokenError> {
         let lock = self.lock_for(user, provider);
         let _one_at_a_time = lock.lock().await;
-        let c = self
-            .vault
-            .connection(user, provider)
-            .await?
-            .ok_or(TokenError::NotConnected)?;
+        let c = self.stored(user, provider).await?;
         if c.row.status == ConnectionStatus::Broken {
             return Err(TokenError::Broken(c.row.status_detail.unwrap_or_default()));
         }

@@ -525,3 +525,42 @@ pub async fn walk_connect(link: &str, account: &str, decision: &str) -> Walk {
     walk.final_url = url;
     walk
 }
+
+/// A running OAuth gateway with users already connected.
+pub struct Connected {
+    pub setup: OAuthSetup,
+    pub gateway: HttpGateway,
+    pub clients: Vec<Client>,
+    pub keys: Vec<String>,
+}
+
+/// Starts devgate for OAuth, gives each `(user, bitbucket account, buddy account)` an API key and
+/// walks them through connecting both providers.
+pub async fn connected_users(sim: &Sim, users: &[(&str, &str, &str)], extra: &str) -> Connected {
+    let setup = oauth_setup(sim, extra);
+    let keys: Vec<String> = users
+        .iter()
+        .map(|(u, _, _)| create_api_key(&setup, u))
+        .collect();
+    let gateway = oauth_http(&setup, &[]).await;
+    let mut clients = Vec::new();
+    for ((_, bitbucket, buddy), key) in users.iter().zip(&keys) {
+        let client = http_client_with_key(&gateway.url, key).await;
+        for (tool, account) in [
+            ("bitbucket_get_current_user", bitbucket),
+            ("buddy_get_user", buddy),
+        ] {
+            let result = call(&client, tool, serde_json::json!({})).await;
+            assert!(is_error(&result), "{tool} asks to connect first");
+            let walk = walk_connect(&link_in(&text(&result)), account, "allow").await;
+            assert!(walk.final_url.contains("/connected"), "{}", walk.final_url);
+        }
+        clients.push(client);
+    }
+    Connected {
+        setup,
+        gateway,
+        clients,
+        keys,
+    }
+}
