@@ -123,6 +123,7 @@ fn connect_response(
     let modern = context
         .protocol_version()
         .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+    tracing::debug!(version = ?context.protocol_version(), url_mode, "a connect is needed");
     let message = format!(
         "{}. Connect your {} account to continue.",
         request.reason, request.title
