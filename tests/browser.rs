@@ -193,8 +193,10 @@ async fn connecting_in_headless_chromium() {
 
     let profile = temp_path("chromium-profile");
     let browser = Browser::start(&profile).await;
+    let mut pages = Vec::new();
     browser.goto(&link).await;
     let page = browser.source().await;
+    pages.push(page.clone());
     assert!(
         page.contains("Connect Bitbucket Cloud to devgate") && page.contains("dana"),
         "{page}"
@@ -203,7 +205,8 @@ async fn connecting_in_headless_chromium() {
 
     browser.click("button[type=submit]").await;
     browser.wait_for_url("/site/oauth2/authorize").await;
-    assert!(browser.source().await.contains("Allow"));
+    let consent = browser.source().await;
+    assert!(consent.contains("Allow"));
     browser.click("option[value=ben]").await;
     browser.screenshot(&artifacts, "2-consent").await;
     browser.click("#allow").await;
@@ -214,6 +217,7 @@ async fn connecting_in_headless_chromium() {
         "no code or state left in the address bar: {done}"
     );
     let page = browser.source().await;
+    pages.push(page.clone());
     assert!(
         page.contains("is connected") && page.contains("dana"),
         "{page}"
@@ -233,6 +237,15 @@ async fn connecting_in_headless_chromium() {
     assert_ne!(
         me["name"], "Ann Dev",
         "the account chosen in the browser was connected: {me}"
+    );
+    assert_no_secrets(
+        &sim,
+        &[key],
+        &[
+            ("the logs", &gateway.stderr.text()),
+            ("a tool result", &me.to_string()),
+            ("devgate's pages", &pages.join("\n")),
+        ],
     );
     client.cancel().await.unwrap();
 }

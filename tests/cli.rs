@@ -248,3 +248,84 @@ async fn sandbox_walks_a_new_user_through_connecting() {
     stdio_client.cancel().await.unwrap();
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_status_and_disconnect_from_a_terminal() {
+    let sim = Sim::start().await.unwrap();
+    let c = connected_users(&sim, &[("alice", "ann", "mike")], "").await;
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).arg("--config").arg(&c.setup.config);
+        for (k, v) in oauth_env() {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let status = run(&["status", "--user", "alice"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        out.contains("bitbucket: connected as Ann Dev")
+            && out.contains("buddy: connected as Mike Benson"),
+        "{out}"
+    );
+
+    let listed = run(&["keys", "list", "alice"]);
+    let id = c.keys[0].trim_start_matches("dgk_")[..12].to_string();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&id));
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains(&c.keys[0]),
+        "the key itself is never listed"
+    );
+
+    // Buddy has a revocation endpoint: disconnect revokes there too.
+    let gone = run(&["disconnect", "buddy", "--user", "alice"]);
+    let said =
+        String::from_utf8_lossy(&gone.stdout).to_string() + &String::from_utf8_lossy(&gone.stderr);
+    assert!(said.contains("revoked the token at the provider"), "{said}");
+    assert_eq!(sim.state.live_grants(devgate::sim::Account::Mike), 0);
+    // Bitbucket has none: disconnect says where to revoke.
+    let gone = run(&["disconnect", "bitbucket", "--user", "alice"]);
+    assert!(String::from_utf8_lossy(&gone.stdout).contains("no revocation API"));
+    let status = run(&["status", "--user", "alice"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        out.contains("bitbucket: not connected") && out.contains("devgate connect bitbucket"),
+        "{out}"
+    );
+    let after = call(&c.clients[0], "bitbucket_get_current_user", json!({})).await;
+    assert!(is_error(&after) && text(&after).contains("/connect/bitbucket"));
+
+    // A revoked key stops working.
+    assert!(run(&["keys", "revoke", "alice", &id]).status.success());
+    let rejected = reqwest::Client::new()
+        .post(&c.gateway.url)
+        .bearer_auth(&c.keys[0])
+        .header("Accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), 401);
+}
+
+#[test]
+fn auth_none_is_refused_off_loopback() {
+    let path = temp_path("open.toml");
+    std::fs::write(
+        &path,
+        "[http]\nauth = \"none\"\n[providers.buddy]\ntoken = \"sim-x\"\n",
+    )
+    .unwrap();
+    let out = devgate(
+        &[
+            "http",
+            "--listen",
+            "0.0.0.0:0",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only serves loopback"));
+}

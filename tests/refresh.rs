@@ -218,3 +218,63 @@ async fn missing_scopes_ask_for_a_reconnect_naming_tool_and_scope() {
         "nothing was sent upstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_that_never_expire_are_used_as_they_are() {
+    let sim = Sim::start().await.unwrap();
+    sim.state.set_expiring_tokens(Which::Buddy, false);
+    let c = connected_users(&sim, &[("alice", "ann", "mike")], "").await;
+    for _ in 0..3 {
+        ok(
+            "buddy_get_user",
+            &call(&c.clients[0], "buddy_get_user", json!({})).await,
+        );
+    }
+    assert_eq!(sim.state.token_requests(Which::Buddy, "refresh_token"), 0);
+    let status = ok(
+        "devgate_connections",
+        &call(&c.clients[0], "devgate_connections", json!({})).await,
+    );
+    let buddy = status["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "buddy")
+        .unwrap()
+        .clone();
+    assert!(buddy.get("expires_at").is_none(), "{buddy}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_403_naming_scopes_asks_for_a_reconnect() {
+    let sim = Sim::start().await.unwrap();
+    sim.state.set_bitbucket_scopes(&["account", "repository"]);
+    let c = connected_users(&sim, &[("alice", "ann", "mike")], "").await;
+    // The stored grant claims more than the provider gave (a consumer whose permissions were reduced
+    // after the connect): the provider's 403 names the missing scope.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        c.setup.dir.join("devgate.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE connections SET scopes = 'account repository pullrequest' WHERE user_id = 'alice' AND provider = 'bitbucket'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let result = call(
+        &c.clients[0],
+        "bitbucket_list_pull_requests",
+        json!({"repo_slug": "api"}),
+    )
+    .await;
+    assert!(is_error(&result));
+    let message = text(&result);
+    assert!(
+        message.contains("answered 403")
+            && message.contains("pullrequest")
+            && message.contains("/connect/bitbucket?ticket="),
+        "{message}"
+    );
+}

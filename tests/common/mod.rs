@@ -564,3 +564,19 @@ pub async fn connected_users(sim: &Sim, users: &[(&str, &str, &str)], extra: &st
         keys,
     }
 }
+
+/// Fails if any secret the sim issued or saw, or any of `extra`, appears in `haystacks`.
+pub fn assert_no_secrets(sim: &Sim, extra: &[String], haystacks: &[(&str, &str)]) {
+    let mut secrets = sim.state.issued_secrets();
+    secrets.extend(extra.iter().cloned());
+    secrets.extend([
+        devgate::sim::BUDDY_CLIENT_SECRET.to_string(),
+        devgate::sim::BITBUCKET_CLIENT_SECRET.to_string(),
+        TEST_SECRET_KEY.to_string(),
+    ]);
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        for (what, text) in haystacks {
+            assert!(!text.contains(secret.as_str()), "a secret reached {what}");
+        }
+    }
+}
