@@ -329,3 +329,46 @@ fn auth_none_is_refused_off_loopback() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only serves loopback"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_from_a_terminal_serves_the_callback_until_it_arrives() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    // No gateway runs on public_url: `devgate connect` serves the pages itself.
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["connect", "bitbucket", "--user", "zed", "--config"])
+        .arg(&setup.config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in oauth_env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let link = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("/connect/bitbucket?ticket=") {
+                return link_in(&line);
+            }
+        }
+        panic!("no link printed");
+    })
+    .await
+    .unwrap();
+    let walk = walk_connect(&link, "ben", "allow").await;
+    assert!(walk.final_url.contains("/connected"), "{}", walk.final_url);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push_str(&line);
+    }
+    assert!(
+        rest.contains("Connected Bitbucket Cloud account Ben Ortiz for zed"),
+        "{rest}"
+    );
+}
