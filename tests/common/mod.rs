@@ -147,22 +147,7 @@ pub async fn http(config: &Path, stateless: bool) -> HttpGateway {
     for (k, v) in token_env() {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("devgate http starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-    let stderr = Stderr::default();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.expect("stderr readable") {
-            stderr.0.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(url) = line.strip_prefix("devgate listening on ") {
-                return url.trim().to_string();
-            }
-        }
-        panic!("devgate http exited: {}", stderr.text());
-    })
-    .await
-    .expect("devgate http announces its address");
-    stderr.collect(lines.into_inner().into_inner());
-    HttpGateway { url, stderr, child }
+    spawn_http(cmd).await
 }
 
 /// An MCP client over streamable HTTP.
