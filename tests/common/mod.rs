@@ -113,8 +113,17 @@ pub async fn stdio(config: &Path) -> (Client, Stderr) {
     if let Some(stream) = stderr {
         captured.collect(stream);
     }
-    let client = ().serve(transport).await.expect("MCP handshake over stdio");
-    (client, captured)
+    match ().serve(transport).await {
+        Ok(client) => (client, captured),
+        Err(e) => {
+            // The process is gone: give its stderr a moment to drain, then show it.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            panic!(
+                "MCP handshake over stdio: {e}\ndevgate's stderr:\n{}",
+                captured.text()
+            )
+        }
+    }
 }
 
 /// devgate over HTTP on an ephemeral loopback port.
