@@ -115,10 +115,12 @@ impl App {
             let c = Arc::new(
                 Connector::new(vault.clone(), providers, &public_url).with_sink(pending.clone()),
             );
+            let lease_secs = config.upstream.timeout_ms / 1000 + 5;
             let tokens = Arc::new(TokenManager::new(
                 vault.clone(),
                 clients,
                 config.oauth.refresh_margin_secs,
+                lease_secs,
             ));
             gateway = gateway.with_connections(tokens, c.clone());
             connector = Some(c);

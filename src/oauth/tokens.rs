@@ -41,22 +41,47 @@ pub struct TokenManager {
     clients: HashMap<String, Arc<OAuthClient>>,
     margin_secs: i64,
     locks: Mutex<HashMap<(String, String), RefreshLock>>,
+    /// This process's name on refresh leases.
+    holder: String,
+    lease_secs: i64,
+    /// How long a call waits for another holder's refresh before giving up.
+    lease_wait: std::time::Duration,
+}
+
+/// The outcome of waiting for a refresh lease.
+enum Leased {
+    /// This process holds the lease; the row as read under it.
+    Ours(Connection),
+    /// Another holder renewed the tokens meanwhile.
+    Renewed(Connection),
 }
 
 /// Held while one (user, provider) refreshes.
 type RefreshLock = Arc<tokio::sync::Mutex<()>>;
 
 impl TokenManager {
+    /// `lease_secs` must outlast a token request (its timeout), so a live holder never loses the lease.
     pub fn new(
         vault: Arc<Vault>,
         clients: HashMap<String, Arc<OAuthClient>>,
         margin_secs: u64,
+        lease_secs: u64,
     ) -> Self {
         Self {
             vault,
             clients,
             margin_secs: margin_secs as i64,
             locks: Mutex::default(),
+            holder: format!(
+                "{}-{}",
+                std::process::id(),
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    rand::random::<[u8; 9]>()
+                )
+            ),
+            lease_secs: lease_secs as i64,
+            lease_wait: std::time::Duration::from_secs(lease_secs + 5),
         }
     }
 
@@ -142,6 +167,73 @@ impl TokenManager {
         if !rejected && self.fresh(&c) {
             return Ok(Self::access(c));
         }
+        // Across processes and instances: one holder of the row's lease refreshes; the others wait for
+        // its new tokens (bounded), so a rotating refresh token is presented once.
+        let c = match self.lease(user, provider, c).await? {
+            Leased::Ours(c) => c,
+            Leased::Renewed(c) => return Ok(Self::access(c)),
+        };
+        let outcome = self.renew(user, provider, c).await;
+        if let Err(e) = self
+            .vault
+            .store
+            .release_refresh_lease(user, provider, &self.holder)
+            .await
+        {
+            tracing::warn!(error = %e, "could not release a refresh lease; it expires on its own");
+        }
+        outcome
+    }
+
+    /// Waits for the refresh lease, or for another holder's renewed tokens.
+    async fn lease(
+        &self,
+        user: &str,
+        provider: &str,
+        mut c: Connection,
+    ) -> Result<Leased, TokenError> {
+        let deadline = std::time::Instant::now() + self.lease_wait;
+        loop {
+            let t = now();
+            if self
+                .vault
+                .store
+                .take_refresh_lease(user, provider, &self.holder, t, t + self.lease_secs)
+                .await?
+            {
+                // The lease may have been freed by a holder that just renewed: read the row again.
+                let latest = self.stored(user, provider).await?;
+                if latest.row.version != c.row.version && self.fresh(&latest) {
+                    self.vault
+                        .store
+                        .release_refresh_lease(user, provider, &self.holder)
+                        .await?;
+                    return Ok(Leased::Renewed(latest));
+                }
+                return Ok(Leased::Ours(latest));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(TokenError::Unavailable(
+                    "another devgate instance is renewing this connection; try again in a moment"
+                        .into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let latest = self.stored(user, provider).await?;
+            if latest.row.status == ConnectionStatus::Broken {
+                return Err(TokenError::Broken(
+                    latest.row.status_detail.unwrap_or_default(),
+                ));
+            }
+            if latest.row.version != c.row.version && self.fresh(&latest) {
+                return Ok(Leased::Renewed(latest));
+            }
+            c = latest;
+        }
+    }
+
+    /// The token request itself, with the lease held, and storing its answer.
+    async fn renew(&self, user: &str, provider: &str, c: Connection) -> Result<Access, TokenError> {
         let Some(refresh_token) = c.refresh_token.clone() else {
             let detail =
                 "the provider gave no refresh token and the access token expired".to_string();
@@ -175,12 +267,7 @@ impl TokenManager {
                     })
                 } else {
                     // Another process refreshed first; its tokens are the ones to use.
-                    let winner = self
-                        .vault
-                        .connection(user, provider)
-                        .await?
-                        .ok_or(TokenError::NotConnected)?;
-                    Ok(Self::access(winner))
+                    Ok(Self::access(self.stored(user, provider).await?))
                 }
             }
             Err(OAuthError::Rejected {
@@ -200,12 +287,7 @@ impl TokenManager {
                     return Err(TokenError::Broken(detail));
                 }
                 // Refused because another process rotated the token meanwhile: use its tokens.
-                let winner = self
-                    .vault
-                    .connection(user, provider)
-                    .await?
-                    .ok_or(TokenError::NotConnected)?;
-                Ok(Self::access(winner))
+                Ok(Self::access(self.stored(user, provider).await?))
             }
             Err(e) => Err(TokenError::Unavailable(e.to_string())),
         }

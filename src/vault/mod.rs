@@ -190,6 +190,24 @@ pub trait Store: Send + Sync {
         detail: &str,
         expected_version: i64,
     ) -> Result<bool, StoreError>;
+    /// Takes the right to refresh the connection's tokens for `holder` until `until`, unless another
+    /// holder has an unexpired lease at `now`. One refresh at a time across every process sharing the
+    /// store; a holder that dies loses the lease when it expires. Returns whether it was taken.
+    async fn take_refresh_lease(
+        &self,
+        user: &str,
+        provider: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease back, if `holder` still has it.
+    async fn release_refresh_lease(
+        &self,
+        user: &str,
+        provider: &str,
+        holder: &str,
+    ) -> Result<(), StoreError>;
     /// Returns whether a row was deleted.
     async fn delete_connection(&self, user: &str, provider: &str) -> Result<bool, StoreError>;
 

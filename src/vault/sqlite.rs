@@ -367,6 +367,50 @@ impl Store for SqliteStore {
         .map_err(backend)
     }
 
+    async fn take_refresh_lease(
+        &self,
+        user: &str,
+        provider: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE connections SET lease_holder = ?, lease_until = ? \
+             WHERE user_id = ? AND provider = ? \
+               AND (lease_until IS NULL OR lease_until <= ? OR lease_holder = ?)",
+        )
+        .bind(holder)
+        .bind(until)
+        .bind(user)
+        .bind(provider)
+        .bind(now)
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(backend)
+    }
+
+    async fn release_refresh_lease(
+        &self,
+        user: &str,
+        provider: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE connections SET lease_holder = NULL, lease_until = NULL \
+             WHERE user_id = ? AND provider = ? AND lease_holder = ?",
+        )
+        .bind(user)
+        .bind(provider)
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend)
+    }
+
     async fn delete_connection(&self, user: &str, provider: &str) -> Result<bool, StoreError> {
         sqlx::query("DELETE FROM connections WHERE user_id = ? AND provider = ?")
             .bind(user)
