@@ -247,7 +247,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 shutdown_signal().await;
                 token.cancel();
             });
-            http::serve(listener, router, shutdown).await?;
+            let grace = std::time::Duration::from_secs(app.config.limits.shutdown_grace_secs);
+            http::serve_with_grace(listener, router, shutdown, grace).await?;
+            tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
         }
         Command::Connect { provider, user } => {

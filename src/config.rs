@@ -78,6 +78,8 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub oauth: OAuthConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The directory of the config file: relative store paths are resolved against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -149,6 +151,31 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://devgate.db".into(),
+        }
+    }
+}
+
+/// Protection against runaway agents and oversized requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Tool calls per user per minute (a token bucket refilled evenly); 0 turns the limit off.
+    pub calls_per_minute: u32,
+    /// Calls a user may make at once before the per-minute rate applies.
+    pub burst: u32,
+    /// Largest HTTP request body devgate reads, in bytes.
+    pub max_request_bytes: usize,
+    /// After SIGTERM, how long in-flight calls get to finish before devgate exits.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            calls_per_minute: 600,
+            burst: 60,
+            max_request_bytes: 1024 * 1024,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -272,6 +299,7 @@ impl Default for Config {
             providers: BTreeMap::new(),
             store: StoreConfig::default(),
             oauth: OAuthConfig::default(),
+            limits: LimitsConfig::default(),
             base_dir: None,
             warnings: Vec::new(),
             origin: "defaults".into(),

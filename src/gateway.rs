@@ -100,6 +100,8 @@ pub struct Gateway {
     /// Users' own tokens, for providers configured with an OAuth client.
     tokens: Option<Arc<TokenManager>>,
     connector: Option<Arc<Connector>>,
+    /// Per-user call rate (token bucket), when configured.
+    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -173,6 +175,7 @@ impl Gateway {
             clients,
             tokens: None,
             connector: None,
+            limiter: rate_limiter(config),
         })
     }
 
@@ -221,6 +224,9 @@ impl Gateway {
         name: &str,
         args: Option<&JsonObject>,
     ) -> Result<CallOutcome, CallError> {
+        if let Some(limited) = self.rate_limited(user) {
+            return Ok(CallOutcome::Done(limited));
+        }
         if name == CONNECTIONS_TOOL
             && let Some(connector) = &self.connector
         {
@@ -246,6 +252,24 @@ impl Gateway {
         }
     }
 
+    /// An `isError` result when `user` is over the call rate, saying when to try again.
+    fn rate_limited(&self, user: &str) -> Option<CallToolResult> {
+        use governor::clock::{Clock, DefaultClock};
+        let limiter = self.limiter.as_ref()?;
+        let key = user.to_string();
+        match limiter.check_key(&key) {
+            Ok(()) => None,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                tracing::info!(user, outcome = "rate_limited", "call");
+                Some(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "Rate limit: too many tool calls from {user} in the last minute. Wait {secs} s, then call again; batch or narrow the work if you can."
+                ))]))
+            }
+        }
+    }
+
     async fn connect_request(&self, user: &str, provider: &str, reason: String) -> CallOutcome {
         let Some(connector) = &self.connector else {
             return CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(reason)]));
@@ -265,6 +289,15 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The per-user token bucket from `[limits]`, unless turned off.
+fn rate_limiter(config: &Config) -> Option<governor::DefaultKeyedRateLimiter<String>> {
+    let per_minute = std::num::NonZeroU32::new(config.limits.calls_per_minute)?;
+    let burst = std::num::NonZeroU32::new(config.limits.burst.max(1))?;
+    Some(governor::RateLimiter::keyed(
+        governor::Quota::per_minute(per_minute).allow_burst(burst),
+    ))
 }
 
 /// The description of `devgate_connections`.

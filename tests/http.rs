@@ -89,3 +89,54 @@ async fn foreign_hosts_are_refused_and_health_is_answered() {
         .unwrap();
     assert_eq!(rebinding.status(), 403, "DNS rebinding is refused");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_guard_the_http_edge() {
+    let sim = Sim::start().await.unwrap();
+    let config = config_for(
+        &sim,
+        "\n[limits]\ncalls_per_minute = 60\nburst = 3\nmax_request_bytes = 65536",
+    );
+    let gateway = http(&config, false).await;
+    let http = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}});
+
+    // A browser page from another site cannot drive /mcp.
+    let foreign = http
+        .post(&gateway.url)
+        .header("Origin", "https://evil.example")
+        .header("Accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+
+    // Oversized bodies are refused before they are read.
+    let huge = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {"pad": "x".repeat(200_000)}}});
+    let too_big = http
+        .post(&gateway.url)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+
+    // The per-user rate: a burst of 3, then a clear error with a wait.
+    let client = http_client(&gateway.url).await;
+    for _ in 0..3 {
+        ok(
+            "bitbucket_get_current_user",
+            &call(&client, "bitbucket_get_current_user", json!({})).await,
+        );
+    }
+    let limited = call(&client, "bitbucket_get_current_user", json!({})).await;
+    assert!(is_error(&limited));
+    assert!(
+        text(&limited).contains("Rate limit") && text(&limited).contains("Wait 1 s"),
+        "{}",
+        text(&limited)
+    );
+    client.cancel().await.unwrap();
+}

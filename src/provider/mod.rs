@@ -223,19 +223,22 @@ impl ProviderClient {
         body: Option<&Value>,
         auth: &HeaderValue,
     ) -> Result<JsonReply, UpstreamError> {
-        let response = self.send(method, url, body, auth).await?;
-        let status = response.status();
-        let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonReply {
-                status,
-                body: Value::Null,
-            });
-        }
-        let body = serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Malformed {
-            detail: format!("{} sent invalid JSON ({e})", self.title()),
-        })?;
-        Ok(JsonReply { status, body })
+        self.retrying(&method, || async {
+            let response = self.send_once(&method, &url, body, auth).await?;
+            let status = response.status();
+            let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(JsonReply {
+                    status,
+                    body: Value::Null,
+                });
+            }
+            let body = serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Malformed {
+                detail: format!("{} sent invalid JSON ({e})", self.title()),
+            })?;
+            Ok(JsonReply { status, body })
+        })
+        .await
     }
 
     /// Sends a GET and reads a window of its text: `cap` bytes from `offset`, without reading further.
@@ -248,7 +251,21 @@ impl ProviderClient {
         lines: Option<&str>,
         auth: &HeaderValue,
     ) -> Result<TextWindow, UpstreamError> {
-        let response = self.send(Method::GET, url, None, auth).await?;
+        self.retrying(&Method::GET, || {
+            self.text_once(&url, offset, cap, lines, auth)
+        })
+        .await
+    }
+
+    async fn text_once(
+        &self,
+        url: &Url,
+        offset: u64,
+        cap: usize,
+        lines: Option<&str>,
+        auth: &HeaderValue,
+    ) -> Result<TextWindow, UpstreamError> {
+        let mut response = self.send_once(&Method::GET, url, None, auth).await?;
         if let Some(path) = lines {
             let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
             let json: Value =
@@ -273,7 +290,6 @@ impl ProviderClient {
             ));
         }
         let total = response.content_length();
-        let mut response = response;
         let mut skipped: u64 = 0;
         let mut kept = BytesMut::new();
         while let Some(chunk) = response
@@ -298,61 +314,73 @@ impl ProviderClient {
         Ok(w)
     }
 
-    /// Sends a request. GETs are retried on transient failures with backoff and jitter, honouring
-    /// `Retry-After`; anything else is sent once.
-    async fn send(
-        &self,
-        method: Method,
-        url: Url,
-        body: Option<&Value>,
-        auth: &HeaderValue,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    /// Runs `attempt` (one request and the reading of its answer) and, for GETs, runs it again on
+    /// transient failures — a refused or reset connection, a timeout, 429, 5xx, a body that broke off —
+    /// with backoff and jitter, honouring `Retry-After`. Anything else runs once.
+    async fn retrying<T, F, Fut>(&self, method: &Method, mut attempt: F) -> Result<T, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
         let retry = method == Method::GET;
-        let mut attempt = 0;
+        let mut tries = 0;
         loop {
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, auth.clone())
-                .header(ACCEPT, "application/json");
-            if let Some(body) = body {
-                request = request.json(body);
-            } else if method != Method::GET && method != Method::DELETE {
-                // Bitbucket answers 411 to a bodiless POST/PUT without a length.
-                request = request.header(reqwest::header::CONTENT_LENGTH, "0");
-            }
-            let started = std::time::Instant::now();
-            let outcome: Result<reqwest::Response, UpstreamError> = match request.send().await {
-                Ok(response) if response.status().is_success() => {
-                    tracing::debug!(provider = self.id(), %method, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "upstream");
-                    return Ok(response);
-                }
-                Ok(response) if response.status().is_redirection() => {
-                    let target = response
-                        .headers()
-                        .get(reqwest::header::LOCATION)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|l| response.url().join(l).ok())
-                        .map(|u| origin_of(&u))
-                        .unwrap_or_else(|| "an unknown place".into());
-                    return Err(UpstreamError::Redirect { target });
-                }
-                Ok(response) => Err(self.status_error(response).await),
-                Err(e) => Err(self.transport_error(e)),
+            let mut error = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
             };
-            let mut error = outcome.expect_err("success returned above");
-            tracing::debug!(provider = self.id(), %method, error = %error, attempt, "upstream failed");
-            if !retry || !error.is_transient() || attempt >= self.upstream.retries {
-                error.set_retries(attempt);
-                return Err(error);
-            }
-            let wait = self.backoff(attempt, &error);
+            tracing::debug!(provider = self.id(), %method, error = %error, attempt = tries, "upstream failed");
+            let wait = if retry && error.is_transient() && tries < self.upstream.retries {
+                self.backoff(tries, &error)
+            } else {
+                None
+            };
             let Some(wait) = wait else {
-                error.set_retries(attempt);
+                error.set_retries(tries);
                 return Err(error);
             };
             tokio::time::sleep(wait).await;
-            attempt += 1;
+            tries += 1;
+        }
+    }
+
+    /// Sends one request; a non-success status is an error carrying the provider's message.
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        auth: &HeaderValue,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(AUTHORIZATION, auth.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        } else if method != Method::GET && method != Method::DELETE {
+            // Bitbucket answers 411 to a bodiless POST/PUT without a length.
+            request = request.header(reqwest::header::CONTENT_LENGTH, "0");
+        }
+        let started = std::time::Instant::now();
+        match request.send().await {
+            Ok(response) if response.status().is_success() => {
+                tracing::debug!(provider = self.id(), %method, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "upstream");
+                Ok(response)
+            }
+            Ok(response) if response.status().is_redirection() => {
+                let target = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| response.url().join(l).ok())
+                    .map(|u| origin_of(&u))
+                    .unwrap_or_else(|| "an unknown place".into());
+                Err(UpstreamError::Redirect { target })
+            }
+            Ok(response) => Err(self.status_error(response).await),
+            Err(e) => Err(self.transport_error(e)),
         }
     }
 

@@ -96,6 +96,16 @@ pub struct Fault {
     /// Answer with this raw body (e.g. malformed JSON) instead of the real response.
     #[serde(default)]
     pub body: Option<String>,
+    /// Start a 200 answer, then break the connection in the middle of its body.
+    #[serde(default)]
+    pub reset: bool,
+    /// Answer 200 with a JSON body this many bytes long, produced lazily as the client reads it (no
+    /// `Content-Length`); [`SimState::streamed_bytes`] counts what was actually sent.
+    #[serde(default)]
+    pub body_bytes: Option<u64>,
+    /// Hold the request until the test calls [`SimState::release_held`].
+    #[serde(default)]
+    pub hold: bool,
 }
 
 impl Fault {
@@ -109,6 +119,17 @@ impl Fault {
             retry_after: None,
             delay_ms: None,
             body: None,
+            reset: false,
+            body_bytes: None,
+            hold: false,
+        }
+    }
+
+    /// A fault that only does something else than a status (reset, huge body, hold).
+    pub fn on(provider: Which, path_contains: &str, times: u32) -> Self {
+        Self {
+            status: None,
+            ..Self::status(provider, path_contains, 200, times)
         }
     }
 
@@ -133,6 +154,13 @@ pub struct SimState {
     /// Base URLs as clients reach them (set once the listeners are bound).
     pub buddy_base: Mutex<String>,
     pub bitbucket_base: Mutex<String>,
+    /// Bytes of `body_bytes` fault bodies actually sent.
+    streamed: std::sync::atomic::AtomicU64,
+    /// Requests whose client went away before the answer was ready.
+    aborted: std::sync::atomic::AtomicU64,
+    /// Requests waiting in a `hold` fault.
+    holding: std::sync::atomic::AtomicU64,
+    release: tokio::sync::Notify,
 }
 
 /// Locks a mutex, recovering the data if a panicking test poisoned it.
@@ -152,7 +180,31 @@ impl SimState {
             bitbucket: Mutex::new(bitbucket::Data::seed()),
             buddy_base: Mutex::default(),
             bitbucket_base: Mutex::default(),
+            streamed: Default::default(),
+            aborted: Default::default(),
+            holding: Default::default(),
+            release: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Bytes of huge fault bodies the sim actually sent.
+    pub fn streamed_bytes(&self) -> u64 {
+        self.streamed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Requests abandoned by their client while the sim was still working on them.
+    pub fn aborted_requests(&self) -> u64 {
+        self.aborted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Requests currently waiting in a `hold` fault.
+    pub fn held_requests(&self) -> u64 {
+        self.holding.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets every held request go on.
+    pub fn release_held(&self) {
+        self.release.notify_waiters();
     }
 
     /// Every request received so far, oldest first.
@@ -409,9 +461,100 @@ async fn recorder(
             .ok()
             .map(|r| r.account.login().to_string()),
     });
-    if let Some(fault) = state.take_fault(which, &method, &path) {
+    let mut guard = AbortGuard {
+        state: state.clone(),
+        done: false,
+    };
+    let response = apply(&state, which, &method, &path, parts, bytes, next).await;
+    guard.done = true;
+    response
+}
+
+/// Counts a request as aborted when its handling is dropped before it finished (the client went away).
+struct AbortGuard {
+    state: Arc<SimState>,
+    done: bool,
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.state
+                .aborted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// A lazily produced JSON body of `total` bytes, counting what is sent.
+fn huge_body(state: Arc<SimState>, total: u64) -> Body {
+    const CHUNK: usize = 64 * 1024;
+    let stream = futures::stream::unfold(0u64, move |sent| {
+        let state = state.clone();
+        async move {
+            if sent >= total {
+                return None;
+            }
+            let n = (total - sent).min(CHUNK as u64) as usize;
+            let mut chunk = vec![b' '; n];
+            if sent == 0 {
+                chunk[0] = b'[';
+            }
+            state
+                .streamed
+                .fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+            Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), sent + n as u64))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// Applies the matching fault, if any, else passes the request on.
+async fn apply(
+    state: &Arc<SimState>,
+    which: Which,
+    method: &str,
+    path: &str,
+    parts: axum::http::request::Parts,
+    bytes: Bytes,
+    next: Next,
+) -> Response {
+    if let Some(fault) = state.take_fault(which, method, path) {
+        if fault.hold {
+            let released = state.release.notified();
+            state
+                .holding
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            released.await;
+            state
+                .holding
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
         if let Some(ms) = fault.delay_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if fault.reset {
+            let broken = futures::stream::iter(vec![
+                Ok(Bytes::from_static(b"{\"values\": [")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated reset",
+                )),
+            ]);
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(broken),
+            )
+                .into_response();
+        }
+        if let Some(total) = fault.body_bytes {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                huge_body(state.clone(), total),
+            )
+                .into_response();
         }
         if let Some(status) = fault.status {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -83,6 +83,8 @@ pub fn router(
 ) -> Router {
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(config, &options.listen))
+        .with_allowed_origins(allowed_origins(config))
+        .with_max_request_body_bytes(config.limits.max_request_bytes)
         .with_cancellation_token(shutdown)
         .with_legacy_session_mode(!options.stateless)
         .with_json_response(options.stateless);
@@ -140,7 +142,29 @@ pub fn router(
     if let Some(p) = parts.pages {
         app = app.merge(pages::router(p));
     }
-    app
+    app.layer(axum::extract::DefaultBodyLimit::max(
+        config.limits.max_request_bytes,
+    ))
+}
+
+/// Browser origins allowed to call `/mcp` (a request without `Origin` is not a browser's and passes):
+/// the public URL's, and loopback on any port. Anything else is a DNS-rebinding or cross-site attempt.
+pub fn allowed_origins(config: &Config) -> Vec<String> {
+    let mut origins = vec![
+        "http://localhost:*".to_string(),
+        "http://127.0.0.1:*".to_string(),
+        "http://[::1]:*".to_string(),
+    ];
+    if let Some(origin) = config
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+    {
+        origins.push(origin);
+    }
+    origins
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
@@ -152,4 +176,22 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// Like [`serve`], but once `shutdown` fires in-flight requests get at most `grace` to finish.
+pub async fn serve_with_grace(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let server = serve(listener, app, shutdown.clone());
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; exiting");
+            Ok(())
+        }
+    }
 }
