@@ -115,7 +115,10 @@ impl App {
             let c = Arc::new(
                 Connector::new(vault.clone(), providers, &public_url).with_sink(pending.clone()),
             );
-            let lease_secs = config.upstream.timeout_ms / 1000 + 5;
+            let lease_secs = config
+                .oauth
+                .refresh_lease_secs
+                .unwrap_or(config.upstream.timeout_ms / 1000 + 5);
             let tokens = Arc::new(TokenManager::new(
                 vault.clone(),
                 clients,

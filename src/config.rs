@@ -185,12 +185,16 @@ impl Default for LimitsConfig {
 pub struct OAuthConfig {
     /// Refresh an access token this long before it expires.
     pub refresh_margin_secs: u64,
+    /// How long one instance may hold a connection's refresh lease (default: the upstream timeout
+    /// plus 5 s). After a crash mid-refresh, the next refresh waits at most this long.
+    pub refresh_lease_secs: Option<u64>,
 }
 
 impl Default for OAuthConfig {
     fn default() -> Self {
         Self {
             refresh_margin_secs: 60,
+            refresh_lease_secs: None,
         }
     }
 }

@@ -106,6 +106,10 @@ pub struct Fault {
     /// Hold the request until the test calls [`SimState::release_held`].
     #[serde(default)]
     pub hold: bool,
+    /// Apply to each matching request with this probability (0..1) instead of always; `times` still
+    /// caps how many it hits.
+    #[serde(default)]
+    pub chance: Option<f64>,
 }
 
 impl Fault {
@@ -122,6 +126,7 @@ impl Fault {
             reset: false,
             body_bytes: None,
             hold: false,
+            chance: None,
         }
     }
 
@@ -243,6 +248,11 @@ impl SimState {
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
+        if let Some(p) = faults[index].chance
+            && rand::random::<f64>() >= p
+        {
+            return None;
+        }
         faults[index].times -= 1;
         let fault = faults[index].clone();
         if faults[index].times == 0 {

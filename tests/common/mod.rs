@@ -133,6 +133,18 @@ pub struct HttpGateway {
     child: tokio::process::Child,
 }
 
+impl HttpGateway {
+    /// The process id, for memory readings.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub async fn crash(&mut self) {
+        self.child.kill().await.expect("devgate killed");
+    }
+}
+
 impl Drop for HttpGateway {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -573,4 +585,16 @@ pub fn assert_no_secrets(sim: &Sim, extra: &[String], haystacks: &[(&str, &str)]
             assert!(!text.contains(secret.as_str()), "a secret reached {what}");
         }
     }
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
