@@ -326,12 +326,17 @@ pub fn create_api_key(setup: &OAuthSetup, user: &str) -> String {
 
 /// `devgate http` on the setup's port, with TRACE logs captured.
 pub async fn oauth_http(setup: &OAuthSetup, extra_args: &[&str]) -> HttpGateway {
+    oauth_http_on(setup, setup.port, extra_args).await
+}
+
+/// `devgate http` with the setup's config on another port (a second instance).
+pub async fn oauth_http_on(setup: &OAuthSetup, port: u16, extra_args: &[&str]) -> HttpGateway {
     let mut cmd = Command::new(BIN);
     cmd.arg("http")
         .arg("--config")
         .arg(&setup.config)
         .arg("--listen")
-        .arg(format!("127.0.0.1:{}", setup.port))
+        .arg(format!("127.0.0.1:{port}"))
         .args(extra_args)
         .env("DEVGATE_LOG", "trace")
         .stdout(Stdio::null())
