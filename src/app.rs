@@ -16,7 +16,6 @@ use crate::oauth::tokens::TokenManager;
 use crate::transport::http::HttpParts;
 use crate::transport::pages::Pages;
 use crate::vault::seal::Sealer;
-use crate::vault::sqlite::SqliteStore;
 use crate::vault::{Store, Vault, key};
 
 /// Everything a serving command needs.
@@ -31,21 +30,32 @@ pub struct App {
 /// Opens the store named by the config, runs its migrations and checks the sealing key.
 pub async fn open_vault(config: &Config) -> Result<Vault, String> {
     let url = config.store_url();
-    let store = SqliteStore::open(&url).await.map_err(|e| e.to_string())?;
+    let store = crate::vault::open_store(&url)
+        .await
+        .map_err(|e| e.to_string())?;
     // Two processes starting on one new database can race to apply the same migration; the loser's
     // second attempt finds it applied.
     if store.migrate().await.is_err() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         store.migrate().await.map_err(|e| e.to_string())?;
     }
+    // SQLite keeps a key file next to the database when DEVGATE_SECRET_KEY is not set; PostgreSQL,
+    // shared by several instances, needs the same key in every instance's environment.
     let key_file = crate::vault::sqlite::sqlite_path(&url).map(|db| {
         db.parent()
             .map(|d| d.join(key::KEY_FILE_NAME))
             .unwrap_or_else(|| key::KEY_FILE_NAME.into())
     });
-    let (key, source) = key::load_key(std::env::var(key::ENV_VAR).ok(), key_file.as_deref(), true)
-        .map_err(|e| e.to_string())?;
-    let vault = Vault::new(Arc::new(store), Sealer::new(key));
+    let env_key = std::env::var(key::ENV_VAR).ok();
+    if key_file.is_none() && env_key.is_none() {
+        return Err(format!(
+            "{} is not set: with a shared store every devgate instance needs the same sealing key (base64, 32 bytes)",
+            key::ENV_VAR
+        ));
+    }
+    let (key, source) =
+        key::load_key(env_key, key_file.as_deref(), true).map_err(|e| e.to_string())?;
+    let vault = Vault::new(store, Sealer::new(key));
     vault.verify_key().await.map_err(|_| {
         format!(
             "the sealing key ({source:?}) is not the one the store at {url} was created with: set DEVGATE_SECRET_KEY to that key, or move the store aside to start over"

@@ -21,6 +21,18 @@ const RESERVED_ENV: &[&str] = &[
     "DEVGATE_LOG_FORMAT",
 ];
 
+/// Top-level settings that `DEVGATE_<SETTING>[__<KEY>…]` variables override.
+const SETTINGS: &[&str] = &[
+    "public_url",
+    "http",
+    "tools",
+    "upstream",
+    "providers",
+    "store",
+    "oauth",
+    "limits",
+];
+
 /// Keys whose values are secrets: never logged, and expected as `${ENV}` references.
 const SECRET_KEYS: &[&str] = &["token", "api_token", "client_secret"];
 
@@ -387,6 +399,11 @@ impl Config {
                 continue;
             }
             let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            // Only the config's own settings: other DEVGATE_* variables (test and CI switches) are not
+            // overrides and must not break loading.
+            if !SETTINGS.contains(&keys[0].as_str()) {
+                continue;
+            }
             set_path(&mut root, &keys, env_value(raw)).map_err(|message| ConfigError::Parse {
                 origin: name.clone(),
                 message,
@@ -507,11 +524,12 @@ impl Config {
                 }
             }
         }
-        if !self.store.url.starts_with("sqlite:") {
-            problems.push(format!(
-                "store.url `{}`: only sqlite:// stores are supported so far",
-                self.store.url
-            ));
+        let store = &self.store.url;
+        if !(store.starts_with("sqlite:")
+            || store.starts_with("postgres://")
+            || store.starts_with("postgresql://"))
+        {
+            problems.push("store.url must start with sqlite:// or postgres://".to_string());
         }
         match (self.http.auth, &self.http.jwt) {
             (HttpAuth::Jwt, None) => problems
@@ -658,6 +676,7 @@ mod tests {
                 ("DEVGATE_TOOLS__TOOLSETS", r#"["pipelines"]"#),
                 ("DEVGATE_PROVIDERS__BUDDY__API_BASE", "http://127.0.0.1:9/x"),
                 ("DEVGATE_CONFIG", "ignored.toml"),
+                ("DEVGATE_REQUIRE_BROWSER", "1"),
             ]),
         )
         .unwrap();

@@ -296,7 +296,12 @@ async fn keys_status_and_disconnect_from_a_terminal() {
     assert!(is_error(&after) && text(&after).contains("/connect/bitbucket"));
 
     // A revoked key stops working.
-    assert!(run(&["keys", "revoke", "alice", &id]).status.success());
+    let revoked = run(&["keys", "revoke", "alice", &id]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
     let rejected = reqwest::Client::new()
         .post(&c.gateway.url)
         .bearer_auth(&c.keys[0])

@@ -11,8 +11,12 @@
 //! tickets and API keys are looked up by their SHA-256 ([`digest`]).
 
 pub mod key;
+pub mod postgres;
 pub mod seal;
+pub mod sql;
 pub mod sqlite;
+#[cfg(test)]
+mod store_tests;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -242,6 +246,20 @@ pub trait Store: Send + Sync {
 
     /// Deletes states and tickets that expired before `now`.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Opens the store a URL names: `sqlite://…` or `postgres://…` (`postgresql://…`).
+pub async fn open_store(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::Open {
+            location: url.split(':').next().unwrap_or_default().to_string(),
+            detail: "store.url must start with sqlite:// or postgres://".into(),
+        })
+    }
 }
 
 /// A connection with its tokens opened.
