@@ -230,6 +230,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(anyhow::Error::msg)?;
             let shutdown = CancellationToken::new();
+            let sessions = CancellationToken::new();
             let router = http::router(
                 app.http_parts(bound).map_err(anyhow::Error::msg)?,
                 &app.config,
@@ -237,7 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     listen: bound,
                     stateless,
                 },
-                shutdown.clone(),
+                sessions.clone(),
             );
             // The address line on stderr lets scripts and tests find an ephemeral port.
             eprintln!("devgate listening on http://{bound}/mcp");
@@ -248,7 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 token.cancel();
             });
             let grace = std::time::Duration::from_secs(app.config.limits.shutdown_grace_secs);
-            http::serve_with_grace(listener, router, shutdown, grace).await?;
+            http::serve_with_grace(listener, router, shutdown, sessions, grace).await?;
             tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
         }

@@ -165,3 +165,45 @@ async fn a_cancelled_call_drops_its_upstream_request() {
     );
     sim.state.release_held();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_calls_finish_within_the_grace() {
+    let sim = Sim::start().await.unwrap();
+    let config = config_for(&sim, "\n[limits]\nshutdown_grace_secs = 5");
+    let mut gateway = http(&config, true).await;
+    let client = std::sync::Arc::new(http_client(&gateway.url).await);
+    let mut fault = Fault::on(Which::Bitbucket, "/user", 1);
+    fault.hold = true;
+    sim.state.add_fault(fault);
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move { call(&client, "bitbucket_get_current_user", json!({})).await })
+    };
+    eventually("the call is in flight", || sim.state.held_requests() == 1).await;
+    let pid = gateway.pid().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // New connections are refused while the call in flight goes on.
+    eventually("devgate stops accepting", || {
+        std::net::TcpStream::connect(
+            gateway
+                .url
+                .trim_start_matches("http://")
+                .trim_end_matches("/mcp"),
+        )
+        .is_err()
+    })
+    .await;
+    sim.state.release_held();
+    ok("bitbucket_get_current_user", &in_flight.await.unwrap());
+    let status = tokio::time::timeout(Duration::from_secs(10), gateway.wait())
+        .await
+        .expect("devgate exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

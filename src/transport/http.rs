@@ -74,18 +74,19 @@ pub struct HttpParts {
     pub pages: Option<Pages>,
 }
 
-/// The axum app: `/mcp`, the connect pages, the resource metadata and `/healthz`.
+/// The axum app: `/mcp`, the connect pages, the resource metadata and `/healthz`. Cancelling `sessions`
+/// ends every MCP session and request at once: do it after the server stopped (see [`serve_with_grace`]).
 pub fn router(
     parts: HttpParts,
     config: &Config,
     options: &HttpOptions,
-    shutdown: CancellationToken,
+    sessions: CancellationToken,
 ) -> Router {
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(config, &options.listen))
         .with_allowed_origins(allowed_origins(config))
         .with_max_request_body_bytes(config.limits.max_request_bytes)
-        .with_cancellation_token(shutdown)
+        .with_cancellation_token(sessions)
         .with_legacy_session_mode(!options.stateless)
         .with_json_response(options.stateless);
     let gateway = parts.gateway.clone();
@@ -178,20 +179,24 @@ pub async fn serve(
         .await
 }
 
-/// Like [`serve`], but once `shutdown` fires in-flight requests get at most `grace` to finish.
+/// Like [`serve`], but once `shutdown` fires in-flight requests get at most `grace` to finish; then
+/// `sessions` (the router's) is cancelled, ending what is left.
 pub async fn serve_with_grace(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
+    sessions: CancellationToken,
     grace: std::time::Duration,
 ) -> std::io::Result<()> {
     let server = serve(listener, app, shutdown.clone());
     tokio::pin!(server);
-    tokio::select! {
+    let result = tokio::select! {
         result = &mut server => result,
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; exiting");
             Ok(())
         }
-    }
+    };
+    sessions.cancel();
+    result
 }

@@ -139,6 +139,11 @@ impl HttpGateway {
         self.child.id()
     }
 
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait().await
+    }
+
     /// SIGKILL: no chance to clean up, as in a crash.
     pub async fn crash(&mut self) {
         self.child.kill().await.expect("devgate killed");
