@@ -30,17 +30,9 @@ pub struct App {
 /// Opens the store named by the config, runs its migrations and checks the sealing key.
 pub async fn open_vault(config: &Config) -> Result<Vault, String> {
     let url = config.store_url();
-    let store = crate::vault::open_store(&url)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Two processes starting on one new database can race to apply the same migration; the loser's
-    // second attempt finds it applied.
-    if store.migrate().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        store.migrate().await.map_err(|e| e.to_string())?;
-    }
     // SQLite keeps a key file next to the database when DEVGATE_SECRET_KEY is not set; PostgreSQL,
-    // shared by several instances, needs the same key in every instance's environment.
+    // shared by several instances, needs the same key in every instance's environment. Said before
+    // connecting, so a missing key is the first thing reported.
     let key_file = crate::vault::sqlite::sqlite_path(&url).map(|db| {
         db.parent()
             .map(|d| d.join(key::KEY_FILE_NAME))
@@ -53,12 +45,22 @@ pub async fn open_vault(config: &Config) -> Result<Vault, String> {
             key::ENV_VAR
         ));
     }
+    let store = crate::vault::open_store(&url)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Two processes starting on one new SQLite database can race to apply the same migration; the
+    // loser's second attempt finds it applied. (PostgreSQL serialises them with an advisory lock.)
+    if store.migrate().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.migrate().await.map_err(|e| e.to_string())?;
+    }
     let (key, source) =
         key::load_key(env_key, key_file.as_deref(), true).map_err(|e| e.to_string())?;
     let vault = Vault::new(store, Sealer::new(key));
     vault.verify_key().await.map_err(|_| {
         format!(
-            "the sealing key ({source:?}) is not the one the store at {url} was created with: set DEVGATE_SECRET_KEY to that key, or move the store aside to start over"
+            "the sealing key ({source:?}) is not the one the store at {} was created with: set DEVGATE_SECRET_KEY to that key, or move the store aside to start over",
+            crate::vault::postgres::safe_url(&url)
         )
     })?;
     Ok(vault)

@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::schema::{self, Defaults};
 use crate::catalog::{
-    CURSOR_PARAM, Catalog, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind, Tool, template,
+    CURSOR_PARAM, Catalog, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind, TAIL_PARAM, Tool,
+    template,
 };
 use crate::config::Config;
 use crate::oauth::connect::{ConnectLink, Connector};
@@ -339,7 +340,8 @@ Shared arguments: `workspace` is the Buddy workspace domain or the Bitbucket wor
 `limit` (page size: default 10 or 20, at most 100, or 50 for pull requests) is accepted by every list \
 though left out of their schemas. \
 Lists return {items, next_cursor}: pass next_cursor back as `cursor` for the next page. \
-Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on.",
+Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on; \
+log tools take `tail` (the last N lines).",
     );
     for (id, p) in &config.providers {
         if let Some(ws) = &p.workspace {
@@ -415,6 +417,11 @@ impl Call<'_> {
         };
 
         match tool.spec.response {
+            ResponseKind::Text if args.contains_key(TAIL_PARAM) => {
+                let lines = args.get(TAIL_PARAM).and_then(Value::as_u64).unwrap_or(1) as usize;
+                let window = self.tail(&args, url, lines, text_cap, &mut auth).await?;
+                Ok(text_result(window, 0))
+            }
             ResponseKind::Text => {
                 let offset = args.get(OFFSET_PARAM).and_then(Value::as_u64).unwrap_or(0);
                 let mut attempt = 0;
@@ -456,6 +463,83 @@ impl Call<'_> {
                 Ok(CallToolResult::structured(o.shape(&reply, &url)))
             }
         }
+    }
+
+    /// The last `lines` lines of a text result. A byte stream is read through with a bounded buffer; JSON
+    /// lines (Buddy's logs) are fetched again from the right line when the first page did not reach the end.
+    async fn tail(
+        &self,
+        args: &Map<String, Value>,
+        url: url::Url,
+        lines: usize,
+        cap: usize,
+        auth: &mut Auth,
+    ) -> Result<crate::provider::TextWindow, Stop> {
+        let o = self.offered;
+        let spec = &o.tool.spec;
+        let Some(lines_path) = spec.text_lines.as_deref() else {
+            return match o
+                .client
+                .text_tail(url.clone(), lines, cap, auth.header())
+                .await
+            {
+                Err(e) if self.renewable(&e, auth) => {
+                    *auth = self.renew(auth).await?;
+                    o.client
+                        .text_tail(url, lines, cap, auth.header())
+                        .await
+                        .map_err(|e| self.stop(&e, args))
+                }
+                other => other.map_err(|e| self.stop(&e, args)),
+            };
+        };
+        let read = |body: &Value| -> Vec<String> {
+            shape::pointer(body, lines_path)
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let first = self
+            .json(reqwest::Method::GET, url, None, auth, args)
+            .await?;
+        let mut text = read(&first);
+        let total = spec
+            .text_total
+            .as_deref()
+            .and_then(|p| shape::pointer(&first, p))
+            .and_then(Value::as_u64);
+        if let (Some(total), Some(start)) = (total, spec.text_start.as_deref())
+            && (text.len() as u64) < total
+        {
+            let mut from_end = args.clone();
+            from_end.insert(start.to_string(), json!(total.saturating_sub(lines as u64)));
+            let path = o
+                .tool
+                .path
+                .render(&from_end)
+                .map_err(|e| format!("{}: {}: {}", o.tool.name, e.param, e.reason))?;
+            let url = o
+                .client
+                .url(&path, &template::render_query(&o.tool.query, &from_end))
+                .map_err(|e| o.upstream_message(&e, args))?;
+            text = read(
+                &self
+                    .json(reqwest::Method::GET, url, None, auth, args)
+                    .await?,
+            );
+        }
+        let joined = text.join("\n");
+        Ok(crate::provider::tail_window(
+            joined.as_bytes(),
+            lines,
+            cap,
+            joined.len() as u64,
+        ))
     }
 
     /// The credential for this call: the provider's static one, or the user's own token (refreshed

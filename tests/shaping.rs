@@ -155,3 +155,42 @@ async fn long_text_is_cut_and_read_on_with_offset() {
     assert!(!short["text"].as_str().unwrap().is_empty());
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_tails_are_the_last_lines() {
+    let sim = Sim::start().await.unwrap();
+    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let args = json!({"project": "web", "pipeline": "build-and-test", "execution_id": 5117, "action_execution_id": "9b0676a41e8f6178c0cd50dc"});
+    let full = ok(
+        "buddy_get_action_log",
+        &call(&client, "buddy_get_action_log", args.clone()).await,
+    );
+    let all: Vec<&str> = full["text"].as_str().unwrap().lines().collect();
+    assert!(all.len() > 200, "a long log: {}", all.len());
+    let mut tail_args = args.clone();
+    tail_args["tail"] = json!(20);
+    let tail = ok(
+        "buddy_get_action_log",
+        &call(&client, "buddy_get_action_log", tail_args).await,
+    );
+    let last: Vec<&str> = tail["text"].as_str().unwrap().lines().collect();
+    assert_eq!(last, all[all.len() - 20..], "the last 20 lines");
+
+    let step = json!({"repo_slug": "api", "pipeline_uuid": "{50d9818b-bf4a-4c9c-ad2c-f6e9f32c28af}", "step_uuid": "{ae6b1155-7113-47d3-aabd-800f7d4fe4be}"});
+    let whole = ok(
+        "bitbucket_get_step_log",
+        &call(&client, "bitbucket_get_step_log", step.clone()).await,
+    );
+    let lines: Vec<&str> = whole["text"].as_str().unwrap().lines().collect();
+    let mut step_tail = step.clone();
+    step_tail["tail"] = json!(5);
+    let tail = ok(
+        "bitbucket_get_step_log",
+        &call(&client, "bitbucket_get_step_log", step_tail).await,
+    );
+    assert_eq!(
+        tail["text"].as_str().unwrap().lines().collect::<Vec<_>>(),
+        lines[lines.len() - 5..]
+    );
+    client.cancel().await.unwrap();
+}

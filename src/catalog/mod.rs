@@ -30,6 +30,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 /// Parameters the engine adds to tools on its own; a catalog may not declare them.
 pub const CURSOR_PARAM: &str = "cursor";
 pub const OFFSET_PARAM: &str = "offset";
+pub const TAIL_PARAM: &str = "tail";
 
 /// A catalog problem, with where it is.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -426,7 +427,7 @@ fn compile_tool(
         }
     }
     for (name, param) in &spec.params {
-        if name == CURSOR_PARAM || name == OFFSET_PARAM {
+        if name == CURSOR_PARAM || name == OFFSET_PARAM || name == TAIL_PARAM {
             problems.push(format!("parameter `{name}` is reserved for the engine"));
         }
         schema::check_param(name, param, &mut problems);
@@ -452,6 +453,17 @@ fn compile_tool(
     };
     if spec.text_lines.is_some() && spec.response != ResponseKind::Text {
         problems.push("`text_lines` needs `response = \"text\"`".into());
+    }
+    if spec.text_tail && spec.response != ResponseKind::Text {
+        problems.push("`text_tail` needs `response = \"text\"`".into());
+    }
+    if (spec.text_total.is_some() || spec.text_start.is_some()) && spec.text_lines.is_none() {
+        problems.push("`text_total` and `text_start` need `text_lines`".into());
+    }
+    if let Some(start) = &spec.text_start
+        && !spec.params.contains_key(start)
+    {
+        problems.push(format!("text_start names undeclared parameter `{start}`"));
     }
     let keep_current = spec.keep_current.as_ref().and_then(|k| {
         shape::parse_fields(k)

@@ -155,6 +155,15 @@ pub struct ToolSpec {
     /// For `response = "text"`: a dot path to an array of lines in a JSON body, joined with newlines.
     #[serde(default)]
     pub text_lines: Option<String>,
+    /// For `response = "text"`: the tool takes `tail` (the last N lines; logs fail at their end). With
+    /// `text_lines`, `text_total` (dot path to the total line count) and `text_start` (the parameter that
+    /// sets the first line) let the engine fetch the right page of lines.
+    #[serde(default)]
+    pub text_tail: bool,
+    #[serde(default)]
+    pub text_total: Option<String>,
+    #[serde(default)]
+    pub text_start: Option<String>,
     #[serde(default)]
     pub output: Option<OutputSpec>,
     /// A prefix template a pagination cursor's path must start with, when the provider's next-page

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{CURSOR_PARAM, DefaultFrom, OFFSET_PARAM, ParamSpec, ParamType, Tool};
+use super::{CURSOR_PARAM, DefaultFrom, OFFSET_PARAM, ParamSpec, ParamType, TAIL_PARAM, Tool};
 
 /// Values from the provider's config that parameters may default to.
 #[derive(Debug, Clone, Default)]
@@ -172,6 +172,9 @@ pub fn input_schema(tool: &Tool, defaults: &Defaults) -> Map<String, Value> {
     if tool.is_text() {
         props.insert(OFFSET_PARAM.into(), json!({"type": "integer"}));
     }
+    if tool.spec.text_tail {
+        props.insert(TAIL_PARAM.into(), json!({"type": "integer"}));
+    }
     let mut schema = Map::new();
     schema.insert("type".into(), json!("object"));
     schema.insert("properties".into(), Value::Object(props));
@@ -201,8 +204,9 @@ pub fn validate(
     let empty = Map::new();
     let args = args.unwrap_or(&empty);
     for key in args.keys() {
-        let engine =
-            (key == CURSOR_PARAM && tool.paginated) || (key == OFFSET_PARAM && tool.is_text());
+        let engine = (key == CURSOR_PARAM && tool.paginated)
+            || (key == OFFSET_PARAM && tool.is_text())
+            || (key == TAIL_PARAM && tool.spec.text_tail);
         if !engine && !tool.spec.params.contains_key(key) {
             let mut known: Vec<&str> = tool.spec.params.keys().map(String::as_str).collect();
             if tool.paginated {
@@ -210,6 +214,9 @@ pub fn validate(
             }
             if tool.is_text() {
                 known.push(OFFSET_PARAM);
+            }
+            if tool.spec.text_tail {
+                known.push(TAIL_PARAM);
             }
             return Err(arg_error(
                 key.as_str(),
@@ -249,27 +256,17 @@ pub fn validate(
         }
         out.insert(CURSOR_PARAM.into(), cursor.clone());
     }
-    if tool.is_text()
-        && let Some(offset) = args.get(OFFSET_PARAM).filter(|v| !v.is_null())
-    {
-        let spec = ParamSpec {
-            ty: ParamType::Integer,
-            description: None,
-            required: false,
-            enum_values: None,
-            default: None,
-            default_from: None,
-            minimum: Some(0),
-            maximum: None,
-            max_length: None,
-            listed: true,
-            items: None,
-            properties: None,
-        };
-        out.insert(
-            OFFSET_PARAM.into(),
-            check_value(OFFSET_PARAM, &spec, offset)?,
-        );
+    let engine_integers = [
+        (OFFSET_PARAM, tool.is_text(), 0, None),
+        (TAIL_PARAM, tool.spec.text_tail, 1, Some(100_000)),
+    ];
+    for (name, applies, minimum, maximum) in engine_integers {
+        if applies && let Some(value) = args.get(name).filter(|v| !v.is_null()) {
+            out.insert(
+                name.into(),
+                check_value(name, &integer(minimum, maximum), value)?,
+            );
+        }
     }
     for group in &tool.spec.require_one_of {
         if !group.iter().any(|n| out.contains_key(n)) {
@@ -280,6 +277,24 @@ pub fn validate(
         }
     }
     Ok(out)
+}
+
+/// An integer parameter the engine adds (offset, tail).
+fn integer(minimum: i64, maximum: Option<i64>) -> ParamSpec {
+    ParamSpec {
+        ty: ParamType::Integer,
+        description: None,
+        required: false,
+        enum_values: None,
+        default: None,
+        default_from: None,
+        minimum: Some(minimum),
+        maximum,
+        max_length: None,
+        listed: true,
+        items: None,
+        properties: None,
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {

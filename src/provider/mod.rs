@@ -314,6 +314,36 @@ impl ProviderClient {
         Ok(w)
     }
 
+    /// Sends a GET and keeps only the last `lines` lines of its text (at most `cap` bytes), reading the
+    /// body through once with a bounded buffer however long it is.
+    pub async fn text_tail(
+        &self,
+        url: Url,
+        lines: usize,
+        cap: usize,
+        auth: &HeaderValue,
+    ) -> Result<TextWindow, UpstreamError> {
+        self.retrying(&Method::GET, || async {
+            let mut response = self.send_once(&Method::GET, &url, None, auth).await?;
+            let mut kept = BytesMut::new();
+            let mut total: u64 = 0;
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| self.transport_error(e))?
+            {
+                total += chunk.len() as u64;
+                kept.extend_from_slice(&chunk);
+                if kept.len() > 2 * cap {
+                    let excess = kept.len() - cap;
+                    let _ = kept.split_to(excess);
+                }
+            }
+            Ok(tail_window(&kept, lines, cap, total))
+        })
+        .await
+    }
+
     /// Runs `attempt` (one request and the reading of its answer) and, for GETs, runs it again on
     /// transient failures — a refused or reset connection, a timeout, 429, 5xx, a body that broke off —
     /// with backoff and jitter, honouring `Retry-After`. Anything else runs once.
@@ -502,6 +532,34 @@ async fn read_limited(
     }
 }
 
+/// The last `lines` lines of `bytes` (a trailing newline does not count as a line), within `cap` bytes.
+pub fn tail_window(bytes: &[u8], lines: usize, cap: usize, total: u64) -> TextWindow {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let mut start = body.len();
+    let mut seen = 0;
+    while start > 0 && seen < lines {
+        start -= 1;
+        if body[start] == b'\n' {
+            seen += 1;
+            if seen == lines {
+                start += 1;
+                break;
+            }
+        }
+    }
+    if body.len() - start > cap {
+        start = body.len() - cap;
+    }
+    while start < body.len() && (body[start] & 0xC0) == 0x80 {
+        start += 1;
+    }
+    TextWindow {
+        text: String::from_utf8_lossy(&body[start..]).into_owned(),
+        next_offset: None,
+        total: Some(total),
+    }
+}
+
 /// Cuts `cap` bytes out of `bytes` from `offset`, on UTF-8 character boundaries.
 fn window(bytes: &[u8], offset: u64, cap: usize, total: Option<u64>) -> TextWindow {
     let mut start = (offset as usize).min(bytes.len());
@@ -524,6 +582,14 @@ fn window(bytes: &[u8], offset: u64, cap: usize, total: Option<u64>) -> TextWind
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tails_take_the_last_lines() {
+        let log = b"one\ntwo\nthree\nfour\n";
+        assert_eq!(tail_window(log, 2, 1000, 19).text, "three\nfour");
+        assert_eq!(tail_window(log, 10, 1000, 19).text, "one\ntwo\nthree\nfour");
+        assert_eq!(tail_window(log, 2, 3, 19).text, "our");
+    }
 
     #[test]
     fn windows_respect_character_boundaries() {

@@ -1,7 +1,8 @@
 //! The SQL both stores share. Every statement is written once, with `$n` parameters (SQLite takes them
 //! too), and the [`sql_store!`] macro implements [`super::Store`] for a store type given its row type,
-//! so the SQLite and PostgreSQL stores cannot drift apart. Each store type has a `pool` and a
-//! `location` field and a `MIGRATOR` associated constant.
+//! so the SQLite and PostgreSQL stores cannot drift apart. Each store type has a `pool` field and an
+//! inherent `async fn run_migrations(&self) -> Result<(), StoreError>` (migrating differs: PostgreSQL
+//! must not keep a failed run's advisory lock).
 
 /// The connection columns, in one place for the SELECTs.
 #[macro_export]
@@ -20,7 +21,7 @@ macro_rules! sql_store {
             StoreError::Backend(e.to_string())
         }
 
-fn connection_row(row: &$row) -> Result<ConnectionRow, sqlx::Error> {
+        fn connection_row(row: &$row) -> Result<ConnectionRow, sqlx::Error> {
             Ok(ConnectionRow {
                 user: row.try_get("user_id")?,
                 provider: row.try_get("provider")?,
@@ -72,12 +73,7 @@ fn connection_row(row: &$row) -> Result<ConnectionRow, sqlx::Error> {
         #[async_trait]
         impl Store for $store {
             async fn migrate(&self) -> Result<(), StoreError> {
-                Self::MIGRATOR.run(&self.pool).await.map_err(|e| {
-                    StoreError::Backend(format!(
-                        "the schema migrations of {} failed: {e}",
-                        self.location
-                    ))
-                })
+                self.run_migrations().await
             }
 
             async fn ping(&self) -> Result<(), StoreError> {

@@ -132,6 +132,15 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        Self::MIGRATOR.run(&self.pool).await.map_err(|e| {
+            StoreError::Backend(format!(
+                "the schema migrations of {} failed: {e}",
+                self.location
+            ))
+        })
+    }
 }
 
 /// Creates the database's directory and, if missing, an empty database file readable by its owner only
@@ -165,11 +174,12 @@ super::sql::sql_store!(SqliteStore, SqliteRow);
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    //! SQLite-only checks; the behaviour every store shares is tested on both backends in
+    //! `super::super::store_tests`.
 
     use super::*;
+    use crate::vault::now;
     use crate::vault::seal::Sealer;
-    use crate::vault::{digest, now};
 
     /// A database file in a fresh temporary directory, removed on drop.
     struct TempDb {
@@ -221,17 +231,6 @@ mod tests {
             status_detail: None,
             version: 0,
             updated_at: now(),
-        }
-    }
-
-    fn ticket(secret: &str, expires_at: Timestamp) -> TicketRow {
-        TicketRow {
-            ticket_hash: digest(secret),
-            user: "alice".into(),
-            provider: "bitbucket".into(),
-            scopes: "repository".into(),
-            elicitation_id: Some("el-1".into()),
-            expires_at,
         }
     }
 
@@ -319,366 +318,6 @@ mod tests {
             again.key_check().await.unwrap().as_deref(),
             Some("v1.check")
         );
-    }
-
-    #[tokio::test]
-    async fn key_check_first_value_wins() {
-        let db = TempDb::new();
-        let store = db.store().await;
-        assert_eq!(store.key_check().await.unwrap(), None);
-        store.set_key_check("v1.first").await.unwrap();
-        store.set_key_check("v1.second").await.unwrap();
-        assert_eq!(
-            store.key_check().await.unwrap().as_deref(),
-            Some("v1.first")
-        );
-    }
-
-    #[tokio::test]
-    async fn connection_round_trip_and_versions() {
-        let db = TempDb::new();
-        let store = db.store().await;
-        let sealer = Sealer::new([2; 32]);
-        assert_eq!(store.connection("alice", "bitbucket").await.unwrap(), None);
-
-        let mut row = connection("alice", "bitbucket", &sealer, "a1");
-        row.version = 42; // ignored: the store counts
-        store.save_connection(&row).await.unwrap();
-        let got = store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            got,
-            ConnectionRow {
-                version: 1,
-                ..row.clone()
-            }
-        );
-
-        // No refresh token, no expiry, broken with a detail: all kept as given.
-        let mut other = connection("alice", "buddy", &sealer, "b1");
-        other.refresh_token = None;
-        other.expires_at = None;
-        other.status = ConnectionStatus::Broken;
-        other.status_detail = Some("why".into());
-        store.save_connection(&other).await.unwrap();
-        let got = store.connection("alice", "buddy").await.unwrap().unwrap();
-        assert_eq!(
-            got,
-            ConnectionRow {
-                version: 1,
-                ..other.clone()
-            }
-        );
-
-        // Saving again replaces and bumps the version.
-        let row2 = connection("alice", "bitbucket", &sealer, "a2");
-        store.save_connection(&row2).await.unwrap();
-        let got = store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got, ConnectionRow { version: 2, ..row2 });
-        assert_eq!(
-            sealer
-                .open("alice", "bitbucket", &got.access_token)
-                .unwrap(),
-            "a2"
-        );
-
-        let all = store.connections("alice").await.unwrap();
-        let providers: Vec<_> = all.iter().map(|c| c.provider.as_str()).collect();
-        assert_eq!(providers, ["bitbucket", "buddy"]);
-        assert!(store.connections("bob").await.unwrap().is_empty());
-
-        assert!(store.delete_connection("alice", "buddy").await.unwrap());
-        assert!(!store.delete_connection("alice", "buddy").await.unwrap());
-        assert_eq!(store.connections("alice").await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn mark_broken_then_reconnect() {
-        let db = TempDb::new();
-        let store = db.store().await;
-        let sealer = Sealer::new([3; 32]);
-        store
-            .save_connection(&connection("alice", "bitbucket", &sealer, "a1"))
-            .await
-            .unwrap();
-        // A stale version marks nothing; the current one does.
-        assert!(
-            !store
-                .mark_broken("alice", "bitbucket", "invalid_grant", 7)
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .mark_broken("alice", "bitbucket", "invalid_grant", 1)
-                .await
-                .unwrap()
-        );
-        let got = store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.status, ConnectionStatus::Broken);
-        assert_eq!(got.status_detail.as_deref(), Some("invalid_grant"));
-        assert_eq!(got.version, 1);
-        // Marking a connection that does not exist is not an error.
-        assert!(!store.mark_broken("bob", "bitbucket", "x", 1).await.unwrap());
-        assert_eq!(store.connection("bob", "bitbucket").await.unwrap(), None);
-        // A new connect makes it active again.
-        store
-            .save_connection(&connection("alice", "bitbucket", &sealer, "a2"))
-            .await
-            .unwrap();
-        let got = store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.status, ConnectionStatus::Active);
-        assert_eq!(got.status_detail, None);
-        assert_eq!(got.version, 2);
-    }
-
-    #[tokio::test]
-    async fn swap_tokens_is_compare_and_swap() {
-        let db = TempDb::new();
-        let store = db.store().await;
-        let sealer = Sealer::new([4; 32]);
-        store
-            .save_connection(&connection("alice", "bitbucket", &sealer, "a1"))
-            .await
-            .unwrap();
-        let seen = store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .unwrap();
-
-        let mut winner = seen.clone();
-        winner.access_token = sealer.seal("alice", "bitbucket", "winner");
-        winner.refresh_token = Some(sealer.seal("alice", "bitbucket", "winner-refresh"));
-        winner.expires_at = Some(now() + 7200);
-        winner.scopes = "repository".into();
-        winner.account = "ignored".into();
-        assert!(store.swap_tokens(&winner, seen.version).await.unwrap());
-
-        let mut loser = seen.clone();
-        loser.access_token = sealer.seal("alice", "bitbucket", "loser");
-        assert!(!store.swap_tokens(&loser, seen.version).await.unwrap());
-
-        let got = store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.version, seen.version + 1);
-        assert_eq!(
-            sealer
-                .open("alice", "bitbucket", &got.access_token)
-                .unwrap(),
-            "winner"
-        );
-        assert_eq!(got.refresh_token, winner.refresh_token);
-        assert_eq!(got.expires_at, winner.expires_at);
-        assert_eq!(got.scopes, "repository");
-        assert_eq!(got.account, seen.account, "swap_tokens changes tokens only");
-
-        // A connection that is gone cannot be swapped.
-        let mut ghost = seen.clone();
-        ghost.user = "bob".into();
-        assert!(!store.swap_tokens(&ghost, 1).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn states_are_taken_once_and_not_after_expiry() {
-        let db = TempDb::new();
-        let store = db.store().await;
-        let t = now();
-        let state = StateRow {
-            state_hash: digest("state-1"),
-            user: "alice".into(),
-            provider: "bitbucket".into(),
-            pkce_verifier: Sealer::new([5; 32]).seal("alice", "bitbucket", "verifier"),
-            scopes: "repository account".into(),
-            elicitation_id: Some("el-9".into()),
-            expires_at: t + 600,
-        };
-        store.put_state(&state).await.unwrap();
-        assert!(store.put_state(&state).await.is_err(), "a state is unique");
-        assert_eq!(
-            store.take_state(&state.state_hash, t).await.unwrap(),
-            Some(state.clone())
-        );
-        assert_eq!(store.take_state(&state.state_hash, t).await.unwrap(), None);
-
-        let old = StateRow {
-            state_hash: digest("state-2"),
-            elicitation_id: None,
-            expires_at: t + 10,
-            ..state.clone()
-        };
-        store.put_state(&old).await.unwrap();
-        assert_eq!(
-            store.take_state(&old.state_hash, t + 10).await.unwrap(),
-            None
-        );
-        assert_eq!(
-            store.take_state(&old.state_hash, t + 11).await.unwrap(),
-            None
-        );
-        // Still there before expiry, and without an elicitation.
-        assert_eq!(
-            store.take_state(&old.state_hash, t + 9).await.unwrap(),
-            Some(old)
-        );
-        assert_eq!(store.take_state(&digest("unknown"), t).await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn tickets_peek_take_and_expire() {
-        let db = TempDb::new();
-        let store = db.store().await;
-        let t = now();
-        let row = ticket("ticket-1", t + 600);
-        store.put_ticket(&row).await.unwrap();
-        assert_eq!(
-            store.ticket(&row.ticket_hash, t).await.unwrap(),
-            Some(row.clone())
-        );
-        assert_eq!(
-            store.ticket(&row.ticket_hash, t).await.unwrap(),
-            Some(row.clone())
-        );
-        assert_eq!(store.ticket(&row.ticket_hash, t + 600).await.unwrap(), None);
-        assert_eq!(
-            store.take_ticket(&row.ticket_hash, t + 600).await.unwrap(),
-            None
-        );
-        assert_eq!(
-            store.take_ticket(&row.ticket_hash, t).await.unwrap(),
-            Some(row.clone())
-        );
-        assert_eq!(store.take_ticket(&row.ticket_hash, t).await.unwrap(), None);
-        assert_eq!(store.ticket(&row.ticket_hash, t).await.unwrap(), None);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn racing_take_ticket_gives_it_once() {
-        let db = TempDb::new();
-        let store = Arc::new(db.store().await);
-        let t = now();
-        let row = ticket("contended", t + 600);
-        store.put_ticket(&row).await.unwrap();
-        let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let store = store.clone();
-                let hash = row.ticket_hash.clone();
-                tokio::spawn(async move { store.take_ticket(&hash, t).await })
-            })
-            .collect();
-        let mut won = 0;
-        for task in tasks {
-            if task.await.unwrap().unwrap().is_some() {
-                won += 1;
-            }
-        }
-        assert_eq!(won, 1);
-    }
-
-    #[tokio::test]
-    async fn purge_removes_only_expired() {
-        let db = TempDb::new();
-        let store = db.store().await;
-        let t = now();
-        store.put_ticket(&ticket("old", t - 1)).await.unwrap();
-        store.put_ticket(&ticket("edge", t)).await.unwrap();
-        store.put_ticket(&ticket("live", t + 600)).await.unwrap();
-        let state = |secret: &str, expires_at| StateRow {
-            state_hash: digest(secret),
-            user: "alice".into(),
-            provider: "buddy".into(),
-            pkce_verifier: "v1.x".into(),
-            scopes: String::new(),
-            elicitation_id: None,
-            expires_at,
-        };
-        store.put_state(&state("old", t - 5)).await.unwrap();
-        store.put_state(&state("live", t + 5)).await.unwrap();
-        assert_eq!(store.purge_expired(t).await.unwrap(), 3);
-        assert_eq!(store.purge_expired(t).await.unwrap(), 0);
-        assert!(store.ticket(&digest("live"), t).await.unwrap().is_some());
-        assert!(
-            store
-                .take_state(&digest("live"), t)
-                .await
-                .unwrap()
-                .is_some()
-        );
-    }
-
-    #[tokio::test]
-    async fn api_keys_round_trip() {
-        let db = TempDb::new();
-        let store = db.store().await;
-        let key = |id: &str, secret: &str, user: &str, at| ApiKeyRow {
-            id: id.into(),
-            key_hash: digest(secret),
-            user: user.into(),
-            created_at: at,
-        };
-        let a1 = key("dg_a1", "secret-a1", "alice", 100);
-        let a2 = key("dg_a2", "secret-a2", "alice", 200);
-        let b1 = key("dg_b1", "secret-b1", "bob", 150);
-        for k in [&a2, &a1, &b1] {
-            store.put_api_key(k).await.unwrap();
-        }
-        assert!(
-            store
-                .put_api_key(&key("dg_zz", "secret-a1", "eve", 1))
-                .await
-                .is_err()
-        );
-        assert!(
-            store
-                .put_api_key(&key("dg_a1", "other", "eve", 1))
-                .await
-                .is_err()
-        );
-
-        assert_eq!(
-            store
-                .api_key_user(&digest("secret-a1"))
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("alice")
-        );
-        assert_eq!(store.api_key_user(&digest("nope")).await.unwrap(), None);
-        assert_eq!(
-            store.api_keys("alice").await.unwrap(),
-            vec![a1.clone(), a2.clone()]
-        );
-        assert_eq!(store.api_keys("bob").await.unwrap(), vec![b1.clone()]);
-
-        assert!(
-            !store.revoke_api_key("bob", "dg_a1").await.unwrap(),
-            "not bob's key"
-        );
-        assert!(store.revoke_api_key("alice", "dg_a1").await.unwrap());
-        assert!(!store.revoke_api_key("alice", "dg_a1").await.unwrap());
-        assert_eq!(
-            store.api_key_user(&digest("secret-a1")).await.unwrap(),
-            None
-        );
-        assert_eq!(store.api_keys("alice").await.unwrap(), vec![a2]);
     }
 
     #[tokio::test]

@@ -1,21 +1,182 @@
-//! Behaviour tests every [`Store`] must pass, run against SQLite and (when a server is configured)
-//! PostgreSQL. A Postgres run needs `DEVGATE_TEST_POSTGRES_URL`; without it the Postgres half says so and
-//! stops, unless `DEVGATE_REQUIRE_POSTGRES=1`, which makes a missing server a failure.
+//! Behaviour tests every [`Store`] must pass, on SQLite and on PostgreSQL.
+//!
+//! Each behaviour is one `async fn` taking the store (an `Arc`, so the race tests can share it between
+//! tasks); [`on_both!`] turns it into two tests, `store_tests::on_sqlite::<behaviour>` (a fresh file)
+//! and `store_tests::on_postgres::<behaviour>` (a fresh database on the server named by
+//! `DEVGATE_TEST_POSTGRES_URL`, dropped afterwards). Without that variable the PostgreSQL tests print
+//! one `SKIPPED: …` line each and pass, unless `DEVGATE_REQUIRE_POSTGRES=1`, which makes them fail.
+//! `eval "$(.ci/postgres.sh start)"` runs a throwaway server and sets the variable.
+//!
+//! SQLite-only checks (URLs, file mode, WAL, no plaintext in the files) are in `sqlite.rs`;
+//! PostgreSQL-only ones (connection errors, concurrent migrations) in `postgres.rs`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use sqlx::Connection as _;
+
+use super::seal::Sealer;
 use super::*;
 
-fn connection(user: &str, provider: &str, token: &str) -> ConnectionRow {
+/// The test server: `postgres://user@host:port/database` (any database; tests create their own).
+pub(super) const SERVER_VAR: &str = "DEVGATE_TEST_POSTGRES_URL";
+/// `1`: a missing server fails the PostgreSQL tests instead of skipping them (CI).
+pub(super) const REQUIRE_VAR: &str = "DEVGATE_REQUIRE_POSTGRES";
+
+/// A migrated SQLite store in a fresh temporary directory, removed on drop.
+struct SqliteDb {
+    dir: PathBuf,
+    store: Arc<dyn Store>,
+}
+
+impl SqliteDb {
+    async fn create() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "devgate-store-test-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let url = format!("sqlite://{}", dir.join("devgate.db").display());
+        let store = open_store(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Self { dir, store }
+    }
+}
+
+impl Drop for SqliteDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh, empty database on the test PostgreSQL server. [`PgDb::remove`] drops it; a test that
+/// panics first leaves it behind, on a server that is itself thrown away.
+pub(super) struct PgDb {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    /// Creates `devgate_test_<random>`, or returns `None` after one `SKIPPED:` line naming `test`
+    /// when no server is configured. Panics when `DEVGATE_REQUIRE_POSTGRES=1` and no server is
+    /// configured, and when the configured server does not answer.
+    pub(super) async fn create(test: &str) -> Option<Self> {
+        let server = match std::env::var(SERVER_VAR) {
+            Ok(server) if !server.trim().is_empty() => server,
+            _ => {
+                let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
+                assert!(
+                    !required,
+                    "{REQUIRE_VAR} is set but {SERVER_VAR} is not: start a server with \
+                     `eval \"$(.ci/postgres.sh start)\"`"
+                );
+                eprintln!(
+                    "SKIPPED: {test} on PostgreSQL ({SERVER_VAR} is not set; \
+                     `eval \"$(.ci/postgres.sh start)\"` runs a server)"
+                );
+                return None;
+            }
+        };
+        let name = format!("devgate_test_{:016x}", rand::random::<u64>());
+        let mut url =
+            url::Url::parse(&server).unwrap_or_else(|e| panic!("{SERVER_VAR} is not a URL: {e}"));
+        let mut admin = sqlx::PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("the test PostgreSQL ({SERVER_VAR}) does not answer: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        url.set_path(&format!("/{name}"));
+        Some(Self {
+            server,
+            name,
+            url: url.into(),
+        })
+    }
+
+    /// The database's URL.
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Drops the database, ending any connection still open to it (PostgreSQL 13 and later).
+    pub(super) async fn remove(self) {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.server).await {
+            let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut admin)
+                .await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+/// Makes `on_sqlite::<behaviour>` and `on_postgres::<behaviour>` tests of each behaviour.
+macro_rules! on_both {
+    ($($behaviour:ident),+ $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $behaviour() {
+                    let db = super::SqliteDb::create().await;
+                    super::$behaviour(db.store.clone()).await;
+                }
+            )+
+        }
+
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $behaviour() {
+                    let test = concat!("vault::store_tests::on_postgres::", stringify!($behaviour));
+                    let Some(db) = super::PgDb::create(test).await else {
+                        return;
+                    };
+                    let store = super::open_store(db.url()).await.unwrap();
+                    store.migrate().await.unwrap();
+                    super::$behaviour(store.clone()).await;
+                    drop(store);
+                    db.remove().await;
+                }
+            )+
+        }
+    };
+}
+
+on_both!(
+    migrate_is_idempotent_and_the_first_key_check_wins,
+    connection_round_trip_and_versions,
+    mark_broken_is_compare_and_swap_and_reconnect_repairs,
+    swap_tokens_is_compare_and_swap,
+    racing_swap_tokens_has_one_winner,
+    states_are_taken_once_and_not_after_expiry,
+    racing_take_state_gives_it_once,
+    tickets_peek_take_and_expire,
+    racing_take_ticket_gives_it_once,
+    purge_removes_only_expired,
+    api_keys_round_trip,
+    refresh_lease_has_one_holder_until_it_expires_or_is_released,
+    racing_refresh_leases_have_one_winner,
+);
+
+fn connection(user: &str, provider: &str, sealer: &Sealer, access: &str) -> ConnectionRow {
     ConnectionRow {
         user: user.into(),
         provider: provider.into(),
-        access_token: format!("sealed-{token}"),
-        refresh_token: Some(format!("sealed-refresh-{token}")),
+        access_token: sealer.seal(user, provider, access),
+        refresh_token: Some(sealer.seal(user, provider, &format!("{access}-refresh"))),
         expires_at: Some(now() + 3600),
-        scopes: "account repository".into(),
-        account: "Ann".into(),
-        account_id: "{a}".into(),
+        scopes: "repository pullrequest".into(),
+        account: "Alice A.".into(),
+        account_id: "{1234}".into(),
         status: ConnectionStatus::Active,
         status_detail: None,
         version: 0,
@@ -23,268 +184,571 @@ fn connection(user: &str, provider: &str, token: &str) -> ConnectionRow {
     }
 }
 
-/// An SQLite store in a fresh file.
-async fn sqlite() -> Arc<dyn Store> {
-    let dir = std::env::temp_dir().join(format!("devgate-store-{}", rand::random::<u64>()));
-    let store = open_store(&format!("sqlite://{}", dir.join("devgate.db").display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
-}
-
-/// A PostgreSQL store in a fresh database, or `None` when no server is configured.
-async fn postgres() -> Option<Arc<dyn Store>> {
-    let Ok(server) = std::env::var("DEVGATE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("DEVGATE_REQUIRE_POSTGRES").is_none(),
-            "DEVGATE_REQUIRE_POSTGRES is set but DEVGATE_TEST_POSTGRES_URL is not (.ci/postgres.sh start)"
-        );
-        eprintln!("SKIPPED the PostgreSQL half: set DEVGATE_TEST_POSTGRES_URL");
-        return None;
-    };
-    let name = format!("devgate_store_{}", rand::random::<u32>());
-    let admin = sqlx::PgPool::connect(&server)
-        .await
-        .expect("the test PostgreSQL answers");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let mut url = url::Url::parse(&server).unwrap();
-    url.set_path(&format!("/{name}"));
-    let store = open_store(url.as_str()).await.unwrap();
-    store.migrate().await.unwrap();
-    Some(store)
-}
-
-/// Runs a behaviour on both backends.
-macro_rules! on_both {
-    ($name:ident, $body:ident) => {
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $name() {
-            $body(sqlite().await).await;
-            if let Some(pg) = postgres().await {
-                $body(pg).await;
-            }
-        }
-    };
-}
-
-async fn connections_round_trip(store: Arc<dyn Store>) {
-    store
-        .save_connection(&connection("alice", "bitbucket", "a1"))
-        .await
-        .unwrap();
-    let got = store
-        .connection("alice", "bitbucket")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.access_token, "sealed-a1");
-    assert_eq!(got.version, 1);
-    store
-        .save_connection(&connection("alice", "bitbucket", "a2"))
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        2
-    );
-    assert_eq!(store.connections("alice").await.unwrap().len(), 1);
-    // Compare-and-swap.
-    let mut row = connection("alice", "bitbucket", "a3");
-    assert!(
-        !store.swap_tokens(&row, 1).await.unwrap(),
-        "a stale version does not swap"
-    );
-    row.expires_at = None;
-    assert!(store.swap_tokens(&row, 2).await.unwrap());
-    let got = store
-        .connection("alice", "bitbucket")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (got.access_token.as_str(), got.version, got.expires_at),
-        ("sealed-a3", 3, None)
-    );
-    assert!(
-        !store
-            .mark_broken("alice", "bitbucket", "x", 2)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .mark_broken("alice", "bitbucket", "invalid_grant", 3)
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        ConnectionStatus::Broken
-    );
-    assert!(store.delete_connection("alice", "bitbucket").await.unwrap());
-    assert!(
-        store
-            .connection("alice", "bitbucket")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    // Key check: first value wins.
-    store.set_key_check("one").await.unwrap();
-    store.set_key_check("two").await.unwrap();
-    assert_eq!(store.key_check().await.unwrap().as_deref(), Some("one"));
-    store.ping().await.unwrap();
-}
-on_both!(connections_round_trip_on_both, connections_round_trip);
-
-async fn states_and_tickets_work_once(store: Arc<dyn Store>) {
-    let t = now();
-    store
-        .put_state(&StateRow {
-            state_hash: digest("s"),
-            user: "alice".into(),
-            provider: "buddy".into(),
-            pkce_verifier: "sealed".into(),
-            scopes: "A B".into(),
-            elicitation_id: Some("e".into()),
-            expires_at: t + 600,
-        })
-        .await
-        .unwrap();
-    let taken = store.take_state(&digest("s"), t).await.unwrap().unwrap();
-    assert_eq!(
-        (taken.user.as_str(), taken.elicitation_id.as_deref()),
-        ("alice", Some("e"))
-    );
-    assert!(
-        store.take_state(&digest("s"), t).await.unwrap().is_none(),
-        "used once"
-    );
-    let ticket = TicketRow {
-        ticket_hash: digest("t"),
-        user: "bob".into(),
+fn state(secret: &str, expires_at: Timestamp) -> StateRow {
+    StateRow {
+        state_hash: digest(secret),
+        user: "alice".into(),
         provider: "bitbucket".into(),
-        scopes: String::new(),
-        elicitation_id: None,
-        expires_at: t + 600,
-    };
-    store.put_ticket(&ticket).await.unwrap();
-    assert!(store.ticket(&digest("t"), t).await.unwrap().is_some());
-    assert!(
-        store.ticket(&digest("t"), t + 601).await.unwrap().is_none(),
-        "expired"
-    );
-    // Twenty racing takers: exactly one gets it.
-    let takers = (0..20).map(|_| {
-        let store = store.clone();
-        tokio::spawn(async move { store.take_ticket(&digest("t"), now()).await.unwrap() })
-    });
-    let won = futures::future::join_all(takers)
-        .await
-        .into_iter()
-        .filter(|r| r.as_ref().unwrap().is_some())
-        .count();
-    assert_eq!(won, 1);
-    assert_eq!(store.purge_expired(t + 10_000).await.unwrap(), 0);
+        pkce_verifier: Sealer::new([5; 32]).seal("alice", "bitbucket", "verifier"),
+        scopes: "repository account".into(),
+        elicitation_id: Some("el-9".into()),
+        expires_at,
+    }
 }
-on_both!(
-    states_and_tickets_work_once_on_both,
-    states_and_tickets_work_once
-);
 
-async fn one_refresh_lease_at_a_time(store: Arc<dyn Store>) {
+fn ticket(secret: &str, expires_at: Timestamp) -> TicketRow {
+    TicketRow {
+        ticket_hash: digest(secret),
+        user: "alice".into(),
+        provider: "bitbucket".into(),
+        scopes: "repository".into(),
+        elicitation_id: Some("el-1".into()),
+        expires_at,
+    }
+}
+
+/// Runs `n` copies of `call` at once on their own tasks; returns their results in order.
+async fn race<T, F, Fut>(store: &Arc<dyn Store>, n: usize, call: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn Store>, usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let run = call(store.clone(), i);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+async fn migrate_is_idempotent_and_the_first_key_check_wins(store: Arc<dyn Store>) {
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(store.key_check().await.unwrap(), None);
+    store.set_key_check("v1.first").await.unwrap();
+    store.set_key_check("v1.second").await.unwrap();
+    assert_eq!(
+        store.key_check().await.unwrap().as_deref(),
+        Some("v1.first")
+    );
+}
+
+async fn connection_round_trip_and_versions(store: Arc<dyn Store>) {
+    let sealer = Sealer::new([2; 32]);
+    assert_eq!(store.connection("alice", "bitbucket").await.unwrap(), None);
+
+    let mut row = connection("alice", "bitbucket", &sealer, "a1");
+    row.version = 42; // ignored: the store counts
+    store.save_connection(&row).await.unwrap();
+    let got = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got,
+        ConnectionRow {
+            version: 1,
+            ..row.clone()
+        }
+    );
+
+    // No refresh token, no expiry, broken with a detail: all kept as given.
+    let mut other = connection("alice", "buddy", &sealer, "b1");
+    other.refresh_token = None;
+    other.expires_at = None;
+    other.status = ConnectionStatus::Broken;
+    other.status_detail = Some("why".into());
+    store.save_connection(&other).await.unwrap();
+    let got = store.connection("alice", "buddy").await.unwrap().unwrap();
+    assert_eq!(
+        got,
+        ConnectionRow {
+            version: 1,
+            ..other.clone()
+        }
+    );
+
+    // Text is kept byte for byte, timestamps past 2038 too.
+    let odd_user = "ünï'cøde\" user; --";
+    let mut odd = connection(odd_user, "bitbucket", &sealer, &"x".repeat(4000));
+    odd.expires_at = Some(4_102_444_800);
+    odd.updated_at = 4_102_444_000;
+    odd.account = "Zoë 🚀 O'Brien".into();
+    store.save_connection(&odd).await.unwrap();
+    let got = store
+        .connection(odd_user, "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, ConnectionRow { version: 1, ..odd });
+
+    // Saving again replaces and bumps the version.
+    let row2 = connection("alice", "bitbucket", &sealer, "a2");
+    store.save_connection(&row2).await.unwrap();
+    let got = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, ConnectionRow { version: 2, ..row2 });
+    assert_eq!(
+        sealer
+            .open("alice", "bitbucket", &got.access_token)
+            .unwrap(),
+        "a2"
+    );
+
+    let all = store.connections("alice").await.unwrap();
+    let providers: Vec<_> = all.iter().map(|c| c.provider.as_str()).collect();
+    assert_eq!(providers, ["bitbucket", "buddy"]);
+    assert!(store.connections("bob").await.unwrap().is_empty());
+
+    assert!(store.delete_connection("alice", "buddy").await.unwrap());
+    assert!(!store.delete_connection("alice", "buddy").await.unwrap());
+    assert_eq!(store.connections("alice").await.unwrap().len(), 1);
+}
+
+async fn mark_broken_is_compare_and_swap_and_reconnect_repairs(store: Arc<dyn Store>) {
+    let sealer = Sealer::new([3; 32]);
     store
-        .save_connection(&connection("carol", "bitbucket", "c1"))
+        .save_connection(&connection("alice", "bitbucket", &sealer, "a1"))
         .await
         .unwrap();
-    let t = now();
-    let contenders = (0..10).map(|i| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .take_refresh_lease("carol", "bitbucket", &format!("holder-{i}"), t, t + 30)
-                .await
-                .unwrap()
-        })
-    });
-    let won = futures::future::join_all(contenders)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
-    assert_eq!(won, 1, "one holder at a time");
+    // A stale version marks nothing; the current one does.
     assert!(
         !store
-            .take_refresh_lease("carol", "bitbucket", "late", t + 1, t + 31)
+            .mark_broken("alice", "bitbucket", "invalid_grant", 7)
             .await
             .unwrap()
     );
     assert!(
         store
-            .take_refresh_lease("carol", "bitbucket", "late", t + 31, t + 61)
+            .mark_broken("alice", "bitbucket", "invalid_grant", 1)
             .await
-            .unwrap(),
-        "an expired lease can be taken"
+            .unwrap()
     );
+    let got = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.status, ConnectionStatus::Broken);
+    assert_eq!(got.status_detail.as_deref(), Some("invalid_grant"));
+    assert_eq!(got.version, 1, "marking broken changes no token");
+    // Marking a connection that does not exist is not an error.
+    assert!(!store.mark_broken("bob", "bitbucket", "x", 1).await.unwrap());
+    assert_eq!(store.connection("bob", "bitbucket").await.unwrap(), None);
+    // A new connect makes it active again.
     store
-        .release_refresh_lease("carol", "bitbucket", "late")
+        .save_connection(&connection("alice", "bitbucket", &sealer, "a2"))
         .await
         .unwrap();
-    assert!(
-        store
-            .take_refresh_lease("carol", "bitbucket", "next", t + 32, t + 62)
-            .await
-            .unwrap()
+    let got = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.status, ConnectionStatus::Active);
+    assert_eq!(got.status_detail, None);
+    assert_eq!(got.version, 2);
+}
+
+async fn swap_tokens_is_compare_and_swap(store: Arc<dyn Store>) {
+    let sealer = Sealer::new([4; 32]);
+    store
+        .save_connection(&connection("alice", "bitbucket", &sealer, "a1"))
+        .await
+        .unwrap();
+    let seen = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut winner = seen.clone();
+    winner.access_token = sealer.seal("alice", "bitbucket", "winner");
+    winner.refresh_token = Some(sealer.seal("alice", "bitbucket", "winner-refresh"));
+    winner.expires_at = Some(now() + 7200);
+    winner.scopes = "repository".into();
+    winner.account = "ignored".into();
+    assert!(store.swap_tokens(&winner, seen.version).await.unwrap());
+
+    let mut loser = seen.clone();
+    loser.access_token = sealer.seal("alice", "bitbucket", "loser");
+    assert!(!store.swap_tokens(&loser, seen.version).await.unwrap());
+
+    let got = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.version, seen.version + 1);
+    assert_eq!(
+        sealer
+            .open("alice", "bitbucket", &got.access_token)
+            .unwrap(),
+        "winner"
+    );
+    assert_eq!(got.refresh_token, winner.refresh_token);
+    assert_eq!(got.expires_at, winner.expires_at);
+    assert_eq!(got.scopes, "repository");
+    assert_eq!(got.account, seen.account, "swap_tokens changes tokens only");
+
+    // A token without expiry and without a refresh token can be swapped in.
+    let mut forever = got.clone();
+    forever.expires_at = None;
+    forever.refresh_token = None;
+    assert!(store.swap_tokens(&forever, got.version).await.unwrap());
+    let again = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.expires_at, again.refresh_token), (None, None));
+
+    // A connection that is gone cannot be swapped.
+    let mut ghost = seen.clone();
+    ghost.user = "bob".into();
+    assert!(!store.swap_tokens(&ghost, 1).await.unwrap());
+}
+
+async fn racing_swap_tokens_has_one_winner(store: Arc<dyn Store>) {
+    let sealer = Sealer::new([7; 32]);
+    store
+        .save_connection(&connection("alice", "bitbucket", &sealer, "a1"))
+        .await
+        .unwrap();
+    let seen = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    let swapped = race(&store, 10, |store, i| {
+        let mut row = seen.clone();
+        row.access_token = sealer.seal("alice", "bitbucket", &format!("racer-{i}"));
+        async move { store.swap_tokens(&row, row.version).await.unwrap() }
+    })
+    .await;
+    let winners: Vec<usize> = (0..swapped.len()).filter(|&i| swapped[i]).collect();
+    assert_eq!(winners.len(), 1, "{swapped:?}");
+    let got = store
+        .connection("alice", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.version, seen.version + 1);
+    assert_eq!(
+        sealer
+            .open("alice", "bitbucket", &got.access_token)
+            .unwrap(),
+        format!("racer-{}", winners[0]),
+        "the stored tokens are the winner's"
     );
 }
-on_both!(
-    one_refresh_lease_at_a_time_on_both,
-    one_refresh_lease_at_a_time
-);
+
+async fn states_are_taken_once_and_not_after_expiry(store: Arc<dyn Store>) {
+    let t = now();
+    let first = state("state-1", t + 600);
+    store.put_state(&first).await.unwrap();
+    assert!(store.put_state(&first).await.is_err(), "a state is unique");
+    assert_eq!(
+        store.take_state(&first.state_hash, t).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.take_state(&first.state_hash, t).await.unwrap(), None);
+
+    let old = StateRow {
+        elicitation_id: None,
+        expires_at: t + 10,
+        ..state("state-2", t)
+    };
+    store.put_state(&old).await.unwrap();
+    assert_eq!(
+        store.take_state(&old.state_hash, t + 10).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_state(&old.state_hash, t + 11).await.unwrap(),
+        None
+    );
+    // Still there before expiry, and without an elicitation.
+    assert_eq!(
+        store.take_state(&old.state_hash, t + 9).await.unwrap(),
+        Some(old)
+    );
+    assert_eq!(store.take_state(&digest("unknown"), t).await.unwrap(), None);
+}
+
+async fn racing_take_state_gives_it_once(store: Arc<dyn Store>) {
+    let t = now();
+    let row = state("contended-state", t + 600);
+    store.put_state(&row).await.unwrap();
+    let hash = row.state_hash.clone();
+    let taken = race(&store, 20, |store, _| {
+        let hash = hash.clone();
+        async move { store.take_state(&hash, t).await.unwrap() }
+    })
+    .await;
+    let won: Vec<_> = taken.into_iter().flatten().collect();
+    assert_eq!(won, vec![row]);
+}
+
+async fn tickets_peek_take_and_expire(store: Arc<dyn Store>) {
+    let t = now();
+    let row = ticket("ticket-1", t + 600);
+    store.put_ticket(&row).await.unwrap();
+    assert!(store.put_ticket(&row).await.is_err(), "a ticket is unique");
+    assert_eq!(
+        store.ticket(&row.ticket_hash, t).await.unwrap(),
+        Some(row.clone())
+    );
+    assert_eq!(
+        store.ticket(&row.ticket_hash, t).await.unwrap(),
+        Some(row.clone()),
+        "looking does not use it up"
+    );
+    assert_eq!(store.ticket(&row.ticket_hash, t + 600).await.unwrap(), None);
+    assert_eq!(
+        store.take_ticket(&row.ticket_hash, t + 600).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_ticket(&row.ticket_hash, t).await.unwrap(),
+        Some(row.clone())
+    );
+    assert_eq!(store.take_ticket(&row.ticket_hash, t).await.unwrap(), None);
+    assert_eq!(store.ticket(&row.ticket_hash, t).await.unwrap(), None);
+
+    let plain = TicketRow {
+        elicitation_id: None,
+        scopes: String::new(),
+        ..ticket("ticket-2", t + 5)
+    };
+    store.put_ticket(&plain).await.unwrap();
+    assert_eq!(
+        store.take_ticket(&plain.ticket_hash, t).await.unwrap(),
+        Some(plain)
+    );
+}
+
+async fn racing_take_ticket_gives_it_once(store: Arc<dyn Store>) {
+    let t = now();
+    let row = ticket("contended", t + 600);
+    store.put_ticket(&row).await.unwrap();
+    let hash = row.ticket_hash.clone();
+    let taken = race(&store, 20, |store, _| {
+        let hash = hash.clone();
+        async move { store.take_ticket(&hash, t).await.unwrap() }
+    })
+    .await;
+    let won: Vec<_> = taken.into_iter().flatten().collect();
+    assert_eq!(won, vec![row]);
+}
+
+async fn purge_removes_only_expired(store: Arc<dyn Store>) {
+    let t = now();
+    store.put_ticket(&ticket("old", t - 1)).await.unwrap();
+    store.put_ticket(&ticket("edge", t)).await.unwrap();
+    store.put_ticket(&ticket("live", t + 600)).await.unwrap();
+    store.put_state(&state("old", t - 5)).await.unwrap();
+    store.put_state(&state("live", t + 5)).await.unwrap();
+    assert_eq!(store.purge_expired(t).await.unwrap(), 3);
+    assert_eq!(store.purge_expired(t).await.unwrap(), 0);
+    assert!(store.ticket(&digest("live"), t).await.unwrap().is_some());
+    assert!(
+        store
+            .take_state(&digest("live"), t)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
 
 async fn api_keys_round_trip(store: Arc<dyn Store>) {
-    let row = ApiKeyRow {
-        id: "abcdefabcdef".into(),
-        key_hash: digest("dgk_key"),
-        user: "dana".into(),
-        created_at: now(),
+    let key = |id: &str, secret: &str, user: &str, at| ApiKeyRow {
+        id: id.into(),
+        key_hash: digest(secret),
+        user: user.into(),
+        created_at: at,
     };
-    store.put_api_key(&row).await.unwrap();
+    let a1 = key("dg_a1", "secret-a1", "alice", 100);
+    let a2 = key("dg_a2", "secret-a2", "alice", 200);
+    let b1 = key("dg_b1", "secret-b1", "bob", 150);
+    for k in [&a2, &a1, &b1] {
+        store.put_api_key(k).await.unwrap();
+    }
+    assert!(
+        store
+            .put_api_key(&key("dg_zz", "secret-a1", "eve", 1))
+            .await
+            .is_err(),
+        "a key hash is unique"
+    );
+    assert!(
+        store
+            .put_api_key(&key("dg_a1", "other", "eve", 1))
+            .await
+            .is_err(),
+        "a key id is unique"
+    );
+
     assert_eq!(
         store
-            .api_key_user(&digest("dgk_key"))
+            .api_key_user(&digest("secret-a1"))
             .await
             .unwrap()
             .as_deref(),
-        Some("dana")
+        Some("alice")
     );
-    assert_eq!(store.api_keys("dana").await.unwrap(), vec![row]);
+    assert_eq!(store.api_key_user(&digest("nope")).await.unwrap(), None);
+    assert_eq!(
+        store.api_keys("alice").await.unwrap(),
+        vec![a1.clone(), a2.clone()],
+        "oldest first"
+    );
+    assert_eq!(store.api_keys("bob").await.unwrap(), vec![b1.clone()]);
+
     assert!(
-        !store.revoke_api_key("erin", "abcdefabcdef").await.unwrap(),
-        "only the owner revokes"
+        !store.revoke_api_key("bob", "dg_a1").await.unwrap(),
+        "not bob's key"
     );
-    assert!(store.revoke_api_key("dana", "abcdefabcdef").await.unwrap());
+    assert!(store.revoke_api_key("alice", "dg_a1").await.unwrap());
+    assert!(!store.revoke_api_key("alice", "dg_a1").await.unwrap());
+    assert_eq!(
+        store.api_key_user(&digest("secret-a1")).await.unwrap(),
+        None
+    );
+    assert_eq!(store.api_keys("alice").await.unwrap(), vec![a2]);
+}
+
+async fn refresh_lease_has_one_holder_until_it_expires_or_is_released(store: Arc<dyn Store>) {
+    let sealer = Sealer::new([8; 32]);
+    let t = now();
+    assert!(
+        !store
+            .take_refresh_lease("carol", "bitbucket", "a", t, t + 30)
+            .await
+            .unwrap(),
+        "no connection, no lease"
+    );
+    store
+        .save_connection(&connection("carol", "bitbucket", &sealer, "c1"))
+        .await
+        .unwrap();
+    let lease = |holder: &'static str, at: Timestamp, until: Timestamp| {
+        let store = store.clone();
+        async move {
+            store
+                .take_refresh_lease("carol", "bitbucket", holder, at, until)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(lease("a", t, t + 30).await);
+    assert!(!lease("b", t + 29, t + 59).await, "a holds it");
+    assert!(lease("a", t + 10, t + 40).await, "the holder may extend it");
+    assert!(!lease("b", t + 39, t + 69).await, "extended");
+    assert!(
+        lease("b", t + 40, t + 70).await,
+        "an expired lease can be taken"
+    );
+    assert!(!lease("a", t + 41, t + 71).await, "b holds it now");
+
+    // Only the holder gives it back.
+    store
+        .release_refresh_lease("carol", "bitbucket", "a")
+        .await
+        .unwrap();
+    assert!(!lease("c", t + 42, t + 72).await);
+    store
+        .release_refresh_lease("carol", "bitbucket", "b")
+        .await
+        .unwrap();
+    assert!(lease("c", t + 42, t + 72).await, "released");
+
+    // Leases are per connection and do not touch the tokens.
+    store
+        .save_connection(&connection("carol", "buddy", &sealer, "c2"))
+        .await
+        .unwrap();
     assert!(
         store
-            .api_key_user(&digest("dgk_key"))
+            .take_refresh_lease("carol", "buddy", "a", t + 42, t + 72)
             .await
             .unwrap()
-            .is_none()
     );
+    let got = store
+        .connection("carol", "bitbucket")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.version, 1,
+        "taking and releasing leases is no token change"
+    );
+
+    // A deleted connection has no lease to take.
+    assert!(store.delete_connection("carol", "bitbucket").await.unwrap());
+    assert!(!lease("d", t + 100, t + 130).await);
 }
-on_both!(api_keys_round_trip_on_both, api_keys_round_trip);
+
+async fn racing_refresh_leases_have_one_winner(store: Arc<dyn Store>) {
+    let sealer = Sealer::new([9; 32]);
+    store
+        .save_connection(&connection("carol", "bitbucket", &sealer, "c1"))
+        .await
+        .unwrap();
+    let t = now();
+    let taken = race(&store, 20, |store, i| async move {
+        store
+            .take_refresh_lease("carol", "bitbucket", &format!("holder-{i}"), t, t + 30)
+            .await
+            .unwrap()
+    })
+    .await;
+    let winners: Vec<usize> = (0..taken.len()).filter(|&i| taken[i]).collect();
+    assert_eq!(winners.len(), 1, "one holder at a time: {taken:?}");
+
+    // Once the winner gives it back, the next race has one winner again.
+    store
+        .release_refresh_lease("carol", "bitbucket", &format!("holder-{}", winners[0]))
+        .await
+        .unwrap();
+    let taken = race(&store, 20, |store, i| async move {
+        store
+            .take_refresh_lease("carol", "bitbucket", &format!("next-{i}"), t + 1, t + 31)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(taken.iter().filter(|&&won| won).count(), 1, "{taken:?}");
+}
+
+#[tokio::test]
+async fn open_store_picks_the_backend_by_scheme() {
+    let store = open_store("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    for url in ["mysql://db/devgate", "devgate.db", "", "postgres//db"] {
+        let Err(err) = open_store(url).await else {
+            panic!("{url} opened");
+        };
+        assert!(matches!(err, StoreError::Open { .. }), "{url}: {err}");
+        assert!(
+            err.to_string().contains("sqlite:// or postgres://"),
+            "{url}: {err}"
+        );
+    }
+}

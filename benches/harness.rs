@@ -1,0 +1,531 @@
+//! devgate's performance harness: one run measures devgate and a baseline that calls the same simulated
+//! endpoint directly with the same HTTP client (reqwest), all on loopback, and prints one table.
+//!
+//! ```sh
+//! cargo bench --bench harness              # the full run (a few minutes)
+//! cargo bench --bench harness -- --quick   # the CI guard: short, fails on a gross size regression
+//! ```
+//!
+//! Times are printed, never asserted: they depend on the machine and on what else runs. Sizes are
+//! deterministic and asserted in both modes against the budgets below.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use devgate::sim::{BITBUCKET_TOKEN, BUDDY_TOKEN, Sim};
+use futures::StreamExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_devgate");
+
+/// Size budgets (bytes of text an agent reads).
+const TOOLS_LIST_PER_TOOL: usize = 400;
+const TEN_PRS: usize = 2_500;
+const ONE_PR: usize = 1_200;
+
+type Client = RunningService<RoleClient, ()>;
+
+struct Mode {
+    quick: bool,
+}
+
+impl Mode {
+    fn n(&self, full: usize, quick: usize) -> usize {
+        if self.quick { quick } else { full }
+    }
+}
+
+fn config(sim: &Sim, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("devgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[http]
+auth = "none"
+
+[limits]
+calls_per_minute = 0
+
+[providers.buddy]
+api_base = "{}"
+token = "{BUDDY_TOKEN}"
+workspace = "acme"
+
+[providers.bitbucket]
+api_base = "{}"
+token = "{BITBUCKET_TOKEN}"
+workspace = "acme"
+"#,
+            sim.buddy_url, sim.bitbucket_url
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn quiet_stdio(config: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("stdio")
+        .arg("--config")
+        .arg(config)
+        .env("DEVGATE_LOG", "warn");
+    cmd
+}
+
+async fn stdio_client(config: &Path) -> (Client, u32) {
+    let transport = TokioChildProcess::new(quiet_stdio(config)).unwrap();
+    let pid = transport.id().unwrap_or_default();
+    (().serve(transport).await.unwrap(), pid)
+}
+
+fn args(v: Value) -> rmcp::model::JsonObject {
+    v.as_object().cloned().unwrap()
+}
+
+async fn call(client: &Client, tool: &str, arguments: &Value) -> CallToolResult {
+    client
+        .call_tool(
+            CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments.clone())),
+        )
+        .await
+        .unwrap()
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+/// Process start → `initialize` answered → `tools/list` answered, over stdio with raw JSON lines.
+fn startup(config: &Path) -> (Duration, Duration) {
+    let started = Instant::now();
+    let mut child: Child = Command::new(BIN)
+        .arg("stdio")
+        .arg("--config")
+        .arg(config)
+        .env("DEVGATE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"bench","version":"1"}}}}}}"#).unwrap();
+    stdout.read_line(&mut line).unwrap();
+    let initialized = started.elapsed();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .unwrap();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list"}}"#).unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let listed = started.elapsed();
+    assert!(
+        line.contains("bitbucket_list_pull_requests"),
+        "tools/list answered"
+    );
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    (initialized, listed)
+}
+
+fn stats(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+    v.sort();
+    (v[0], percentile(&v, 0.5), v[v.len() - 1])
+}
+
+/// The direct baseline: the same request to the sim, with reqwest, the body parsed as JSON.
+async fn direct(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn latencies(
+    client: &Client,
+    http: &reqwest::Client,
+    tool: &str,
+    arguments: &Value,
+    url: &str,
+    token: &str,
+    n: usize,
+) -> [(Duration, Duration); 2] {
+    for _ in 0..50 {
+        call(client, tool, arguments).await;
+        direct(http, url, token).await;
+    }
+    let mut via = Vec::with_capacity(n);
+    let mut straight = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = call(client, tool, arguments).await;
+        via.push(t.elapsed());
+        assert_ne!(r.is_error, Some(true), "{tool}: {}", text(&r));
+        let t = Instant::now();
+        direct(http, url, token).await;
+        straight.push(t.elapsed());
+    }
+    via.sort();
+    straight.sort();
+    [
+        (percentile(&via, 0.5), percentile(&via, 0.99)),
+        (percentile(&straight, 0.5), percentile(&straight, 0.99)),
+    ]
+}
+
+async fn throughput_mcp(client: &Arc<Client>, in_flight: usize, n: usize) -> f64 {
+    let arguments = json!({"repo_slug": "api", "limit": 10});
+    let t = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let client = client.clone();
+            let arguments = arguments.clone();
+            async move { call(&client, "bitbucket_list_pull_requests", &arguments).await }
+        })
+        .buffer_unordered(in_flight)
+        .for_each(|_| async {})
+        .await;
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+async fn throughput_direct(http: &reqwest::Client, url: &str, in_flight: usize, n: usize) -> f64 {
+    let t = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|_| direct(http, url, BITBUCKET_TOKEN))
+        .buffer_unordered(in_flight)
+        .for_each(|_| async {})
+        .await;
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+struct HttpGateway {
+    child: tokio::process::Child,
+    url: String,
+}
+
+async fn http_gateway(config: &Path, stateless: bool) -> HttpGateway {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["http", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("DEVGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if stateless {
+        cmd.arg("--stateless");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("devgate http announces its address");
+        if let Some(u) = line.strip_prefix("devgate listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    HttpGateway { child, url }
+}
+
+/// Opens `n` idle MCP sessions (legacy `initialize`), returning their ids.
+async fn open_sessions(url: &str, n: usize) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let http = http.clone();
+            let init = init.clone();
+            async move {
+                let response = http
+                    .post(url)
+                    .header("Accept", "application/json, text/event-stream")
+                    .json(&init)
+                    .send()
+                    .await
+                    .unwrap();
+                let id = response
+                    .headers()
+                    .get("mcp-session-id")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let _ = response.bytes().await;
+                id.unwrap_or_default()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await
+}
+
+#[tokio::main]
+async fn main() {
+    let mode = Mode {
+        quick: std::env::args().any(|a| a == "--quick")
+            || std::env::var_os("DEVGATE_BENCH_QUICK").is_some(),
+    };
+    let sim = Sim::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("devgate-bench-{}", std::process::id()));
+    let config = config(&sim, &dir);
+    let http = reqwest::Client::new();
+    let prs_url = format!(
+        "{}/repositories/acme/api/pullrequests?pagelen=10",
+        sim.bitbucket_url
+    );
+    let runs_url = format!(
+        "{}/workspaces/acme/projects/web/pipelines/1/executions?per_page=10",
+        sim.buddy_url
+    );
+    let mut failures = Vec::new();
+    println!(
+        "devgate benchmark ({} mode), {} build",
+        if mode.quick { "quick" } else { "full" },
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+
+    // 1. Start-up.
+    let runs: Vec<(Duration, Duration)> = (0..mode.n(10, 3)).map(|_| startup(&config)).collect();
+    let (init_min, init_med, init_max) = stats(runs.iter().map(|r| r.0).collect());
+    let (list_min, list_med, list_max) = stats(runs.iter().map(|r| r.1).collect());
+    println!("\n## Start-up (stdio, {} runs)", runs.len());
+    println!("| step | min | median | max |\n|---|---|---|---|");
+    println!(
+        "| start → initialize answered | {} | {} | {} |",
+        micros(init_min),
+        micros(init_med),
+        micros(init_max)
+    );
+    println!(
+        "| start → tools/list answered | {} | {} | {} |",
+        micros(list_min),
+        micros(list_med),
+        micros(list_max)
+    );
+
+    // 2. Per-call latency, devgate vs direct.
+    let (client, stdio_pid) = stdio_client(&config).await;
+    let idle_rss = rss_kib(stdio_pid, "VmRSS:");
+    let n = mode.n(3000, 300);
+    println!("\n## Latency per call ({n} sequential calls, stdio; direct = reqwest to the sim)");
+    println!(
+        "| tool | devgate p50 | devgate p99 | direct p50 | direct p99 | added p50 | added p99 |\n|---|---|---|---|---|---|---|"
+    );
+    for (tool, arguments, url, token) in [
+        (
+            "bitbucket_list_pull_requests",
+            json!({"repo_slug": "api", "limit": 10}),
+            prs_url.as_str(),
+            BITBUCKET_TOKEN,
+        ),
+        (
+            "buddy_list_executions",
+            json!({"project": "web", "pipeline": "1", "limit": 10}),
+            runs_url.as_str(),
+            BUDDY_TOKEN,
+        ),
+    ] {
+        let [(v50, v99), (d50, d99)] =
+            latencies(&client, &http, tool, &arguments, url, token, n).await;
+        println!(
+            "| {tool} | {} | {} | {} | {} | {} | {} |",
+            micros(v50),
+            micros(v99),
+            micros(d50),
+            micros(d99),
+            micros(v50.saturating_sub(d50)),
+            micros(v99.saturating_sub(d99))
+        );
+    }
+
+    // 3. Throughput.
+    let client = Arc::new(client);
+    let n = mode.n(10_000, 1_000);
+    let stateful = http_gateway(&config, false).await;
+    let stateless = http_gateway(&config, true).await;
+    let stateful_client = Arc::new(
+        ().serve(StreamableHttpClientTransport::from_uri(
+            stateful.url.clone(),
+        ))
+        .await
+        .unwrap(),
+    );
+    let stateless_client = Arc::new(
+        ().serve(StreamableHttpClientTransport::from_uri(
+            stateless.url.clone(),
+        ))
+        .await
+        .unwrap(),
+    );
+    println!("\n## Throughput (bitbucket_list_pull_requests, {n} calls per cell, calls/s)");
+    println!(
+        "| in flight | direct | stdio | stdio / direct | HTTP stateful | HTTP stateless |\n|---|---|---|---|---|---|"
+    );
+    for in_flight in [1, 8, 64] {
+        let d = throughput_direct(&http, &prs_url, in_flight, n).await;
+        let s = throughput_mcp(&client, in_flight, n).await;
+        let h = throughput_mcp(&stateful_client, in_flight, n).await;
+        let hs = throughput_mcp(&stateless_client, in_flight, n).await;
+        println!(
+            "| {in_flight} | {d:.0} | {s:.0} | {:.0}% | {h:.0} | {hs:.0} |",
+            100.0 * s / d
+        );
+    }
+
+    // 4. Memory.
+    let target = 10_000usize;
+    let mut done = 0;
+    // The throughput runs above already made calls on this process; top it up to 10,000.
+    let made = 50 * 2 + 2 * mode.n(3000, 300) + 3 * n;
+    if made < target {
+        throughput_mcp(&client, 8, target - made).await;
+        done = target - made;
+    }
+    let after_calls = rss_kib(stdio_pid, "VmHWM:");
+    let sessions = mode.n(1000, 100);
+    let http_pid = stateful.child.id().unwrap_or_default();
+    let before_sessions = rss_kib(http_pid, "VmRSS:");
+    let ids = open_sessions(&stateful.url, sessions).await;
+    assert_eq!(
+        ids.iter().filter(|i| !i.is_empty()).count(),
+        sessions,
+        "every session opened"
+    );
+    let after_sessions = rss_kib(http_pid, "VmRSS:");
+    let per_session = (after_sessions.saturating_sub(before_sessions)) as f64 / sessions as f64;
+    println!("\n## Memory");
+    println!("| measure | value |\n|---|---|");
+    println!(
+        "| stdio, idle after initialize (RSS) | {:.1} MiB |",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "| stdio, peak after ≥ {target} calls (VmHWM; {done} topped up) | {:.1} MiB |",
+        after_calls as f64 / 1024.0
+    );
+    println!(
+        "| HTTP, {sessions} idle sessions | {:.1} KiB per session ({:.1} → {:.1} MiB) |",
+        per_session,
+        before_sessions as f64 / 1024.0,
+        after_sessions as f64 / 1024.0
+    );
+
+    // 5. Sizes (≈ tokens = bytes / 4).
+    let tools = client.list_all_tools().await.unwrap();
+    let list_bytes = serde_json::to_vec(&tools).unwrap().len();
+    let per_tool = list_bytes / tools.len();
+    let ten = text(
+        &call(
+            &client,
+            "bitbucket_list_pull_requests",
+            &json!({"repo_slug": "api", "limit": 10}),
+        )
+        .await,
+    )
+    .len();
+    let one = text(
+        &call(
+            &client,
+            "bitbucket_get_pull_request",
+            &json!({"repo_slug": "api", "pull_request_id": 26}),
+        )
+        .await,
+    )
+    .len();
+    let run = text(
+        &call(
+            &client,
+            "buddy_get_execution",
+            &json!({"project": "web", "pipeline": "1", "execution_id": 5126}),
+        )
+        .await,
+    )
+    .len();
+    let log = text(&call(&client, "buddy_get_action_log", &json!({"project": "web", "pipeline": "1", "execution_id": 5126, "action_execution_id": "9b0676a41e8f6178c0cd50dc", "tail": 200})).await).len();
+    println!("\n## Sizes (bytes; ≈ tokens = bytes / 4)");
+    println!("| what | bytes | ≈ tokens | budget |\n|---|---|---|---|");
+    println!(
+        "| tools/list, {} tools | {list_bytes} | {} | |",
+        tools.len(),
+        list_bytes / 4
+    );
+    println!(
+        "| tools/list per tool | {per_tool} | {} | {TOOLS_LIST_PER_TOOL} |",
+        per_tool / 4
+    );
+    println!(
+        "| a page of 10 pull requests | {ten} | {} | {TEN_PRS} |",
+        ten / 4
+    );
+    println!("| one pull request | {one} | {} | {ONE_PR} |", one / 4);
+    println!("| one run with its actions | {run} | {} | |", run / 4);
+    println!("| a 200-line log tail | {log} | {} | |", log / 4);
+    for (what, value, budget) in [
+        ("tools/list per tool", per_tool, TOOLS_LIST_PER_TOOL),
+        ("10 pull requests", ten, TEN_PRS),
+        ("one pull request", one, ONE_PR),
+    ] {
+        if value > budget {
+            failures.push(format!("{what}: {value} bytes over the budget of {budget}"));
+        }
+    }
+
+    drop(stateful);
+    drop(stateless);
+    let _ = std::fs::remove_dir_all(&dir);
+    if !failures.is_empty() {
+        eprintln!("\nSIZE BUDGETS EXCEEDED:\n  {}", failures.join("\n  "));
+        std::process::exit(1);
+    }
+}
