@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::oauth::connect::{ConnectLink, Connector};
 use crate::oauth::tokens::{TokenError, TokenManager};
 use crate::provider::{ProviderClient, UpstreamError};
-use crate::shape;
+use crate::shape::{self, Reads};
 
 /// The built-in tool that reports the caller's connections.
 pub const CONNECTIONS_TOOL: &str = "devgate_connections";
@@ -31,6 +31,8 @@ struct Offered {
     tool: Arc<Tool>,
     client: Arc<ProviderClient>,
     defaults: Defaults,
+    /// What the tool's output reads of a JSON reply; the rest is skipped while parsing.
+    reads: Option<Reads>,
 }
 
 /// Why a call could not even start: answered as a JSON-RPC error, not a tool result.
@@ -159,6 +161,7 @@ impl Gateway {
                 offered.insert(
                     tool.name.clone(),
                     Offered {
+                        reads: reads_of(tool, &provider.spec.pagination),
                         tool: tool.clone(),
                         client: client.clone(),
                         defaults: defaults.clone(),
@@ -455,6 +458,7 @@ impl Call<'_> {
                         body.as_ref(),
                         &mut auth,
                         &args,
+                        o.reads.as_ref(),
                     )
                     .await?;
                 if tool.spec.response == ResponseKind::Empty || reply.is_null() {
@@ -505,7 +509,7 @@ impl Call<'_> {
                 .unwrap_or_default()
         };
         let first = self
-            .json(reqwest::Method::GET, url, None, auth, args)
+            .json(reqwest::Method::GET, url, None, auth, args, None)
             .await?;
         let mut text = read(&first);
         let total = spec
@@ -529,7 +533,7 @@ impl Call<'_> {
                 .map_err(|e| o.upstream_message(&e, args))?;
             text = read(
                 &self
-                    .json(reqwest::Method::GET, url, None, auth, args)
+                    .json(reqwest::Method::GET, url, None, auth, args, None)
                     .await?,
             );
         }
@@ -657,17 +661,18 @@ impl Call<'_> {
         body: Option<&Value>,
         auth: &mut Auth,
         args: &Map<String, Value>,
+        reads: Option<&Reads>,
     ) -> Result<Value, Stop> {
         let client = &self.offered.client;
         match client
-            .json(method.clone(), url.clone(), body, auth.header())
+            .json(method.clone(), url.clone(), body, auth.header(), reads)
             .await
         {
             Ok(reply) => Ok(reply.body),
             Err(e) if self.renewable(&e, auth) => {
                 *auth = self.renew(auth).await?;
                 client
-                    .json(method, url, body, auth.header())
+                    .json(method, url, body, auth.header(), reads)
                     .await
                     .map(|r| r.body)
                     .map_err(|e| self.stop(&e, args))
@@ -726,7 +731,10 @@ impl Call<'_> {
                 .client
                 .url(&path, &template::render_query(&step.query, args))
                 .map_err(|e| o.upstream_message(&e, args))?;
-            let reply = match self.json(reqwest::Method::GET, url, None, auth, args).await {
+            let reply = match self
+                .json(reqwest::Method::GET, url, None, auth, args, None)
+                .await
+            {
                 Ok(r) => r,
                 Err(Stop::Message(m)) => {
                     return Err(Stop::Message(format!(
@@ -776,7 +784,7 @@ impl Call<'_> {
             return Ok(body);
         };
         let current = self
-            .json(reqwest::Method::GET, url.clone(), None, auth, args)
+            .json(reqwest::Method::GET, url.clone(), None, auth, args, None)
             .await?;
         let mut merged = shape::project(&current, keep);
         if let Some(body) = body {
@@ -784,6 +792,26 @@ impl Call<'_> {
         }
         Ok(Some(merged))
     }
+}
+
+/// What a tool's output reads of its JSON reply: the list, the output fields within it, and the paging
+/// fields. `None` (parse everything) for tools without an output projection.
+fn reads_of(tool: &Tool, pagination: &Pagination) -> Option<Reads> {
+    let fields = tool.output.as_deref()?;
+    let mut reads = Reads::default();
+    let list = tool.spec.output.as_ref().and_then(|o| o.list.as_deref());
+    reads.add_fields(list.unwrap_or_default(), fields);
+    if list.is_some() {
+        match pagination {
+            Pagination::NextUrl { next } => reads.add_path(next),
+            Pagination::Page {
+                total_pages: Some(total),
+                ..
+            } => reads.add_path(total),
+            Pagination::Page { .. } => {}
+        }
+    }
+    Some(reads)
 }
 
 impl Offered {

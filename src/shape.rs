@@ -223,10 +223,199 @@ pub fn decode_cursor(tool: &str, cursor: &str) -> Result<String, &'static str> {
     Ok(url.to_string())
 }
 
+/// The parts of a provider's JSON reply a tool reads (its output fields, list and paging paths), so the
+/// reply is parsed into only those: Bitbucket's `links`, avatars and repository blocks are skipped
+/// without being allocated. Arrays are transparent: what is kept of an array is kept of each item.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reads {
+    whole: bool,
+    keys: std::collections::BTreeMap<String, Reads>,
+}
+
+impl Reads {
+    /// Everything below a dot path (numeric segments, array indexes, are transparent).
+    pub fn add_path(&mut self, dot_path: &str) {
+        self.node(dot_path.split('.')).whole = true;
+    }
+
+    /// What projecting the value at `dot_path` (empty: the root) through `fields` reads.
+    pub fn add_fields(&mut self, dot_path: &str, fields: &[Field]) {
+        self.node(dot_path.split('.')).add_fields_here(fields);
+    }
+
+    fn add_fields_here(&mut self, fields: &[Field]) {
+        for field in fields {
+            let node = self.node(field.path.iter().map(|s| s.key.as_str()));
+            match &field.sub {
+                Some(sub) => node.add_fields_here(sub),
+                None => node.whole = true,
+            }
+        }
+    }
+
+    fn node<'a>(&mut self, path: impl Iterator<Item = &'a str>) -> &mut Reads {
+        path.filter(|k| !k.is_empty() && !k.bytes().all(|b| b.is_ascii_digit()))
+            .fold(self, |node, key| {
+                node.keys.entry(key.to_string()).or_default()
+            })
+    }
+
+    /// Parses a JSON document, keeping only what is read. Malformed JSON is an error as with
+    /// `serde_json::from_slice`, skipped parts included.
+    pub fn parse(&self, bytes: &[u8]) -> serde_json::Result<Value> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = serde::de::DeserializeSeed::deserialize(self, &mut de)?;
+        de.end()?;
+        Ok(value)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &Reads {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.whole {
+            return serde::Deserialize::deserialize(d);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &Reads {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(kept) = map.next_key_seed(KeyIn(self))? {
+            match kept {
+                Some((key, reads)) => {
+                    out.insert(key, map.next_value_seed(reads)?);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// A map key, looked up without allocating: the key and what is read below it when it is kept.
+struct KeyIn<'r>(&'r Reads);
+
+impl<'de, 'r> serde::de::DeserializeSeed<'de> for KeyIn<'r> {
+    type Value = Option<(String, &'r Reads)>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 'r> serde::de::Visitor<'de> for KeyIn<'r> {
+    type Value = Option<(String, &'r Reads)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.keys.get(key).map(|r| (key.to_string(), r)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reads_parse_only_what_a_projection_uses_and_project_the_same() {
+        let body = json!({
+            "size": 2, "next": "https://x/2.0/r?page=2",
+            "values": [
+                {"id": 1, "title": "Aé", "links": {"self": {"href": "h"}, "html": {"href": "w"}},
+                 "author": {"display_name": "Ann", "uuid": "{1}", "links": {"avatar": {"href": "a"}}},
+                 "reviewers": [{"display_name": "Bo", "uuid": "{2}", "nickname": "bo"}],
+                 "source": {"branch": {"name": "f"}, "repository": {"full_name": "a/b"}}, "n": 1.5},
+                {"id": 2, "title": null, "author": null, "reviewers": [], "extra": [1, {"x": true}]}
+            ]
+        });
+        let specs = fields(&[
+            "id",
+            "title|1",
+            "author=author.display_name",
+            "reviewers=reviewers[]{name=display_name}",
+            "source=source.branch.name",
+            "n",
+        ]);
+        let mut reads = Reads::default();
+        reads.add_fields("values", &specs);
+        reads.add_path("next");
+        reads.add_path("values.0.id");
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let parsed = reads.parse(&bytes).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"next": "https://x/2.0/r?page=2", "values": [
+                {"id": 1, "title": "Aé", "author": {"display_name": "Ann"},
+                 "reviewers": [{"display_name": "Bo"}], "source": {"branch": {"name": "f"}}, "n": 1.5},
+                {"id": 2, "title": null, "author": null, "reviewers": []}
+            ]})
+        );
+        let project_all = |v: &Value| -> Vec<Value> {
+            v["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| project(i, &specs))
+                .collect()
+        };
+        assert_eq!(project_all(&parsed), project_all(&body));
+        for bad in [
+            &b"{\"values\": [1,"[..],
+            b"{\"links\": {\"a\": tru}}",
+            b"{} x",
+        ] {
+            assert!(
+                reads.parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     fn fields(specs: &[&str]) -> Vec<Field> {
         parse_fields(&specs.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()

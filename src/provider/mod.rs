@@ -20,6 +20,7 @@ use error::{provider_message, redact};
 
 use crate::catalog;
 use crate::config::{ProviderConfig, UpstreamConfig};
+use crate::shape::Reads;
 
 /// A successful JSON exchange.
 #[derive(Debug)]
@@ -164,7 +165,7 @@ impl ProviderClient {
             detail: "the provider issued a token a header cannot carry".into(),
         })?;
         let url = self.url(&self.catalog.spec.whoami.path, &[])?;
-        Ok(self.json(Method::GET, url, None, &auth).await?.body)
+        Ok(self.json(Method::GET, url, None, &auth, None).await?.body)
     }
 
     /// Where the credential is configured, e.g. `providers.buddy.token`.
@@ -215,13 +216,15 @@ impl ProviderClient {
         self.relative(url.as_str()).map(|_| url)
     }
 
-    /// Sends a request and reads a JSON reply (or nothing, for 204).
+    /// Sends a request and reads a JSON reply (or nothing, for 204); with `reads`, only those parts of
+    /// the reply are kept.
     pub async fn json(
         &self,
         method: Method,
         url: Url,
         body: Option<&Value>,
         auth: &HeaderValue,
+        reads: Option<&Reads>,
     ) -> Result<JsonReply, UpstreamError> {
         self.retrying(&method, || async {
             let response = self.send_once(&method, &url, body, auth).await?;
@@ -233,7 +236,11 @@ impl ProviderClient {
                     body: Value::Null,
                 });
             }
-            let body = serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Malformed {
+            let parsed = match reads {
+                Some(reads) => reads.parse(&bytes),
+                None => serde_json::from_slice(&bytes),
+            };
+            let body = parsed.map_err(|e| UpstreamError::Malformed {
                 detail: format!("{} sent invalid JSON ({e})", self.title()),
             })?;
             Ok(JsonReply { status, body })

@@ -50,7 +50,7 @@ pub const BUDDY_CLIENT_SECRET: &str = "sim-buddy-client-secret";
 pub const BITBUCKET_CLIENT_ID: &str = "sim-bitbucket-consumer";
 pub const BITBUCKET_CLIENT_SECRET: &str = "sim-bitbucket-consumer-secret";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Which {
     Buddy,
@@ -166,7 +166,31 @@ pub struct SimState {
     /// Requests waiting in a `hold` fault.
     holding: std::sync::atomic::AtomicU64,
     release: tokio::sync::Notify,
+    /// Finished GET answers, so a benchmark measures devgate rather than the sim's JSON building.
+    answers: Mutex<AnswerCache>,
 }
+
+/// Finished GET answers by (provider, account, URI), valid while no write has reached either provider:
+/// every non-GET API request bumps `generation`, which empties the cache. The sim's data changes only
+/// through such requests (reads never change it), so a cached answer is always the one the handler would
+/// give. Bounded: at `ANSWER_CACHE_ENTRIES` it starts over.
+#[derive(Default)]
+struct AnswerCache {
+    generation: u64,
+    entries: std::collections::HashMap<(Which, Account, String), CachedAnswer>,
+}
+
+#[derive(Clone)]
+struct CachedAnswer {
+    generation: u64,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+const ANSWER_CACHE_ENTRIES: usize = 4096;
+/// Bodies larger than this are not kept (logs and diffs of fault tests); they are rare and cheap to build.
+const ANSWER_CACHE_BODY_BYTES: usize = 256 * 1024;
 
 /// Locks a mutex, recovering the data if a panicking test poisoned it.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -189,6 +213,7 @@ impl SimState {
             aborted: Default::default(),
             holding: Default::default(),
             release: tokio::sync::Notify::new(),
+            answers: Mutex::default(),
         })
     }
 
@@ -400,10 +425,15 @@ fn with_common(
             axum::routing::post(add_fault).delete(clear_faults),
         )
         .route("/_sim/oauth", get(oauth::get_knobs).post(oauth::post_knob));
-    let api = api.layer(middleware::from_fn_with_state(
-        (which, state.clone()),
-        bearer,
-    ));
+    let api = api
+        .layer(middleware::from_fn_with_state(
+            (which, state.clone()),
+            cached,
+        ))
+        .layer(middleware::from_fn_with_state(
+            (which, state.clone()),
+            bearer,
+        ));
     let served = api.merge(oauth).layer(middleware::from_fn_with_state(
         (which, state.clone()),
         recorder,
@@ -622,6 +652,63 @@ async fn bearer(
         response.headers_mut().insert("x-oauth-scopes", value);
     }
     response
+}
+
+/// Serves a GET from the answer cache when nothing was written since it was built; any other method
+/// invalidates the cache (before and after it runs, so a read racing a write never keeps a stale answer).
+async fn cached(
+    State((which, state)): State<(Which, Arc<SimState>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let account = request.extensions().get::<Account>().copied();
+    let (Some(account), true) = (account, request.method() == axum::http::Method::GET) else {
+        lock(&state.answers).invalidate();
+        let response = next.run(request).await;
+        lock(&state.answers).invalidate();
+        return response;
+    };
+    let key = (which, account, request.uri().to_string());
+    let generation = {
+        let answers = lock(&state.answers);
+        if let Some(hit) = answers.entries.get(&key)
+            && hit.generation == answers.generation
+        {
+            let mut response = Response::new(Body::from(hit.body.clone()));
+            *response.status_mut() = hit.status;
+            *response.headers_mut() = hit.headers.clone();
+            return response;
+        }
+        answers.generation
+    };
+    let (parts, body) = next.run(request).await.into_parts();
+    // Handlers build their bodies in memory, so reading one whole cannot fail or grow unbounded.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut answers = lock(&state.answers);
+    if answers.generation == generation && body.len() <= ANSWER_CACHE_BODY_BYTES {
+        if answers.entries.len() >= ANSWER_CACHE_ENTRIES {
+            answers.entries.clear();
+        }
+        answers.entries.insert(
+            key,
+            CachedAnswer {
+                generation,
+                status: parts.status,
+                headers: parts.headers.clone(),
+                body: body.clone(),
+            },
+        );
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+impl AnswerCache {
+    fn invalidate(&mut self) {
+        self.generation += 1;
+        self.entries.clear();
+    }
 }
 
 /// An error in the provider's own format.
