@@ -14,6 +14,7 @@ use devgate::oauth::connect::Connector;
 use devgate::sandbox::{self, SandboxOptions};
 use devgate::transport::http::{self, HttpOptions};
 use devgate::transport::stdio;
+use rmcp::model::{ListToolsResult, ProtocolVersion, ServerResult};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -60,12 +61,16 @@ pub enum Command {
         /// Where to write the sandbox config for stdio clients.
         #[arg(long)]
         write_config: Option<PathBuf>,
+        #[command(flatten)]
+        select: ToolSelection,
     },
     /// Serve MCP on stdin/stdout (for agents that start devgate themselves).
     Stdio {
         /// Who is calling (default: the local OS user).
         #[arg(long)]
         user: Option<String>,
+        #[command(flatten)]
+        select: ToolSelection,
     },
     /// Serve MCP over streamable HTTP at /mcp.
     Http {
@@ -75,17 +80,28 @@ pub enum Command {
         /// No sessions: any instance can answer any request.
         #[arg(long)]
         stateless: bool,
+        #[command(flatten)]
+        select: ToolSelection,
     },
-    /// Print the tools this config offers (names, scopes, hints).
+    /// Print the tools this config offers (names, scopes, hints), or with --stats what they cost an agent.
     Tools {
         #[arg(long, value_enum, default_value = "md")]
         format: ToolsFormat,
         /// The whole catalog, whatever the config offers.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["toolsets", "read_only"])]
         all: bool,
+        /// The size of what an agent receives (tools/list and the instructions), in bytes and ≈ tokens,
+        /// per toolset and per tool.
+        #[arg(long)]
+        stats: bool,
+        #[command(flatten)]
+        select: ToolSelection,
     },
     /// Check the config and the catalogs, reach the store and check the sealing key; exit 1 listing every problem.
-    Check,
+    Check {
+        #[command(flatten)]
+        select: ToolSelection,
+    },
     /// Connect your account at a provider from a terminal: prints the link and waits for the callback.
     Connect {
         provider: String,
@@ -121,6 +137,63 @@ pub enum KeysAction {
     Revoke { user: String, id: String },
 }
 
+/// Which tools to offer, overriding the config's `[tools] toolsets` and `read_only`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ToolSelection {
+    /// Offer only these toolsets, comma separated (overrides tools.toolsets; `all` for every one).
+    #[arg(long, value_delimiter = ',', value_name = "TOOLSET,...")]
+    pub toolsets: Option<Vec<String>>,
+    /// Offer only tools that change nothing (overrides tools.read_only).
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+impl ToolSelection {
+    /// The `--toolsets` names, trimmed; an empty list is a mistake, not "offer nothing".
+    fn toolsets(&self) -> anyhow::Result<Option<Vec<String>>> {
+        let Some(sets) = &self.toolsets else {
+            return Ok(None);
+        };
+        let sets: Vec<String> = sets
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if sets.is_empty() {
+            bail!("--toolsets needs at least one toolset (or `all`)");
+        }
+        Ok(Some(sets))
+    }
+
+    /// Applies the flags to a loaded config, before it is validated.
+    fn apply(&self, config: &mut Config) -> anyhow::Result<()> {
+        if let Some(sets) = self.toolsets()? {
+            config.tools.toolsets = sets;
+        }
+        if self.read_only {
+            config.tools.read_only = true;
+        }
+        Ok(())
+    }
+
+    /// Where the checked settings came from, naming the flags, so a problem a flag causes is not blamed
+    /// on the file alone.
+    fn origin(&self, config: &Config) -> String {
+        let mut flags = Vec::new();
+        if self.toolsets.is_some() {
+            flags.push("--toolsets");
+        }
+        if self.read_only {
+            flags.push("--read-only");
+        }
+        match (flags.is_empty(), config.origin.as_str()) {
+            (true, origin) => origin.to_string(),
+            (false, "defaults") => flags.join(" "),
+            (false, origin) => format!("{origin} with {}", flags.join(" ")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ToolsFormat {
     Md,
@@ -151,10 +224,12 @@ fn load_catalog(dir: Option<&Path>) -> anyhow::Result<Catalog> {
     })
 }
 
-/// Loads config and catalog and refuses to start when the config has problems.
-fn load_checked(cli: &Cli) -> anyhow::Result<(Config, Catalog)> {
+/// Loads config and catalog, applies the tool selection flags and refuses to start when the config has
+/// problems.
+fn load_checked(cli: &Cli, select: &ToolSelection) -> anyhow::Result<(Config, Catalog)> {
     let catalog = load_catalog(cli.tools_dir.as_deref())?;
-    let config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(cli.config.as_deref())?;
+    select.apply(&mut config)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -162,7 +237,7 @@ fn load_checked(cli: &Cli) -> anyhow::Result<(Config, Catalog)> {
     if !problems.is_empty() {
         bail!(
             "{} has problems:\n  {}",
-            config.origin,
+            select.origin(&config),
             problems.join("\n  ")
         );
     }
@@ -176,6 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             buddy,
             bitbucket,
             write_config,
+            select,
         } => {
             let catalog = load_catalog(cli.tools_dir.as_deref())?;
             let config_path = write_config.clone().unwrap_or_else(|| {
@@ -189,6 +265,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     buddy: *buddy,
                     bitbucket: *bitbucket,
                     config_path,
+                    toolsets: select.toolsets()?,
+                    read_only: select.read_only,
                 },
                 &catalog,
             )
@@ -198,8 +276,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shutdown_signal().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Stdio { user } => {
-            let (config, catalog) = load_checked(&cli)?;
+        Command::Stdio { user, select } => {
+            let (config, catalog) = load_checked(&cli, select)?;
             let app = App::build(config, &catalog, false)
                 .await
                 .map_err(anyhow::Error::msg)?;
@@ -211,8 +289,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("stdio transport")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Http { listen, stateless } => {
-            let (mut config, catalog) = load_checked(&cli)?;
+        Command::Http {
+            listen,
+            stateless,
+            select,
+        } => {
+            let (mut config, catalog) = load_checked(&cli, select)?;
             let listen = match listen {
                 Some(l) => *l,
                 None => config.http.listen.parse().context("http.listen")?,
@@ -254,7 +336,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Connect { provider, user } => {
-            let (config, catalog) = load_checked(&cli)?;
+            let (config, catalog) = load_checked(&cli, &ToolSelection::default())?;
             let app = App::build(config, &catalog, true)
                 .await
                 .map_err(anyhow::Error::msg)?;
@@ -296,7 +378,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Disconnect { provider, user } => {
-            let (config, catalog) = load_checked(&cli)?;
+            let (config, catalog) = load_checked(&cli, &ToolSelection::default())?;
             let app = App::build(config, &catalog, true)
                 .await
                 .map_err(anyhow::Error::msg)?;
@@ -306,7 +388,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { user } => {
-            let (config, catalog) = load_checked(&cli)?;
+            let (config, catalog) = load_checked(&cli, &ToolSelection::default())?;
             let app = App::build(config, &catalog, false)
                 .await
                 .map_err(anyhow::Error::msg)?;
@@ -380,19 +462,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tools { format, all } => {
+        Command::Tools {
+            format,
+            all,
+            stats,
+            select,
+        } => {
             let catalog = load_catalog(cli.tools_dir.as_deref())?;
-            let config = if *all {
+            let mut config = if *all {
                 Config::default()
             } else {
                 Config::load(cli.config.as_deref())?
             };
+            select.apply(&mut config)?;
+            let problems = config.tool_problems(&catalog);
+            if !problems.is_empty() {
+                bail!(
+                    "{} has problems:\n  {}",
+                    select.origin(&config),
+                    problems.join("\n  ")
+                );
+            }
+            // Without providers (or with --all), the whole catalog: every provider as if configured.
             let whole = *all || config.providers.is_empty();
+            if whole {
+                for p in &catalog.providers {
+                    config.providers.insert(
+                        p.spec.id.clone(),
+                        devgate::config::ProviderConfig {
+                            token: Some(devgate::config::Secret::new("catalog")),
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+            if *stats {
+                let stats = ToolStats::measure(&config, &catalog).await?;
+                match format {
+                    ToolsFormat::Md => print!("{}", stats.markdown(&config, whole)),
+                    ToolsFormat::Json => println!("{}", serde_json::to_string_pretty(&stats)?),
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let tools: Vec<_> = catalog
                 .providers
                 .iter()
                 .flat_map(|p| p.tools.iter())
-                .filter(|t| whole || is_offered(&config, &catalog, t))
+                .filter(|t| is_offered(&config, &catalog, t))
                 .collect();
             match format {
                 ToolsFormat::Md => print!("{}", devgate::catalog::docs::markdown(&catalog, &tools)),
@@ -400,7 +516,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check => {
+        Command::Check { select } => {
             let catalog = match load_catalog(cli.tools_dir.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -408,13 +524,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let config = match Config::load(cli.config.as_deref()) {
+            let mut config = match Config::load(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("config: {e}");
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            if let Err(e) = select.apply(&mut config) {
+                eprintln!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
             for warning in &config.warnings {
                 eprintln!("warning: {warning}");
             }
@@ -435,13 +555,222 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}: ok ({offered} tools offered)", config.origin);
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{} has problems:", config.origin);
+                eprintln!("{} has problems:", select.origin(&config));
                 for p in problems {
                     eprintln!("  {p}");
                 }
                 Ok(ExitCode::FAILURE)
             }
         }
+    }
+}
+
+/// What an agent receives for a config (`devgate tools --stats`), measured as the JSON devgate sends.
+#[derive(Debug, serde::Serialize)]
+struct ToolStats {
+    tools: usize,
+    /// Bytes of the `tools/list` result.
+    bytes: usize,
+    approx_tokens: usize,
+    bytes_per_tool: usize,
+    /// Bytes of the server instructions as a JSON string (sent once per session, in `initialize`).
+    instructions_bytes: usize,
+    /// Largest first.
+    toolsets: Vec<ToolsetStat>,
+    /// Largest first.
+    per_tool: Vec<ToolStat>,
+    /// The MCP version the sizes are for (the newest with an `initialize` handshake).
+    #[serde(skip)]
+    protocol_version: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ToolsetStat {
+    name: String,
+    tools: usize,
+    bytes: usize,
+    approx_tokens: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ToolStat {
+    name: String,
+    toolset: String,
+    bytes: usize,
+    approx_tokens: usize,
+}
+
+/// A rough token count for JSON text: a quarter of its bytes, rounded up.
+fn approx_tokens(bytes: usize) -> usize {
+    bytes.div_ceil(4)
+}
+
+/// A directory removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl ToolStats {
+    /// Builds the gateway a session with this config talks to, the way `devgate stdio` does, and
+    /// serializes its `tools/list` result and instructions. With OAuth providers (which add
+    /// `devgate_connections`) it opens a throwaway store, so measuring never touches the real one.
+    async fn measure(config: &Config, catalog: &Catalog) -> anyhow::Result<Self> {
+        let mut config = config.clone();
+        let mut _scratch = None;
+        if config.providers.values().any(|p| p.uses_oauth()) {
+            let dir = std::env::temp_dir().join(format!("devgate-stats-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            config.store.url = format!("sqlite://{}", dir.join("devgate.db").display());
+            config
+                .public_url
+                .get_or_insert_with(|| "http://127.0.0.1:8080".into());
+            _scratch = Some(ScratchDir(dir));
+        }
+        let app = App::build(config, catalog, false)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        // What the MCP server answers, shaped as rmcp shapes it for the version a session negotiates
+        // in the `initialize` handshake (agents today): before 2026-07-28 without `resultType` and
+        // without non-object output schemas; from 2026-07-28 (no handshake) with cache hints.
+        let server = devgate::mcp::McpServer::new(
+            app.gateway.clone(),
+            devgate::mcp::Caller::Fixed("devgate-stats".into()),
+            app.pending.clone(),
+        );
+        let info = rmcp::ServerHandler::get_info(&server);
+        let version = rmcp::ServerHandler::supported_protocol_versions(&server)
+            .iter()
+            .filter(|v| v.has_initialize())
+            .max_by(|a, b| a.as_str().cmp(b.as_str()))
+            .cloned()
+            .unwrap_or(info.protocol_version.clone());
+        let mut result = ServerResult::ListToolsResult(ListToolsResult::with_all_items(
+            app.gateway.tools().as_ref().clone(),
+        ));
+        if version.as_str() >= ProtocolVersion::V_2026_07_28.as_str() {
+            result.fill_missing_cache_hints();
+        } else {
+            result.strip_result_type_for_legacy_peer();
+            result.strip_non_object_output_for_legacy_peer();
+        }
+        let ServerResult::ListToolsResult(result) = result else {
+            unreachable!("a tools/list result stays one")
+        };
+        let bytes = serde_json::to_vec(&result)?.len();
+        let instructions_bytes = serde_json::to_vec(&info.instructions.unwrap_or_default())?.len();
+        let listed = &result.tools;
+        let toolset_of: std::collections::HashMap<&str, &str> = catalog
+            .providers
+            .iter()
+            .flat_map(|p| p.tools.iter())
+            .map(|t| (t.name.as_str(), t.spec.toolset.as_str()))
+            .collect();
+        let mut per_tool = Vec::new();
+        for tool in listed.iter() {
+            let size = serde_json::to_vec(tool)?.len();
+            per_tool.push(ToolStat {
+                name: tool.name.to_string(),
+                toolset: toolset_of
+                    .get(tool.name.as_ref())
+                    .copied()
+                    .unwrap_or("devgate")
+                    .to_string(),
+                bytes: size,
+                approx_tokens: approx_tokens(size),
+            });
+        }
+        per_tool.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+        let mut sets: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        for t in &per_tool {
+            let entry = sets.entry(t.toolset.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 += t.bytes;
+        }
+        let mut toolsets: Vec<ToolsetStat> = sets
+            .into_iter()
+            .map(|(name, (tools, bytes))| ToolsetStat {
+                name: name.to_string(),
+                tools,
+                bytes,
+                approx_tokens: approx_tokens(bytes),
+            })
+            .collect();
+        toolsets.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+        Ok(Self {
+            tools: per_tool.len(),
+            bytes,
+            approx_tokens: approx_tokens(bytes),
+            bytes_per_tool: bytes.checked_div(per_tool.len()).unwrap_or(0),
+            instructions_bytes,
+            toolsets,
+            per_tool,
+            protocol_version: version.to_string(),
+        })
+    }
+
+    fn markdown(&self, config: &Config, whole: bool) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let source = if whole {
+            "the whole catalog (no provider configured)".to_string()
+        } else {
+            config.origin.clone()
+        };
+        let _ = writeln!(
+            out,
+            "## What the offered tools cost an agent\n\n{source}; toolsets: {}; read-only: {}; \
+as sent to an MCP {} client.\n",
+            config.tools.toolsets.join(", "),
+            if config.tools.read_only { "yes" } else { "no" },
+            self.protocol_version,
+        );
+        let total = self.bytes + self.instructions_bytes;
+        let _ = writeln!(
+            out,
+            "| Sent | Bytes | ≈ Tokens |\n|---|---:|---:|\n\
+| `tools/list`: {} tools, {} bytes per tool | {} | {} |\n\
+| Server instructions (once, in `initialize`) | {} | {} |\n\
+| Total | {total} | {} |\n",
+            self.tools,
+            self.bytes_per_tool,
+            self.bytes,
+            self.approx_tokens,
+            self.instructions_bytes,
+            approx_tokens(self.instructions_bytes),
+            approx_tokens(total),
+        );
+        let _ = writeln!(
+            out,
+            "≈ tokens = bytes / 4, rounded up: a rough rule for JSON; the agent's own tokenizer decides.\n"
+        );
+        let _ = writeln!(
+            out,
+            "### By toolset\n\n| Toolset | Tools | Bytes | ≈ Tokens |\n|---|---:|---:|---:|"
+        );
+        for t in &self.toolsets {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                t.name, t.tools, t.bytes, t.approx_tokens
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### By tool\n\n| Tool | Toolset | Bytes | ≈ Tokens |\n|---|---|---:|---:|"
+        );
+        for t in &self.per_tool {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                t.name, t.toolset, t.bytes, t.approx_tokens
+            );
+        }
+        out
     }
 }
 

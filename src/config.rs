@@ -222,6 +222,8 @@ pub struct ToolsConfig {
     pub exclude: Vec<String>,
     /// Cap on text results (files, diffs, logs), in bytes; longer text is cut with an offset to read on.
     pub text_cap_bytes: usize,
+    /// How often a run tool called with `wait` polls the run, in milliseconds.
+    pub wait_poll_ms: u64,
 }
 
 impl Default for ToolsConfig {
@@ -231,6 +233,7 @@ impl Default for ToolsConfig {
             toolsets: vec!["all".into()],
             exclude: Vec::new(),
             text_cap_bytes: 64 * 1024,
+            wait_poll_ms: 2000,
         }
     }
 }
@@ -420,23 +423,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks the config against the catalog; returns every problem found.
-    pub fn validate(&self, catalog: &Catalog) -> Vec<String> {
+    /// The problems of the tool selection alone (unknown toolsets, unknown excluded tools): what
+    /// `devgate tools` checks, which also runs without providers or credentials.
+    pub fn tool_problems(&self, catalog: &Catalog) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Some(url) = &self.public_url
-            && let Err(e) = url::Url::parse(url)
-        {
-            problems.push(format!("public_url `{url}`: {e}"));
-        }
-        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            problems.push(format!(
-                "http.listen `{}` is not an address such as 127.0.0.1:8080",
-                self.http.listen
-            ));
-        }
-        if self.tools.text_cap_bytes < 1024 {
-            problems.push("tools.text_cap_bytes must be at least 1024".into());
-        }
         let toolsets: std::collections::BTreeSet<&str> = catalog
             .providers
             .iter()
@@ -460,6 +450,30 @@ impl Config {
                 problems.push(format!("tools.exclude: unknown tool `{name}`"));
             }
         }
+        problems
+    }
+
+    /// Checks the config against the catalog; returns every problem found.
+    pub fn validate(&self, catalog: &Catalog) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.public_url
+            && let Err(e) = url::Url::parse(url)
+        {
+            problems.push(format!("public_url `{url}`: {e}"));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "http.listen `{}` is not an address such as 127.0.0.1:8080",
+                self.http.listen
+            ));
+        }
+        if !(10..=60_000).contains(&self.tools.wait_poll_ms) {
+            problems.push("tools.wait_poll_ms must be between 10 and 60000".into());
+        }
+        if self.tools.text_cap_bytes < 1024 {
+            problems.push("tools.text_cap_bytes must be at least 1024".into());
+        }
+        problems.extend(self.tool_problems(catalog));
         if self.providers.is_empty() {
             problems.push(format!(
                 "no provider is configured: add [providers.buddy] or [providers.bitbucket] to {}",

@@ -14,17 +14,24 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::schema::{self, Defaults};
 use crate::catalog::{
-    CURSOR_PARAM, Catalog, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind, TAIL_PARAM, Tool,
-    template,
+    CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind,
+    TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
 };
 use crate::config::Config;
 use crate::oauth::connect::{ConnectLink, Connector};
 use crate::oauth::tokens::{TokenError, TokenManager};
 use crate::provider::{ProviderClient, UpstreamError};
-use crate::shape::{self, Reads};
+use crate::shape::{self, Field, Reads};
 
 /// The built-in tool that reports the caller's connections.
 pub const CONNECTIONS_TOOL: &str = "devgate_connections";
+
+/// Where a call reports progress (one line per change, e.g. the steps of a run it waits for); the MCP
+/// layer forwards each line as a `notifications/progress` when the client asked for progress.
+pub type Progress = tokio::sync::mpsc::UnboundedSender<String>;
+
+/// Lines of the failed step's log a waited-for run returns.
+const WAIT_LOG_LINES: u64 = 40;
 
 /// A tool as offered to agents: its catalog entry and the client that serves it.
 struct Offered {
@@ -105,6 +112,8 @@ pub struct Gateway {
     connector: Option<Arc<Connector>>,
     /// Per-user call rate (token bucket), when configured.
     limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+    /// How often `wait` polls a run.
+    wait_poll: std::time::Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -180,6 +189,7 @@ impl Gateway {
             tokens: None,
             connector: None,
             limiter: rate_limiter(config),
+            wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
         })
     }
 
@@ -227,6 +237,7 @@ impl Gateway {
         user: &str,
         name: &str,
         args: Option<&JsonObject>,
+        progress: Option<Progress>,
     ) -> Result<CallOutcome, CallError> {
         if let Some(limited) = self.rate_limited(user) {
             return Ok(CallOutcome::Done(limited));
@@ -244,6 +255,8 @@ impl Gateway {
             offered,
             user,
             tokens: self.tokens.as_deref(),
+            progress: progress.as_ref(),
+            wait_poll: self.wait_poll,
         };
         match call.run(args, self.text_cap).await {
             Ok(result) => Ok(CallOutcome::Done(result)),
@@ -344,7 +357,13 @@ Shared arguments: `workspace` is the Buddy workspace domain or the Bitbucket wor
 though left out of their schemas. \
 Lists return {items, next_cursor}: pass next_cursor back as `cursor` for the next page. \
 Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on; \
-log tools take `tail` (the last N lines).",
+log tools take `tail` (the last N lines). \
+Read tools take `fields`, a list of extra dot paths into the provider's object (e.g. \
+[\"links.html.href\"], `name=path`, `path|200`) added to each result; pass it again with `cursor`; \
+paths no item had are listed in fields_absent. \
+Run tools take `wait` (seconds, at most 600): devgate follows the run to its end, reports its steps \
+as progress, and returns the final state with the failed step's log tail; cancelling stops the \
+waiting, not the run.",
     );
     for (id, p) in &config.providers {
         if let Some(ws) = &p.workspace {
@@ -390,6 +409,8 @@ struct Call<'a> {
     offered: &'a Offered,
     user: &'a str,
     tokens: Option<&'a TokenManager>,
+    progress: Option<&'a Progress>,
+    wait_poll: std::time::Duration,
 }
 
 impl Call<'_> {
@@ -450,6 +471,7 @@ impl Call<'_> {
                 Ok(text_result(window, offset))
             }
             ResponseKind::Json | ResponseKind::Empty => {
+                let extra = o.extra_fields(&args)?;
                 let body = self.body(&args, &url, &mut auth).await?;
                 let reply = self
                     .json(
@@ -458,13 +480,214 @@ impl Call<'_> {
                         body.as_ref(),
                         &mut auth,
                         &args,
-                        o.reads.as_ref(),
+                        extra
+                            .as_ref()
+                            .map_or(o.reads.as_ref(), |e| e.reads.as_ref()),
                     )
                     .await?;
                 if tool.spec.response == ResponseKind::Empty || reply.is_null() {
                     return Ok(CallToolResult::structured(json!({"ok": true})));
                 }
-                Ok(CallToolResult::structured(o.shape(&reply, &url)))
+                let shaped = match &extra {
+                    Some(extra) => extra.shape(o, &reply, &url),
+                    None => o.shape(&reply, &url, o.tool.output.as_deref().unwrap_or_default()),
+                };
+                let wait = args
+                    .get(WAIT_PARAM)
+                    .and_then(Value::as_u64)
+                    .filter(|s| *s > 0);
+                if let (Some(spec), Some(secs)) = (&tool.spec.wait, wait) {
+                    let followed = self.follow(spec, &args, shaped, secs, text_cap).await;
+                    return Ok(CallToolResult::structured(followed));
+                }
+                Ok(CallToolResult::structured(shaped))
+            }
+        }
+    }
+
+    /// Follows a run this call started until it ends or `secs` pass, reporting its steps as progress.
+    /// Returns the run as the poll tool shows it, with the failed step's log tail when it did not
+    /// succeed. Problems while following never hide that the run started: they are added as `wait_error`.
+    async fn follow(
+        &self,
+        spec: &WaitSpec,
+        args: &Map<String, Value>,
+        started: Value,
+        secs: u64,
+        text_cap: usize,
+    ) -> Value {
+        let begun = tokio::time::Instant::now();
+        let deadline = begun + std::time::Duration::from_secs(secs);
+        let provider = &self.offered.tool.provider;
+        let mut poll_args = Map::new();
+        for (param, field) in &spec.args {
+            if let Some(v) = started.get(field) {
+                poll_args.insert(param.clone(), v.clone());
+            }
+        }
+        let mut last_line = String::new();
+        let mut seen = started.clone();
+        let give_up = |mut run: Value, error: String| {
+            if let Value::Object(out) = &mut run {
+                out.insert("wait_error".into(), json!(error));
+            }
+            run
+        };
+        loop {
+            let run = match self.sub(&spec.poll, args, &poll_args, text_cap).await {
+                Ok(run) => run,
+                Err(e) => return give_up(seen, e),
+            };
+            let steps = match &spec.steps_tool {
+                Some(tool) => match self.sub(tool, args, &poll_args, text_cap).await {
+                    Ok(list) => list.get("items").cloned().unwrap_or(json!([])),
+                    Err(e) => return give_up(run, e),
+                },
+                None => run.get(&spec.steps).cloned().unwrap_or(json!([])),
+            };
+            let state = run.get(&spec.state).and_then(Value::as_str).unwrap_or("?");
+            let step_state = |step: &Value| -> String {
+                spec.step_state
+                    .iter()
+                    .find_map(|f| step.get(f).and_then(Value::as_str))
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            let line = {
+                let parts: Vec<String> = steps
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|step| {
+                        let name = step
+                            .get(&spec.step_name)
+                            .and_then(Value::as_str)
+                            .unwrap_or("step");
+                        format!("{name}: {}", step_state(step))
+                    })
+                    .collect();
+                if parts.is_empty() {
+                    state.to_string()
+                } else {
+                    format!("{state} · {}", parts.join(", "))
+                }
+            };
+            if line != last_line {
+                if let Some(progress) = self.progress {
+                    let _ = progress.send(line.clone());
+                }
+                last_line = line;
+            }
+            let running = spec.running.iter().any(|r| r == state);
+            let mut out = run.clone();
+            let Value::Object(fields) = &mut out else {
+                return give_up(seen, format!("{provider}_{} returned no object", spec.poll));
+            };
+            if spec.steps_tool.is_some() {
+                fields.insert("steps".into(), steps.clone());
+            }
+            let now = tokio::time::Instant::now();
+            fields.insert(
+                "waited_s".into(),
+                json!(now.duration_since(begun).as_secs()),
+            );
+            if running && now >= deadline {
+                fields.insert(
+                    "wait_note".into(),
+                    json!(format!(
+                        "still {state} after {secs} s; the run goes on: check it with {provider}_{}",
+                        spec.poll
+                    )),
+                );
+                return out;
+            }
+            if !running {
+                let outcome = spec
+                    .outcome
+                    .as_ref()
+                    .and_then(|f| run.get(f))
+                    .or_else(|| run.get(&spec.state))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !spec.success.iter().any(|s| s == outcome) {
+                    let failed = steps
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|step| spec.step_failed.contains(&step_state(step)));
+                    if let Some(step) = failed {
+                        let mut log_args = poll_args.clone();
+                        for (param, field) in &spec.log_args {
+                            if let Some(v) = step.get(field) {
+                                log_args.insert(param.clone(), v.clone());
+                            }
+                        }
+                        log_args.insert(TAIL_PARAM.into(), json!(WAIT_LOG_LINES));
+                        let name = step.get(&spec.step_name).cloned().unwrap_or(Value::Null);
+                        let log = match self.sub(&spec.log, args, &log_args, text_cap).await {
+                            Ok(log) => log.get("text").cloned().unwrap_or(Value::Null),
+                            Err(e) => json!(format!("(the log could not be read: {e})")),
+                        };
+                        fields.insert("failed_step".into(), json!({"name": name, "log_tail": log}));
+                    }
+                }
+                return out;
+            }
+            seen = run;
+            let pause = self.wait_poll.min(deadline.saturating_duration_since(now));
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Calls another read tool of this provider for `follow`: the run tool's arguments that tool takes,
+    /// plus `extra`. Its `isError` text (or connect reason) comes back as the error.
+    async fn sub(
+        &self,
+        short_name: &str,
+        run_args: &Map<String, Value>,
+        extra: &Map<String, Value>,
+        text_cap: usize,
+    ) -> Result<Value, String> {
+        let o = self.offered;
+        let catalog = &o.client.catalog;
+        let tool = catalog
+            .tools
+            .iter()
+            .find(|t| t.spec.name == short_name)
+            .cloned()
+            .ok_or_else(|| format!("the catalog has no tool `{short_name}`"))?;
+        let mut args: Map<String, Value> = run_args
+            .iter()
+            .filter(|(k, _)| tool.spec.params.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        args.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let offered = Offered {
+            reads: reads_of(&tool, &catalog.spec.pagination),
+            tool,
+            client: o.client.clone(),
+            defaults: o.defaults.clone(),
+        };
+        let call = Call {
+            offered: &offered,
+            user: self.user,
+            tokens: self.tokens,
+            progress: None,
+            wait_poll: self.wait_poll,
+        };
+        match Box::pin(call.run(Some(&args), text_cap)).await {
+            Ok(result) if result.is_error != Some(true) => {
+                Ok(result.structured_content.unwrap_or(Value::Null))
+            }
+            Ok(result) => Err(result
+                .content
+                .iter()
+                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                .collect::<Vec<_>>()
+                .join(" ")),
+            Err(Stop::Message(m)) => Err(m),
+            Err(Stop::Connect { reason, .. }) => {
+                Err(format!("{reason}; see devgate_connections for the link"))
             }
         }
     }
@@ -794,6 +1017,33 @@ impl Call<'_> {
     }
 }
 
+/// A call's projection widened by the agent's `fields`.
+struct ExtraFields {
+    /// The output names the agent asked for.
+    asked: Vec<String>,
+    fields: Vec<Field>,
+    reads: Option<Reads>,
+}
+
+impl ExtraFields {
+    /// Shapes the reply with the widened projection, naming any asked field that no item had, so an
+    /// agent that guessed a path wrong is told rather than handed a silently narrower result.
+    fn shape(&self, offered: &Offered, reply: &Value, url: &url::Url) -> Value {
+        let mut shaped = offered.shape(reply, url, &self.fields);
+        let found = |name: &str| match shaped.get("items").and_then(Value::as_array) {
+            Some(items) => items.iter().any(|i| i.get(name).is_some()),
+            None => shaped.get(name).is_some(),
+        };
+        let absent: Vec<&String> = self.asked.iter().filter(|n| !found(n)).collect();
+        if !absent.is_empty()
+            && let Value::Object(out) = &mut shaped
+        {
+            out.insert("fields_absent".into(), json!(absent));
+        }
+        shaped
+    }
+}
+
 /// What a tool's output reads of its JSON reply: the list, the output fields within it, and the paging
 /// fields. `None` (parse everything) for tools without an output projection.
 fn reads_of(tool: &Tool, pagination: &Pagination) -> Option<Reads> {
@@ -845,10 +1095,45 @@ impl Offered {
         }
     }
 
+    /// The output fields of this call when the agent asked for more with `fields`.
+    fn extra_fields(&self, args: &Map<String, Value>) -> Result<Option<ExtraFields>, String> {
+        let Some(specs) = args.get(FIELDS_PARAM).and_then(Value::as_array) else {
+            return Ok(None);
+        };
+        let specs: Vec<String> = specs
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        let asked = shape::parse_fields(&specs)
+            .map_err(|e| format!("{}: {FIELDS_PARAM}: {e}", self.tool.name))?;
+        let mut fields = self.tool.output.clone().unwrap_or_default();
+        for field in &asked {
+            match fields.iter_mut().find(|f| f.out == field.out) {
+                Some(slot) => *slot = field.clone(),
+                None => fields.push(field.clone()),
+            }
+        }
+        let list = self
+            .tool
+            .spec
+            .output
+            .as_ref()
+            .and_then(|o| o.list.as_deref());
+        let reads = self.reads.clone().map(|mut reads| {
+            reads.add_fields(list.unwrap_or_default(), &asked);
+            reads
+        });
+        Ok(Some(ExtraFields {
+            asked: asked.into_iter().map(|f| f.out).collect(),
+            fields,
+            reads,
+        }))
+    }
+
     /// Projects a JSON reply and adds the cursor of the next page.
-    fn shape(&self, body: &Value, url: &url::Url) -> Value {
+    fn shape(&self, body: &Value, url: &url::Url, fields: &[Field]) -> Value {
         let tool = &self.tool;
-        let fields = tool.output.as_deref().unwrap_or_default();
         let Some(list) = tool.spec.output.as_ref().and_then(|o| o.list.as_deref()) else {
             return shape::project(body, fields);
         };
@@ -946,14 +1231,24 @@ impl Offered {
                         tool_token_help(&self.client)
                     ),
                     403 => format!(
-                        " The credential may lack a scope this tool needs ({}) or the account lacks permission.",
-                        tool.spec.scopes.join(", ")
+                        " The credential may lack a scope this tool needs ({}) or the account lacks permission: grant it{}, or ask the owner for access.",
+                        tool.spec.scopes.join(", "),
+                        tool_token_help(&self.client)
                     ),
                     404 => format!(" Check {}.", self.path_values(args)),
+                    400 | 422 => " Correct the argument it names, then call again.".into(),
+                    409 => format!(
+                        " It conflicts with the current state: read it first{}, then decide.",
+                        self.check_hint()
+                    ),
                     429 => match retry_after {
                         Some(s) => format!(" Rate limited; wait {s} s before calling again."),
                         None => " Rate limited; wait a minute before calling again.".into(),
                     },
+                    s if *s < 500 => {
+                        " Check the arguments against the tool's description, then call again."
+                            .into()
+                    }
                     s if *s >= 500 && changes => format!(
                         " The change may or may not have happened: check its state before retrying{}.",
                         self.check_hint()

@@ -19,15 +19,15 @@ use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification,
     ElicitRequest, ElicitRequestParams, ErrorCode, Implementation, InputRequest, InputRequests,
-    InputRequiredResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ServerCapabilities, ServerConfig, ServerNotification, Tool,
+    InputRequiredResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ServerCapabilities, ServerConfig, ServerNotification, Tool,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::gateway::{CallError, CallOutcome, ConnectRequest, Gateway};
+use crate::gateway::{CallError, CallOutcome, ConnectRequest, Gateway, Progress};
 use crate::identity::Identity;
 use crate::oauth::connect::CompletionSink;
 
@@ -167,6 +167,30 @@ fn connect_response(
     .into())
 }
 
+/// When the client asked for progress on this request: a sender whose lines go out, in order, as
+/// `notifications/progress` with a count that grows by one per line.
+/// The forwarder ends once the sender is dropped; awaiting it before answering keeps the last progress
+/// line ahead of the result.
+fn progress_sender(
+    context: &RequestContext<RoleServer>,
+) -> Option<(Progress, tokio::task::JoinHandle<()>)> {
+    let token = context.meta.get_progress_token()?;
+    let peer = context.peer.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let forwarder = tokio::spawn(async move {
+        let mut count = 0.0;
+        while let Some(line) = rx.recv().await {
+            count += 1.0;
+            let mut param = ProgressNotificationParam::new(token.clone(), count);
+            param.message = Some(line);
+            if peer.notify_progress(param).await.is_err() {
+                break;
+            }
+        }
+    });
+    Some((tx, forwarder))
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -201,7 +225,17 @@ impl ServerHandler for McpServer {
         let gateway = self.gateway.clone();
         let pending = self.pending.clone();
         async move {
-            let call = gateway.call(&user, &request.name, request.arguments.as_ref());
+            // Only a call that waits has progress to report (rmcp clients put a token on every request).
+            let waits = request
+                .arguments
+                .as_ref()
+                .and_then(|a| a.get(crate::catalog::WAIT_PARAM))
+                .is_some_and(|w| w.as_u64().is_some_and(|s| s > 0) || w.is_string());
+            let (progress, forwarder) = match waits.then(|| progress_sender(&context)).flatten() {
+                Some((sender, forwarder)) => (Some(sender), Some(forwarder)),
+                None => (None, None),
+            };
+            let call = gateway.call(&user, &request.name, request.arguments.as_ref(), progress);
             let outcome = tokio::select! {
                 outcome = call => outcome,
                 () = context.ct.cancelled() => {
@@ -209,6 +243,10 @@ impl ServerHandler for McpServer {
                     return Err(McpError::internal_error("the request was cancelled", None));
                 }
             };
+            if let Some(forwarder) = forwarder {
+                // The call (and its sender) is done; let the last lines go out before the result.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
+            }
             let ms = started.elapsed().as_millis() as u64;
             match outcome {
                 Ok(CallOutcome::Done(result)) => {

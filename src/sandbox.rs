@@ -28,6 +28,9 @@ pub struct SandboxOptions {
     pub bitbucket: SocketAddr,
     /// Where to write the config for stdio clients; the store and its key go next to it.
     pub config_path: PathBuf,
+    /// `--toolsets` and `--read-only`: written to the config's `[tools]`, so stdio clients get them too.
+    pub toolsets: Option<Vec<String>>,
+    pub read_only: bool,
 }
 
 /// A running sandbox; dropping it stops everything.
@@ -106,7 +109,19 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let store = format!("sqlite://{}", dir.join("devgate-sandbox.db").display());
-    let text = config_text(&sim, &public_url, &store);
+    let mut text = config_text(&sim, &public_url, &store);
+    let mut tools = toml::Table::new();
+    if let Some(sets) = &options.toolsets {
+        tools.insert("toolsets".into(), sets.clone().into());
+    }
+    if options.read_only {
+        tools.insert("read_only".into(), true.into());
+    }
+    if !tools.is_empty() {
+        let section = toml::Table::from_iter([("tools".to_string(), tools.into())]);
+        text.push('\n');
+        text.push_str(&toml::to_string(&section).map_err(|e| e.to_string())?);
+    }
     let mut config =
         Config::from_toml(&text, "sandbox", std::iter::empty()).map_err(|e| e.to_string())?;
     config.http.listen = listen.to_string();

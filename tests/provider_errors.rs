@@ -73,6 +73,56 @@ async fn status_errors_carry_the_providers_message_and_a_hint() {
     client.cancel().await.unwrap();
 }
 
+/// Whatever the status, the message says what to do next.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_status_error_names_the_next_action() {
+    let sim = Sim::start().await.unwrap();
+    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let actions = [
+        "call again",
+        "Check ",
+        "check providers.",
+        "check its state",
+        "grant it",
+        "read it first",
+        "wait ",
+        "try again",
+    ];
+    for status in [400, 401, 403, 404, 405, 409, 410, 422, 429, 500, 502, 503] {
+        for (tool, arguments, path) in [
+            (
+                "bitbucket_get_repository",
+                json!({"repo_slug": "api"}),
+                "/repositories/acme/api",
+            ),
+            (
+                "buddy_stop_execution",
+                json!({"project": "web", "pipeline": 1, "execution_id": 5127}),
+                "/executions/5127",
+            ),
+        ] {
+            // More failures than devgate retries a read.
+            sim.state
+                .add_fault(Fault::status(Which::Bitbucket, path, status, 10));
+            sim.state
+                .add_fault(Fault::status(Which::Buddy, path, status, 10));
+            let r = call(&client, tool, arguments).await;
+            assert!(is_error(&r), "{tool} {status}");
+            let message = text(&r);
+            assert!(
+                message.contains(&format!("answered {status}")),
+                "{tool} {status}: {message}"
+            );
+            assert!(
+                actions.iter().any(|a| message.contains(a)),
+                "{tool} {status}: no next action in: {message}"
+            );
+            sim.state.clear_faults();
+        }
+    }
+    client.cancel().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_are_retried_and_writes_are_not() {
     let sim = Sim::start().await.unwrap();

@@ -194,3 +194,100 @@ async fn log_tails_are_the_last_lines() {
     );
     client.cancel().await.unwrap();
 }
+
+/// `fields` widens the default projection, on lists (every page) and single objects; a path no item
+/// has is named in `fields_absent`; a malformed path or a write tool is refused naming the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn fields_add_to_the_default_projection() {
+    let sim = Sim::start().await.unwrap();
+    let (client, _) = stdio(&config_for(&sim, "")).await;
+
+    let plain = ok(
+        "bitbucket_list_pull_requests",
+        &call(
+            &client,
+            "bitbucket_list_pull_requests",
+            json!({"repo_slug": "api", "limit": 3}),
+        )
+        .await,
+    );
+    assert!(plain["items"][0].get("html_url").is_none());
+    let wide = ok(
+        "bitbucket_list_pull_requests",
+        &call(
+            &client,
+            "bitbucket_list_pull_requests",
+            json!({"repo_slug": "api", "limit": 3, "fields": ["html_url=links.html.href", "comment_count", "no.such.path"]}),
+        )
+        .await,
+    );
+    let items = wide["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    for (p, w) in plain["items"].as_array().unwrap().iter().zip(items) {
+        let url = w["html_url"].as_str().expect("html_url on every item");
+        assert!(url.contains("/pull-requests/"), "{url}");
+        assert!(w["comment_count"].is_u64(), "{w}");
+        for (k, v) in p.as_object().unwrap() {
+            assert_eq!(&w[k], v, "default field {k} kept");
+        }
+    }
+    assert_eq!(wide["fields_absent"], json!(["path"]));
+
+    // The next page keeps the widened projection when `fields` is passed again with the cursor.
+    let next = ok(
+        "bitbucket_list_pull_requests",
+        &call(
+            &client,
+            "bitbucket_list_pull_requests",
+            json!({"repo_slug": "api", "limit": 3, "cursor": wide["next_cursor"], "fields": ["html_url=links.html.href"]}),
+        )
+        .await,
+    );
+    assert!(next["items"][0]["html_url"].is_string());
+    assert!(next.get("fields_absent").is_none());
+
+    // A single object; a field that replaces a default one (the full description instead of a cut).
+    let id = plain["items"][0]["id"].clone();
+    let one = ok(
+        "bitbucket_get_pull_request",
+        &call(
+            &client,
+            "bitbucket_get_pull_request",
+            json!({"repo_slug": "api", "pull_request_id": id, "fields": "merge_commit_hash=merge_commit.hash"}),
+        )
+        .await,
+    );
+    assert_eq!(one["id"], id);
+    assert_eq!(
+        one["fields_absent"],
+        json!(["merge_commit_hash"]),
+        "an open PR has no merge commit"
+    );
+
+    for (tool, arguments, field) in [
+        (
+            "bitbucket_list_pull_requests",
+            json!({"repo_slug": "api", "fields": ["links..href"]}),
+            "fields[0]",
+        ),
+        (
+            "bitbucket_list_pull_requests",
+            json!({"repo_slug": "api", "fields": 7}),
+            "fields",
+        ),
+        (
+            "bitbucket_add_pull_request_comment",
+            json!({"repo_slug": "api", "pull_request_id": 1, "text": "x", "fields": ["id"]}),
+            "fields",
+        ),
+    ] {
+        let result = call(&client, tool, arguments).await;
+        assert!(is_error(&result), "{tool}: {}", text(&result));
+        assert!(
+            text(&result).contains(field),
+            "{tool}: the error names `{field}`: {}",
+            text(&result)
+        );
+    }
+    client.cancel().await.unwrap();
+}

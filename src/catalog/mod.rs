@@ -31,6 +31,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub const CURSOR_PARAM: &str = "cursor";
 pub const OFFSET_PARAM: &str = "offset";
 pub const TAIL_PARAM: &str = "tail";
+/// Extra output fields an agent asks for on a read tool (left out of schemas; the instructions say it).
+pub const FIELDS_PARAM: &str = "fields";
+/// Seconds a run tool waits for the run to finish.
+pub const WAIT_PARAM: &str = "wait";
+/// The longest `wait`, in seconds.
+pub const MAX_WAIT_SECS: i64 = 600;
 
 /// A catalog problem, with where it is.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -87,6 +93,13 @@ pub struct Resolve {
 impl Tool {
     pub fn is_text(&self) -> bool {
         self.spec.response == ResponseKind::Text
+    }
+
+    /// Whether the tool takes `fields`: a read tool whose JSON reply is projected.
+    pub fn takes_fields(&self) -> bool {
+        self.spec.annotations.read_only
+            && self.spec.response == ResponseKind::Json
+            && self.output.is_some()
     }
 }
 
@@ -248,6 +261,13 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
             Err(problems) => problems.into_iter().for_each(|m| push(Some(&name), m)),
         }
     }
+    for tool in &tools {
+        if let Some(wait) = &tool.spec.wait {
+            for problem in check_wait(tool, wait, &tools) {
+                push(Some(&tool.spec.name), format!("wait: {problem}"));
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(Provider {
             file: file.to_string(),
@@ -260,6 +280,93 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Checks a run tool's `wait` against the tools it names: they exist, read, take the arguments given
+/// to them, and have the output fields the spec reads.
+fn check_wait(run: &Tool, wait: &WaitSpec, tools: &[Arc<Tool>]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let outputs = |t: &Tool| -> BTreeSet<String> {
+        t.output.iter().flatten().map(|f| f.out.clone()).collect()
+    };
+    let find = |role: &str, name: &str, problems: &mut Vec<String>| -> Option<Arc<Tool>> {
+        let found = tools.iter().find(|t| t.spec.name == name).cloned();
+        match &found {
+            None => problems.push(format!("{role} names unknown tool `{name}`")),
+            Some(t) if !t.spec.annotations.read_only => {
+                problems.push(format!("{role} tool `{name}` must be read-only"))
+            }
+            Some(_) => {}
+        }
+        found
+    };
+    if run.spec.annotations.read_only || run.output.is_none() {
+        problems.push("only a tool that starts something and returns JSON can wait".into());
+    }
+    let run_out = outputs(run);
+    for field in wait.args.values() {
+        if !run_out.contains(field) {
+            problems.push(format!(
+                "args: `{field}` is not an output field of this tool"
+            ));
+        }
+    }
+    if let Some(poll) = find("poll", &wait.poll, &mut problems) {
+        let out = outputs(&poll);
+        for field in std::iter::once(&wait.state).chain(wait.outcome.iter()) {
+            if !out.contains(field) {
+                problems.push(format!(
+                    "`{field}` is not an output field of `{}`",
+                    wait.poll
+                ));
+            }
+        }
+        if wait.steps_tool.is_none() && !out.contains(&wait.steps) {
+            problems.push(format!(
+                "`{}` is not an output field of `{}`",
+                wait.steps, wait.poll
+            ));
+        }
+        for param in wait.args.keys() {
+            if !poll.spec.params.contains_key(param) {
+                problems.push(format!(
+                    "args: `{}` takes no parameter `{param}`",
+                    wait.poll
+                ));
+            }
+        }
+    }
+    if let Some(steps) = &wait.steps_tool
+        && let Some(tool) = find("steps_tool", steps, &mut problems)
+        && (tool
+            .spec
+            .output
+            .as_ref()
+            .and_then(|o| o.list.as_ref())
+            .is_none()
+            || wait.steps != "items")
+    {
+        problems.push(format!(
+            "steps_tool `{steps}` must be a list, read as `steps = \"items\"`"
+        ));
+    }
+    if let Some(log) = find("log", &wait.log, &mut problems) {
+        if !log.spec.text_tail {
+            problems.push(format!("log tool `{}` must take `tail`", wait.log));
+        }
+        for param in wait.log_args.keys() {
+            if !log.spec.params.contains_key(param) {
+                problems.push(format!(
+                    "log_args: `{}` takes no parameter `{param}`",
+                    wait.log
+                ));
+            }
+        }
+    }
+    if wait.running.is_empty() || wait.success.is_empty() || wait.step_state.is_empty() {
+        problems.push("`running`, `success` and `step_state` must not be empty".into());
+    }
+    problems
 }
 
 /// Names of every placeholder a tool's templates use, including those of the lookups that apply to it.
@@ -427,7 +534,15 @@ fn compile_tool(
         }
     }
     for (name, param) in &spec.params {
-        if name == CURSOR_PARAM || name == OFFSET_PARAM || name == TAIL_PARAM {
+        if [
+            CURSOR_PARAM,
+            OFFSET_PARAM,
+            TAIL_PARAM,
+            FIELDS_PARAM,
+            WAIT_PARAM,
+        ]
+        .contains(&name.as_str())
+        {
             problems.push(format!("parameter `{name}` is reserved for the engine"));
         }
         schema::check_param(name, param, &mut problems);

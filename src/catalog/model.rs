@@ -173,6 +173,9 @@ pub struct ToolSpec {
     /// Messages for particular upstream statuses, added to the provider's own message.
     #[serde(default)]
     pub errors: BTreeMap<String, String>,
+    /// For a tool that starts a run: how `wait` follows the run to its end.
+    #[serde(default)]
+    pub wait: Option<WaitSpec>,
     /// Example arguments: checked at load, shown in docs, and called against the sim by the tests.
     #[serde(default)]
     pub example: Option<serde_json::Map<String, Value>>,
@@ -313,6 +316,38 @@ pub enum ResolveWhen {
     NotNumeric,
     /// The value contains a `/` (a branch name where a commit is needed).
     ContainsSlash,
+}
+
+/// How a tool that starts a run follows it when called with `wait`: other read tools of the same
+/// provider are called with the run tool's arguments, and every field named here is an output name
+/// of those tools (their shaped result), so the catalog speaks the same language an agent reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSpec {
+    /// The read tool that returns the run's state.
+    pub poll: String,
+    /// `poll`'s parameters filled from fields of the run tool's result (`execution_id = "id"`).
+    pub args: BTreeMap<String, String>,
+    /// The run's state in `poll`'s result, and the states in which it is still going.
+    pub state: String,
+    pub running: Vec<String>,
+    /// The field with the final outcome (default: `state`) and the outcomes that are a success.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    pub success: Vec<String>,
+    /// A tool listing the steps (same arguments as `poll`), when `poll`'s result does not have them.
+    #[serde(default)]
+    pub steps_tool: Option<String>,
+    /// The list of steps (in `poll`'s or `steps_tool`'s result), each step's name, and the fields
+    /// giving its state, first present wins (a result before a state).
+    pub steps: String,
+    pub step_name: String,
+    pub step_state: Vec<String>,
+    /// Step states that mark the step whose log is fetched when the run did not succeed.
+    pub step_failed: Vec<String>,
+    /// The log tool (it must take `tail`), and its parameters filled from fields of the failed step.
+    pub log: String,
+    pub log_args: BTreeMap<String, String>,
 }
 
 /// How to shape a JSON response for an agent.

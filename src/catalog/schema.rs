@@ -7,7 +7,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{CURSOR_PARAM, DefaultFrom, OFFSET_PARAM, ParamSpec, ParamType, TAIL_PARAM, Tool};
+use super::{
+    CURSOR_PARAM, DefaultFrom, FIELDS_PARAM, MAX_WAIT_SECS, OFFSET_PARAM, ParamSpec, ParamType,
+    TAIL_PARAM, Tool, WAIT_PARAM,
+};
 
 /// Values from the provider's config that parameters may default to.
 #[derive(Debug, Clone, Default)]
@@ -175,6 +178,9 @@ pub fn input_schema(tool: &Tool, defaults: &Defaults) -> Map<String, Value> {
     if tool.spec.text_tail {
         props.insert(TAIL_PARAM.into(), json!({"type": "integer"}));
     }
+    if tool.spec.wait.is_some() {
+        props.insert(WAIT_PARAM.into(), json!({"type": "integer"}));
+    }
     let mut schema = Map::new();
     schema.insert("type".into(), json!("object"));
     schema.insert("properties".into(), Value::Object(props));
@@ -206,7 +212,9 @@ pub fn validate(
     for key in args.keys() {
         let engine = (key == CURSOR_PARAM && tool.paginated)
             || (key == OFFSET_PARAM && tool.is_text())
-            || (key == TAIL_PARAM && tool.spec.text_tail);
+            || (key == TAIL_PARAM && tool.spec.text_tail)
+            || (key == FIELDS_PARAM && tool.takes_fields())
+            || (key == WAIT_PARAM && tool.spec.wait.is_some());
         if !engine && !tool.spec.params.contains_key(key) {
             let mut known: Vec<&str> = tool.spec.params.keys().map(String::as_str).collect();
             if tool.paginated {
@@ -217,6 +225,12 @@ pub fn validate(
             }
             if tool.spec.text_tail {
                 known.push(TAIL_PARAM);
+            }
+            if tool.takes_fields() {
+                known.push(FIELDS_PARAM);
+            }
+            if tool.spec.wait.is_some() {
+                known.push(WAIT_PARAM);
             }
             return Err(arg_error(
                 key.as_str(),
@@ -259,6 +273,7 @@ pub fn validate(
     let engine_integers = [
         (OFFSET_PARAM, tool.is_text(), 0, None),
         (TAIL_PARAM, tool.spec.text_tail, 1, Some(100_000)),
+        (WAIT_PARAM, tool.spec.wait.is_some(), 0, Some(MAX_WAIT_SECS)),
     ];
     for (name, applies, minimum, maximum) in engine_integers {
         if applies && let Some(value) = args.get(name).filter(|v| !v.is_null()) {
@@ -267,6 +282,11 @@ pub fn validate(
                 check_value(name, &integer(minimum, maximum), value)?,
             );
         }
+    }
+    if tool.takes_fields()
+        && let Some(value) = args.get(FIELDS_PARAM).filter(|v| !v.is_null())
+    {
+        out.insert(FIELDS_PARAM.into(), check_fields(value)?);
     }
     for group in &tool.spec.require_one_of {
         if !group.iter().any(|n| out.contains_key(n)) {
@@ -277,6 +297,61 @@ pub fn validate(
         }
     }
     Ok(out)
+}
+
+/// At most this many extra fields per call.
+const MAX_FIELDS: usize = 20;
+
+/// `fields`: a list of field specs in the projection language (one string is a list of one).
+fn check_fields(value: &Value) -> Result<Value, ArgError> {
+    let specs: Vec<String> = match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    arg_error(
+                        format!("{FIELDS_PARAM}[{i}]"),
+                        format!(
+                            "must be a string (a dot path such as `links.html.href`), got {}",
+                            type_name(v)
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(arg_error(
+                FIELDS_PARAM,
+                format!(
+                    "must be an array of dot paths such as [\"links.html.href\"], got {}",
+                    type_name(other)
+                ),
+            ));
+        }
+    };
+    if specs.len() > MAX_FIELDS {
+        return Err(arg_error(
+            FIELDS_PARAM,
+            format!("at most {MAX_FIELDS} fields per call, got {}", specs.len()),
+        ));
+    }
+    for (i, spec) in specs.iter().enumerate() {
+        if spec.len() > 200 {
+            return Err(arg_error(
+                format!("{FIELDS_PARAM}[{i}]"),
+                "longer than 200 characters",
+            ));
+        }
+        crate::shape::parse_fields(std::slice::from_ref(spec)).map_err(|e| {
+            arg_error(
+                format!("{FIELDS_PARAM}[{i}]"),
+                format!("{e}; write a dot path in the provider's object, e.g. `links.html.href`, `name=path`, or `path|200`"),
+            )
+        })?;
+    }
+    Ok(json!(specs))
 }
 
 /// An integer parameter the engine adds (offset, tail).

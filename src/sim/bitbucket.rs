@@ -22,6 +22,15 @@
 //! - Pipeline and step UUIDs must arrive percent-encoded (`%7B…%7D`); raw braces are a 400.
 //! - Mutations (merge, decline, approve, comment, update, create, run, stop) change the data, with
 //!   timestamps from a fixed clock that advances per change.
+//! - Pipelines run through the API progress on the sim's run clock ([`SimState::advance`],
+//!   [`SimState::set_run_step_ms`]); seeded ones never move. A new run is `PENDING` for one step, then
+//!   `IN_PROGRESS` with one step running per step length (steps `PENDING` → `IN_PROGRESS` → `COMPLETED`),
+//!   then `COMPLETED` with result `SUCCESSFUL` — except a default (non-custom) run on branch
+//!   [`FAILING_BRANCH`] (`feature/login`, in `acme/api`), whose `Test` step ends `FAILED` (its log,
+//!   `GET …/pipelines/{uuid}/steps/{step_uuid}/log`, ends in the failing test's panic and assertion), the
+//!   steps after it `NOT_RUN` and the pipeline `FAILED`. Step times follow the seeded runs (a step starts
+//!   1 + 4k minutes after the pipeline was created and takes 3); the logical clock moves up to them as
+//!   they happen. Stopping freezes a run as `STOPPED`.
 
 #![allow(clippy::result_large_err)]
 
@@ -41,6 +50,8 @@ use super::{Account, SimState, Which, bitbucket_page, lock, param};
 
 const API: &str = "https://api.bitbucket.org/2.0";
 const WEB: &str = "https://bitbucket.org";
+/// Default pipelines run through the API on this branch fail at their `Test` step.
+pub const FAILING_BRANCH: &str = "feature/login";
 
 type Reply = Result<Response, Response>;
 
@@ -427,6 +438,17 @@ pub struct Pipeline {
     pub result: Option<&'static str>,
     pub steps: Vec<Step>,
     pub variables: Vec<Value>,
+    /// How a pipeline run through the API progresses; `None` for seeded ones, which never move.
+    pub live: Option<Live>,
+}
+
+/// The pace of a pipeline run through the API: `PENDING` for one step from `since_ms` on the run clock,
+/// then one step per `step_ms`; the step at `fail_at` fails. Applies until the pipeline completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    pub since_ms: u64,
+    pub step_ms: u64,
+    pub fail_at: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -493,6 +515,28 @@ impl Data {
     fn tick(&mut self) -> Minutes {
         self.clock += 3;
         self.clock
+    }
+
+    /// Brings pipelines run through the API up to `now_ms` on the run clock: whether any changed, and
+    /// how many still progress. The logical clock moves up to the latest step time they reached.
+    pub fn progress(&mut self, now_ms: u64) -> (bool, usize) {
+        let mut changed = false;
+        for p in self.repos.iter_mut().flat_map(|r| &mut r.pipelines) {
+            if p.progress(now_ms) {
+                changed = true;
+                self.clock = self.clock.max(p.latest());
+            }
+        }
+        (changed, self.live_runs())
+    }
+
+    /// Pipelines run through the API that are pending or in progress.
+    pub fn live_runs(&self) -> usize {
+        self.repos
+            .iter()
+            .flat_map(|r| &r.pipelines)
+            .filter(|p| p.live.is_some() && p.state != "COMPLETED")
+            .count()
     }
 
     fn comment_id(&mut self) -> u64 {
@@ -1426,6 +1470,7 @@ fn seed_small(
                     script: vec!["make test".into()],
                 }],
                 variables: Vec::new(),
+                live: None,
             }
         })
         .collect();
@@ -1540,6 +1585,7 @@ fn api_pipelines(repo: &Repo) -> Vec<Pipeline> {
                 result,
                 steps,
                 variables: Vec::new(),
+                live: None,
             }
         })
         .collect()
@@ -1690,6 +1736,63 @@ fn api_issues(next_id: &mut u64) -> (Vec<Issue>, Vec<IssueComment>) {
 // ---------------------------------------------------------------------------------------------------
 // Objects as Bitbucket renders them
 // ---------------------------------------------------------------------------------------------------
+
+impl Pipeline {
+    /// Sets states, results and times to where the pipeline is at `now_ms`; true when a state changed.
+    fn progress(&mut self, now_ms: u64) -> bool {
+        let Some(live) = self.live.filter(|_| self.state != "COMPLETED") else {
+            return false;
+        };
+        let before: Vec<_> = std::iter::once((self.state, self.result))
+            .chain(self.steps.iter().map(|s| (s.state, s.result)))
+            .collect();
+        let phase = (now_ms.saturating_sub(live.since_ms) / live.step_ms.max(1)) as usize;
+        let n = self.steps.len();
+        // Phase 0 is PENDING; in phase k + 1 step k runs.
+        let (state, result, current) = match phase.checked_sub(1) {
+            None => ("PENDING", None, 0),
+            Some(j) => match live.fail_at {
+                Some(f) if j > f => ("COMPLETED", Some("FAILED"), f),
+                _ if j >= n => ("COMPLETED", Some("SUCCESSFUL"), n),
+                _ => ("IN_PROGRESS", None, j),
+            },
+        };
+        for (k, s) in self.steps.iter_mut().enumerate() {
+            let started = self.created + 1 + k as u64 * 4;
+            (s.state, s.result, s.started, s.completed) = match state {
+                "PENDING" => ("PENDING", None, None, None),
+                _ if k < current => (
+                    "COMPLETED",
+                    Some("SUCCESSFUL"),
+                    Some(started),
+                    Some(started + 3),
+                ),
+                "COMPLETED" if k == current => {
+                    ("COMPLETED", result, Some(started), Some(started + 3))
+                }
+                "COMPLETED" => ("COMPLETED", Some("NOT_RUN"), None, None),
+                _ if k == current => ("IN_PROGRESS", None, Some(started), None),
+                _ => ("PENDING", None, None, None),
+            };
+        }
+        (self.state, self.result) = (state, result);
+        self.completed = (state == "COMPLETED").then(|| self.latest());
+        let after: Vec<_> = std::iter::once((self.state, self.result))
+            .chain(self.steps.iter().map(|s| (s.state, s.result)))
+            .collect();
+        before != after
+    }
+
+    /// The latest time a step of the pipeline started or completed at (its creation if none did).
+    fn latest(&self) -> Minutes {
+        self.steps
+            .iter()
+            .flat_map(|s| [s.started, s.completed])
+            .flatten()
+            .max()
+            .unwrap_or(self.created)
+    }
+}
 
 impl Repo {
     fn full_name(&self) -> String {
@@ -3845,6 +3948,13 @@ async fn run_pipeline(State(state): St, Path((w, r)): RepoPath, body: Bytes) -> 
         _ => vec!["Build", "Test"],
     };
     let full = repo.full_name().replace('/', "-");
+    let live = Live {
+        since_ms: state.run_clock_ms(),
+        step_ms: state.run_step_ms(),
+        fail_at: (custom.is_none() && branch.as_deref() == Some(FAILING_BRANCH))
+            .then(|| names.iter().position(|n| *n == "Test"))
+            .flatten(),
+    };
     let pipeline = Pipeline {
         uuid: uuid(&format!("pipeline-{full}-{build_number}")),
         build_number,
@@ -3871,9 +3981,11 @@ async fn run_pipeline(State(state): St, Path((w, r)): RepoPath, body: Bytes) -> 
             })
             .collect(),
         variables,
+        live: Some(live),
     };
     let out = repo.pipeline_json(&pipeline);
     repo.pipelines.push(pipeline);
+    state.set_live_runs(Which::Bitbucket, data.live_runs());
     created(out)
 }
 
@@ -3904,6 +4016,8 @@ async fn stop_pipeline(
             _ => {}
         }
     }
+    p.live = None;
+    state.set_live_runs(Which::Bitbucket, data.live_runs());
     no_content()
 }
 
@@ -5385,5 +5499,248 @@ mod tests {
             serde_json::to_string(&pr).unwrap().len()
         );
         assert!(one_bytes <= 1200, "{one_bytes}: {one}");
+    }
+
+    // --- runs started through the API progress ------------------------------------------------------
+
+    /// One step length in the tests: long, so real time passing during a test never moves a run.
+    const STEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+    async fn start_run(sim: &Sim, branch: &str) -> String {
+        sim.state.set_run_step_ms(STEP.as_millis() as u64);
+        let (status, run) = send(
+            sim,
+            reqwest::Method::POST,
+            "/repositories/acme/api/pipelines",
+            Some(json!({"target": {"type": "pipeline_ref_target", "ref_type": "branch", "ref_name": branch}})),
+        )
+        .await;
+        assert_eq!(status, 201, "{run}");
+        assert_eq!(run["state"]["name"], "PENDING");
+        format!(
+            "/repositories/acme/api/pipelines/{}",
+            run["uuid"]
+                .as_str()
+                .unwrap()
+                .replace('{', "%7B")
+                .replace('}', "%7D")
+        )
+    }
+
+    /// `(pipeline state, result)` and each step's `(name, state, result)`.
+    async fn run_states(sim: &Sim, run: &str) -> (Value, Vec<(String, String, Value)>) {
+        let (_, p) = get(sim, run).await;
+        let (_, steps) = get(sim, &format!("{run}/steps")).await;
+        let steps = steps["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["state"]["name"].as_str().unwrap().to_string(),
+                    s["state"]["result"]["name"].clone(),
+                )
+            })
+            .collect();
+        (
+            json!([p["state"]["name"], p["state"]["result"]["name"]]),
+            steps,
+        )
+    }
+
+    fn step(name: &str, state: &str, result: Value) -> (String, String, Value) {
+        (name.to_string(), state.to_string(), result)
+    }
+
+    async fn step_log(sim: &Sim, run: &str, index: usize) -> (u16, String) {
+        let (_, steps) = get(sim, &format!("{run}/steps")).await;
+        let uuid = steps["values"][index]["uuid"]
+            .as_str()
+            .unwrap()
+            .replace('{', "%7B")
+            .replace('}', "%7D");
+        let (status, log) = get(sim, &format!("{run}/steps/{uuid}/log")).await;
+        (status, log.as_str().map(str::to_string).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_run_on_main_goes_pending_in_progress_then_successful() {
+        let sim = Sim::start().await.unwrap();
+        let run = start_run(&sim, "main").await;
+        assert_eq!(sim.state.live_runs(super::Which::Bitbucket), 1);
+        let null = Value::Null;
+        let (state, steps) = run_states(&sim, &run).await;
+        assert_eq!(state, json!(["PENDING", null]));
+        assert!(steps.iter().all(|s| s.1 == "PENDING"), "{steps:?}");
+        assert_eq!(
+            step_log(&sim, &run, 0).await.0,
+            404,
+            "no log before a step starts"
+        );
+
+        // The same GETs again after the clock moved: the answer cache must not hide the progress.
+        sim.state.advance(STEP);
+        let (state, steps) = run_states(&sim, &run).await;
+        assert_eq!(state, json!(["IN_PROGRESS", null]));
+        assert_eq!(
+            steps,
+            [
+                step("Build", "IN_PROGRESS", null.clone()),
+                step("Test", "PENDING", null.clone()),
+                step("Deploy to staging", "PENDING", null.clone()),
+            ]
+        );
+        sim.state.advance(STEP);
+        let (_, steps) = run_states(&sim, &run).await;
+        assert_eq!(steps[0], step("Build", "COMPLETED", json!("SUCCESSFUL")));
+        assert_eq!(steps[1], step("Test", "IN_PROGRESS", null.clone()));
+        let (status, partial) = step_log(&sim, &run, 1).await;
+        assert_eq!(status, 200);
+        assert!(
+            partial.contains("running 180 tests") && !partial.contains("test result"),
+            "a running step has a partial log"
+        );
+
+        sim.state.advance(STEP * 2);
+        let (state, steps) = run_states(&sim, &run).await;
+        assert_eq!(state, json!(["COMPLETED", "SUCCESSFUL"]));
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.1 == "COMPLETED" && s.2 == "SUCCESSFUL"),
+            "{steps:?}"
+        );
+        assert_eq!(sim.state.live_runs(super::Which::Bitbucket), 0);
+        let (_, p) = get(&sim, &run).await;
+        let (_, list) = get(&sim, &format!("{run}/steps")).await;
+        let last = &list["values"][2];
+        assert_eq!(p["completed_on"], last["completed_on"]);
+        assert!(p["created_on"].as_str() < last["started_on"].as_str());
+        assert!(p["duration_in_seconds"].as_u64().unwrap() > 0);
+        let (_, test_log) = step_log(&sim, &run, 1).await;
+        assert!(
+            test_log.contains("test result: ok. 180 passed"),
+            "{test_log}"
+        );
+
+        // Done: more time changes nothing.
+        sim.state.advance(STEP * 10);
+        assert_eq!(
+            run_states(&sim, &run).await.0,
+            json!(["COMPLETED", "SUCCESSFUL"])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_on_the_failing_branch_fails_at_test_with_the_error_at_the_end_of_its_log() {
+        let sim = Sim::start().await.unwrap();
+        let run = start_run(&sim, super::FAILING_BRANCH).await;
+        sim.state.advance(STEP * 2);
+        let (state, steps) = run_states(&sim, &run).await;
+        assert_eq!(state, json!(["IN_PROGRESS", null]));
+        assert_eq!(steps[1], step("Test", "IN_PROGRESS", Value::Null));
+        sim.state.advance(STEP);
+        let (state, steps) = run_states(&sim, &run).await;
+        assert_eq!(state, json!(["COMPLETED", "FAILED"]));
+        assert_eq!(
+            steps,
+            [
+                step("Build", "COMPLETED", json!("SUCCESSFUL")),
+                step("Test", "COMPLETED", json!("FAILED")),
+            ]
+        );
+        let (status, log) = step_log(&sim, &run, 1).await;
+        assert_eq!(status, 200);
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len() - 20..].join("\n");
+        for needle in [
+            "panicked at src/routes/users.rs",
+            "assertion `left == right` failed",
+            "test result: FAILED. 179 passed; 1 failed",
+            "error: test failed",
+        ] {
+            assert!(tail.contains(needle), "{needle} not in the tail:\n{tail}");
+        }
+        sim.state.advance(STEP * 5);
+        assert_eq!(
+            run_states(&sim, &run).await.0,
+            json!(["COMPLETED", "FAILED"])
+        );
+    }
+
+    #[tokio::test]
+    async fn steps_after_a_failed_one_are_not_run() {
+        let sim = Sim::start().await.unwrap();
+        let run = start_run(&sim, "main").await;
+        for p in crate::sim::lock(&sim.state.bitbucket)
+            .repos
+            .iter_mut()
+            .flat_map(|r| &mut r.pipelines)
+        {
+            if let Some(live) = &mut p.live {
+                live.fail_at = Some(1);
+            }
+        }
+        sim.state.advance(STEP * 3);
+        let (state, steps) = run_states(&sim, &run).await;
+        assert_eq!(state, json!(["COMPLETED", "FAILED"]));
+        assert_eq!(
+            steps[2],
+            step("Deploy to staging", "COMPLETED", json!("NOT_RUN"))
+        );
+        assert_eq!(step_log(&sim, &run, 2).await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_run_stays_stopped() {
+        let sim = Sim::start().await.unwrap();
+        let run = start_run(&sim, "main").await;
+        sim.state.advance(STEP * 2);
+        let (status, _) = send(
+            &sim,
+            reqwest::Method::POST,
+            &format!("{run}/stopPipeline"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        assert_eq!(sim.state.live_runs(super::Which::Bitbucket), 0);
+        sim.state.advance(STEP * 10);
+        let (state, steps) = run_states(&sim, &run).await;
+        assert_eq!(state, json!(["COMPLETED", "STOPPED"]));
+        assert_eq!(
+            steps,
+            [
+                step("Build", "COMPLETED", json!("SUCCESSFUL")),
+                step("Test", "COMPLETED", json!("STOPPED")),
+                step("Deploy to staging", "COMPLETED", json!("NOT_RUN")),
+            ]
+        );
+        let (_, list) = get(&sim, &format!("{run}/steps")).await;
+        let test = &list["values"][1];
+        assert!(test["started_on"].as_str() < test["completed_on"].as_str());
+        let (_, log) = step_log(&sim, &run, 1).await;
+        assert!(log.contains("Build stopped by user"));
+    }
+
+    #[tokio::test]
+    async fn seeded_pipelines_never_move() {
+        let sim = Sim::start().await.unwrap();
+        start_run(&sim, "main").await;
+        let before = get(&sim, "/repositories/acme/api/pipelines?pagelen=20")
+            .await
+            .1;
+        sim.state.advance(STEP * 100);
+        let after = get(&sim, "/repositories/acme/api/pipelines?pagelen=20")
+            .await
+            .1;
+        assert_eq!(
+            before["values"][14], after["values"][14],
+            "#315 still running"
+        );
+        assert_eq!(after["values"][14]["state"]["name"], "IN_PROGRESS");
+        let seeded = |v: &Value| v["values"].as_array().unwrap()[..15].to_vec();
+        assert_eq!(seeded(&before), seeded(&after));
     }
 }

@@ -10,6 +10,17 @@
 //! has pipeline 1 `build-and-test` with 28 runs of every status (5128 ENQUEUED, 5127 INPROGRESS,
 //! 5126 FAILED, 5124 TERMINATED, 5117 FAILED in its tests, …) and pipeline 2 `deploy-production` whose newest
 //! run 5205 waits for approval. Running, stopping, retrying and approving change the seeded runs.
+//!
+//! Runs started through the API (ids from 6001) progress on the sim's run clock ([`SimState::advance`],
+//! [`SimState::set_run_step_ms`]); seeded runs only change through the API. A new run is `INPROGRESS` at
+//! once, or `ENQUEUED` for one step when another run of the pipeline is active (the seeded ones always are
+//! on `build-and-test`). Each action then takes one step: `at` moves action by action and the run ends
+//! `SUCCESSFUL`, except on branch [`FAILING_BRANCH`] (`fix/cart-rounding`), where the first test action
+//! (`Unit tests` on `acme/web` pipeline 1 `build-and-test`, `Run tests` on `acme/api` `ci`) ends `FAILED`,
+//! its log (`GET …/executions/{id}/action_executions/{action_execution_id}/logs`) ending in the failing
+//! jest test and its assertion, and the actions after it `NOT_EXECUTED`. A `WAIT_FOR_APPLY` action stops
+//! the run at `WAITING_FOR_APPLY` until `APPLY`. `CANCEL` freezes a run as `TERMINATED`; `RETRY` of a
+//! failed or terminated API run resumes it from that action (on the failing branch it fails again).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -31,6 +42,8 @@ const APP: &str = "https://app.buddy.works";
 const NOW: u32 = 19 * 86_400 + 12 * 3600;
 /// Runs started through the API get ids from here on.
 const FIRST_NEW_RUN: u64 = 6001;
+/// Runs started through the API on this branch fail at their first test action.
+pub const FAILING_BRANCH: &str = "fix/cart-rounding";
 
 // ------------------------------------------------------------------------------------------- data
 
@@ -122,6 +135,19 @@ pub struct Execution {
     pub refresh: bool,
     pub clear_cache: bool,
     pub start: u32,
+    /// How a run started through the API progresses; `None` for seeded runs, which never move by themselves.
+    pub live: Option<Live>,
+}
+
+/// The pace of a run started through the API: action `from` starts at `since_ms` on the run clock and
+/// each action takes `step_ms`; the action at `fail_at` fails. Progress only applies while the run is
+/// `ENQUEUED` or `INPROGRESS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    pub since_ms: u64,
+    pub step_ms: u64,
+    pub from: usize,
+    pub fail_at: Option<usize>,
 }
 
 /// `(id, name, email)` of everyone who appears in the seed; id 1 is the static token's user (account
@@ -528,6 +554,7 @@ fn history(
                 refresh: false,
                 clear_cache: false,
                 start: NOW - 240 * (age + 1) - 600 * age * age,
+                live: None,
             }
         })
         .collect()
@@ -1082,10 +1109,10 @@ fn test_log(p: &Project, failed: bool) -> Vec<String> {
     let suites = MODULES.len() * FILES.len();
     lines.push(String::new());
     if failed {
+        // As jest does, the summary repeats each failure in full, so the log's tail has the error.
         lines.push("Summary of all failing tests".into());
         lines.push("FAIL src/cart/utils.test.ts".into());
-        lines.push("  ● cart utils › rounds line totals to cents".into());
-        lines.push(String::new());
+        lines.extend(failure_block("src/cart/utils.test.ts"));
         lines.push(format!(
             "Test Suites: 1 failed, {} passed, {suites} total",
             suites - 1
@@ -1277,6 +1304,79 @@ impl Data {
 
     fn pipeline_mut(&mut self, at: At) -> &mut Pipeline {
         &mut self.workspaces[at.ws].projects[at.project].pipelines[at.pipeline]
+    }
+}
+
+impl Data {
+    /// Brings runs started through the API up to `now_ms` on the run clock: whether any changed, and
+    /// how many still progress.
+    pub fn progress(&mut self, now_ms: u64) -> (bool, usize) {
+        let mut changed = false;
+        for pl in self
+            .workspaces
+            .iter_mut()
+            .flat_map(|w| &mut w.projects)
+            .flat_map(|p| &mut p.pipelines)
+        {
+            let actions = &pl.actions;
+            for e in &mut pl.executions {
+                changed |= e.progress(actions, now_ms);
+            }
+        }
+        (changed, self.live_runs())
+    }
+
+    /// Runs started through the API that are queued or running.
+    pub fn live_runs(&self) -> usize {
+        self.workspaces
+            .iter()
+            .flat_map(|w| &w.projects)
+            .flat_map(|p| &p.pipelines)
+            .flat_map(|pl| &pl.executions)
+            .filter(|e| e.progressing())
+            .count()
+    }
+}
+
+impl Execution {
+    fn progressing(&self) -> bool {
+        self.live.is_some() && matches!(self.status, "ENQUEUED" | "INPROGRESS")
+    }
+
+    /// Moves `status` and `at` to where the run is at `now_ms`; true when they changed.
+    fn progress(&mut self, actions: &[Action], now_ms: u64) -> bool {
+        let Some(live) = self.live.filter(|_| self.progressing()) else {
+            return false;
+        };
+        if now_ms < live.since_ms {
+            return false;
+        }
+        let current = live.from + ((now_ms - live.since_ms) / live.step_ms.max(1)) as usize;
+        let mut next = ("INPROGRESS", current);
+        for idx in live.from..=current {
+            if idx >= actions.len() {
+                next = ("SUCCESSFUL", actions.len());
+                break;
+            }
+            if actions[idx].step == Step::Approval {
+                next = ("WAITING_FOR_APPLY", idx);
+                break;
+            }
+            if live.fail_at == Some(idx) && idx < current {
+                next = ("FAILED", idx);
+                break;
+            }
+        }
+        let changed = (self.status, self.at) != next;
+        (self.status, self.at) = next;
+        changed
+    }
+
+    /// Restarts progress from action `at`, now (after RETRY or APPLY of a run started through the API).
+    fn resume(&mut self, now_ms: u64) {
+        if let Some(live) = &mut self.live {
+            (live.since_ms, live.from) = (now_ms, self.at);
+        }
     }
 }
 
@@ -1642,6 +1742,19 @@ async fn run_pipeline(
     } else {
         "INPROGRESS"
     };
+    let (now, step_ms) = (state.run_clock_ms(), state.run_step_ms());
+    let live = Live {
+        since_ms: if status == "ENQUEUED" {
+            now + step_ms
+        } else {
+            now
+        },
+        step_ms,
+        from: 0,
+        fail_at: (branch == FAILING_BRANCH)
+            .then(|| pl.actions.iter().position(|a| a.step == Step::Tests))
+            .flatten(),
+    };
     pl.executions.insert(
         0,
         Execution {
@@ -1661,8 +1774,10 @@ async fn run_pipeline(
             clear_cache: request.clear_cache,
             start: NOW + ((id - FIRST_NEW_RUN) % 600) as u32 * 60,
             branch,
+            live: Some(live),
         },
     );
+    state.set_live_runs(Which::Buddy, data.live_runs());
     let (w, p, pl) = data.view(at);
     Ok(Json(execution_json(w, p, pl, &pl.executions[0], true)))
 }
@@ -1693,7 +1808,10 @@ async fn patch_execution(
             )));
         }
         ("CANCEL", _) => e.status = "TERMINATED",
-        ("RETRY", "FAILED" | "TERMINATED") => e.status = "INPROGRESS",
+        ("RETRY", "FAILED" | "TERMINATED") => {
+            e.status = "INPROGRESS";
+            e.resume(state.run_clock_ms());
+        }
         ("RETRY", _) => {
             return Err(bad_request(
                 "Only failed or terminated executions can be retried",
@@ -1706,6 +1824,7 @@ async fn patch_execution(
             } else {
                 "INPROGRESS"
             };
+            e.resume(state.run_clock_ms());
         }
         ("APPLY", _) => return Err(bad_request("Execution is not waiting for approval")),
         _ => {
@@ -1714,6 +1833,7 @@ async fn patch_execution(
             )));
         }
     }
+    state.set_live_runs(Which::Buddy, data.live_runs());
     let (w, p, pl) = data.view(at);
     Ok(Json(execution_json(w, p, pl, &pl.executions[index], true)))
 }
@@ -2136,5 +2256,169 @@ mod tests {
         assert_eq!(keys(&pipeline), ["DEPLOY_HOST", "DEPLOY_KEY"]);
         let (status, _) = get(&sim, "/workspaces/acme/variables?pipeline_id=999").await;
         assert_eq!(status, 404);
+    }
+
+    // --- runs started through the API progress ------------------------------------------------------
+
+    /// One step length in the tests: long, so real time passing during a test never moves a run.
+    const STEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+    async fn start_run(sim: &Sim, pipeline: u64, branch: &str) -> (String, Value) {
+        sim.state.set_run_step_ms(STEP.as_millis() as u64);
+        let (status, run) = call(
+            sim,
+            Method::POST,
+            &format!("{WEB}/{pipeline}/executions"),
+            Some(json!({"branch": {"name": branch}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{run}");
+        (format!("{WEB}/{pipeline}/executions/{}", run["id"]), run)
+    }
+
+    async fn log_of(sim: &Sim, path: &str, run: &Value, idx: usize) -> Vec<String> {
+        let id = run["action_executions"][idx]["action_execution_id"]
+            .as_str()
+            .unwrap();
+        let (status, log) = get(
+            sim,
+            &format!("{path}/action_executions/{id}/logs?limit=1000"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        log["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_run_waits_its_turn_then_succeeds_action_by_action() {
+        let sim = Sim::start().await.unwrap();
+        let (path, run) = start_run(&sim, 1, "main").await;
+        assert_eq!(run["status"], "ENQUEUED", "5127 is running");
+        assert_eq!(sim.state.live_runs(super::Which::Buddy), 1);
+        // The same GET before and after the clock moved: the answer cache must not hide the progress.
+        let (_, same) = get(&sim, &path).await;
+        assert_eq!(same["status"], "ENQUEUED");
+        sim.state.advance(STEP);
+        let (_, run) = get(&sim, &path).await;
+        assert_eq!(run["status"], "INPROGRESS");
+        assert_eq!(
+            statuses(&run),
+            ["INPROGRESS", "ENQUEUED", "ENQUEUED", "ENQUEUED"]
+        );
+        let partial = log_of(&sim, &path, &run, 0).await;
+        assert!(!partial.is_empty() && !partial.iter().any(|l| l.starts_with("Build finished")));
+        for expected in [
+            ["SUCCESSFUL", "INPROGRESS", "ENQUEUED", "ENQUEUED"],
+            ["SUCCESSFUL", "SUCCESSFUL", "INPROGRESS", "ENQUEUED"],
+            ["SUCCESSFUL", "SUCCESSFUL", "SUCCESSFUL", "INPROGRESS"],
+        ] {
+            sim.state.advance(STEP);
+            let (_, run) = get(&sim, &path).await;
+            assert_eq!(statuses(&run), expected);
+            assert!(run["finish_date"].is_null());
+        }
+        sim.state.advance(STEP);
+        let (_, run) = get(&sim, &path).await;
+        assert_eq!(run["status"], "SUCCESSFUL");
+        assert_eq!(statuses(&run), ["SUCCESSFUL"; 4]);
+        assert!(run["finish_date"].is_string());
+        assert_eq!(sim.state.live_runs(super::Which::Buddy), 0);
+        let tests = log_of(&sim, &path, &run, 2).await;
+        assert!(
+            tests
+                .iter()
+                .any(|l| l.starts_with("Tests:") && l.contains("193 passed"))
+        );
+        let (_, list) = get(&sim, &format!("{WEB}/1/executions?per_page=1")).await;
+        assert_eq!(list["executions"][0]["status"], "SUCCESSFUL");
+
+        let (_, seeded) = get(&sim, &format!("{WEB}/1/executions/5127")).await;
+        assert_eq!(seeded["status"], "INPROGRESS", "seeded runs never move");
+    }
+
+    #[tokio::test]
+    async fn a_run_on_the_failing_branch_fails_its_tests_with_the_error_at_the_end_of_the_log() {
+        let sim = Sim::start().await.unwrap();
+        let (path, run) = start_run(&sim, 1, super::FAILING_BRANCH).await;
+        assert_eq!(run["status"], "ENQUEUED");
+        sim.state.advance(STEP * 3);
+        let (_, run) = get(&sim, &path).await;
+        assert_eq!(
+            statuses(&run),
+            ["SUCCESSFUL", "SUCCESSFUL", "INPROGRESS", "ENQUEUED"]
+        );
+        sim.state.advance(STEP);
+        let (_, run) = get(&sim, &path).await;
+        assert_eq!(run["status"], "FAILED");
+        assert_eq!(
+            statuses(&run),
+            ["SUCCESSFUL", "SUCCESSFUL", "FAILED", "NOT_EXECUTED"]
+        );
+        assert!(run["finish_date"].is_string());
+        let log = log_of(&sim, &path, &run, 2).await;
+        let tail = log[log.len() - 30..].join("\n");
+        for needle in [
+            "FAIL src/cart/utils.test.ts",
+            "● cart utils › rounds line totals to cents",
+            "Expected: 19.99",
+            "Received: 19.990000000000002",
+            "Tests:       1 failed",
+            "Action failed: command `npm test -- --ci` exited with code 1",
+        ] {
+            assert!(tail.contains(needle), "{needle} not in the tail:\n{tail}");
+        }
+        assert!(log_of(&sim, &path, &run, 3).await.is_empty());
+        sim.state.advance(STEP * 10);
+        assert_eq!(get(&sim, &path).await.1["status"], "FAILED");
+
+        // RETRY resumes from the failed action, which fails again.
+        let (status, retried) = patch(&sim, &path, "RETRY").await;
+        assert_eq!(status, 200);
+        assert_eq!(retried["status"], "INPROGRESS");
+        assert_eq!(sim.state.live_runs(super::Which::Buddy), 1);
+        sim.state.advance(STEP);
+        assert_eq!(get(&sim, &path).await.1["status"], "FAILED");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_stays_terminated() {
+        let sim = Sim::start().await.unwrap();
+        let (path, run) = start_run(&sim, 3, "main").await;
+        assert_eq!(run["status"], "INPROGRESS");
+        sim.state.advance(STEP);
+        let (status, stopped) = patch(&sim, &path, "CANCEL").await;
+        assert_eq!(status, 200);
+        assert_eq!(statuses(&stopped), ["SUCCESSFUL", "TERMINATED"]);
+        assert_eq!(sim.state.live_runs(super::Which::Buddy), 0);
+        sim.state.advance(STEP * 10);
+        let (_, run) = get(&sim, &path).await;
+        assert_eq!(run["status"], "TERMINATED");
+        assert_eq!(statuses(&run), ["SUCCESSFUL", "TERMINATED"]);
+    }
+
+    #[tokio::test]
+    async fn a_run_stops_at_an_approval_until_applied() {
+        let sim = Sim::start().await.unwrap();
+        let (path, run) = start_run(&sim, 2, "main").await;
+        assert_eq!(run["status"], "ENQUEUED", "5205 waits for approval");
+        sim.state.advance(STEP * 2);
+        let (_, run) = get(&sim, &path).await;
+        assert_eq!(run["status"], "WAITING_FOR_APPLY");
+        assert_eq!(sim.state.live_runs(super::Which::Buddy), 0);
+        sim.state.advance(STEP * 10);
+        assert_eq!(get(&sim, &path).await.1["status"], "WAITING_FOR_APPLY");
+        let (status, applied) = patch(&sim, &path, "APPLY").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            statuses(&applied),
+            ["SUCCESSFUL", "SUCCESSFUL", "INPROGRESS", "ENQUEUED"]
+        );
+        sim.state.advance(STEP * 2);
+        assert_eq!(get(&sim, &path).await.1["status"], "SUCCESSFUL");
     }
 }

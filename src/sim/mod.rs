@@ -9,6 +9,15 @@
 //! Each provider listens on its own port, so the two have different origins as in real life.
 //! Knobs are reachable in-process ([`SimState`]) and over HTTP under `/_sim/` on either port.
 //!
+//! Pipeline runs started through the API progress with time (seeded runs never change): each Buddy
+//! action / Bitbucket step takes [`SimState::run_step_ms`] (default [`DEFAULT_RUN_STEP_MS`]) on a clock
+//! tests move with [`SimState::advance`]; `GET`/`POST /_sim/runs` (`{"step_ms": 50, "advance_ms": 1000}`)
+//! do the same over HTTP. A run waiting at creation (Buddy `ENQUEUED`, Bitbucket `PENDING`) waits one
+//! step first. Runs on one branch per provider fail deterministically, with the error at the end of the
+//! failing step's log: Buddy `fix/cart-rounding` (its first test action, e.g. `Unit tests` of
+//! `acme/web/build-and-test`), Bitbucket `feature/login` of `acme/api` (step `Test`). See [`buddy`] and
+//! [`bitbucket`] for the details.
+//!
 //! Each provider has two accounts ([`Account`]): the static tokens belong to the first, and the OAuth
 //! side ([`oauth`]: consent page, token endpoint, refresh, revoke) issues tokens for either. Every request
 //! passes the recorder (recording + faults); API routes then pass the bearer check, which resolves the
@@ -21,8 +30,9 @@ pub mod oauth;
 pub use oauth::Account;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -168,12 +178,48 @@ pub struct SimState {
     release: tokio::sync::Notify,
     /// Finished GET answers, so a benchmark measures devgate rather than the sim's JSON building.
     answers: Mutex<AnswerCache>,
+    /// The clock and pace of runs started through the API.
+    runs: Runs,
+}
+
+/// How long one action (Buddy) or step (Bitbucket) of a run started through the API takes by default.
+pub const DEFAULT_RUN_STEP_MS: u64 = 1000;
+
+/// The clock runs started through the API progress by: real time since the sim started plus whatever
+/// tests added with [`SimState::advance`], so tests move runs on without sleeping.
+struct Runs {
+    started: Instant,
+    advanced_ms: AtomicU64,
+    step_ms: AtomicU64,
+    /// Runs still progressing, per provider (Buddy, Bitbucket). While both are zero, a request pays one
+    /// atomic load for all this.
+    live: [AtomicUsize; 2],
+}
+
+impl Runs {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            advanced_ms: AtomicU64::new(0),
+            step_ms: AtomicU64::new(DEFAULT_RUN_STEP_MS),
+            live: Default::default(),
+        }
+    }
+}
+
+fn slot(which: Which) -> usize {
+    match which {
+        Which::Buddy => 0,
+        Which::Bitbucket => 1,
+    }
 }
 
 /// Finished GET answers by (provider, account, URI), valid while no write has reached either provider:
 /// every non-GET API request bumps `generation`, which empties the cache. The sim's data changes only
-/// through such requests (reads never change it), so a cached answer is always the one the handler would
-/// give. Bounded: at `ANSWER_CACHE_ENTRIES` it starts over.
+/// through such requests and through runs progressing with time, which bump it too when they change
+/// something (see [`SimState::progress`], done before every API request while a run progresses), so a
+/// cached answer is always the one the handler would give. Bounded: at `ANSWER_CACHE_ENTRIES` it starts
+/// over.
 #[derive(Default)]
 struct AnswerCache {
     generation: u64,
@@ -214,7 +260,71 @@ impl SimState {
             holding: Default::default(),
             release: tokio::sync::Notify::new(),
             answers: Mutex::default(),
+            runs: Runs::new(),
         })
+    }
+
+    /// The run clock in milliseconds: time since the sim started plus every [`SimState::advance`].
+    pub fn run_clock_ms(&self) -> u64 {
+        let real = u64::try_from(self.runs.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        real.saturating_add(self.runs.advanced_ms.load(Ordering::SeqCst))
+    }
+
+    /// Moves the run clock forward (without sleeping) and brings every progressing run up to date.
+    /// `advance(Duration::ZERO)` only does the latter, for tests that read [`SimState::buddy`] or
+    /// [`SimState::bitbucket`] directly.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.runs.advanced_ms.fetch_add(ms, Ordering::SeqCst);
+        self.progress(Which::Buddy);
+        self.progress(Which::Bitbucket);
+    }
+
+    /// How long each action / step of a run started from now on takes (runs keep the pace they started
+    /// with). At least 1 ms. Default: [`DEFAULT_RUN_STEP_MS`].
+    pub fn set_run_step_ms(&self, ms: u64) {
+        self.runs.step_ms.store(ms.max(1), Ordering::SeqCst);
+    }
+
+    pub fn run_step_ms(&self) -> u64 {
+        self.runs.step_ms.load(Ordering::SeqCst)
+    }
+
+    /// Runs of the provider started through the API that are still queued or running (as of the last
+    /// request or [`SimState::advance`]).
+    pub fn live_runs(&self, which: Which) -> usize {
+        self.runs.live[slot(which)].load(Ordering::SeqCst)
+    }
+
+    /// Handlers call this with the data lock held after changing runs (creating, stopping, retrying…).
+    pub(crate) fn set_live_runs(&self, which: Which, live: usize) {
+        self.runs.live[slot(which)].store(live, Ordering::SeqCst);
+    }
+
+    /// Brings the provider's progressing runs up to the run clock. Cheap when none progresses (one atomic
+    /// load); when a run changed, cached answers are dropped, since a GET would now answer differently.
+    fn progress(&self, which: Which) {
+        if self.runs.live[slot(which)].load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let now = self.run_clock_ms();
+        let changed = match which {
+            Which::Buddy => {
+                let mut data = lock(&self.buddy);
+                let (changed, live) = data.progress(now);
+                self.set_live_runs(which, live);
+                changed
+            }
+            Which::Bitbucket => {
+                let mut data = lock(&self.bitbucket);
+                let (changed, live) = data.progress(now);
+                self.set_live_runs(which, live);
+                changed
+            }
+        };
+        if changed {
+            lock(&self.answers).invalidate();
+        }
     }
 
     /// Bytes of huge fault bodies the sim actually sent.
@@ -424,7 +534,8 @@ fn with_common(
             "/_sim/faults",
             axum::routing::post(add_fault).delete(clear_faults),
         )
-        .route("/_sim/oauth", get(oauth::get_knobs).post(oauth::post_knob));
+        .route("/_sim/oauth", get(oauth::get_knobs).post(oauth::post_knob))
+        .route("/_sim/runs", get(get_runs).post(post_runs));
     let api = api
         .layer(middleware::from_fn_with_state(
             (which, state.clone()),
@@ -461,6 +572,43 @@ async fn add_fault(
 async fn clear_faults(State(state): State<Arc<SimState>>) -> StatusCode {
     state.clear_faults();
     StatusCode::NO_CONTENT
+}
+
+/// `POST /_sim/runs` bodies: either field or both (`{"step_ms": 50}`, `{"advance_ms": 3000}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsKnob {
+    /// [`SimState::set_run_step_ms`].
+    #[serde(default)]
+    pub step_ms: Option<u64>,
+    /// [`SimState::advance`] by this many milliseconds.
+    #[serde(default)]
+    pub advance_ms: Option<u64>,
+}
+
+async fn post_runs(
+    State(state): State<Arc<SimState>>,
+    axum::Json(knob): axum::Json<RunsKnob>,
+) -> StatusCode {
+    if let Some(ms) = knob.step_ms {
+        state.set_run_step_ms(ms);
+    }
+    state.advance(Duration::from_millis(knob.advance_ms.unwrap_or(0)));
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /_sim/runs`: the step length, the run clock and how many runs progress per provider.
+async fn get_runs(State(state): State<Arc<SimState>>) -> axum::Json<Value> {
+    state.advance(Duration::ZERO);
+    axum::Json(json!({
+        "step_ms": state.run_step_ms(),
+        "clock_ms": state.run_clock_ms(),
+        "advanced_ms": state.runs.advanced_ms.load(Ordering::SeqCst),
+        "live": {
+            "buddy": state.live_runs(Which::Buddy),
+            "bitbucket": state.live_runs(Which::Bitbucket),
+        },
+    }))
 }
 
 /// Records the request (form bodies as JSON with secrets redacted) and applies any matching fault.
@@ -656,11 +804,14 @@ async fn bearer(
 
 /// Serves a GET from the answer cache when nothing was written since it was built; any other method
 /// invalidates the cache (before and after it runs, so a read racing a write never keeps a stale answer).
+/// Progressing runs are brought up to date first (which invalidates the cache when one changed), so a
+/// cached answer never shows a run as it was.
 async fn cached(
     State((which, state)): State<(Which, Arc<SimState>)>,
     request: Request,
     next: Next,
 ) -> Response {
+    state.progress(which);
     let account = request.extensions().get::<Account>().copied();
     let (Some(account), true) = (account, request.method() == axum::http::Method::GET) else {
         lock(&state.answers).invalidate();
@@ -890,4 +1041,155 @@ pub(crate) async fn example_failures(provider_id: &str) -> Vec<String> {
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEP_MS: u64 = 60_000;
+
+    async fn send(
+        method: reqwest::Method,
+        url: String,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("sim answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The run clock moving alone (no request, no `advance`): the next GET still sees the progress
+    /// although the same GET was answered from the cache before.
+    #[tokio::test]
+    async fn a_cached_get_follows_runs_progressing_with_time() {
+        let sim = Sim::start().await.unwrap();
+        sim.state.set_run_step_ms(STEP_MS);
+        let runs = format!(
+            "{}/workspaces/acme/projects/web/pipelines/3/executions",
+            sim.buddy_url
+        );
+        let (_, run) = send(
+            reqwest::Method::POST,
+            runs.clone(),
+            BUDDY_TOKEN,
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(run["status"], "INPROGRESS");
+        let url = format!("{runs}/{}", run["id"]);
+        let status_of = |run: &Value| {
+            run["action_executions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["status"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        for _ in 0..2 {
+            let (_, run) = send(reqwest::Method::GET, url.clone(), BUDDY_TOKEN, None).await;
+            assert_eq!(status_of(&run), ["INPROGRESS", "ENQUEUED"]);
+        }
+        let generation = lock(&sim.state.answers).generation;
+        sim.state
+            .runs
+            .advanced_ms
+            .fetch_add(STEP_MS, Ordering::SeqCst);
+        let (_, run) = send(reqwest::Method::GET, url.clone(), BUDDY_TOKEN, None).await;
+        assert_eq!(status_of(&run), ["SUCCESSFUL", "INPROGRESS"]);
+        assert!(
+            lock(&sim.state.answers).generation > generation,
+            "the cache was dropped"
+        );
+        sim.state
+            .runs
+            .advanced_ms
+            .fetch_add(STEP_MS, Ordering::SeqCst);
+        let (_, run) = send(reqwest::Method::GET, url.clone(), BUDDY_TOKEN, None).await;
+        assert_eq!(run["status"], "SUCCESSFUL");
+        assert_eq!(sim.state.live_runs(Which::Buddy), 0);
+
+        // Nothing progresses any more: GETs are served from the cache again, generation unchanged.
+        let generation = lock(&sim.state.answers).generation;
+        sim.state
+            .runs
+            .advanced_ms
+            .fetch_add(STEP_MS, Ordering::SeqCst);
+        for _ in 0..2 {
+            send(reqwest::Method::GET, url.clone(), BUDDY_TOKEN, None).await;
+        }
+        assert_eq!(lock(&sim.state.answers).generation, generation);
+    }
+
+    #[tokio::test]
+    async fn runs_knob_over_http() {
+        let sim = Sim::start().await.unwrap();
+        let origin = sim.bitbucket_url.trim_end_matches("/2.0").to_string();
+        let knob = |body: Value| {
+            send(
+                reqwest::Method::POST,
+                format!("{origin}/_sim/runs"),
+                "",
+                Some(body),
+            )
+        };
+        let read = || {
+            send(
+                reqwest::Method::GET,
+                format!("{}/_sim/runs", sim.buddy_url),
+                "",
+                None,
+            )
+        };
+
+        let (status, before) = read().await;
+        assert_eq!(status, 200);
+        assert_eq!(before["step_ms"], DEFAULT_RUN_STEP_MS);
+        assert_eq!(before["live"], json!({"buddy": 0, "bitbucket": 0}));
+        assert_eq!(knob(json!({"step_ms": STEP_MS})).await.0, 204);
+        assert_eq!(sim.state.run_step_ms(), STEP_MS);
+        assert_eq!(
+            knob(json!({"step": 5})).await.0,
+            422,
+            "unknown fields are refused"
+        );
+
+        let (status, run) = send(
+            reqwest::Method::POST,
+            format!("{}/repositories/acme/api/pipelines", sim.bitbucket_url),
+            BITBUCKET_TOKEN,
+            Some(json!({"target": {"type": "pipeline_ref_target", "ref_type": "branch", "ref_name": "main"}})),
+        )
+        .await;
+        assert_eq!(status, 201);
+        assert_eq!(read().await.1["live"], json!({"buddy": 0, "bitbucket": 1}));
+
+        assert_eq!(knob(json!({"advance_ms": STEP_MS * 2})).await.0, 204);
+        let (_, now) = read().await;
+        assert_eq!(now["advanced_ms"], STEP_MS * 2);
+        assert!(now["clock_ms"].as_u64().unwrap() >= STEP_MS * 2);
+        let url = format!(
+            "{}/repositories/acme/api/pipelines/{}",
+            sim.bitbucket_url,
+            run["uuid"]
+                .as_str()
+                .unwrap()
+                .replace('{', "%7B")
+                .replace('}', "%7D")
+        );
+        let (_, p) = send(reqwest::Method::GET, url.clone(), BITBUCKET_TOKEN, None).await;
+        assert_eq!(p["state"]["name"], "IN_PROGRESS");
+
+        knob(json!({"advance_ms": STEP_MS * 3})).await;
+        let (_, p) = send(reqwest::Method::GET, url, BITBUCKET_TOKEN, None).await;
+        assert_eq!(p["state"]["result"]["name"], "SUCCESSFUL");
+        assert_eq!(read().await.1["live"]["bitbucket"], 0);
+    }
 }

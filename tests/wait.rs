@@ -1,0 +1,285 @@
+//! `wait` on the run tools: devgate follows the run it started to its end, sends the steps as MCP
+//! progress, returns the failed step's log tail, stops at the bound, and stops polling (not the run)
+//! when the call is cancelled. The sim's runs progress one step every few milliseconds here.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use devgate::sim::Sim;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+/// A client that keeps every progress message it is sent.
+#[derive(Clone, Default)]
+struct Watcher {
+    progress: Arc<Mutex<Vec<(f64, String)>>>,
+}
+
+impl ClientHandler for Watcher {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push((params.progress, params.message.unwrap_or_default()));
+    }
+}
+
+async fn watched(sim: &Sim) -> (RunningService<RoleClient, Watcher>, Watcher) {
+    let config = config_for(sim, "\n[tools]\nwait_poll_ms = 15");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("stdio").arg("--config").arg(&config);
+    for (k, v) in token_env() {
+        cmd.env(k, v);
+    }
+    let watcher = Watcher::default();
+    let client = watcher
+        .clone()
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap();
+    (client, watcher)
+}
+
+async fn run(
+    client: &RunningService<RoleClient, Watcher>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments)))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+fn structured(tool: &str, r: &CallToolResult) -> Value {
+    assert_ne!(r.is_error, Some(true), "{tool}: {}", text_of(r));
+    r.structured_content.clone().unwrap()
+}
+
+fn text_of(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
+}
+
+/// The progress lines received since the last look; their counts grow.
+fn progress_lines(watcher: &Watcher) -> Vec<String> {
+    let seen = std::mem::take(&mut *watcher.progress.lock().unwrap());
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "progress must grow: {seen:?}"
+    );
+    seen.into_iter().map(|(_, line)| line).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buddy_run_is_followed_to_success_with_progress() {
+    let sim = Sim::start().await.unwrap();
+    sim.state.set_run_step_ms(25);
+    let (client, watcher) = watched(&sim).await;
+    let done = structured(
+        "buddy_run_pipeline",
+        &run(
+            &client,
+            "buddy_run_pipeline",
+            json!({"project": "web", "pipeline": "build-and-test", "wait": 60}),
+        )
+        .await,
+    );
+    assert_eq!(done["status"], "SUCCESSFUL", "{done}");
+    let actions = done["actions"].as_array().expect("the run's actions");
+    assert!(actions.len() >= 3, "{done}");
+    assert!(
+        actions.iter().all(|a| a["status"] == "SUCCESSFUL"),
+        "{done}"
+    );
+    assert!(done.get("failed_step").is_none());
+    assert!(done["waited_s"].is_u64());
+    let lines = progress_lines(&watcher);
+    assert!(lines.len() >= 3, "a line per change: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("INPROGRESS")),
+        "{lines:?}"
+    );
+    assert!(lines.last().unwrap().starts_with("SUCCESSFUL"), "{lines:?}");
+    let first_action = actions[0]["name"].as_str().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("{first_action}: INPROGRESS"))),
+        "{lines:?}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_runs_come_back_with_the_failed_steps_log_tail() {
+    let sim = Sim::start().await.unwrap();
+    sim.state.set_run_step_ms(20);
+    let (client, watcher) = watched(&sim).await;
+
+    let buddy = structured(
+        "buddy_run_pipeline",
+        &run(
+            &client,
+            "buddy_run_pipeline",
+            json!({"project": "web", "pipeline": "build-and-test", "branch": "fix/cart-rounding", "wait": 60}),
+        )
+        .await,
+    );
+    assert_eq!(buddy["status"], "FAILED", "{buddy}");
+    assert_eq!(buddy["failed_step"]["name"], "Unit tests", "{buddy}");
+    let tail = buddy["failed_step"]["log_tail"]
+        .as_str()
+        .expect("a log tail");
+    assert!(tail.contains("Expected: 19.99"), "{tail}");
+    assert!(tail.lines().count() <= 40, "a tail, not the whole log");
+    let lines = progress_lines(&watcher);
+    assert!(
+        lines.last().unwrap().contains("Unit tests: FAILED"),
+        "{lines:?}"
+    );
+
+    let bitbucket = structured(
+        "bitbucket_run_pipeline",
+        &run(
+            &client,
+            "bitbucket_run_pipeline",
+            json!({"repo_slug": "api", "branch": "feature/login", "wait": 60}),
+        )
+        .await,
+    );
+    assert_eq!(bitbucket["state"], "COMPLETED", "{bitbucket}");
+    assert_eq!(bitbucket["result"], "FAILED", "{bitbucket}");
+    let steps = bitbucket["steps"].as_array().expect("the steps");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["name"] == "Build" && s["result"] == "SUCCESSFUL"),
+        "{bitbucket}"
+    );
+    assert_eq!(bitbucket["failed_step"]["name"], "Test", "{bitbucket}");
+    let tail = bitbucket["failed_step"]["log_tail"].as_str().unwrap();
+    assert!(tail.contains("test result: FAILED"), "{tail}");
+    let lines = progress_lines(&watcher);
+    assert!(
+        lines.iter().any(|l| l.contains("Test: FAILED")),
+        "{lines:?}"
+    );
+
+    let fine = structured(
+        "bitbucket_run_pipeline",
+        &run(
+            &client,
+            "bitbucket_run_pipeline",
+            json!({"repo_slug": "api", "branch": "main", "wait": 60}),
+        )
+        .await,
+    );
+    assert_eq!(fine["result"], "SUCCESSFUL", "{fine}");
+    assert!(fine.get("failed_step").is_none());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wait_is_bounded_and_the_run_goes_on() {
+    let sim = Sim::start().await.unwrap();
+    sim.state.set_run_step_ms(600_000);
+    let (client, _) = watched(&sim).await;
+    let started = std::time::Instant::now();
+    let r = structured(
+        "bitbucket_run_pipeline",
+        &run(
+            &client,
+            "bitbucket_run_pipeline",
+            json!({"repo_slug": "api", "branch": "main", "wait": 1}),
+        )
+        .await,
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(r["state"], "PENDING", "{r}");
+    let note = r["wait_note"].as_str().expect("says it stopped waiting");
+    assert!(note.contains("bitbucket_get_pipeline"), "{note}");
+    assert_eq!(
+        sim.state.live_runs(devgate::sim::Which::Bitbucket),
+        1,
+        "the run was not stopped"
+    );
+
+    let refused = run(
+        &client,
+        "bitbucket_run_pipeline",
+        json!({"repo_slug": "api", "branch": "main", "wait": 601}),
+    )
+    .await;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(text_of(&refused).contains("wait"), "{}", text_of(&refused));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_stops_the_polling_not_the_run() {
+    let sim = Sim::start().await.unwrap();
+    sim.state.set_run_step_ms(600_000);
+    let (client, watcher) = watched(&sim).await;
+    let request = CallToolRequestParams::new("buddy_run_pipeline").with_arguments(args(
+        json!({"project": "web", "pipeline": "build-and-test", "wait": 300}),
+    ));
+    let polls = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/executions/"))
+            .count()
+    };
+    // Dropping the call's future makes the client send notifications/cancelled.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::select! {
+            r = client.call_tool(request) => panic!("the call ended on its own: {r:?}"),
+            () = async { while polls() < 3 { tokio::time::sleep(Duration::from_millis(5)).await } } => {}
+        }
+    })
+    .await
+    .expect("devgate polls the run");
+    assert!(
+        !watcher.progress.lock().unwrap().is_empty(),
+        "progress was reported"
+    );
+    // Another call is answered after the cancellation was read; from then on no poll may come.
+    ok(
+        "buddy_get_workspace",
+        &call_watched(&client, "buddy_get_workspace").await,
+    );
+    let after = polls();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        polls(),
+        after,
+        "polling stopped with the call (poll interval is 15 ms)"
+    );
+    assert_eq!(
+        sim.state.live_runs(devgate::sim::Which::Buddy),
+        1,
+        "the run goes on"
+    );
+    assert!(
+        !sim.requests().iter().any(|r| r.method == "PATCH"),
+        "nothing was sent to stop the run"
+    );
+    client.cancel().await.unwrap();
+}
+
+async fn call_watched(client: &RunningService<RoleClient, Watcher>, tool: &str) -> CallToolResult {
+    run(client, tool, json!({})).await
+}
