@@ -271,13 +271,13 @@ impl Gateway {
 
     /// An `isError` result when `user` is over the call rate, saying when to try again.
     fn rate_limited(&self, user: &str) -> Option<CallToolResult> {
-        use governor::clock::{Clock, DefaultClock};
+        use governor::clock::Clock;
         let limiter = self.limiter.as_ref()?;
         let key = user.to_string();
         match limiter.check_key(&key) {
             Ok(()) => None,
             Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let wait = not_until.wait_time_from(limiter.clock().now());
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                 tracing::info!(user, outcome = "rate_limited", "call");
                 Some(CallToolResult::error(vec![ContentBlock::text(format!(

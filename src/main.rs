@@ -2,14 +2,57 @@
 
 mod cli;
 
+/// Each call allocates many small, short-lived objects (JSON values, strings); mimalloc serves them from
+/// per-thread pages where glibc's malloc spent about a tenth of devgate's CPU (benches/harness.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// mimalloc option ids (v3's `mi_option_e`): commit arena memory only when used, and give freed pages
+/// back at once, so RSS stays near what is live (the memory budget in benches/harness.rs).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Runs from the ELF `.init_array`, before `main` and before Rust allocates, so the options hold for
+/// the first arena too.
+extern "C" fn mimalloc_options() {
+    // SAFETY: plain setters, called before any other thread exists.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static MIMALLOC_OPTIONS: extern "C" fn() = mimalloc_options;
+
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // One stdio connection is one client whose calls are small and mostly waiting on the provider: a
+    // single-threaded runtime keeps each call on one thread instead of waking the other worker for every
+    // message (measured in benches/harness.rs). The HTTP server and the sandbox serve many clients
+    // and keep a worker per core.
+    let runtime = match cli.command {
+        cli::Command::Stdio { .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("devgate: could not start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: cli::Cli) -> ExitCode {
     let filter =
         EnvFilter::try_from_env("DEVGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     let builder = tracing_subscriber::fmt()
