@@ -74,8 +74,21 @@ fn text_of(r: &CallToolResult) -> String {
         .unwrap_or_default()
 }
 
-/// The progress lines received since the last look; their counts grow.
-fn progress_lines(watcher: &Watcher) -> Vec<String> {
+/// The progress lines received since the last look, once the last one received satisfies `last` (the
+/// client handles notifications on tasks of their own, so the final line may land just after the
+/// result; waiting is bounded); their counts grow.
+async fn progress_lines(watcher: &Watcher, last: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline
+        && !watcher
+            .progress
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|(_, line)| last(line))
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let seen = std::mem::take(&mut *watcher.progress.lock().unwrap());
     assert!(
         seen.windows(2).all(|w| w[0].0 < w[1].0),
@@ -107,7 +120,7 @@ async fn buddy_run_is_followed_to_success_with_progress() {
     );
     assert!(done.get("failed_step").is_none());
     assert!(done["waited_s"].is_u64());
-    let lines = progress_lines(&watcher);
+    let lines = progress_lines(&watcher, |l| l.starts_with("SUCCESSFUL")).await;
     assert!(lines.len() >= 3, "a line per change: {lines:?}");
     assert!(
         lines.iter().any(|l| l.starts_with("INPROGRESS")),
@@ -146,7 +159,7 @@ async fn failed_runs_come_back_with_the_failed_steps_log_tail() {
         .expect("a log tail");
     assert!(tail.contains("Expected: 19.99"), "{tail}");
     assert!(tail.lines().count() <= 40, "a tail, not the whole log");
-    let lines = progress_lines(&watcher);
+    let lines = progress_lines(&watcher, |l| l.contains("Unit tests: FAILED")).await;
     assert!(
         lines.last().unwrap().contains("Unit tests: FAILED"),
         "{lines:?}"
@@ -173,7 +186,7 @@ async fn failed_runs_come_back_with_the_failed_steps_log_tail() {
     assert_eq!(bitbucket["failed_step"]["name"], "Test", "{bitbucket}");
     let tail = bitbucket["failed_step"]["log_tail"].as_str().unwrap();
     assert!(tail.contains("test result: FAILED"), "{tail}");
-    let lines = progress_lines(&watcher);
+    let lines = progress_lines(&watcher, |l| l.starts_with("COMPLETED")).await;
     assert!(
         lines.iter().any(|l| l.contains("Test: FAILED")),
         "{lines:?}"
