@@ -224,6 +224,10 @@ pub struct ToolsConfig {
     pub text_cap_bytes: usize,
     /// How often a run tool called with `wait` polls the run, in milliseconds.
     pub wait_poll_ms: u64,
+    /// Ask the user (form elicitation) before a tool marked destructive runs.
+    pub confirm_destructive: bool,
+    /// Further tools to confirm first, by exposed name (e.g. `buddy_run_pipeline`).
+    pub confirm: Vec<String>,
 }
 
 impl Default for ToolsConfig {
@@ -234,6 +238,8 @@ impl Default for ToolsConfig {
             exclude: Vec::new(),
             text_cap_bytes: 64 * 1024,
             wait_poll_ms: 2000,
+            confirm_destructive: true,
+            confirm: Vec::new(),
         }
     }
 }
@@ -448,6 +454,20 @@ impl Config {
                 .any(|p| p.tools.iter().any(|t| &t.name == name));
             if !known {
                 problems.push(format!("tools.exclude: unknown tool `{name}`"));
+            }
+        }
+        for name in &self.tools.confirm {
+            let known = catalog
+                .providers
+                .iter()
+                .flat_map(|p| p.tools.iter())
+                .find(|t| &t.name == name);
+            match known {
+                None => problems.push(format!("tools.confirm: unknown tool `{name}`")),
+                Some(t) if t.spec.annotations.read_only => problems.push(format!(
+                    "tools.confirm: `{name}` changes nothing, so there is nothing to confirm"
+                )),
+                Some(_) => {}
             }
         }
         problems

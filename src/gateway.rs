@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::schema::{self, Defaults};
 use crate::catalog::{
-    CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind,
-    TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
+    CONFIRM_PARAM, CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination, ResolveWhen,
+    ResponseKind, TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
 };
 use crate::config::Config;
 use crate::oauth::connect::{ConnectLink, Connector};
@@ -30,6 +30,25 @@ pub const CONNECTIONS_TOOL: &str = "devgate_connections";
 /// layer forwards each line as a `notifications/progress` when the client asked for progress.
 pub type Progress = tokio::sync::mpsc::UnboundedSender<String>;
 
+/// The user's answer to "do this?", as the MCP layer obtained it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    Accepted,
+    Declined,
+    /// The client cannot ask its user: the call stops and says how to proceed.
+    Unavailable,
+    /// Ask through the result (`input_required`, 2026-07-28) and run when the client calls again.
+    Deferred,
+}
+
+/// Asks the user to confirm a call (the MCP layer, through elicitation).
+pub trait Confirmer: Send + Sync {
+    fn confirm<'a>(
+        &'a self,
+        summary: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Confirmation> + Send + 'a>>;
+}
+
 /// Lines of the failed step's log a waited-for run returns.
 const WAIT_LOG_LINES: u64 = 40;
 
@@ -40,6 +59,8 @@ struct Offered {
     defaults: Defaults,
     /// What the tool's output reads of a JSON reply; the rest is skipped while parsing.
     reads: Option<Reads>,
+    /// The user confirms each call first (destructive, or listed in `tools.confirm`).
+    confirm: bool,
 }
 
 /// Why a call could not even start: answered as a JSON-RPC error, not a tool result.
@@ -57,6 +78,8 @@ pub enum CallOutcome {
     /// The user has to connect (or reconnect) a provider first; the MCP layer turns this into an
     /// elicitation or a link in an `isError` text, depending on the client.
     Connect(ConnectRequest),
+    /// The user has to confirm this summary; the client is asked through the result and calls again.
+    Confirm(String),
 }
 
 /// A link the user must open before the call can succeed.
@@ -73,6 +96,7 @@ pub struct ConnectRequest {
 enum Stop {
     Message(String),
     Connect { provider: String, reason: String },
+    Confirm(String),
 }
 
 impl From<String> for Stop {
@@ -170,6 +194,9 @@ impl Gateway {
                 offered.insert(
                     tool.name.clone(),
                     Offered {
+                        confirm: config.tools.confirm.contains(&tool.name)
+                            || (config.tools.confirm_destructive
+                                && tool.spec.annotations.destructive),
                         reads: reads_of(tool, &provider.spec.pagination),
                         tool: tool.clone(),
                         client: client.clone(),
@@ -238,6 +265,7 @@ impl Gateway {
         name: &str,
         args: Option<&JsonObject>,
         progress: Option<Progress>,
+        confirmer: Option<&dyn Confirmer>,
     ) -> Result<CallOutcome, CallError> {
         if let Some(limited) = self.rate_limited(user) {
             return Ok(CallOutcome::Done(limited));
@@ -257,6 +285,7 @@ impl Gateway {
             tokens: self.tokens.as_deref(),
             progress: progress.as_ref(),
             wait_poll: self.wait_poll,
+            confirmer,
         };
         match call.run(args, self.text_cap).await {
             Ok(result) => Ok(CallOutcome::Done(result)),
@@ -266,6 +295,7 @@ impl Gateway {
             Err(Stop::Connect { provider, reason }) => {
                 Ok(self.connect_request(user, &provider, reason).await)
             }
+            Err(Stop::Confirm(summary)) => Ok(CallOutcome::Confirm(summary)),
         }
     }
 
@@ -411,6 +441,7 @@ struct Call<'a> {
     tokens: Option<&'a TokenManager>,
     progress: Option<&'a Progress>,
     wait_poll: std::time::Duration,
+    confirmer: Option<&'a dyn Confirmer>,
 }
 
 impl Call<'_> {
@@ -423,6 +454,8 @@ impl Call<'_> {
         let tool = &o.tool;
         let mut args =
             schema::validate(tool, args, &o.defaults).map_err(|e| format!("{}: {e}", tool.name))?;
+        // As given (before lookups turn names into ids), for the confirmation's summary.
+        let given = if o.confirm { Some(args.clone()) } else { None };
         let mut auth = self.auth().await?;
         self.resolve(&mut args, &mut auth).await?;
 
@@ -472,6 +505,9 @@ impl Call<'_> {
             }
             ResponseKind::Json | ResponseKind::Empty => {
                 let extra = o.extra_fields(&args)?;
+                if let Some(given) = &given {
+                    self.confirmed(given, &args, text_cap).await?;
+                }
                 let body = self.body(&args, &url, &mut auth).await?;
                 let reply = self
                     .json(
@@ -639,6 +675,64 @@ impl Call<'_> {
         }
     }
 
+    /// Asks the user to confirm this call; only an acceptance (or, from a client that cannot ask, the
+    /// agent's `confirm: true` after asking its user) lets it go on.
+    async fn confirmed(
+        &self,
+        given: &Map<String, Value>,
+        args: &Map<String, Value>,
+        text_cap: usize,
+    ) -> Result<(), Stop> {
+        let o = self.offered;
+        let summary = self.summary(given, args, text_cap).await?;
+        let answer = match self.confirmer {
+            Some(confirmer) => confirmer.confirm(&summary).await,
+            None => Confirmation::Unavailable,
+        };
+        let name = &o.tool.name;
+        match answer {
+            Confirmation::Accepted => Ok(()),
+            Confirmation::Deferred => Err(Stop::Confirm(summary)),
+            Confirmation::Declined => Err(Stop::Message(format!(
+                "{name}: the user did not confirm \"{summary}\"; nothing was sent to {}. Ask the user what they want instead.",
+                o.client.title()
+            ))),
+            Confirmation::Unavailable if args.get(CONFIRM_PARAM) == Some(&Value::Bool(true)) => {
+                Ok(())
+            }
+            Confirmation::Unavailable => Err(Stop::Message(format!(
+                "{name}: this needs the user's confirmation, which this client cannot ask for. Show the user exactly this: \"{summary}\". Only if they agree, call again with the same arguments and `confirm: true`. (An operator can turn confirmations off with [tools] confirm_destructive = false.)"
+            ))),
+        }
+    }
+
+    /// The sentence the user confirms, from the catalog's `confirm.summary` (or the tool's title and
+    /// arguments), filled from the arguments and the target as the `confirm.read` tool shows it.
+    async fn summary(
+        &self,
+        given: &Map<String, Value>,
+        args: &Map<String, Value>,
+        text_cap: usize,
+    ) -> Result<String, Stop> {
+        let tool = &self.offered.tool;
+        let Some(spec) = &tool.spec.confirm else {
+            let values: Vec<String> = given
+                .iter()
+                .filter(|(k, _)| k.as_str() != CONFIRM_PARAM)
+                .filter_map(|(k, v)| template::scalar(Some(v)).map(|v| format!("{k}={v}")))
+                .collect();
+            return Ok(format!("{}: {}", tool.spec.title, values.join(", ")));
+        };
+        let current = match &spec.read {
+            Some(read) => self
+                .sub(read, args, &Map::new(), text_cap)
+                .await
+                .map_err(Stop::Message)?,
+            None => Value::Null,
+        };
+        Ok(fill_summary(&spec.summary, given, &current))
+    }
+
     /// Calls another read tool of this provider for `follow`: the run tool's arguments that tool takes,
     /// plus `extra`. Its `isError` text (or connect reason) comes back as the error.
     async fn sub(
@@ -663,6 +757,7 @@ impl Call<'_> {
             .collect();
         args.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         let offered = Offered {
+            confirm: false,
             reads: reads_of(&tool, &catalog.spec.pagination),
             tool,
             client: o.client.clone(),
@@ -674,6 +769,7 @@ impl Call<'_> {
             tokens: self.tokens,
             progress: None,
             wait_poll: self.wait_poll,
+            confirmer: None,
         };
         match Box::pin(call.run(Some(&args), text_cap)).await {
             Ok(result) if result.is_error != Some(true) => {
@@ -689,6 +785,7 @@ impl Call<'_> {
             Err(Stop::Connect { reason, .. }) => {
                 Err(format!("{reason}; see devgate_connections for the link"))
             }
+            Err(Stop::Confirm(summary)) => Err(format!("{summary} needs confirming")),
         }
     }
 
@@ -1332,6 +1429,38 @@ fn tool_token_help(client: &ProviderClient) -> String {
         .unwrap_or_default()
 }
 
+/// Fills `{name}`, `{current.name}` and `{name|fallback}` in a confirmation summary.
+fn fill_summary(template: &str, given: &Map<String, Value>, current: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inner = &rest[open + 1..open + close];
+        let (key, fallback) = inner.split_once('|').unwrap_or((inner, "?"));
+        let value = match key.strip_prefix("current.") {
+            Some(field) => current.get(field).and_then(text),
+            None => given
+                .get(key)
+                .and_then(text)
+                .or_else(|| current.get(key).and_then(text)),
+        };
+        out.push_str(value.as_deref().unwrap_or(fallback));
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Deep-merges `over` onto `base`: objects merge key by key, anything else replaces.
 fn merge(base: &mut Value, over: Value) {
     match (base, over) {
@@ -1375,6 +1504,21 @@ fn text_result(window: crate::provider::TextWindow, offset: u64) -> CallToolResu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_prefer_arguments_then_the_target_then_the_fallback() {
+        let given = json!({"pull_request_id": 42, "title": "New title"});
+        let current = json!({"title": "Fix login", "source": "feature/x", "destination": "main"});
+        let filled = fill_summary(
+            "PR #{pull_request_id} '{current.title}' → '{title}' from `{source}` into `{destination}` with {strategy|the default}",
+            given.as_object().unwrap(),
+            &current,
+        );
+        assert_eq!(
+            filled,
+            "PR #42 'Fix login' → 'New title' from `feature/x` into `main` with the default"
+        );
+    }
 
     #[test]
     fn merge_overlays_nested_objects() {

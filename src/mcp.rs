@@ -18,16 +18,19 @@ use std::time::Instant;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification,
-    ElicitRequest, ElicitRequestParams, ErrorCode, Implementation, InputRequest, InputRequests,
-    InputRequiredResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProtocolVersion, ServerCapabilities, ServerConfig, ServerNotification, Tool,
+    ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema,
+    ErrorCode, Implementation, InputRequest, InputRequests, InputRequiredResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities,
+    ServerConfig, ServerNotification, Tool,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::gateway::{CallError, CallOutcome, ConnectRequest, Gateway, Progress};
+use crate::gateway::{
+    CallError, CallOutcome, Confirmation, Confirmer, ConnectRequest, Gateway, Progress,
+};
 use crate::identity::Identity;
 use crate::oauth::connect::CompletionSink;
 
@@ -107,6 +110,75 @@ impl McpServer {
                     McpError::invalid_request("the request carries no authenticated user", None)
                 }),
         }
+    }
+}
+
+/// The key of the confirmation in an `input_required` result and in the client's `inputResponses`.
+const CONFIRM_INPUT: &str = "confirm";
+
+/// Asks this call's client to have its user confirm: a form elicitation (a request to the client up to
+/// 2025-11-25; an `input_required` result answered in the retried call's `inputResponses` from
+/// 2026-07-28). A client that declared no form elicitation cannot ask.
+struct ClientConfirmer<'a> {
+    context: &'a RequestContext<RoleServer>,
+    /// The answer the client sent with this (retried) call, if any.
+    answer: Option<serde_json::Value>,
+}
+
+impl Confirmer for ClientConfirmer<'_> {
+    fn confirm<'a>(
+        &'a self,
+        summary: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Confirmation> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some(answer) = &self.answer {
+                let accepted = serde_json::from_value::<ElicitResult>(answer.clone())
+                    .is_ok_and(|r| r.action == ElicitationAction::Accept);
+                return if accepted {
+                    Confirmation::Accepted
+                } else {
+                    Confirmation::Declined
+                };
+            }
+            // `elicitation: {}` (no mode named) means form, as before modes existed.
+            let form = self
+                .context
+                .client_capabilities()
+                .and_then(|c| c.elicitation)
+                .is_some_and(|e| e.form.is_some() || e.url.is_none());
+            if !form {
+                return Confirmation::Unavailable;
+            }
+            let modern = self
+                .context
+                .protocol_version()
+                .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+            if modern {
+                return Confirmation::Deferred;
+            }
+            match self
+                .context
+                .peer
+                .create_elicitation(confirm_form(summary))
+                .await
+            {
+                Ok(result) if result.action == ElicitationAction::Accept => Confirmation::Accepted,
+                Ok(_) => Confirmation::Declined,
+                Err(e) => {
+                    tracing::info!(error = %e, "the client did not answer the confirmation");
+                    Confirmation::Declined
+                }
+            }
+        })
+    }
+}
+
+/// The form a user answers to confirm: the summary, and nothing to fill in (accept or decline).
+fn confirm_form(summary: &str) -> ElicitRequestParams {
+    ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: format!("{summary}. Go ahead?"),
+        requested_schema: ElicitationSchema::builder().build_unchecked(),
     }
 }
 
@@ -235,7 +307,21 @@ impl ServerHandler for McpServer {
                 Some((sender, forwarder)) => (Some(sender), Some(forwarder)),
                 None => (None, None),
             };
-            let call = gateway.call(&user, &request.name, request.arguments.as_ref(), progress);
+            let confirmer = ClientConfirmer {
+                context: &context,
+                answer: request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|r| r.get(CONFIRM_INPUT))
+                    .cloned(),
+            };
+            let call = gateway.call(
+                &user,
+                &request.name,
+                request.arguments.as_ref(),
+                progress,
+                Some(&confirmer),
+            );
             let outcome = tokio::select! {
                 outcome = call => outcome,
                 () = context.ct.cancelled() => {
@@ -257,6 +343,18 @@ impl ServerHandler for McpServer {
                 Ok(CallOutcome::Connect(connect)) => {
                     tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
                     connect_response(&connect, &context, &pending)
+                }
+                Ok(CallOutcome::Confirm(summary)) => {
+                    tracing::info!(outcome = "confirm", ms, "call");
+                    let mut requests = InputRequests::new();
+                    requests.insert(
+                        CONFIRM_INPUT.to_string(),
+                        InputRequest::Elicitation(ElicitRequest::new(confirm_form(&summary))),
+                    );
+                    Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
+                        Some(requests),
+                        None,
+                    )))
                 }
                 Err(e @ CallError::UnknownTool(_)) => {
                     tracing::info!(outcome = "unknown_tool", "call");

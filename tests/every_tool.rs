@@ -31,7 +31,11 @@ async fn every_tool_answers_over_stdio() {
     let mut outputs = String::new();
     for tool in all {
         sim.state.clear_requests();
-        let example = tool.spec.example.clone().unwrap_or_default();
+        let mut example = tool.spec.example.clone().unwrap_or_default();
+        if tool.spec.annotations.destructive {
+            // This client cannot ask its user (no elicitation); tests/confirm.rs covers asking.
+            example.insert("confirm".into(), Value::Bool(true));
+        }
         let result = client
             .call_tool(CallToolRequestParams::new(tool.name.clone()).with_arguments(example))
             .await

@@ -39,6 +39,7 @@ async fn updating_a_title_keeps_description_and_reviewers() {
 
     let mut change = args.clone();
     change["title"] = json!("A better title");
+    change["confirm"] = json!(true);
     ok(
         "update",
         &call(&client, "bitbucket_update_pull_request", change).await,
@@ -95,7 +96,7 @@ async fn runs_and_merges_send_the_providers_shapes() {
 
     let merged = ok(
         "bitbucket_merge_pull_request",
-        &call(&client, "bitbucket_merge_pull_request", json!({"repo_slug": "api", "pull_request_id": 21, "strategy": "squash", "message": "Squash it", "close_source_branch": true})).await,
+        &call(&client, "bitbucket_merge_pull_request", json!({"repo_slug": "api", "pull_request_id": 21, "strategy": "squash", "message": "Squash it", "close_source_branch": true, "confirm": true})).await,
     );
     assert_eq!(merged["state"], "MERGED", "{merged}");
     let sent = last_body(&sim, "POST", "/pullrequests/21/merge");

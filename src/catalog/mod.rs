@@ -35,6 +35,8 @@ pub const TAIL_PARAM: &str = "tail";
 pub const FIELDS_PARAM: &str = "fields";
 /// Seconds a run tool waits for the run to finish.
 pub const WAIT_PARAM: &str = "wait";
+/// `confirm: true`: the agent's word that its user agreed, for clients that cannot ask the user.
+pub const CONFIRM_PARAM: &str = "confirm";
 /// The longest `wait`, in seconds.
 pub const MAX_WAIT_SECS: i64 = 600;
 
@@ -262,6 +264,25 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
         }
     }
     for tool in &tools {
+        if let Some(read) = tool.spec.confirm.as_ref().and_then(|c| c.read.as_ref()) {
+            match tools.iter().find(|t| &t.spec.name == read) {
+                None => push(
+                    Some(&tool.spec.name),
+                    format!("confirm: read names unknown tool `{read}`"),
+                ),
+                Some(t) if !t.spec.annotations.read_only || t.output.is_none() => push(
+                    Some(&tool.spec.name),
+                    format!("confirm: read tool `{read}` must be read-only with an output"),
+                ),
+                Some(_) => {}
+            }
+        }
+        if tool.spec.confirm.is_some() && tool.spec.annotations.read_only {
+            push(
+                Some(&tool.spec.name),
+                "confirm: a read-only tool needs no confirmation".into(),
+            );
+        }
         if let Some(wait) = &tool.spec.wait {
             for problem in check_wait(tool, wait, &tools) {
                 push(Some(&tool.spec.name), format!("wait: {problem}"));
@@ -540,6 +561,7 @@ fn compile_tool(
             TAIL_PARAM,
             FIELDS_PARAM,
             WAIT_PARAM,
+            CONFIRM_PARAM,
         ]
         .contains(&name.as_str())
         {

@@ -173,6 +173,9 @@ pub struct ToolSpec {
     /// Messages for particular upstream statuses, added to the provider's own message.
     #[serde(default)]
     pub errors: BTreeMap<String, String>,
+    /// What the user is asked to confirm before a destructive call (see [`ConfirmSpec`]).
+    #[serde(default)]
+    pub confirm: Option<ConfirmSpec>,
     /// For a tool that starts a run: how `wait` follows the run to its end.
     #[serde(default)]
     pub wait: Option<WaitSpec>,
@@ -348,6 +351,19 @@ pub struct WaitSpec {
     /// The log tool (it must take `tail`), and its parameters filled from fields of the failed step.
     pub log: String,
     pub log_args: BTreeMap<String, String>,
+}
+
+/// The sentence a user confirms before a call that cannot be undone, e.g. "Merge PR #42 'Fix login' from
+/// `feature/x` into `main` with squash". `{name}` is the argument of that name, else the field of that
+/// name in `read`'s result; `{current.name}` is always the field of `read`'s result (the state before
+/// the change); `{name|text}` uses `text` when neither has a value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmSpec {
+    /// A read tool of the same provider called with this tool's arguments to describe the target.
+    #[serde(default)]
+    pub read: Option<String>,
+    pub summary: String,
 }
 
 /// How to shape a JSON response for an agent.

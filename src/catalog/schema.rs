@@ -8,8 +8,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    CURSOR_PARAM, DefaultFrom, FIELDS_PARAM, MAX_WAIT_SECS, OFFSET_PARAM, ParamSpec, ParamType,
-    TAIL_PARAM, Tool, WAIT_PARAM,
+    CONFIRM_PARAM, CURSOR_PARAM, DefaultFrom, FIELDS_PARAM, MAX_WAIT_SECS, OFFSET_PARAM, ParamSpec,
+    ParamType, TAIL_PARAM, Tool, WAIT_PARAM,
 };
 
 /// Values from the provider's config that parameters may default to.
@@ -214,7 +214,8 @@ pub fn validate(
             || (key == OFFSET_PARAM && tool.is_text())
             || (key == TAIL_PARAM && tool.spec.text_tail)
             || (key == FIELDS_PARAM && tool.takes_fields())
-            || (key == WAIT_PARAM && tool.spec.wait.is_some());
+            || (key == WAIT_PARAM && tool.spec.wait.is_some())
+            || (key == CONFIRM_PARAM && !tool.spec.annotations.read_only);
         if !engine && !tool.spec.params.contains_key(key) {
             let mut known: Vec<&str> = tool.spec.params.keys().map(String::as_str).collect();
             if tool.paginated {
@@ -282,6 +283,18 @@ pub fn validate(
                 check_value(name, &integer(minimum, maximum), value)?,
             );
         }
+    }
+    if !tool.spec.annotations.read_only
+        && let Some(value) = args.get(CONFIRM_PARAM).filter(|v| !v.is_null())
+    {
+        let spec = ParamSpec {
+            ty: ParamType::Boolean,
+            ..integer(0, None)
+        };
+        out.insert(
+            CONFIRM_PARAM.into(),
+            check_value(CONFIRM_PARAM, &spec, value)?,
+        );
     }
     if tool.takes_fields()
         && let Some(value) = args.get(FIELDS_PARAM).filter(|v| !v.is_null())
