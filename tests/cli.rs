@@ -377,3 +377,24 @@ async fn connect_from_a_terminal_serves_the_callback_until_it_arrives() {
         "{rest}"
     );
 }
+
+#[test]
+fn version_names_the_binary_and_each_catalog() {
+    let out = devgate(&["--version"], &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    for provider in devgate::catalog::Catalog::builtin().unwrap().providers {
+        let version = &provider.version;
+        assert!(
+            text.contains(&format!("{} catalog {version}", provider.spec.id)),
+            "{text}"
+        );
+    }
+    let toml_version = include_str!("../tools/buddy.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(text.contains(&format!("buddy catalog {toml_version}")), "{text}");
+}
