@@ -158,7 +158,7 @@ impl App {
         let authenticator = Arc::new(Authenticator::new(
             self.config.http.auth,
             self.config.http.jwt.as_ref(),
-            store,
+            store.clone(),
         )?);
         let public = self
             .config
@@ -180,6 +180,7 @@ impl App {
                 connector,
                 secure: public.starts_with("https://"),
             }),
+            store,
         })
     }
 }

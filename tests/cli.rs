@@ -396,5 +396,8 @@ fn version_names_the_binary_and_each_catalog() {
         .find_map(|l| l.strip_prefix("version = "))
         .unwrap()
         .trim_matches('"');
-    assert!(text.contains(&format!("buddy catalog {toml_version}")), "{text}");
+    assert!(
+        text.contains(&format!("buddy catalog {toml_version}")),
+        "{text}"
+    );
 }

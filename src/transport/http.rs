@@ -72,6 +72,8 @@ pub struct HttpParts {
     pub auth: AuthLayer,
     /// The connect pages, when any provider uses OAuth.
     pub pages: Option<Pages>,
+    /// The store, whose answer `/readyz` reports.
+    pub store: Arc<dyn crate::vault::Store>,
 }
 
 /// The axum app: `/mcp`, the connect pages, the resource metadata and `/healthz`. Cancelling `sessions`
@@ -129,6 +131,7 @@ pub fn router(
     let metadata = axum::Json(resource_metadata(&public, &parts.auth.authenticator));
     let mut app = mcp
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(move || readiness(parts.store.clone())))
         .route(
             "/.well-known/oauth-protected-resource",
             get({
@@ -146,6 +149,28 @@ pub fn router(
     app.layer(axum::extract::DefaultBodyLimit::max(
         config.limits.max_request_bytes,
     ))
+}
+
+/// `/readyz`: 200 when the store answers within two seconds, else 503 (the cause goes to the log only,
+/// since a store error may name hosts an anonymous caller has no business knowing).
+async fn readiness(store: Arc<dyn crate::vault::Store>) -> (axum::http::StatusCode, &'static str) {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await {
+        Ok(Ok(())) => (axum::http::StatusCode::OK, "ready\n"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the store failed");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the store failed\n",
+            )
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the store did not answer within 2 s");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the store did not answer\n",
+            )
+        }
+    }
 }
 
 /// Browser origins allowed to call `/mcp` (a request without `Origin` is not a browser's and passes):

@@ -353,7 +353,7 @@ pub async fn oauth_http_on(setup: &OAuthSetup, port: u16, extra_args: &[&str]) -
     spawn_http(cmd).await
 }
 
-async fn spawn_http(mut cmd: Command) -> HttpGateway {
+pub async fn spawn_http(mut cmd: Command) -> HttpGateway {
     let mut child = cmd.spawn().expect("devgate http starts");
     let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
     let stderr = Stderr::default();

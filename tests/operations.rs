@@ -1,0 +1,117 @@
+//! What operators probe: `/readyz` says whether the store answers — ready on SQLite and PostgreSQL, not
+//! ready (503, no detail for anonymous callers) when PostgreSQL goes away.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use devgate::sim::Sim;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+
+fn base(gateway: &HttpGateway) -> String {
+    gateway.url.trim_end_matches("/mcp").to_string()
+}
+
+async fn readyz(base: &str) -> (u16, String) {
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ready_when_the_store_answers() {
+    let sim = Sim::start().await.unwrap();
+    let gateway = http(&config_for(&sim, ""), false).await;
+    assert_eq!(readyz(&base(&gateway)).await, (200, "ready\n".to_string()));
+    let health = reqwest::get(format!("{}/healthz", base(&gateway)))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+/// Forwards loopback connections to `target` until the returned handle is aborted; aborting also
+/// drops every forwarded connection, as a database host going away would.
+async fn proxy(target: String) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut links = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            links.spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn not_ready_when_postgres_goes_away() {
+    let Ok(server) = std::env::var("DEVGATE_TEST_POSTGRES_URL") else {
+        if std::env::var_os("DEVGATE_REQUIRE_POSTGRES").is_some() {
+            panic!("DEVGATE_REQUIRE_POSTGRES is set but DEVGATE_TEST_POSTGRES_URL is not");
+        }
+        eprintln!(
+            "SKIPPED: no PostgreSQL (set DEVGATE_TEST_POSTGRES_URL; .ci/postgres.sh start runs one)"
+        );
+        return;
+    };
+    let name = format!("devgate_ready_{}", rand::random::<u32>());
+    let pool = sqlx::PgPool::connect(&server).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut url = url::Url::parse(&server).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let (port, forwarding) = proxy(target).await;
+    url.set_port(Some(port)).unwrap();
+    url.set_path(&format!("/{name}"));
+
+    let sim = Sim::start().await.unwrap();
+    let config = config_for(&sim, &format!("\n[store]\nurl = \"{url}\""));
+    let mut cmd = Command::new(BIN);
+    cmd.arg("http")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env("DEVGATE_SECRET_KEY", TEST_SECRET_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in token_env() {
+        cmd.env(k, v);
+    }
+    let gateway = spawn_http(cmd).await;
+    let base = base(&gateway);
+    assert_eq!(readyz(&base).await, (200, "ready\n".to_string()));
+
+    forwarding.abort();
+    let _ = forwarding.await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (status, body) = loop {
+        let answer = readyz(&base).await;
+        if answer.0 != 200 || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("not ready: the store"), "{body}");
+    assert!(
+        !body.contains(&name) && !body.contains("127.0.0.1"),
+        "no detail: {body}"
+    );
+    assert!(
+        gateway.stderr.text().contains("not ready"),
+        "the cause is logged: {}",
+        gateway.stderr.text()
+    );
+}
