@@ -33,6 +33,7 @@ use crate::gateway::{
 };
 use crate::identity::Identity;
 use crate::oauth::connect::CompletionSink;
+use crate::request_id::RequestId;
 
 /// JSON-RPC error code of a URL elicitation the client must complete first (MCP 2025-11-25).
 pub const URL_ELICITATION_REQUIRED: i32 = -32042;
@@ -182,6 +183,17 @@ fn confirm_form(summary: &str) -> ElicitRequestParams {
     }
 }
 
+/// Ends an error's text with the request id, which the user can quote and the log has.
+fn quote_request_id(result: &mut CallToolResult, id: &RequestId) {
+    let first_text = result.content.iter_mut().find_map(|c| match c {
+        ContentBlock::Text(text) => Some(text),
+        _ => None,
+    });
+    if let Some(text) = first_text {
+        text.text.push_str(&format!(" (request id {id})"));
+    }
+}
+
 /// How a connect request reaches this client.
 fn connect_response(
     request: &ConnectRequest,
@@ -292,7 +304,13 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user(&context)?;
-        let span = tracing::info_span!("tool_call", user = %user, tool = %request.name, request_id = %context.id);
+        let request_id = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<RequestId>())
+            .cloned()
+            .unwrap_or_default();
+        let span = tracing::info_span!("tool_call", user = %user, tool = %request.name, request_id = %request_id, rpc_id = %context.id);
         let started = Instant::now();
         let gateway = self.gateway.clone();
         let pending = self.pending.clone();
@@ -335,9 +353,12 @@ impl ServerHandler for McpServer {
             }
             let ms = started.elapsed().as_millis() as u64;
             match outcome {
-                Ok(CallOutcome::Done(result)) => {
+                Ok(CallOutcome::Done(mut result)) => {
                     let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
                     tracing::info!(outcome, ms, "call");
+                    if result.is_error == Some(true) {
+                        quote_request_id(&mut result, &request_id);
+                    }
                     Ok(result.into())
                 }
                 Ok(CallOutcome::Connect(connect)) => {

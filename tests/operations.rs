@@ -115,3 +115,54 @@ async fn not_ready_when_postgres_goes_away() {
         gateway.stderr.text()
     );
 }
+
+/// A caller's `X-Request-Id` comes back in the response header, at the end of an `isError` text and in
+/// the call's log line; a request without one gets a fresh id.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_reach_the_header_the_error_and_the_log() {
+    let sim = Sim::start().await.unwrap();
+    let gateway = http(&config_for(&sim, ""), true).await;
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value, id: Option<&str>| {
+        let mut request = client
+            .post(&gateway.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body);
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    let init = post(
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "ops", "version": "1"}}}),
+        None,
+    )
+    .await
+    .unwrap();
+    let fresh = init.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(fresh.len(), 24, "a fresh id: {fresh}");
+
+    let answer = post(
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "bitbucket_get_repository", "arguments": {"repo_slug": "no-such-repo"}}}),
+        Some("support-ticket-4711"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.headers()["x-request-id"], "support-ticket-4711");
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let message = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        message.ends_with("(request id support-ticket-4711)"),
+        "{message}"
+    );
+    let log = gateway.stderr.text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request_id=support-ticket-4711")
+                && l.contains("tool=bitbucket_get_repository")
+                && l.contains("outcome=\"error\"")),
+        "{log}"
+    );
+}

@@ -149,6 +149,7 @@ pub fn router(
     app.layer(axum::extract::DefaultBodyLimit::max(
         config.limits.max_request_bytes,
     ))
+    .layer(axum::middleware::from_fn(crate::request_id::assign))
 }
 
 /// `/readyz`: 200 when the store answers within two seconds, else 503 (the cause goes to the log only,
