@@ -166,3 +166,69 @@ async fn request_ids_reach_the_header_the_error_and_the_log() {
         "{log}"
     );
 }
+
+/// `--log-format json`: each tool call's log line is one JSON object with the user, the tool, the
+/// outcome and the request id, and no token.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_carry_the_call_and_no_secret() {
+    let sim = Sim::start().await.unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--log-format")
+        .arg("json")
+        .arg("http")
+        .arg("--config")
+        .arg(config_for(&sim, ""))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env("DEVGATE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in token_env() {
+        cmd.env(k, v);
+    }
+    let gateway = spawn_http(cmd).await;
+    let client = http_client(&gateway.url).await;
+    ok(
+        "bitbucket_get_repository",
+        &call(
+            &client,
+            "bitbucket_get_repository",
+            serde_json::json!({"repo_slug": "api"}),
+        )
+        .await,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let found = gateway
+            .stderr
+            .text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["fields"]["message"] == "call");
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no JSON call line: {}",
+            gateway.stderr.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(line["fields"]["outcome"], "ok", "{line}");
+    assert_eq!(line["span"]["tool"], "bitbucket_get_repository", "{line}");
+    assert_eq!(
+        line["span"]["request_id"].as_str().unwrap().len(),
+        24,
+        "{line}"
+    );
+    assert!(line["span"]["user"].is_string(), "{line}");
+    for (_, secret) in token_env() {
+        assert!(
+            !gateway.stderr.text().contains(secret),
+            "a token in the log"
+        );
+    }
+    client.cancel().await.unwrap();
+}
