@@ -310,6 +310,7 @@ impl Gateway {
                 let wait = not_until.wait_time_from(limiter.clock().now());
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                 tracing::info!(user, outcome = "rate_limited", "call");
+                crate::metrics::global().rate_limited.inc();
                 Some(CallToolResult::error(vec![ContentBlock::text(format!(
                     "Rate limit: too many tool calls from {user} in the last minute. Wait {secs} s, then call again; batch or narrow the work if you can."
                 ))]))

@@ -17,6 +17,7 @@ pub mod config;
 pub mod gateway;
 pub mod identity;
 pub mod mcp;
+pub mod metrics;
 pub mod oauth;
 pub mod provider;
 pub mod request_id;

@@ -340,13 +340,18 @@ impl ServerHandler for McpServer {
                 progress,
                 Some(&confirmer),
             );
+            let metrics = crate::metrics::global();
+            metrics.in_flight.inc();
             let outcome = tokio::select! {
                 outcome = call => outcome,
                 () = context.ct.cancelled() => {
+                    metrics.in_flight.dec();
+                    metrics.call(&request.name, "cancelled");
                     tracing::info!(outcome = "cancelled", ms = started.elapsed().as_millis() as u64, "call");
                     return Err(McpError::internal_error("the request was cancelled", None));
                 }
             };
+            metrics.in_flight.dec();
             if let Some(forwarder) = forwarder {
                 // The call (and its sender) is done; let the last lines go out before the result.
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
@@ -355,6 +360,7 @@ impl ServerHandler for McpServer {
             match outcome {
                 Ok(CallOutcome::Done(mut result)) => {
                     let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
+                    metrics.call(&request.name, outcome);
                     tracing::info!(outcome, ms, "call");
                     if result.is_error == Some(true) {
                         quote_request_id(&mut result, &request_id);
@@ -362,10 +368,12 @@ impl ServerHandler for McpServer {
                     Ok(result.into())
                 }
                 Ok(CallOutcome::Connect(connect)) => {
+                    metrics.call(&request.name, "connect");
                     tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
                     connect_response(&connect, &context, &pending)
                 }
                 Ok(CallOutcome::Confirm(summary)) => {
+                    metrics.call(&request.name, "confirm");
                     tracing::info!(outcome = "confirm", ms, "call");
                     let mut requests = InputRequests::new();
                     requests.insert(
@@ -378,6 +386,8 @@ impl ServerHandler for McpServer {
                     )))
                 }
                 Err(e @ CallError::UnknownTool(_)) => {
+                    // Not by name: any string could become a label.
+                    metrics.call("(unknown)", "unknown_tool");
                     tracing::info!(outcome = "unknown_tool", "call");
                     Err(McpError::invalid_params(e.to_string(), None))
                 }

@@ -232,3 +232,66 @@ async fn json_logs_carry_the_call_and_no_secret() {
     }
     client.cancel().await.unwrap();
 }
+
+/// `/metrics` in Prometheus text format moves with the calls made.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_calls_and_upstream_requests() {
+    let sim = Sim::start().await.unwrap();
+    let gateway = http(&config_for(&sim, ""), false).await;
+    let client = http_client(&gateway.url).await;
+    ok(
+        "get",
+        &call(
+            &client,
+            "bitbucket_get_repository",
+            serde_json::json!({"repo_slug": "api"}),
+        )
+        .await,
+    );
+    ok(
+        "get",
+        &call(
+            &client,
+            "bitbucket_get_repository",
+            serde_json::json!({"repo_slug": "api"}),
+        )
+        .await,
+    );
+    let missing = call(
+        &client,
+        "bitbucket_get_repository",
+        serde_json::json!({"repo_slug": "no-such-repo"}),
+    )
+    .await;
+    assert!(is_error(&missing));
+    let scrape = reqwest::get(format!("{}/metrics", base(&gateway)))
+        .await
+        .unwrap();
+    assert_eq!(scrape.status().as_u16(), 200);
+    assert!(
+        scrape.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = scrape.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(
+        value("devgate_tool_calls_total{tool=\"bitbucket_get_repository\",outcome=\"ok\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("devgate_tool_calls_total{tool=\"bitbucket_get_repository\",outcome=\"error\"}"),
+        1.0
+    );
+    assert!(value("devgate_upstream_request_seconds_count{provider=\"bitbucket\"}") >= 3.0);
+    assert_eq!(value("devgate_calls_in_flight"), 0.0);
+    for (_, secret) in token_env() {
+        assert!(!text.contains(secret));
+    }
+    client.cancel().await.unwrap();
+}

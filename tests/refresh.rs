@@ -84,6 +84,21 @@ async fn concurrent_calls_at_expiry_refresh_once_per_user() {
     }
     assert_eq!(sim.state.dead_refresh_token_uses(Which::Bitbucket), 0);
     assert_no_secrets(&sim, &c, &outputs);
+
+    // Every refresh at the provider is counted in /metrics.
+    let metrics = reqwest::get(c.gateway.url.replace("/mcp", "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refreshed = sim.state.token_requests(Which::Bitbucket, "refresh_token") - before;
+    assert!(
+        metrics.contains(&format!(
+            "devgate_token_refreshes_total{{provider=\"bitbucket\",result=\"ok\"}} {refreshed}"
+        )),
+        "{refreshed} refreshes: {metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -174,6 +174,7 @@ impl TokenManager {
             Leased::Renewed(c) => return Ok(Self::access(c)),
         };
         let outcome = self.renew(user, provider, c).await;
+        crate::metrics::global().refresh(provider, outcome.is_ok());
         if let Err(e) = self
             .vault
             .store

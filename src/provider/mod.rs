@@ -401,7 +401,9 @@ impl ProviderClient {
             request = request.header(reqwest::header::CONTENT_LENGTH, "0");
         }
         let started = std::time::Instant::now();
-        match request.send().await {
+        let sent = request.send().await;
+        crate::metrics::global().upstream(self.id(), started.elapsed().as_secs_f64());
+        match sent {
             Ok(response) if response.status().is_success() => {
                 tracing::debug!(provider = self.id(), %method, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "upstream");
                 Ok(response)

@@ -133,6 +133,18 @@ pub fn router(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(move || readiness(parts.store.clone())))
         .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    crate::metrics::global().render(),
+                )
+            }),
+        )
+        .route(
             "/.well-known/oauth-protected-resource",
             get({
                 let m = metadata.clone();
