@@ -140,6 +140,9 @@ impl App {
             gateway = gateway.with_connections(tokens, c.clone());
             connector = Some(c);
         }
+        if let Some(vault) = &vault {
+            gateway = gateway.with_audit(vault.store.clone());
+        }
         Ok(Self {
             config,
             gateway: Arc::new(gateway),

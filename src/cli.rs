@@ -120,6 +120,19 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// The audit log: every tool call (user, tool, resource, outcome, duration, request id), newest first.
+    Audit {
+        /// Only this user's calls (default: everyone's).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only calls since then: RFC 3339 (2026-11-23T10:00:00Z) or an age (90s, 30m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: AuditFormat,
+    },
     /// API keys for HTTP callers: the key is printed once and stored hashed.
     Keys {
         #[command(subcommand)]
@@ -192,6 +205,31 @@ impl ToolSelection {
             (false, origin) => format!("{origin} with {}", flags.join(" ")),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AuditFormat {
+    Text,
+    Json,
+}
+
+/// `--since`: an RFC 3339 time or an age before now, as a Unix time.
+fn parse_since(text: &str, now: i64) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp());
+    }
+    let (number, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
+    let n: i64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--since `{text}`: give a time such as 2026-11-23T10:00:00Z or an age such as 30m, 2h, 7d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("--since `{text}`: the age's unit must be s, m, h or d"),
+    };
+    Ok(now - n * seconds)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -332,6 +370,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             let grace = std::time::Duration::from_secs(app.config.limits.shutdown_grace_secs);
             http::serve_with_grace(listener, router, shutdown, sessions, grace).await?;
+            app.gateway.close_audit().await;
             tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
         }
@@ -428,6 +467,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     line.push_str(&format!(" — run `devgate connect {id}`"));
                 }
                 println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            user,
+            since,
+            limit,
+            format,
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let vault = devgate::app::open_vault(&config)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let now = devgate::vault::now();
+            let since = match since {
+                Some(s) => parse_since(s, now)?,
+                None => 0,
+            };
+            let records = vault
+                .store
+                .audit(user.as_deref(), since, (*limit).max(1))
+                .await?;
+            match format {
+                AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+                AuditFormat::Text => {
+                    for r in &records {
+                        let at = chrono::DateTime::from_timestamp(r.at, 0)
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                            .unwrap_or_else(|| r.at.to_string());
+                        println!(
+                            "{at}  {}  {}  {}  {} ms  [{}]  request {}",
+                            r.user, r.tool, r.outcome, r.duration_ms, r.target, r.request_id
+                        );
+                    }
+                    if records.is_empty() {
+                        eprintln!("no calls recorded for this selection");
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -873,5 +950,25 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_takes_a_time_or_an_age() {
+        assert_eq!(
+            parse_since("2026-11-23T10:00:00Z", 0).unwrap(),
+            1_795_428_000
+        );
+        assert_eq!(parse_since("2h", 10_000).unwrap(), 10_000 - 7200);
+        assert_eq!(
+            parse_since("7d", 1_000_000).unwrap(),
+            1_000_000 - 7 * 86_400
+        );
+        assert!(parse_since("yesterday", 0).is_err());
+        assert!(parse_since("5w", 0).is_err());
     }
 }

@@ -138,6 +138,8 @@ pub struct Gateway {
     limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
     /// How often `wait` polls a run.
     wait_poll: std::time::Duration,
+    /// Where each call is recorded, when devgate has a store.
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -217,6 +219,7 @@ impl Gateway {
             connector: None,
             limiter: rate_limiter(config),
             wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
+            audit: None,
         })
     }
 
@@ -234,6 +237,64 @@ impl Gateway {
         self.tokens = Some(tokens);
         self.connector = Some(connector);
         self
+    }
+
+    /// Records every call in the store's audit log (starts its writer on the current runtime).
+    pub fn with_audit(mut self, store: Arc<dyn crate::vault::Store>) -> Self {
+        self.audit = Some(crate::audit::AuditLog::start(store));
+        self
+    }
+
+    /// Waits (bounded) until the audit records of finished calls are written; for shutdown.
+    pub async fn close_audit(&self) {
+        if let Some(audit) = &self.audit {
+            audit.close().await;
+        }
+    }
+
+    /// Adds a call to the audit log: the resource is named by the tool's path values only (workspace,
+    /// repository, ids), never by other arguments, which may be free text or secrets.
+    pub fn audit(
+        &self,
+        user: &str,
+        name: &str,
+        args: Option<&JsonObject>,
+        outcome: &str,
+        duration_ms: u64,
+        request_id: &str,
+    ) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        let (provider, target) = match self.offered.get(name) {
+            Some(o) => {
+                let values: Vec<String> = o
+                    .tool
+                    .path
+                    .placeholders()
+                    .map(|p| p.name().to_string())
+                    .filter_map(|n| {
+                        let given = args.and_then(|a| template::scalar(a.get(&n)));
+                        let default = (n == "workspace")
+                            .then(|| o.defaults.workspace.clone())
+                            .flatten();
+                        given.or(default).map(|v| format!("{n}={v}"))
+                    })
+                    .collect();
+                (o.tool.provider.clone(), values.join(", "))
+            }
+            None => (String::new(), String::new()),
+        };
+        audit.record(crate::vault::AuditRecord {
+            at: crate::vault::now(),
+            user: user.to_string(),
+            tool: name.to_string(),
+            provider,
+            target,
+            outcome: outcome.to_string(),
+            duration_ms: duration_ms as i64,
+            request_id: request_id.to_string(),
+        });
     }
 
     /// The provider clients, by provider id.

@@ -12,6 +12,7 @@
 //! [`sandbox`] (the sim plus a gateway, for a first look without accounts).
 
 pub mod app;
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod gateway;

@@ -347,6 +347,8 @@ impl ServerHandler for McpServer {
                 () = context.ct.cancelled() => {
                     metrics.in_flight.dec();
                     metrics.call(&request.name, "cancelled");
+                    let ms = started.elapsed().as_millis() as u64;
+                    gateway.audit(&user, &request.name, request.arguments.as_ref(), "cancelled", ms, &request_id.0);
                     tracing::info!(outcome = "cancelled", ms = started.elapsed().as_millis() as u64, "call");
                     return Err(McpError::internal_error("the request was cancelled", None));
                 }
@@ -361,6 +363,7 @@ impl ServerHandler for McpServer {
                 Ok(CallOutcome::Done(mut result)) => {
                     let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
                     metrics.call(&request.name, outcome);
+                    gateway.audit(&user, &request.name, request.arguments.as_ref(), outcome, ms, &request_id.0);
                     tracing::info!(outcome, ms, "call");
                     if result.is_error == Some(true) {
                         quote_request_id(&mut result, &request_id);
@@ -369,11 +372,13 @@ impl ServerHandler for McpServer {
                 }
                 Ok(CallOutcome::Connect(connect)) => {
                     metrics.call(&request.name, "connect");
+                    gateway.audit(&user, &request.name, request.arguments.as_ref(), "connect", ms, &request_id.0);
                     tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
                     connect_response(&connect, &context, &pending)
                 }
                 Ok(CallOutcome::Confirm(summary)) => {
                     metrics.call(&request.name, "confirm");
+                    gateway.audit(&user, &request.name, request.arguments.as_ref(), "confirm", ms, &request_id.0);
                     tracing::info!(outcome = "confirm", ms, "call");
                     let mut requests = InputRequests::new();
                     requests.insert(
@@ -388,6 +393,7 @@ impl ServerHandler for McpServer {
                 Err(e @ CallError::UnknownTool(_)) => {
                     // Not by name: any string could become a label.
                     metrics.call("(unknown)", "unknown_tool");
+                    gateway.audit(&user, &request.name, None, "unknown_tool", ms, &request_id.0);
                     tracing::info!(outcome = "unknown_tool", "call");
                     Err(McpError::invalid_params(e.to_string(), None))
                 }

@@ -23,6 +23,16 @@ pub async fn serve(
     user: String,
     pending: Arc<PendingElicitations>,
 ) -> std::io::Result<()> {
+    let served = serve_on_stdio(gateway.clone(), user, pending).await;
+    gateway.close_audit().await;
+    served
+}
+
+async fn serve_on_stdio(
+    gateway: Arc<Gateway>,
+    user: String,
+    pending: Arc<PendingElicitations>,
+) -> std::io::Result<()> {
     let server = McpServer::new(gateway, Caller::Fixed(user.into()), pending);
     let stdin = std::io::stdin().as_fd().try_clone_to_owned()?;
     let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;

@@ -156,12 +156,36 @@ pub struct ApiKeyRow {
     pub created_at: Timestamp,
 }
 
+/// One tool call as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRecord {
+    pub at: Timestamp,
+    pub user: String,
+    pub tool: String,
+    pub provider: String,
+    /// The resource the call was about, by its identifiers (`workspace=acme, repo_slug=api`).
+    pub target: String,
+    pub outcome: String,
+    pub duration_ms: i64,
+    pub request_id: String,
+}
+
 /// Persistent state. Every method is one atomic step: `take_*` reads and deletes in one statement, so
 /// a state or ticket can be used once even when two requests race for it.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Runs the schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Appends tool calls to the audit log.
+    async fn record_calls(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+    /// The audit log since `since`, newest first, at most `limit` rows, for one user or all.
+    async fn audit(
+        &self,
+        user: Option<&str>,
+        since: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -392,6 +392,61 @@ macro_rules! sql_store {
                     .map_err(backend)
             }
 
+            async fn record_calls(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(backend)?;
+                for r in records {
+                    sqlx::query(
+                        "INSERT INTO audit (at, user_id, tool, provider, target, outcome, duration_ms, request_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(r.at)
+                    .bind(&r.user)
+                    .bind(&r.tool)
+                    .bind(&r.provider)
+                    .bind(&r.target)
+                    .bind(&r.outcome)
+                    .bind(r.duration_ms)
+                    .bind(&r.request_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                }
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn audit(
+                &self,
+                user: Option<&str>,
+                since: Timestamp,
+                limit: i64,
+            ) -> Result<Vec<AuditRecord>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT at, user_id, tool, provider, target, outcome, duration_ms, request_id FROM audit \
+                     WHERE at >= $1 AND ($2 IS NULL OR user_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
+                )
+                .bind(since)
+                .bind(user)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(AuditRecord {
+                            at: row.try_get("at")?,
+                            user: row.try_get("user_id")?,
+                            tool: row.try_get("tool")?,
+                            provider: row.try_get("provider")?,
+                            target: row.try_get("target")?,
+                            outcome: row.try_get("outcome")?,
+                            duration_ms: row.try_get("duration_ms")?,
+                            request_id: row.try_get("request_id")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(backend)
+            }
+
             async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
                 let states = sqlx::query("DELETE FROM oauth_states WHERE expires_at <= $1")
                     .bind(now)

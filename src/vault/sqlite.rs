@@ -16,7 +16,8 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    ApiKeyRow, ConnectionRow, ConnectionStatus, StateRow, Store, StoreError, TicketRow, Timestamp,
+    ApiKeyRow, AuditRecord, ConnectionRow, ConnectionStatus, StateRow, Store, StoreError,
+    TicketRow, Timestamp,
 };
 
 /// How long a statement waits for another connection's write lock before failing.

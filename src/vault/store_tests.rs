@@ -165,6 +165,7 @@ on_both!(
     api_keys_round_trip,
     refresh_lease_has_one_holder_until_it_expires_or_is_released,
     racing_refresh_leases_have_one_winner,
+    audit_is_read_back_newest_first_by_user_and_time,
 );
 
 fn connection(user: &str, provider: &str, sealer: &Sealer, access: &str) -> ConnectionRow {
@@ -751,4 +752,39 @@ async fn open_store_picks_the_backend_by_scheme() {
             "{url}: {err}"
         );
     }
+}
+
+async fn audit_is_read_back_newest_first_by_user_and_time(store: Arc<dyn Store>) {
+    let record = |at, user: &str, tool: &str| AuditRecord {
+        at,
+        user: user.into(),
+        tool: tool.into(),
+        provider: "bitbucket".into(),
+        target: "workspace=acme, repo_slug=api".into(),
+        outcome: "ok".into(),
+        duration_ms: 12,
+        request_id: format!("req-{at}"),
+    };
+    store
+        .record_calls(&[
+            record(100, "alice", "bitbucket_get_repository"),
+            record(200, "bob", "bitbucket_list_pull_requests"),
+            record(300, "alice", "bitbucket_merge_pull_request"),
+        ])
+        .await
+        .unwrap();
+    store.record_calls(&[]).await.unwrap();
+    let all = store.audit(None, 0, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.at).collect::<Vec<_>>(),
+        [300, 200, 100],
+        "newest first"
+    );
+    assert_eq!(all[0], record(300, "alice", "bitbucket_merge_pull_request"));
+    let alice = store.audit(Some("alice"), 0, 10).await.unwrap();
+    assert!(alice.iter().all(|r| r.user == "alice") && alice.len() == 2);
+    let recent = store.audit(None, 150, 10).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    assert_eq!(store.audit(None, 0, 1).await.unwrap().len(), 1, "limit");
+    assert!(store.audit(Some("carol"), 0, 10).await.unwrap().is_empty());
 }

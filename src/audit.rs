@@ -1,0 +1,74 @@
+//! The audit log: one record per tool call (user, tool, provider, the resource by its identifiers,
+//! outcome, duration, request id), written to the store off the call's path. A call only queues its
+//! record; a background task writes them in batches. If the store falls behind and the queue is full,
+//! records are dropped and counted, never waited for.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::vault::{AuditRecord, Store};
+
+/// Records waiting to be written, at most.
+const QUEUE: usize = 8192;
+/// Records per insert transaction, at most.
+const BATCH: usize = 256;
+
+pub struct AuditLog {
+    sender: Mutex<Option<mpsc::Sender<AuditRecord>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    dropped: AtomicU64,
+}
+
+impl AuditLog {
+    /// Starts the writer on the current runtime.
+    pub fn start(store: std::sync::Arc<dyn Store>) -> Self {
+        let (sender, mut receiver) = mpsc::channel::<AuditRecord>(QUEUE);
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while let Some(first) = receiver.recv().await {
+                batch.push(first);
+                while batch.len() < BATCH {
+                    match receiver.try_recv() {
+                        Ok(record) => batch.push(record),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = store.record_calls(&batch).await {
+                    tracing::warn!(error = %e, lost = batch.len(), "could not write the audit log");
+                }
+                batch.clear();
+            }
+        });
+        Self {
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues a record; never waits.
+    pub fn record(&self, record: AuditRecord) {
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(sender) = sender.as_ref() else {
+            return;
+        };
+        if sender.try_send(record).is_err() {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "the audit log queue is full: records dropped");
+            }
+        }
+    }
+
+    /// Stops taking records and waits (bounded) until the queued ones are written.
+    pub async fn close(&self) {
+        drop(self.sender.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+        }
+    }
+}
