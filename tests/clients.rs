@@ -80,3 +80,96 @@ async fn the_python_sdk_lists_calls_and_follows_the_connect_link() {
     assert!(done["result"]["name"].is_string(), "{done}");
     assert!(agent.wait().await.unwrap().success());
 }
+
+/// The MCP Inspector's CLI (`DEVGATE_INSPECTOR`, run with the Node in `DEVGATE_NODE_BIN`).
+fn inspector() -> Option<(String, String)> {
+    match (
+        std::env::var("DEVGATE_INSPECTOR"),
+        std::env::var("DEVGATE_NODE_BIN"),
+    ) {
+        (Ok(i), Ok(n)) => Some((i, n)),
+        _ if std::env::var_os("DEVGATE_REQUIRE_CLIENTS").is_some() => {
+            panic!(
+                "DEVGATE_REQUIRE_CLIENTS is set but DEVGATE_INSPECTOR or DEVGATE_NODE_BIN is not"
+            )
+        }
+        _ => {
+            eprintln!("SKIPPED: set DEVGATE_INSPECTOR and DEVGATE_NODE_BIN (.ci/node-tools.sh)");
+            None
+        }
+    }
+}
+
+async fn inspect(inspector: &(String, String), target: &[String], method: &[&str]) -> Value {
+    let path = format!(
+        "{}:{}",
+        inspector.1,
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tokio::process::Command::new(&inspector.0)
+        .arg("--cli")
+        .args(target)
+        .args(method)
+        .env("PATH", path)
+        .env("MCP_CATALOG_PATH", temp_path("inspector-catalog.json"))
+        .output()
+        .await
+        .expect("the Inspector runs");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inspector_cli_lists_and_calls_over_stdio_and_http() {
+    let Some(inspector) = inspector() else {
+        return;
+    };
+    let sim = Sim::start().await.unwrap();
+    let config = config_for(&sim, "");
+    // stdio: the Inspector starts devgate with the environment it is given.
+    let mut stdio = vec![BIN.to_string(), "stdio".into()];
+    stdio.push("-e".into());
+    stdio.push(format!("DEVGATE_CONFIG={}", config.display()));
+    for (k, v) in token_env() {
+        stdio.push("-e".into());
+        stdio.push(format!("{k}={v}"));
+    }
+    // HTTP: devgate already running.
+    let gateway = http(&config, false).await;
+    for target in [stdio, vec![gateway.url.clone()]] {
+        let listed = inspect(&inspector, &target, &["--method", "tools/list"]).await;
+        let names: Vec<&str> = listed["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"bitbucket_list_pull_requests"),
+            "{target:?}: {names:?}"
+        );
+        let called = inspect(
+            &inspector,
+            &target,
+            &[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "bitbucket_get_repository",
+                "--tool-arg",
+                "repo_slug=api",
+            ],
+        )
+        .await;
+        assert_eq!(
+            called["structuredContent"]["full_name"], "acme/api",
+            "{target:?}: {called}"
+        );
+    }
+}
