@@ -88,6 +88,24 @@ pub struct McpServer {
     gateway: Arc<Gateway>,
     caller: Caller,
     pending: Arc<PendingElicitations>,
+    /// Counted in `devgate_mcp_sessions` while any clone of this handler lives.
+    _session: Arc<ActiveSession>,
+}
+
+/// One live MCP connection (a stdio client, an HTTP session, or a stateless request) in the metrics.
+struct ActiveSession;
+
+impl ActiveSession {
+    fn open() -> Self {
+        crate::metrics::global().sessions.inc();
+        Self
+    }
+}
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        crate::metrics::global().sessions.dec();
+    }
 }
 
 impl McpServer {
@@ -96,6 +114,7 @@ impl McpServer {
             gateway,
             caller,
             pending,
+            _session: Arc::new(ActiveSession::open()),
         }
     }
 

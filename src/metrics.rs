@@ -1,5 +1,6 @@
 //! Prometheus metrics, served as text on `/metrics`: tool calls by tool and outcome, upstream request
-//! latency by provider, token refreshes and their failures, calls in flight, rate-limited calls.
+//! latency by provider, token refreshes and their failures, calls in flight, live MCP sessions,
+//! rate-limited calls.
 //!
 //! One registry per process ([`global`]), so the provider client and the token manager record without
 //! being handed a handle.
@@ -37,6 +38,7 @@ pub struct Metrics {
     pub upstream_seconds: Family<ProviderLabels, Histogram>,
     pub refreshes: Family<RefreshLabels, Counter>,
     pub in_flight: Gauge,
+    pub sessions: Gauge,
     pub rate_limited: Counter,
 }
 
@@ -70,6 +72,12 @@ impl Metrics {
             "Tool calls being served now",
             in_flight.clone(),
         );
+        let sessions = Gauge::default();
+        registry.register(
+            "mcp_sessions",
+            "Live MCP connections: stdio clients, HTTP sessions, stateless requests being served",
+            sessions.clone(),
+        );
         let rate_limited = Counter::default();
         registry.register(
             "rate_limited_calls",
@@ -82,6 +90,7 @@ impl Metrics {
             upstream_seconds,
             refreshes,
             in_flight,
+            sessions,
             rate_limited,
         }
     }

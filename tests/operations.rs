@@ -290,6 +290,38 @@ async fn metrics_count_calls_and_upstream_requests() {
     );
     assert!(value("devgate_upstream_request_seconds_count{provider=\"bitbucket\"}") >= 3.0);
     assert_eq!(value("devgate_calls_in_flight"), 0.0);
+    assert_eq!(
+        value("devgate_mcp_sessions"),
+        1.0,
+        "this test's one session"
+    );
+
+    // A second session is counted, and no longer once its client closes it.
+    let second = http_client(&gateway.url).await;
+    let sessions = async || -> f64 {
+        let text = reqwest::get(format!("{}/metrics", base(&gateway)))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("devgate_mcp_sessions ")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap()
+    };
+    assert_eq!(sessions().await, 2.0);
+    second.cancel().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sessions().await != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed session is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for (_, secret) in token_env() {
         assert!(!text.contains(secret));
     }
