@@ -1,6 +1,8 @@
 //! Real MCP clients we do not control, against the real binary. The official Python SDK (`mcp` from
-//! PyPI) connects over streamable HTTP with an API key, lists tools, is told to connect Bitbucket, the
-//! user follows the link, and the retried call succeeds.
+//! PyPI) connects over streamable HTTP with an API key in each protocol era, lists tools, is asked to
+//! connect Bitbucket (URL elicitation through `input_required` on 2026-07-28, the -32042 error on
+//! 2025-11-25, an `isError` link without elicitation), the user follows the link, and the call succeeds.
+//! The MCP Inspector's CLI lists and calls tools over stdio and HTTP.
 //!
 //! Needs a Python with the SDK: `DEVGATE_PYTHON_SDK` names that interpreter (`.ci/run` makes a
 //! virtualenv). Without it the test says so and stops, unless `DEVGATE_REQUIRE_CLIENTS=1`.
@@ -30,15 +32,18 @@ fn python() -> Option<String> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_python_sdk_lists_calls_and_follows_the_connect_link() {
-    let Some(python) = python() else {
-        return;
-    };
-    let sim = Sim::start().await.unwrap();
-    let setup = oauth_setup(&sim, "");
-    let key = create_api_key(&setup, "alice");
-    let gateway = oauth_http(&setup, &[]).await;
+/// One agent on the Python SDK in `mode` (see `tests/clients/sdk_client.py`), for a user of its own:
+/// it lists tools, is asked to connect Bitbucket, the user follows the link, and the call succeeds.
+/// Returns the protocol version the SDK settled on, how the link reached it, and its last line.
+async fn python_sdk_connects(
+    python: &str,
+    setup: &OAuthSetup,
+    gateway: &HttpGateway,
+    user: &str,
+    account: &str,
+    mode: &str,
+) -> (String, String, Value) {
+    let key = create_api_key(setup, user);
     let mut agent = tokio::process::Command::new(python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -46,28 +51,36 @@ async fn the_python_sdk_lists_calls_and_follows_the_connect_link() {
         ))
         .arg(&gateway.url)
         .arg(&key)
+        .arg(mode)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("python starts");
+    let mut stderr = agent.stderr.take().unwrap();
+    let warnings = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+            .await
+            .map(|_| text)
+    });
     let mut lines = BufReader::new(agent.stdout.take().unwrap()).lines();
     let mut next = async || -> Value {
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
             .expect("the SDK client answers in time")
             .unwrap()
-            .expect("the SDK client printed a line");
+            .unwrap_or_else(|| panic!("the SDK client ({mode}) printed a line"));
         serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"))
     };
-    let first = next().await;
-    assert_eq!(first["step"], "connect", "{first}");
-    assert_eq!(first["protocol"], "2025-11-25", "{first}");
-    assert!(first["tools"].as_u64().unwrap() > 50, "{first}");
-    assert_eq!(first["is_error"], true, "{first}");
-    let link = first["link"].as_str().expect("a connect link in the error");
-    walk_connect(link, "ann", "allow").await;
+    let listed = next().await;
+    assert_eq!(listed["step"], "listed", "{listed}");
+    assert!(listed["tools"].as_u64().unwrap() > 50, "{listed}");
+    let connect = next().await;
+    assert_eq!(connect["step"], "connect", "{mode}: {connect}");
+    let link = connect["link"].as_str().expect("a connect link");
+    walk_connect(link, account, "allow").await;
     agent
         .stdin
         .as_mut()
@@ -76,9 +89,67 @@ async fn the_python_sdk_lists_calls_and_follows_the_connect_link() {
         .await
         .unwrap();
     let done = next().await;
-    assert_eq!(done["is_error"], false, "{done}");
-    assert!(done["result"]["name"].is_string(), "{done}");
-    assert!(agent.wait().await.unwrap().success());
+    assert_eq!(done["step"], "done", "{mode}: {done}");
+    assert_eq!(done["is_error"], false, "{mode}: {done}");
+    assert!(done["result"]["name"].is_string(), "{mode}: {done}");
+    let status = agent.wait().await.unwrap();
+    let warnings = warnings.await.unwrap().unwrap();
+    assert!(
+        status.success(),
+        "{mode}: the SDK client failed: {warnings}"
+    );
+    // The SDK logs what it finds wrong on stderr (a session that did not end cleanly, say).
+    assert!(
+        warnings.trim().is_empty(),
+        "{mode}: the SDK complained: {warnings}"
+    );
+    (
+        listed["protocol"].as_str().unwrap().to_owned(),
+        connect["via"].as_str().unwrap().to_owned(),
+        done,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_connects_through_elicitation_in_both_protocol_versions() {
+    let Some(python) = python() else {
+        return;
+    };
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let gateway = oauth_http(&setup, &[]).await;
+
+    // 2026-07-28: the call comes back `input_required` with a URL elicitation; the SDK runs its
+    // elicitation callback (the user follows the link) and retries the call by itself.
+    let (protocol, via, _) =
+        python_sdk_connects(&python, &setup, &gateway, "alice", "ann", "2026-07-28").await;
+    assert_eq!(
+        (protocol.as_str(), via.as_str()),
+        ("2026-07-28", "elicitation")
+    );
+
+    // The SDK's default negotiation probes `server/discover` and lands on the modern version too.
+    let (protocol, via, _) =
+        python_sdk_connects(&python, &setup, &gateway, "bob", "ben", "auto").await;
+    assert_eq!(
+        (protocol.as_str(), via.as_str()),
+        ("2026-07-28", "elicitation")
+    );
+
+    // 2025-11-25 with URL elicitation declared: the URL elicitation error (-32042), then
+    // `notifications/elicitation/complete` once the user is back, then the retried call.
+    let (protocol, via, done) =
+        python_sdk_connects(&python, &setup, &gateway, "carol", "ann", "legacy").await;
+    assert_eq!((protocol.as_str(), via.as_str()), ("2025-11-25", "error"));
+    assert_eq!(done["completed"], true, "{done}");
+
+    // 2025-11-25 without elicitation: the link comes in an `isError` the agent shows its user.
+    let (protocol, via, _) =
+        python_sdk_connects(&python, &setup, &gateway, "dave", "ben", "plain").await;
+    assert_eq!(
+        (protocol.as_str(), via.as_str()),
+        ("2025-11-25", "is_error")
+    );
 }
 
 /// The MCP Inspector's CLI (`DEVGATE_INSPECTOR`, run with the Node in `DEVGATE_NODE_BIN`).

@@ -122,7 +122,8 @@ pub fn router(
     .layer(axum::middleware::from_fn_with_state(
         parts.auth.clone(),
         authenticate,
-    ));
+    ))
+    .layer(axum::middleware::from_fn(session_ended));
 
     let public = config
         .public_url
@@ -162,6 +163,20 @@ pub fn router(
         config.limits.max_request_bytes,
     ))
     .layer(axum::middleware::from_fn(crate::request_id::assign))
+}
+
+/// A session ended by `DELETE` answers 204 No Content. rmcp answers 202, which clients that expect
+/// 200 or 204 (the official Python SDK) log as a failed termination.
+async fn session_ended(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let delete = request.method() == axum::http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if delete && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 /// `/readyz`: 200 when the store answers within two seconds, else 503 (the cause goes to the log only,

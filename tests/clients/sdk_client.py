@@ -1,46 +1,84 @@
 """An agent on the official MCP Python SDK, driven by tests/clients.rs.
 
-It connects to devgate over streamable HTTP with an API key, lists the tools, and calls one. Devgate
-answers that the user must connect Bitbucket first, with a link; the script prints the link as a JSON
-line, waits for a line on stdin (the test has followed the link by then, as a user would in a
-browser), calls again and prints the result as a JSON line.
+Usage: sdk_client.py URL API_KEY MODE, where MODE is
+- `2026-07-28`: the SDK's `Client` pinned to the modern protocol; devgate asks for the connect through an
+  `input_required` result, which the SDK hands to our elicitation callback and then retries by itself;
+- `auto`: the SDK's default negotiation (it probes `server/discover` and settles on what devgate offers);
+- `legacy`: the `initialize` handshake (2025-11-25) with an elicitation callback; devgate answers the call
+  with the URL elicitation error (-32042) and later `notifications/elicitation/complete`;
+- `plain`: the `initialize` handshake without an elicitation callback; devgate answers with an `isError`
+  that carries the link.
+
+Each step is printed as a JSON line. When a connect link shows up, the script prints it and waits for a
+line on stdin: the test follows the link with an HTTP client by then, as the user would in a browser.
 """
 
-import asyncio
 import json
 import re
 import sys
 
-from mcp import ClientSession
+import anyio
+from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.types import ElicitResult, ErrorData
+
+URL_ELICITATION_REQUIRED = -32042
 
 
 def say(**fields):
     print(json.dumps(fields), flush=True)
 
 
-async def main(url: str, key: str) -> None:
+async def user_follows(link: str, via: str) -> None:
+    say(step="connect", via=via, link=link)
+    await anyio.to_thread.run_sync(sys.stdin.readline)
+
+
+async def main(url: str, key: str, mode: str) -> None:
+    completed = anyio.Event()
+
+    async def on_elicitation(_context, params):
+        if getattr(params, "mode", None) != "url":
+            return ErrorData(code=-32602, message="this client only follows links")
+        await user_follows(params.url, "elicitation")
+        return ElicitResult(action="accept")
+
+    async def on_message(message):
+        if getattr(getattr(message, "root", message), "method", None) == "notifications/elicitation/complete":
+            completed.set()
+
+    options = {"message_handler": on_message}
+    if mode != "plain":
+        options["elicitation_callback"] = on_elicitation
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
-    async with http, streamable_http_client(url, http_client=http) as streams:
-        read, write = streams[0], streams[1]
-        async with ClientSession(read, write) as session:
-            info = await session.initialize()
-            tools = await session.list_tools()
-            first = await session.call_tool("bitbucket_get_current_user", {})
-            text = " ".join(c.text for c in first.content if getattr(c, "text", None))
+    transport = streamable_http_client(url, http_client=http)
+    client_mode = "legacy" if mode in ("legacy", "plain") else mode
+    async with http, Client(transport, mode=client_mode, **options) as client:
+        tools = await client.list_tools()
+        say(step="listed", protocol=client.protocol_version, tools=len(tools.tools))
+        try:
+            result = await client.call_tool("bitbucket_get_current_user", {})
+        except MCPError as error:
+            if error.code != URL_ELICITATION_REQUIRED:
+                raise
+            for elicitation in (error.error.data or {}).get("elicitations", []):
+                await user_follows(elicitation["url"], "error")
+            with anyio.fail_after(30):
+                await completed.wait()
+            result = await client.call_tool("bitbucket_get_current_user", {})
+        if result.is_error and mode == "plain":
+            text = " ".join(c.text for c in result.content if getattr(c, "text", None))
             link = re.search(r"https?://\S+/connect/\S+", text)
-            say(
-                step="connect",
-                protocol=info.protocol_version,
-                tools=len(tools.tools),
-                is_error=bool(first.is_error),
-                link=link.group(0) if link else None,
-            )
-            sys.stdin.readline()
-            second = await session.call_tool("bitbucket_get_current_user", {})
-            say(step="done", is_error=bool(second.is_error), result=second.structured_content)
+            await user_follows(link.group(0) if link else "", "is_error")
+            result = await client.call_tool("bitbucket_get_current_user", {})
+        say(
+            step="done",
+            is_error=bool(result.is_error),
+            result=result.structured_content,
+            completed=completed.is_set(),
+        )
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3])
