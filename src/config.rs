@@ -38,10 +38,10 @@ const SECRET_KEYS: &[&str] = &["token", "api_token", "client_secret"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
@@ -339,9 +339,9 @@ impl Config {
         let path = explicit.map(Path::to_path_buf).or(env_path);
         let (text, origin) = match path {
             Some(p) => (
-                std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
+                std::fs::read_to_string(&p).map_err(|cause| ConfigError::Read {
                     path: p.clone(),
-                    source,
+                    cause,
                 })?,
                 p.display().to_string(),
             ),
@@ -350,10 +350,10 @@ impl Config {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     (String::new(), "defaults".to_string())
                 }
-                Err(source) => {
+                Err(cause) => {
                     return Err(ConfigError::Read {
                         path: "devgate.toml".into(),
-                        source,
+                        cause,
                     });
                 }
             },
@@ -494,7 +494,14 @@ impl Config {
             problems.push("tools.text_cap_bytes must be at least 1024".into());
         }
         problems.extend(self.tool_problems(catalog));
-        if self.providers.is_empty() {
+        if self.providers.is_empty() && self.origin == "defaults" {
+            problems.push(
+                "no configuration: there is no devgate.toml here and neither --config nor \
+                 DEVGATE_CONFIG names one (README \"Setup with real Buddy and Bitbucket accounts\" \
+                 shows one; `devgate sandbox` needs none)"
+                    .into(),
+            );
+        } else if self.providers.is_empty() {
             problems.push(format!(
                 "no provider is configured: add [providers.buddy] or [providers.bitbucket] to {}",
                 self.origin

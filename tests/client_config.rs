@@ -69,3 +69,41 @@ async fn the_http_entry_authenticates_with_its_header() {
     assert!(!client.list_all_tools().await.unwrap().is_empty());
     client.cancel().await.unwrap();
 }
+
+/// Pasted before its placeholder is edited, or started where there is no config at all, the stdio
+/// entry says what is wrong and what to do, once, and exits (a client shows this stderr to its user).
+#[test]
+fn the_stdio_entry_unedited_says_what_to_fix() {
+    let entry = &entries()["mcpServers"]["devgate"];
+    let placeholder = entry["env"]["DEVGATE_CONFIG"].as_str().unwrap();
+    let empty = temp_path("no-config");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = |config: Option<&str>| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["stdio"])
+            .current_dir(&empty)
+            .env_remove("DEVGATE_CONFIG")
+            .stdin(std::process::Stdio::null());
+        if let Some(c) = config {
+            cmd.env("DEVGATE_CONFIG", c);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty(), "stdout is for MCP only");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let unedited = run(Some(placeholder));
+    assert!(
+        unedited.contains(&format!("cannot read {placeholder}")),
+        "{unedited}"
+    );
+    assert_eq!(
+        unedited.matches("No such file").count(),
+        1,
+        "the cause once: {unedited}"
+    );
+    let none = run(None);
+    assert!(none.contains("DEVGATE_CONFIG"), "{none}");
+    assert!(none.contains("devgate sandbox"), "{none}");
+    assert!(!none.contains("defaults"), "{none}");
+}

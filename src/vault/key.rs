@@ -40,11 +40,11 @@ pub enum KeyError {
     Env(String),
     #[error("the key file {path} {detail}")]
     File { path: PathBuf, detail: String },
-    #[error("the key file {path} cannot be {action}: {source}")]
+    #[error("the key file {path} cannot be {action}: {cause}")]
     Io {
         path: PathBuf,
         action: &'static str,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("no sealing key: {0}")]
     Missing(String),
@@ -69,17 +69,17 @@ pub fn load_key(
     let source = KeySource::File(path.to_path_buf());
     match read_key_file(path) {
         Ok(key) => Ok((key, source)),
-        Err(KeyError::Io { source: e, .. }) if e.kind() == ErrorKind::NotFound && create => {
+        Err(KeyError::Io { cause: e, .. }) if e.kind() == ErrorKind::NotFound && create => {
             match create_key_file(path) {
                 Ok(key) => Ok((key, source)),
                 // Another process created it first: use theirs.
-                Err(KeyError::Io { source: e, .. }) if e.kind() == ErrorKind::AlreadyExists => {
+                Err(KeyError::Io { cause: e, .. }) if e.kind() == ErrorKind::AlreadyExists => {
                     read_key_file(path).map(|key| (key, source))
                 }
                 Err(e) => Err(e),
             }
         }
-        Err(KeyError::Io { source: e, .. }) if e.kind() == ErrorKind::NotFound => {
+        Err(KeyError::Io { cause: e, .. }) if e.kind() == ErrorKind::NotFound => {
             Err(KeyError::Missing(format!(
                 "set {ENV_VAR} ({HOW_TO_MAKE}) or provide the key file {}",
                 path.display()
@@ -106,10 +106,10 @@ fn decode(value: &str) -> Result<[u8; 32], String> {
 }
 
 fn read_key_file(path: &Path) -> Result<[u8; 32], KeyError> {
-    let io = |action, source| KeyError::Io {
+    let io = |action, cause| KeyError::Io {
         path: path.to_path_buf(),
         action,
-        source,
+        cause,
     };
     let mut file = std::fs::File::open(path).map_err(|e| io("read", e))?;
     let meta = file.metadata().map_err(|e| io("read", e))?;
@@ -142,10 +142,10 @@ fn read_key_file(path: &Path) -> Result<[u8; 32], KeyError> {
 
 /// Writes a new random key; fails with `AlreadyExists` if the file is there, so a key is never replaced.
 fn create_key_file(path: &Path) -> Result<[u8; 32], KeyError> {
-    let io = |action, source| KeyError::Io {
+    let io = |action, cause| KeyError::Io {
         path: path.to_path_buf(),
         action,
-        source,
+        cause,
     };
     let key: [u8; 32] = rand::random();
     let mut options = std::fs::OpenOptions::new();
