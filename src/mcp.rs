@@ -218,6 +218,7 @@ fn connect_response(
     request: &ConnectRequest,
     context: &RequestContext<RoleServer>,
     pending: &PendingElicitations,
+    request_id: &RequestId,
 ) -> Result<CallToolResponse, McpError> {
     let url_mode = context
         .client_capabilities()
@@ -263,11 +264,12 @@ fn connect_response(
             })),
         ));
     }
-    Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+    let mut result = CallToolResult::error(vec![ContentBlock::text(format!(
         "{}. Ask the user to open this link in a browser to connect their {} account, then call the tool again: {}",
         request.reason, request.title, request.link.url
-    ))])
-    .into())
+    ))]);
+    quote_request_id(&mut result, request_id);
+    Ok(result.into())
 }
 
 /// When the client asked for progress on this request: a sender whose lines go out, in order, as
@@ -393,7 +395,7 @@ impl ServerHandler for McpServer {
                     metrics.call(&request.name, "connect");
                     gateway.audit(&user, &request.name, request.arguments.as_ref(), "connect", ms, &request_id.0);
                     tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
-                    connect_response(&connect, &context, &pending)
+                    connect_response(&connect, &context, &pending, &request_id)
                 }
                 Ok(CallOutcome::Confirm(summary)) => {
                     metrics.call(&request.name, "confirm");

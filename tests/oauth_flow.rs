@@ -24,6 +24,8 @@ async fn connect_link(client: &Client, tool: &str) -> String {
     assert!(is_error(&result), "{tool} should ask to connect first");
     let message = text(&result);
     assert!(message.contains("connect"), "{message}");
+    // The id the user quotes to an operator, who finds the call in the log by it.
+    assert!(message.contains(" (request id "), "{message}");
     link_in(&message)
 }
 
