@@ -8,16 +8,36 @@ DEVGATE=${1:?the devgate binary}
 eval "$("$(dirname "$0")/node-tools.sh")"
 export PATH="$DEVGATE_NODE_BIN:$PATH"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
-"$DEVGATE" sandbox --listen "127.0.0.1:$port" --buddy "127.0.0.1:$((port + 1))" \
-  --bitbucket "127.0.0.1:$((port + 2))" --write-config "$work/devgate.toml" >"$work/sandbox.log" 2>&1 &
-sandbox=$!
-trap 'kill $sandbox 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
+sandbox=""
+trap '[ -n "$sandbox" ] && kill $sandbox 2>/dev/null; rm -rf "$work"' EXIT
+# Three ports the OS hands out at once (the gateway's and the two simulated providers'). Another process
+# can take one before the sandbox binds it, so a sandbox that does not come up is tried again on fresh ports.
+for attempt in 1 2 3; do
+  read -r port buddy bitbucket < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+  "$DEVGATE" sandbox --listen "127.0.0.1:$port" --buddy "127.0.0.1:$buddy" \
+    --bitbucket "127.0.0.1:$bitbucket" --write-config "$work/devgate.toml" >"$work/sandbox.log" 2>&1 &
+  sandbox=$!
+  up=0
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then up=1; break; fi
+    kill -0 $sandbox 2>/dev/null || break
+    sleep 0.1
+  done
+  [ $up = 1 ] && break
+  echo "conformance: the sandbox did not start (attempt $attempt):" >&2
+  cat "$work/sandbox.log" >&2
+  kill $sandbox 2>/dev/null || true
+  sandbox=""
 done
+if [ -z "$sandbox" ]; then
+  echo "conformance: giving up, devgate sandbox never answered /healthz" >&2
+  exit 1
+fi
 
 # The scenarios that apply to a server without the suite's fixture tools, resources and prompts (the
 # README lists every scenario and why the others are left out).
