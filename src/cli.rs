@@ -200,9 +200,9 @@ impl ToolSelection {
             flags.push("--read-only");
         }
         match (flags.is_empty(), config.origin.as_str()) {
-            (true, "defaults") => "the configuration".to_string(),
+            (true, devgate::config::NO_FILE) => "the configuration".to_string(),
             (true, origin) => origin.to_string(),
-            (false, "defaults") => flags.join(" "),
+            (false, devgate::config::NO_FILE) => flags.join(" "),
             (false, origin) => format!("{origin} with {}", flags.join(" ")),
         }
     }

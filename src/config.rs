@@ -36,6 +36,9 @@ const SETTINGS: &[&str] = &[
 /// Keys whose values are secrets: never logged, and expected as `${ENV}` references.
 const SECRET_KEYS: &[&str] = &["token", "api_token", "client_secret"];
 
+/// The [`Config::origin`] of a config read from no file (built-in defaults and environment overrides).
+pub const NO_FILE: &str = "defaults";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {cause}")]
@@ -98,7 +101,7 @@ pub struct Config {
     /// Problems that do not stop devgate (e.g. a literal secret in the file).
     #[serde(skip)]
     pub warnings: Vec<String>,
-    /// Where the config came from, for messages.
+    /// Where the config came from, for messages: a file's path, or [`NO_FILE`].
     #[serde(skip)]
     pub origin: String,
 }
@@ -327,7 +330,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             base_dir: None,
             warnings: Vec::new(),
-            origin: "defaults".into(),
+            origin: NO_FILE.into(),
         }
     }
 }
@@ -348,7 +351,7 @@ impl Config {
             None => match std::fs::read_to_string("devgate.toml") {
                 Ok(t) => (t, "devgate.toml".to_string()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    (String::new(), "defaults".to_string())
+                    (String::new(), NO_FILE.to_string())
                 }
                 Err(cause) => {
                     return Err(ConfigError::Read {
@@ -359,7 +362,7 @@ impl Config {
             },
         };
         let mut config = Self::from_toml(&text, &origin, std::env::vars())?;
-        if origin != "defaults" {
+        if origin != NO_FILE {
             config.base_dir = Path::new(&origin).parent().map(Path::to_path_buf);
         }
         Ok(config)
@@ -494,7 +497,7 @@ impl Config {
             problems.push("tools.text_cap_bytes must be at least 1024".into());
         }
         problems.extend(self.tool_problems(catalog));
-        if self.providers.is_empty() && self.origin == "defaults" {
+        if self.providers.is_empty() && self.origin == NO_FILE {
             problems.push(
                 "no configuration: there is no devgate.toml here and neither --config nor \
                  DEVGATE_CONFIG names one (README \"Setup with real Buddy and Bitbucket accounts\" \

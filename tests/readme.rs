@@ -59,8 +59,7 @@ fn readme_client_snippets_are_valid() {
         );
     };
     let (mut stdio, mut http) = (0, 0);
-    let mut blocks = section.split("```").skip(1).step_by(2);
-    for block in blocks.by_ref() {
+    for block in section.split("```").skip(1).step_by(2) {
         let (lang, body) = block.split_once('\n').unwrap();
         match lang {
             "json" => {
