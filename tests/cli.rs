@@ -277,12 +277,34 @@ async fn keys_status_and_disconnect_from_a_terminal() {
         "the key itself is never listed"
     );
 
-    // Buddy has a revocation endpoint: disconnect revokes there too.
+    // Buddy has a revocation endpoint: disconnect revokes both tokens there too (RFC 7009, with hints).
     let gone = run(&["disconnect", "buddy", "--user", "alice"]);
     let said =
         String::from_utf8_lossy(&gone.stdout).to_string() + &String::from_utf8_lossy(&gone.stderr);
-    assert!(said.contains("revoked the token at the provider"), "{said}");
+    assert!(
+        said.contains("revoked the refresh and access tokens at the provider"),
+        "{said}"
+    );
     assert_eq!(sim.state.live_grants(devgate::sim::Account::Mike), 0);
+    let revoked: Vec<(String, Option<String>)> = sim
+        .state
+        .revocations(devgate::sim::Which::Buddy)
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.account, Some(devgate::sim::Account::Mike));
+            (r.kind, r.hint)
+        })
+        .collect();
+    assert_eq!(
+        revoked,
+        [
+            (
+                "refresh_token".to_string(),
+                Some("refresh_token".to_string())
+            ),
+            ("access_token".to_string(), Some("access_token".to_string())),
+        ]
+    );
     // Bitbucket has none: disconnect says where to revoke.
     let gone = run(&["disconnect", "bitbucket", "--user", "alice"]);
     assert!(String::from_utf8_lossy(&gone.stdout).contains("no revocation API"));

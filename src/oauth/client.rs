@@ -245,7 +245,7 @@ impl OAuthClient {
         let reply = request
             .request_async(&self.http)
             .await
-            .map_err(|e| self.token_error(e))?;
+            .map_err(|e| self.token_error(e, &[code, pkce_verifier]))?;
         Ok(self.token_set(reply))
     }
 
@@ -257,12 +257,13 @@ impl OAuthClient {
             .exchange_refresh_token(&token)
             .request_async(&self.http)
             .await
-            .map_err(|e| self.token_error(e))?;
+            .map_err(|e| self.token_error(e, &[refresh_token]))?;
         Ok(self.token_set(reply))
     }
 
-    /// Revokes a token where the provider has a revocation endpoint.
-    pub async fn revoke(&self, access_token: &str) -> Result<(), OAuthError> {
+    /// Revokes a token (RFC 7009) where the provider has a revocation endpoint; `hint` says which kind
+    /// it is, so the provider need not search both.
+    pub async fn revoke(&self, token: &str, hint: TokenHint) -> Result<(), OAuthError> {
         // Sent by hand rather than through `oauth2`, which refuses plain-HTTP endpoints even on
         // loopback (the simulated providers); anything but loopback must still be HTTPS.
         let Some(url) = &self.revoke_url else {
@@ -281,7 +282,7 @@ impl OAuthClient {
                 self.title
             )));
         }
-        let mut form = vec![("token", access_token), ("token_type_hint", "access_token")];
+        let mut form = vec![("token", token), ("token_type_hint", hint.as_str())];
         let mut request = self.http.0.post(parsed);
         match self.client_auth {
             ClientAuth::Basic => {
@@ -311,13 +312,14 @@ impl OAuthClient {
             return Err(unavailable(format!("HTTP {}", status.as_u16())));
         }
         let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let sent = [token, self.client_secret.expose()];
         Err(OAuthError::Rejected {
             provider: self.title.clone(),
             code: body["error"]
                 .as_str()
-                .map(str::to_string)
+                .map(|c| scrub(c, &sent))
                 .unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
-            description: body["error_description"].as_str().map(str::to_string),
+            description: body["error_description"].as_str().map(|d| scrub(d, &sent)),
         })
     }
 
@@ -342,12 +344,21 @@ impl OAuthClient {
         }
     }
 
-    fn token_error(&self, e: RequestTokenError<TransportError, BasicErrorResponse>) -> OAuthError {
+    /// A failed token request as an [`OAuthError`]. The provider's own words are scrubbed of what the
+    /// request carried (`sent`: the code and verifier, or the refresh token; and the client secret), since
+    /// they end up in pages, the connection's status and the agent's error text.
+    fn token_error(
+        &self,
+        e: RequestTokenError<TransportError, BasicErrorResponse>,
+        sent: &[&str],
+    ) -> OAuthError {
+        let mut sent = sent.to_vec();
+        sent.push(self.client_secret.expose());
         match e {
             RequestTokenError::ServerResponse(r) => OAuthError::Rejected {
                 provider: self.title.clone(),
-                code: r.error().to_string(),
-                description: r.error_description().cloned(),
+                code: scrub(r.error().as_ref(), &sent),
+                description: r.error_description().map(|d| scrub(d, &sent)),
             },
             RequestTokenError::Request(t) => OAuthError::Unavailable {
                 provider: self.title.clone(),
@@ -363,6 +374,28 @@ impl OAuthClient {
             },
         }
     }
+}
+
+/// Which kind of token a revocation is for (RFC 7009 `token_type_hint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHint {
+    Access,
+    Refresh,
+}
+
+impl TokenHint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenHint::Access => "access_token",
+            TokenHint::Refresh => "refresh_token",
+        }
+    }
+}
+
+/// Provider text without any of the secrets a request carried.
+fn scrub(text: &str, sent: &[&str]) -> String {
+    let secrets: Vec<String> = sent.iter().map(|s| s.to_string()).collect();
+    crate::provider::error::redact(text, &secrets)
 }
 
 /// The HTTP client token requests go through (devgate's reqwest, not the one `oauth2` would bring).

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use crate::oauth::client::TokenHint;
 use crate::oauth::{OAuthClient, OAuthError};
 use crate::provider::ProviderClient;
 use crate::shape::pointer;
@@ -383,8 +384,9 @@ impl Connector {
         })
     }
 
-    /// Forgets a user's connection, revoking it upstream where the provider allows.
-    /// Returns what to tell the user.
+    /// Forgets a user's connection, revoking it upstream where the provider allows: the refresh token
+    /// first (RFC 7009 lets a provider end the whole grant with it, and it is the long-lived one), then
+    /// the access token, each with its `token_type_hint`. Returns what to tell the user.
     pub async fn disconnect(&self, user: &str, provider: &str) -> Result<String, StoreError> {
         let title = self.title(provider);
         let Some(c) = self.vault.connection(user, provider).await? else {
@@ -392,11 +394,31 @@ impl Connector {
         };
         let revoked = match self.providers.get(provider) {
             Some(p) if p.client.supports_revoke() => {
-                match p.client.revoke(c.access_token.expose()).await {
-                    Ok(()) => "and revoked the token at the provider".to_string(),
-                    Err(e) => format!(
-                        "but revoking at the provider failed ({e}); revoke devgate's access in your {title} settings"
-                    ),
+                let mut tokens = Vec::new();
+                if let Some(refresh) = &c.refresh_token {
+                    tokens.push(("refresh", refresh.expose(), TokenHint::Refresh));
+                }
+                tokens.push(("access", c.access_token.expose(), TokenHint::Access));
+                let mut failed = Vec::new();
+                for (what, token, hint) in &tokens {
+                    if let Err(e) = p.client.revoke(token, *hint).await {
+                        tracing::warn!(user, provider, token = what, error = %e, "revoking at the provider failed");
+                        failed.push(format!("the {what} token: {e}"));
+                    }
+                }
+                let names = tokens
+                    .iter()
+                    .map(|(what, ..)| *what)
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                let plural = if tokens.len() > 1 { "s" } else { "" };
+                if failed.is_empty() {
+                    format!("and revoked the {names} token{plural} at the provider")
+                } else {
+                    format!(
+                        "but revoking at the provider failed ({}); revoke devgate's access in your {title} settings",
+                        failed.join("; ")
+                    )
                 }
             }
             _ => format!(

@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::shape::pointer;
 
 /// A failed upstream exchange. Messages never carry a credential: provider text is passed through
-/// [`redact`] before it is stored here.
+/// [`redact`] (the configured credential and the one the request carried) before it is stored here.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     /// The provider answered with an error status.
@@ -120,10 +120,26 @@ pub fn required_scopes(body: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What an `Authorization` header gives away if echoed: the whole value and the credential after the
+/// scheme (`Bearer <token>` → the token).
+pub fn credential_secrets(auth: &reqwest::header::HeaderValue) -> Vec<String> {
+    let Ok(value) = auth.to_str() else {
+        return Vec::new();
+    };
+    let mut out = vec![value.to_string()];
+    if let Some((_, credential)) = value.split_once(' ') {
+        out.push(credential.trim().to_string());
+    }
+    out
+}
+
 /// Removes every occurrence of a secret from text that came from outside.
 pub fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+    // Longest first: a secret that contains another (`Bearer <token>`, the token) goes whole.
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
         if out.contains(secret.as_str()) {
             out = out.replace(secret.as_str(), "[redacted]");
         }
@@ -159,6 +175,14 @@ mod tests {
         assert_eq!(
             redact("token abcd1234 leaked", &["abcd1234".into()]),
             "token [redacted] leaked"
+        );
+        let auth = reqwest::header::HeaderValue::from_static("Bearer abcd1234");
+        assert_eq!(
+            redact(
+                "got Bearer abcd1234 and abcd1234",
+                &credential_secrets(&auth)
+            ),
+            "got [redacted] and [redacted]"
         );
     }
 }

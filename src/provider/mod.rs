@@ -418,7 +418,7 @@ impl ProviderClient {
                     .unwrap_or_else(|| "an unknown place".into());
                 Err(UpstreamError::Redirect { target })
             }
-            Ok(response) => Err(self.status_error(response).await),
+            Ok(response) => Err(self.status_error(response, auth).await),
             Err(e) => Err(self.transport_error(e)),
         }
     }
@@ -442,7 +442,10 @@ impl ProviderClient {
         )))
     }
 
-    async fn status_error(&self, response: reqwest::Response) -> UpstreamError {
+    /// The provider's error answer, scrubbed of the configured credential and of the one this request
+    /// carried (`auth`: a user's OAuth access token), so an error body that echoes it never reaches a
+    /// log, an audit record or the agent.
+    async fn status_error(&self, response: reqwest::Response, auth: &HeaderValue) -> UpstreamError {
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -452,9 +455,13 @@ impl ProviderClient {
         let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
         let spec = &self.catalog.spec;
         let required_scopes = error::required_scopes(&body);
+        let mut secrets = self.secrets.clone();
+        secrets.extend(error::credential_secrets(auth));
+        // Scrubbed before the message is cut to length too, so a token across the cut leaves no prefix.
+        let body = redact(&String::from_utf8_lossy(&body), &secrets);
         let message = redact(
-            &provider_message(&body, &spec.error_message, &spec.error_detail),
-            &self.secrets,
+            &provider_message(body.as_bytes(), &spec.error_message, &spec.error_detail),
+            &secrets,
         );
         UpstreamError::Status {
             status,

@@ -120,6 +120,10 @@ pub struct Fault {
     /// caps how many it hits.
     #[serde(default)]
     pub chance: Option<f64>,
+    /// With `status`: the error message repeats the request's `Authorization` header, as a careless
+    /// provider might (what devgate must scrub before anyone sees it).
+    #[serde(default)]
+    pub echo_credential: bool,
 }
 
 impl Fault {
@@ -137,6 +141,7 @@ impl Fault {
             body_bytes: None,
             hold: false,
             chance: None,
+            echo_credential: false,
         }
     }
 
@@ -748,6 +753,18 @@ async fn apply(
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut response = match fault.body {
                 Some(raw) => (status, raw).into_response(),
+                None if fault.echo_credential => {
+                    let credential = parts
+                        .headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none");
+                    error(
+                        which,
+                        status,
+                        &format!("Simulated fault for the request authorized with {credential}"),
+                    )
+                }
                 None => error(which, status, "Simulated fault"),
             };
             if let Some(secs) = fault.retry_after {

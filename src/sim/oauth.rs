@@ -7,7 +7,8 @@
 //!   `redirect_uri?code=…&state=…` (allow) or `redirect_uri?error=access_denied&…&state=…` (deny).
 //! - `POST /oauth2/token` (form; `client_id` + `client_secret` in the body): `authorization_code` and
 //!   `refresh_token` grants; no `scope` in the answer; the refresh token does not rotate.
-//! - `POST /oauth2/revoke` (form: `token`, client credentials): kills the token's whole grant.
+//! - `POST /oauth2/revoke` (form: `token`, `token_type_hint`, client credentials): kills the token's
+//!   whole grant; every revocation is recorded ([`SimState::revocations`]).
 //!
 //! Bitbucket (on the Bitbucket port, outside `/2.0`, like `https://bitbucket.org/site/oauth2/…`):
 //! - `GET`/`POST /site/oauth2/authorize`: as above; `scope` is ignored, the consumer's permissions
@@ -263,6 +264,9 @@ pub(crate) struct OAuthState {
     bitbucket_scopes: Vec<String>,
     token_requests: [BTreeMap<String, usize>; 2],
     dead_refresh: [usize; 2],
+    /// Whether token-endpoint errors repeat the code or refresh token presented.
+    echo_secrets: [bool; 2],
+    revocations: [Vec<Revocation>; 2],
     /// Every code, token and PKCE verifier that passed through, for tests that search for leaks.
     secrets: Vec<String>,
 }
@@ -286,6 +290,18 @@ impl OAuthState {
                 .collect(),
             token_requests: Default::default(),
             dead_refresh: [0; 2],
+            echo_secrets: [false; 2],
+            revocations: Default::default(),
+        }
+    }
+
+    /// A token-endpoint error description, repeating what the client presented when the echo knob
+    /// ([`SimState::set_echo_secrets`]) is on.
+    fn described(&self, which: Which, description: &str, presented: &str) -> String {
+        if self.echo_secrets[slot(which)] {
+            format!("{description} (presented: {presented})")
+        } else {
+            description.to_string()
         }
     }
 
@@ -342,6 +358,17 @@ fn random_hex<const N: usize>() -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+/// One request to a revocation endpoint, as the provider understood it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// What the token was: `access_token`, `refresh_token` or `unknown`.
+    pub kind: String,
+    /// The `token_type_hint` the client sent, if any.
+    pub hint: Option<String>,
+    /// The account whose grant it was, if the token was known.
+    pub account: Option<Account>,
 }
 
 // --------------------------------------------------------------------------------------------- knobs
@@ -419,6 +446,17 @@ impl SimState {
         lock(&self.oauth).dead_refresh[slot(provider)]
     }
 
+    /// Makes the provider's token-endpoint errors repeat the code or refresh token they were sent, as
+    /// a careless provider might. Default: off.
+    pub fn set_echo_secrets(&self, provider: Which, echo: bool) {
+        lock(&self.oauth).echo_secrets[slot(provider)] = echo;
+    }
+
+    /// Every request the provider's revocation endpoint accepted, oldest first.
+    pub fn revocations(&self, provider: Which) -> Vec<Revocation> {
+        lock(&self.oauth).revocations[slot(provider)].clone()
+    }
+
     /// How many unrevoked grants `account` has (one per completed code exchange).
     pub fn live_grants(&self, account: Account) -> usize {
         lock(&self.oauth)
@@ -445,6 +483,8 @@ pub enum Knob {
     OmitRefreshToken { provider: Which, omit: bool },
     /// `{"op":"bitbucket_scopes","scopes":["account","repository"]}`
     BitbucketScopes { scopes: Vec<String> },
+    /// `{"op":"echo_secrets","provider":"bitbucket","echo":true}`
+    EchoSecrets { provider: Which, echo: bool },
 }
 
 pub(crate) async fn post_knob(
@@ -460,6 +500,7 @@ pub(crate) async fn post_knob(
         Knob::RevokeGrants { account } => state.revoke_grants(account),
         Knob::OmitRefreshToken { provider, omit } => state.set_omit_refresh_token(provider, omit),
         Knob::BitbucketScopes { scopes } => state.set_bitbucket_scopes(&scopes),
+        Knob::EchoSecrets { provider, echo } => state.set_echo_secrets(provider, echo),
     }
     StatusCode::NO_CONTENT
 }
@@ -482,6 +523,8 @@ pub(crate) async fn get_knobs(State(state): State<Arc<SimState>>) -> Json<Value>
         "bitbucket_scopes": oauth.bitbucket_scopes,
         "token_requests": per(&|i| json!(oauth.token_requests[i])),
         "dead_refresh_token_uses": per(&|i| json!(oauth.dead_refresh[i])),
+        "echo_secrets": per(&|i| json!(oauth.echo_secrets[i])),
+        "revocations": per(&|i| json!(oauth.revocations[i])),
         "live_grants": {
             "mike": live(Account::Mike), "nina": live(Account::Nina),
             "ann": live(Account::Ann), "ben": live(Account::Ben),
@@ -931,7 +974,13 @@ fn exchange_code(
         .codes
         .remove(presented)
         .filter(|c| c.provider == which)
-        .ok_or_else(|| invalid_grant("The authorization code is invalid or was already used."))?;
+        .ok_or_else(|| {
+            invalid_grant(&oauth.described(
+                which,
+                "The authorization code is invalid or was already used.",
+                presented,
+            ))
+        })?;
     if code.client_id != client {
         return Err(invalid_grant(
             "The authorization code was issued to another client.",
@@ -984,14 +1033,22 @@ fn refresh(
     let presented = param(form, "refresh_token").unwrap_or_default();
     let dead = |oauth: &mut OAuthState| {
         oauth.dead_refresh[slot(which)] += 1;
-        invalid_grant("The refresh token is invalid, revoked or was already used.")
+        invalid_grant(&oauth.described(
+            which,
+            "The refresh token is invalid, revoked or was already used.",
+            presented,
+        ))
     };
     let Some(token) = oauth
         .tokens
         .get(presented)
         .filter(|t| t.kind == Kind::Refresh)
     else {
-        return Err(invalid_grant("The refresh token is invalid."));
+        return Err(invalid_grant(&oauth.described(
+            which,
+            "The refresh token is invalid.",
+            presented,
+        )));
     };
     let grant = token.grant;
     let token_dead = token.dead;
@@ -1086,10 +1143,25 @@ async fn revoke(
         );
     }
     let mut oauth = lock(&state.oauth);
-    if let Some(grant) = oauth.tokens.get(token).map(|t| t.grant)
-        && oauth.grants[grant].provider == which
-        && oauth.grants[grant].client_id == client
-    {
+    let known = oauth
+        .tokens
+        .get(token)
+        .map(|t| (t.grant, t.kind))
+        .filter(|(g, _)| {
+            oauth.grants[*g].provider == which && oauth.grants[*g].client_id == client
+        });
+    let revocation = Revocation {
+        kind: match known.map(|(_, k)| k) {
+            Some(Kind::Access) => "access_token",
+            Some(Kind::Refresh) => "refresh_token",
+            None => "unknown",
+        }
+        .into(),
+        hint: param(&form, "token_type_hint").map(str::to_string),
+        account: known.map(|(g, _)| oauth.grants[g].account),
+    };
+    oauth.revocations[slot(which)].push(revocation);
+    if let Some((grant, _)) = known {
         oauth.revoke_grant(grant);
     }
     (StatusCode::OK, "Token successfully revoked").into_response()
