@@ -895,7 +895,9 @@ fn connector_for<'a>(app: &'a App, provider: &str) -> anyhow::Result<&'a Connect
 }
 
 /// Serves the connect pages on `public_url` when it is a loopback address and free, so a link given to a
-/// stdio agent (or printed by `devgate connect`) works without a separate `devgate http`.
+/// stdio agent (or printed by `devgate connect`) works without a separate `devgate http`. Like
+/// `devgate http`, it answers only to the allowed `Host` names and caps request bodies at
+/// `limits.max_request_bytes`.
 async fn serve_pages_for_stdio(app: &App) -> Option<CancellationToken> {
     let connector = app.connector.clone()?;
     let url = url::Url::parse(app.config.public_url.as_deref()?).ok()?;
@@ -914,10 +916,18 @@ async fn serve_pages_for_stdio(app: &App) -> Option<CancellationToken> {
             return None;
         }
     };
+    let allowed = std::sync::Arc::new(http::allowed_hosts(&app.config, &addr));
     let router = devgate::transport::pages::router(devgate::transport::pages::Pages {
         connector,
         secure: url.scheme() == "https",
-    });
+    })
+    .layer(axum::middleware::from_fn_with_state(
+        allowed,
+        devgate::transport::pages::check_host,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(
+        app.config.limits.max_request_bytes,
+    ));
     let token = CancellationToken::new();
     let stop = token.clone();
     tokio::spawn(async move {

@@ -1,5 +1,6 @@
 //! The connect flow in headless Chromium, driven over WebDriver (chromedriver): the connect page, the
-//! simulated provider's consent page (choosing an account, clicking Allow), and devgate's success page.
+//! simulated provider's consent page (choosing an account, clicking Allow), and devgate's success page;
+//! then the provider's address opened in a second browser, whose callback is refused.
 //! A screenshot of each page is kept under `target/browser-artifacts/`.
 //!
 //! `.ci/run` installs Debian's chromium and chromium-driver and sets `DEVGATE_REQUIRE_BROWSER=1`, so in
@@ -228,7 +229,29 @@ async fn connecting_in_headless_chromium() {
     browser.goto(&link).await;
     assert!(browser.source().await.contains("expired"));
     browser.screenshot(&artifacts, "4-link-used").await;
+
+    // The provider's address copied to another browser (its own profile, no devgate cookies) connects
+    // nothing: the callback there is refused.
+    let needs = call(&client, "buddy_get_user", json!({})).await;
+    browser.goto(&link_in(&text(&needs))).await;
+    browser.click("button[type=submit]").await;
+    let authorize = browser.wait_for_url("/oauth2/authorize").await;
+    let other_profile = temp_path("chromium-profile-other");
+    let other = Browser::start(&other_profile).await;
+    other.goto(&authorize).await;
+    other.click("#allow").await;
+    other.wait_for_url("/integration-callback").await;
+    let refused = other.source().await;
+    pages.push(refused.clone());
+    assert!(
+        refused.contains("Finish connecting in the browser you started in"),
+        "{refused}"
+    );
+    other.screenshot(&artifacts, "5-other-browser-refused").await;
+    other.quit().await;
     browser.quit().await;
+    let buddy = call(&client, "buddy_get_user", json!({})).await;
+    assert!(is_error(&buddy), "nothing was connected: {}", text(&buddy));
 
     let me = ok(
         "bitbucket_get_current_user",

@@ -2,6 +2,9 @@
 //! through the real pages (an HTTP client following the redirects and submitting the forms), then calls
 //! tools and sees only their own account; tickets, states and callbacks cannot attach a connection to
 //! another user; replayed, expired and foreign states get a readable page; no secret is ever shown.
+//! A flow finishes only in the browser that clicked Connect (also from `devgate connect`), the success
+//! page says only what the callback did, and the page server of `devgate stdio` checks `Host` and caps
+//! bodies.
 
 mod common;
 
@@ -10,6 +13,7 @@ use devgate::sim::Sim;
 use devgate::vault::sqlite::SqliteStore;
 use devgate::vault::{StateRow, Store, digest, now};
 use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
 
 async fn current_user(client: &Client) -> Value {
     ok(
@@ -221,6 +225,7 @@ async fn tickets_and_states_bind_to_their_user_and_work_once() {
             pkce_verifier: "x".into(),
             scopes: String::new(),
             elicitation_id: None,
+            browser_hash: digest("a-flow-cookie"),
             expires_at: now() - 1,
         })
         .await
@@ -282,4 +287,419 @@ async fn callers_without_a_valid_key_get_the_challenge() {
         .await
         .unwrap();
     assert_eq!(metadata["resource"], format!("{}/mcp", setup.public_url));
+}
+
+/// The attack of issue 12: alice starts a connect and stops at the redirect; the provider's authorize
+/// URL is opened in another browser (no devgate cookies), whose user approves as Ben. The callback
+/// refuses before any code exchange, uses the state up, and alice has no connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callback_in_another_browser_connects_nothing() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let alice_key = create_api_key(&setup, "alice");
+    let gateway = oauth_http(&setup, &[]).await;
+    let alice = http_client_with_key(&gateway.url, &alice_key).await;
+    let mut pages = Vec::new();
+
+    let link = connect_link(&alice, "bitbucket_get_current_user").await;
+    let alice_browser = CookieClient::new();
+    let mut walk = Walk::default();
+    let authorize = start_connect(&alice_browser, &link, &mut walk).await;
+    let flow: Vec<Cookie> = alice_browser
+        .cookies()
+        .into_iter()
+        .filter(|c| c.name.starts_with("devgate_flow_"))
+        .collect();
+    assert_eq!(flow.len(), 1, "the Connect click sets one flow cookie");
+    assert_eq!(flow[0].path, "/integration-callback");
+
+    // The victim's browser has never seen devgate.
+    let victim = CookieClient::new();
+    let mut stolen = Walk::default();
+    finish_connect(&victim, &authorize, "ben", "allow", &mut stolen).await;
+    let refused = stolen.pages.last().unwrap();
+    assert_eq!(stolen.final_status, 403, "{refused}");
+    assert!(
+        stolen.final_url.contains("/integration-callback"),
+        "{}",
+        stolen.final_url
+    );
+    assert!(
+        refused.contains("Finish connecting in the browser you started in")
+            && refused.contains("Nothing was connected"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("Ben") && !refused.contains("alice"),
+        "the refusal names nobody: {refused}"
+    );
+    assert_eq!(
+        sim.state
+            .token_requests(devgate::sim::Which::Bitbucket, "authorization_code"),
+        0,
+        "the code was never redeemed"
+    );
+    let after = call(&alice, "bitbucket_get_current_user", json!({})).await;
+    assert!(is_error(&after), "alice is not connected: {}", text(&after));
+    let status = ok(
+        "devgate_connections",
+        &call(&alice, "devgate_connections", json!({})).await,
+    );
+    let bitbucket = status["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "bitbucket")
+        .unwrap();
+    assert_eq!(bitbucket["state"], "not_connected", "{status}");
+
+    // The state is used up: alice's own browser cannot finish that flow now, and its cookie is cleared.
+    let mut late = Walk::default();
+    finish_connect(&alice_browser, &authorize, "ann", "allow", &mut late).await;
+    assert_eq!(late.final_status, 400);
+    assert!(
+        late.pages
+            .last()
+            .unwrap()
+            .contains("already been used or has expired")
+    );
+    assert!(
+        alice_browser
+            .cookies()
+            .iter()
+            .all(|c| !c.name.starts_with("devgate_flow_")),
+        "the callback clears the flow cookie: {:?}",
+        alice_browser.cookies()
+    );
+
+    // A cookie with the flow's name but another value is refused the same way.
+    let link = connect_link(&alice, "bitbucket_get_current_user").await;
+    let mut walk2 = Walk::default();
+    let elsewhere = CookieClient::new();
+    let authorize = start_connect(&elsewhere, &link, &mut walk2).await;
+    let name = elsewhere
+        .cookies()
+        .into_iter()
+        .find(|c| c.name.starts_with("devgate_flow_"))
+        .unwrap()
+        .name;
+    let forger = CookieClient::new();
+    forger.set_cookie("127.0.0.1", &name, "guessed-value", "/integration-callback");
+    let mut forged = Walk::default();
+    finish_connect(&forger, &authorize, "ben", "allow", &mut forged).await;
+    assert_eq!(forged.final_status, 403);
+    assert!(is_error(
+        &call(&alice, "bitbucket_get_current_user", json!({})).await
+    ));
+
+    // The normal path still works, and leaves no flow cookie behind.
+    let link = connect_link(&alice, "bitbucket_get_current_user").await;
+    let mut own = Walk::default();
+    let authorize = start_connect(&alice_browser, &link, &mut own).await;
+    finish_connect(&alice_browser, &authorize, "ann", "allow", &mut own).await;
+    assert!(own.final_url.ends_with("/connected"), "{}", own.final_url);
+    assert_eq!(current_user(&alice).await["name"], "Ann Dev");
+    assert!(
+        alice_browser
+            .cookies()
+            .iter()
+            .all(|c| !c.name.starts_with("devgate_flow_"))
+    );
+    assert_eq!(
+        sim.state
+            .token_requests(devgate::sim::Which::Bitbucket, "authorization_code"),
+        1
+    );
+
+    for w in [walk, stolen, late, walk2, forged, own] {
+        pages.extend(w.pages);
+    }
+    let logs = gateway.stderr.text();
+    assert!(
+        logs.contains("refused a callback from a browser that did not start this connect"),
+        "the refusal is logged"
+    );
+    assert_no_secrets(
+        &sim,
+        &[alice_key],
+        &[("the logs", &logs), ("a page", &pages.join("\n"))],
+    );
+    alice.cancel().await.unwrap();
+}
+
+/// Two flows in one browser (Buddy and Bitbucket in two tabs, and one provider twice) each keep their
+/// own flow cookie and both finish.
+#[tokio::test(flavor = "multi_thread")]
+async fn flows_in_two_tabs_of_one_browser_both_finish() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let key = create_api_key(&setup, "alice");
+    let gateway = oauth_http(&setup, &[]).await;
+    let alice = http_client_with_key(&gateway.url, &key).await;
+    let browser = CookieClient::new();
+    let mut walk = Walk::default();
+
+    // Three tabs: Bitbucket, Buddy, and Bitbucket again (a second link for the same provider).
+    let bitbucket_link = connect_link(&alice, "bitbucket_get_current_user").await;
+    let buddy_link = connect_link(&alice, "buddy_get_user").await;
+    let again_link = connect_link(&alice, "bitbucket_get_current_user").await;
+    let to_bitbucket = start_connect(&browser, &bitbucket_link, &mut walk).await;
+    let to_buddy = start_connect(&browser, &buddy_link, &mut walk).await;
+    let again = start_connect(&browser, &again_link, &mut walk).await;
+    let flows = browser
+        .cookies()
+        .iter()
+        .filter(|c| c.name.starts_with("devgate_flow_"))
+        .count();
+    assert_eq!(flows, 3, "one flow cookie per tab: {:?}", browser.cookies());
+
+    // A tab opened later finishes first; the first one still finishes after it.
+    finish_connect(&browser, &to_buddy, "nina", "allow", &mut walk).await;
+    assert!(walk.final_url.ends_with("/connected"), "{}", walk.final_url);
+    finish_connect(&browser, &to_bitbucket, "ben", "allow", &mut walk).await;
+    assert!(walk.final_url.ends_with("/connected"), "{}", walk.final_url);
+    assert_eq!(current_user(&alice).await["name"], "Ben Ortiz");
+    let nina = ok(
+        "buddy_get_user",
+        &call(&alice, "buddy_get_user", json!({})).await,
+    );
+    assert!(nina.to_string().contains("Nina"), "{nina}");
+    // The success page of the second tab shows both connections this browser just made.
+    let done = walk.pages.last().unwrap();
+    assert!(
+        done.contains("Ben Ortiz") && done.contains("Nina Alvarez"),
+        "{done}"
+    );
+
+    // The second Bitbucket tab replaces that connection, and its page shows the new account only.
+    finish_connect(&browser, &again, "ann", "allow", &mut walk).await;
+    assert!(walk.final_url.ends_with("/connected"));
+    assert_eq!(current_user(&alice).await["name"], "Ann Dev");
+    let done = walk.pages.last().unwrap();
+    assert!(
+        done.contains("Ann Dev") && !done.contains("Ben Ortiz"),
+        "{done}"
+    );
+    assert!(
+        browser
+            .cookies()
+            .iter()
+            .all(|c| !c.name.starts_with("devgate_flow_")),
+        "every callback cleared its cookie: {:?}",
+        browser.cookies()
+    );
+    alice.cancel().await.unwrap();
+}
+
+/// `/connected` shows what the callback did in this browser, from a sealed cookie; whatever its query
+/// string says is ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_success_page_says_only_what_the_callback_did() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let key = create_api_key(&setup, "alice");
+    let gateway = oauth_http(&setup, &[]).await;
+    let alice = http_client_with_key(&gateway.url, &key).await;
+    let spoof = format!(
+        "{}/connected?provider=Bitbucket+Cloud&account=the+security+team+(verified)&user=alice",
+        setup.public_url
+    );
+
+    // A link alone shows nothing it carries.
+    let stranger = CookieClient::new();
+    let page = stranger.get(&spoof).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("security team") && !html.contains("verified") && !html.contains("alice"),
+        "{html}"
+    );
+    assert!(!html.contains("is connected"), "{html}");
+    assert!(html.contains("Nothing to show here"), "{html}");
+
+    // A cookie that does not open shows nothing either.
+    stranger.set_cookie(
+        "127.0.0.1",
+        "devgate_done_bitbucket",
+        "YWxpY2U.bitbucket.v1.AAAA",
+        "/connected",
+    );
+    let html = stranger.get(&spoof).await.text().await.unwrap();
+    assert!(
+        html.contains("Nothing to show here") && !html.contains("security team"),
+        "{html}"
+    );
+
+    // The real flow shows the real account, also when the address says otherwise.
+    let link = connect_link(&alice, "bitbucket_get_current_user").await;
+    let browser = CookieClient::new();
+    let mut walk = Walk::default();
+    let authorize = start_connect(&browser, &link, &mut walk).await;
+    finish_connect(&browser, &authorize, "ann", "allow", &mut walk).await;
+    let done = walk.pages.last().unwrap();
+    assert!(walk.final_url.ends_with("/connected"), "{}", walk.final_url);
+    assert!(
+        done.contains("Bitbucket Cloud is connected")
+            && done.contains("alice")
+            && done.contains("Ann Dev"),
+        "{done}"
+    );
+    let html = browser.get(&spoof).await.text().await.unwrap();
+    assert!(
+        html.contains("Ann Dev") && !html.contains("security team"),
+        "{html}"
+    );
+    alice.cancel().await.unwrap();
+}
+
+type StdoutLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// The connect link `devgate connect` prints (it serves the pages before printing it).
+async fn printed_link(lines: &mut StdoutLines) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("/connect/") && line.contains("?ticket=") {
+                return link_in(&line);
+            }
+        }
+        panic!("devgate connect printed no link");
+    })
+    .await
+    .unwrap()
+}
+
+/// `devgate connect` from a terminal serves the same pages (on `public_url`), with the same binding:
+/// the callback in another browser is refused and the command keeps waiting; in the same browser it
+/// connects and the command says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn devgate_connect_from_a_terminal_binds_the_browser() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let start = || {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(["connect", "bitbucket", "--user", "carol", "--config"])
+            .arg(&setup.config)
+            .env("DEVGATE_LOG", "debug")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in oauth_env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        (child, lines)
+    };
+    // Another browser: refused, nothing connected, the command still waits.
+    let (mut child, mut lines) = start();
+    let link = printed_link(&mut lines).await;
+    let mut walk = Walk::default();
+    let authorize = start_connect(&CookieClient::new(), &link, &mut walk).await;
+    let victim = CookieClient::new();
+    finish_connect(&victim, &authorize, "ben", "allow", &mut walk).await;
+    assert_eq!(walk.final_status, 403, "{}", walk.pages.last().unwrap());
+    assert!(child.try_wait().unwrap().is_none(), "still waiting");
+    child.kill().await.unwrap();
+    child.wait().await.unwrap();
+    let store = SqliteStore::open(&format!(
+        "sqlite://{}",
+        setup.dir.join("devgate.db").display()
+    ))
+    .await
+    .unwrap();
+    assert!(
+        store
+            .connection("carol", "bitbucket")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The same browser: connected, and the command ends saying so.
+    let (mut child, mut lines) = start();
+    let link = printed_link(&mut lines).await;
+    let walk = walk_connect(&link, "ann", "allow").await;
+    assert!(walk.final_url.ends_with("/connected"), "{}", walk.final_url);
+    let said = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut said = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            said.push_str(&line);
+        }
+        said
+    })
+    .await
+    .unwrap();
+    assert!(
+        said.contains("Connected Bitbucket Cloud account Ann Dev for carol"),
+        "{said}"
+    );
+    assert!(child.wait().await.unwrap().success());
+}
+
+/// The page server `devgate stdio` runs on `public_url` answers only to the allowed `Host` names and
+/// caps request bodies at `limits.max_request_bytes`, like `devgate http`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stdio_page_server_checks_host_and_caps_bodies() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "[limits]\nmax_request_bytes = 4096\n");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("stdio")
+        .arg("--user")
+        .arg("alice")
+        .arg("--config")
+        .arg(&setup.config);
+    for (k, v) in oauth_env() {
+        cmd.env(k, v);
+    }
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The page server is listening once the MCP handshake is done.
+    let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
+    let link = connect_link(&client, "bitbucket_get_current_user").await;
+    assert!(link.starts_with(&setup.public_url), "{link}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // A foreign Host (a DNS-rebinding page) is refused on every page; the right one is served.
+    for path in [
+        "/connect/bitbucket?ticket=x",
+        "/integration-callback?state=x&code=y",
+        "/connected",
+    ] {
+        let url = format!("{}{path}", setup.public_url);
+        let foreign = http
+            .get(&url)
+            .header("host", format!("rebind.example:{}", setup.port))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 403, "{path}");
+        let own = http.get(&url).send().await.unwrap();
+        assert_ne!(own.status(), 403, "{path}");
+    }
+    let page = http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+
+    // An oversized form body gets 413 before anything reads it as a form.
+    let big = format!("ticket={}&csrf=x", "a".repeat(64 * 1024));
+    let posted = http
+        .post(format!("{}/connect/bitbucket", setup.public_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 413);
+    let html = posted.text().await.unwrap();
+    assert!(html.contains("larger than devgate accepts"), "{html}");
+
+    // And the connect itself still works through that server.
+    let walk = walk_connect(&link, "ann", "allow").await;
+    assert!(walk.final_url.ends_with("/connected"), "{}", walk.final_url);
+    assert_eq!(current_user(&client).await["name"], "Ann Dev");
+    client.cancel().await.unwrap();
 }

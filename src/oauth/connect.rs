@@ -5,10 +5,15 @@
 //!   and provider. The page it opens names both and asks for one click (a POST).
 //! - The click uses the ticket up and creates a fresh **state** (random, single-use, 10 minutes,
 //!   bound to user, provider, PKCE verifier and requested scopes) before redirecting to the provider.
-//! - The callback uses the state up, exchanges the code, asks the provider who the account is, seals
-//!   and stores the tokens. A replayed, expired or unknown state is refused with a readable page.
+//!   It also gives that browser a random **flow cookie** ([`FlowCookie`]), whose hash is kept with the
+//!   state: neither PKCE (devgate holds the verifier) nor the state (it is in the authorize URL) tells
+//!   whose browser comes back, and without the cookie anyone handed the authorize URL could attach
+//!   their provider account to the user who clicked.
+//! - The callback uses the state up, refuses a browser without the matching flow cookie (before any
+//!   code exchange), exchanges the code, asks the provider who the account is, seals and stores the
+//!   tokens. A replayed, expired or unknown state is refused with a readable page.
 //!
-//! Only hashes of tickets and states are stored; the PKCE verifier is sealed.
+//! Only hashes of tickets, states and flow cookies are stored; the PKCE verifier is sealed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,8 +88,43 @@ pub struct CallbackParams {
 #[derive(Debug, Clone)]
 pub struct Connected {
     pub user: String,
+    pub provider: String,
     pub provider_title: String,
     pub account: String,
+}
+
+/// The cookie that ties an authorization to the browser that clicked Connect.
+///
+/// Its name is derived from the `state`, so that several flows in one browser (Buddy and Bitbucket in
+/// two tabs, or the same provider twice) each keep their own cookie, and the callback finds the one
+/// that belongs to the `state` it got. The value is random; only its SHA-256 is stored.
+#[derive(Clone)]
+pub struct FlowCookie {
+    pub name: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for FlowCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowCookie")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowCookie {
+    /// The cookie name for the flow of this `state`: a prefix of the state's hash (which says nothing
+    /// the authorize URL does not already carry).
+    pub fn name_for(state: &str) -> String {
+        format!("devgate_flow_{}", &digest(state)[..16])
+    }
+}
+
+/// Where the Connect click sends the browser, and the cookie it must keep until the callback.
+#[derive(Debug, Clone)]
+pub struct Begun {
+    pub authorize_url: Url,
+    pub cookie: FlowCookie,
 }
 
 /// A provider's connection state for one user (`devgate status`, `devgate_connections`).
@@ -227,8 +267,9 @@ impl Connector {
         Ok(row)
     }
 
-    /// The click on Connect: uses the ticket up and returns the provider's authorize URL.
-    pub async fn begin(&self, provider: &str, ticket: &str) -> Result<Url, PageError> {
+    /// The click on Connect: uses the ticket up and returns the provider's authorize URL and the flow
+    /// cookie to give the browser.
+    pub async fn begin(&self, provider: &str, ticket: &str) -> Result<Begun, PageError> {
         let p = self.provider(provider)?;
         let row = self
             .vault
@@ -240,6 +281,10 @@ impl Connector {
             .ok_or_else(|| self.expired_link(provider))?;
         let scopes: Vec<String> = row.scopes.split_whitespace().map(str::to_string).collect();
         let authorization = p.client.authorize(&scopes);
+        let cookie = FlowCookie {
+            name: FlowCookie::name_for(&authorization.state),
+            value: random_token(),
+        };
         self.vault
             .store
             .put_state(&StateRow {
@@ -251,16 +296,26 @@ impl Connector {
                     .seal(&row.user, provider, &authorization.pkce_verifier),
                 scopes: row.scopes,
                 elicitation_id: row.elicitation_id,
+                browser_hash: digest(&cookie.value),
                 expires_at: now() + TTL_SECS,
             })
             .await
             .map_err(PageError::store)?;
         tracing::info!(user = %row.user, provider, "sending a user to the provider to connect");
-        Ok(authorization.url)
+        Ok(Begun {
+            authorize_url: authorization.url,
+            cookie,
+        })
     }
 
-    /// `/integration-callback`: checks the state, exchanges the code, stores the connection.
-    pub async fn complete(&self, params: &CallbackParams) -> Result<Connected, PageError> {
+    /// `/integration-callback`: checks the state and that `flow_cookie` (the value of the cookie named
+    /// [`FlowCookie::name_for`] the state, as the browser sent it) is the one the Connect click set,
+    /// then exchanges the code and stores the connection. The state is used up whatever happens.
+    pub async fn complete(
+        &self,
+        params: &CallbackParams,
+        flow_cookie: Option<&str>,
+    ) -> Result<Connected, PageError> {
         let state = params.state.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
             PageError::new(
                 StatusCode::BAD_REQUEST,
@@ -283,6 +338,27 @@ impl Connector {
             })?;
         let p = self.provider(&row.provider)?;
         let title = p.api.title().to_string();
+        // A plain comparison of hashes: its timing could at most tell how much of the stored hash the
+        // hash of a guess matches, which does not help find the cookie.
+        let same_browser = !row.browser_hash.is_empty()
+            && flow_cookie.is_some_and(|c| !c.is_empty() && digest(c) == row.browser_hash);
+        if !same_browser {
+            tracing::warn!(
+                user = %row.user,
+                provider = %row.provider,
+                cookie = if flow_cookie.is_some() { "wrong" } else { "missing" },
+                "refused a callback from a browser that did not start this connect"
+            );
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                "Finish connecting in the browser you started in",
+                format!(
+                    "Nothing was connected. devgate only completes a connection in the browser where the Connect button was clicked, and this browser is not that one (or its cookies were cleared). \
+If you are connecting your own {title} account, go back to your agent, ask for a new link and open it in this browser. \
+If someone sent you this {title} address, do not sign in for them: close this page."
+                ),
+            ));
+        }
         if let Some(error) = &params.error {
             let (heading, message) = if error == "access_denied" {
                 (
@@ -379,6 +455,7 @@ impl Connector {
         }
         Ok(Connected {
             user: row.user,
+            provider: row.provider,
             provider_title: title,
             account,
         })

@@ -2,13 +2,20 @@
 //!
 //! Pages are small server-rendered HTML with no external assets and a strict Content-Security-Policy
 //! (no scripts; the one inline style is allowed by its hash). The connect button POSTs with a
-//! double-submit CSRF token (a `SameSite=Strict` cookie that must match the form). After a successful
-//! callback the browser is sent to `/connected`, so the code and state do not stay in the address bar.
+//! double-submit CSRF token (a `SameSite=Strict` cookie that must match the form). Its answer gives the
+//! browser the flow cookie ([`FlowCookie`]: `HttpOnly`, `SameSite=Lax` because the provider's redirect
+//! back is a cross-site top-level GET, `Path=/integration-callback`, 10 minutes), without which the
+//! callback connects nothing; the callback clears it, whatever the outcome.
+//!
+//! After a successful callback the browser is sent to `/connected`, so the code and state do not stay
+//! in the address bar. What that page says comes from a short-lived cookie the callback sets, sealed
+//! with the vault's key; its query string is ignored, so no link can make it claim a connection.
 //! Nothing secret is ever written on a page.
 
 use std::sync::{Arc, LazyLock};
 
 use axum::Router;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -19,7 +26,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::oauth::connect::{CallbackParams, Connector, PageError};
+use crate::oauth::connect::{
+    CallbackParams, Connected, Connector, FlowCookie, PageError, TTL_SECS,
+};
 
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1b1f24}\
 h1{font-size:1.4rem}.box{border:1px solid #d0d7de;border-radius:8px;padding:1rem 1.25rem}\
@@ -30,6 +39,12 @@ static STYLE_HASH: LazyLock<String> =
     LazyLock::new(|| STANDARD.encode(Sha256::digest(STYLE.as_bytes())));
 
 const CSRF_COOKIE: &str = "devgate_csrf";
+/// The success page's cookie, one per provider (two tabs connecting two providers each see theirs).
+const DONE_COOKIE_PREFIX: &str = "devgate_done_";
+/// How long `/connected` can be reloaded after a callback.
+const DONE_SECS: i64 = 300;
+/// Marks a sealed value as the success page's, so no other sealed value is taken for one.
+const DONE_PURPOSE: &str = "connected-page";
 
 /// State shared by the page handlers.
 #[derive(Clone)]
@@ -193,8 +208,23 @@ async fn connect_submit(
     State(pages): State<Pages>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<ConnectForm>,
+    form: Result<Form<ConnectForm>, FormRejection>,
 ) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => {
+            let status = rejection.status();
+            return error_page(PageError {
+                status,
+                title: "Open the link again".into(),
+                message: if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "The form sent was larger than devgate accepts. Open the link your agent gave you again.".into()
+                } else {
+                    "The form sent was not the one devgate showed. Open the link your agent gave you again.".into()
+                },
+            });
+        }
+    };
     let same = cookie(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && c == form.csrf);
     if !same {
         return error_page(PageError {
@@ -204,8 +234,17 @@ async fn connect_submit(
         });
     }
     match pages.connector.begin(&provider, &form.ticket).await {
-        Ok(url) => {
-            let mut response = Redirect::to(url.as_str()).into_response();
+        Ok(begun) => {
+            let mut response = Redirect::to(begun.authorize_url.as_str()).into_response();
+            set_cookie(
+                &mut response,
+                &pages,
+                &begun.cookie.name,
+                &begun.cookie.value,
+                "/integration-callback",
+                "Lax",
+                TTL_SECS,
+            );
             security_headers(response.headers_mut());
             response
         }
@@ -213,41 +252,195 @@ async fn connect_submit(
     }
 }
 
-async fn callback(State(pages): State<Pages>, Query(params): Query<CallbackParams>) -> Response {
-    match pages.connector.complete(&params).await {
-        Ok(done) => {
-            let query = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("provider", &done.provider_title)
-                .append_pair("account", &done.account)
-                .append_pair("user", &done.user)
-                .finish();
-            let mut response = Redirect::to(&format!("/connected?{query}")).into_response();
-            security_headers(response.headers_mut());
-            response
-        }
-        Err(e) => error_page(e),
-    }
-}
-
-#[derive(Deserialize)]
-struct ConnectedQuery {
-    provider: Option<String>,
-    account: Option<String>,
-    user: Option<String>,
-}
-
-async fn connected(Query(q): Query<ConnectedQuery>) -> Response {
-    let provider = escape(q.provider.as_deref().unwrap_or("the provider"));
-    let account = escape(q.account.as_deref().unwrap_or("your account"));
-    let user = escape(q.user.as_deref().unwrap_or("your devgate user"));
-    let body = format!(
-        "<h1>{provider} is connected</h1><div class=\"box\"><p>devgate user <strong>{user}</strong> is now connected to the {provider} account \
-<strong>{account}</strong>.</p><p>You can close this page and return to your agent.</p></div>"
+/// Appends a `Set-Cookie` (always `HttpOnly`; `Secure` when the public URL is https). `max_age` 0
+/// clears the cookie.
+fn set_cookie(
+    response: &mut Response,
+    pages: &Pages,
+    name: &str,
+    value: &str,
+    path: &str,
+    same_site: &str,
+    max_age: i64,
+) {
+    let cookie = format!(
+        "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{}",
+        if pages.secure { "; Secure" } else { "" }
     );
-    page(
-        StatusCode::OK,
-        &format!("{provider} connected"),
-        &body,
-        "'none'",
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+async fn callback(
+    State(pages): State<Pages>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let flow_cookie = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(FlowCookie::name_for);
+    let presented = flow_cookie.as_deref().and_then(|n| cookie(&headers, n));
+    let mut response = match pages.connector.complete(&params, presented).await {
+        Ok(done) => {
+            let mut response = Redirect::to("/connected").into_response();
+            let sealed = seal_done(&pages, &done);
+            set_cookie(
+                &mut response,
+                &pages,
+                &format!("{DONE_COOKIE_PREFIX}{}", done.provider),
+                &sealed,
+                "/connected",
+                "Lax",
+                DONE_SECS,
+            );
+            security_headers(response.headers_mut());
+            response
+        }
+        Err(e) => error_page(e),
+    };
+    // The flow is over either way (its state is used up): the browser forgets its cookie.
+    if let Some(name) = &flow_cookie {
+        set_cookie(
+            &mut response,
+            &pages,
+            name,
+            "",
+            "/integration-callback",
+            "Lax",
+            0,
+        );
+    }
+    response
+}
+
+/// The success page's cookie value: who connected which account, sealed for (user, provider) with an
+/// expiry, as `base64(user).provider.sealed`.
+fn seal_done(pages: &Pages, done: &Connected) -> String {
+    let payload = serde_json::json!({
+        "purpose": DONE_PURPOSE,
+        "account": done.account,
+        "until": crate::vault::now() + DONE_SECS,
+    });
+    let sealed = pages
+        .connector
+        .vault()
+        .seal(&done.user, &done.provider, &payload.to_string());
+    format!(
+        "{}.{}.{sealed}",
+        URL_SAFE_NO_PAD.encode(&done.user),
+        done.provider
     )
+}
+
+/// A success cookie's (user, provider, account), if it opens, is the success page's and has not expired.
+fn open_done(pages: &Pages, value: &str) -> Option<(String, String, String)> {
+    let mut parts = value.splitn(3, '.');
+    let user = String::from_utf8(URL_SAFE_NO_PAD.decode(parts.next()?).ok()?).ok()?;
+    let provider = parts.next()?.to_string();
+    let opened = pages
+        .connector
+        .vault()
+        .open(&user, &provider, parts.next()?)
+        .ok()?;
+    let payload: serde_json::Value = serde_json::from_str(&opened).ok()?;
+    let fresh = payload["until"]
+        .as_i64()
+        .is_some_and(|t| t > crate::vault::now());
+    if payload["purpose"] != DONE_PURPOSE || !fresh {
+        return None;
+    }
+    Some((user, provider, payload["account"].as_str()?.to_string()))
+}
+
+/// The success page, from the sealed cookies the callback set in this browser; the query string is
+/// never read.
+async fn connected(State(pages): State<Pages>, headers: HeaderMap) -> Response {
+    let mut done: Vec<(String, String, String)> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| k.starts_with(DONE_COOKIE_PREFIX))
+        .filter_map(|(k, v)| {
+            open_done(&pages, v)
+                .filter(|(_, provider, _)| k[DONE_COOKIE_PREFIX.len()..] == *provider)
+        })
+        .collect();
+    done.sort();
+    done.dedup();
+    if done.is_empty() {
+        let body = "<h1>Nothing to show here</h1><div class=\"box\"><p>This page confirms a connection right after you \
+complete one in this browser, and there is none to confirm.</p><p>To see your connections, ask your agent (the \
+<code>devgate_connections</code> tool) or run <code>devgate status</code>.</p></div>";
+        return page(StatusCode::OK, "No connection to confirm", body, "'none'");
+    }
+    let lines: String = done
+        .iter()
+        .map(|(user, provider, account)| {
+            format!(
+                "<p>devgate user <strong>{}</strong> is now connected to the {} account <strong>{}</strong>.</p>",
+                escape(user),
+                escape(&pages.connector.title(provider)),
+                escape(account)
+            )
+        })
+        .collect();
+    let titles = done
+        .iter()
+        .map(|(_, provider, _)| pages.connector.title(provider))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let heading = format!(
+        "{} {} connected",
+        titles,
+        if done.len() == 1 { "is" } else { "are" }
+    );
+    let body = format!(
+        "<h1>{}</h1><div class=\"box\">{lines}<p>You can close this page and return to your agent.</p></div>",
+        escape(&heading)
+    );
+    page(StatusCode::OK, &heading, &body, "'none'")
+}
+
+/// Refuses requests whose `Host` is not one this devgate answers to (DNS rebinding), with the same list
+/// and matching as `/mcp` under `devgate http` ([`crate::transport::http::allowed_hosts`]): an entry
+/// without a port allows any port.
+pub async fn check_host(
+    State(allowed): State<Arc<Vec<String>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .or_else(|| request.uri().authority().cloned());
+    let ok = host.is_some_and(|host| {
+        let name = normalize_host(host.host());
+        allowed.iter().any(|entry| {
+            let (entry_host, entry_port) = match entry.parse::<axum::http::uri::Authority>() {
+                Ok(a) => (normalize_host(a.host()), a.port_u16()),
+                Err(_) => (normalize_host(entry), None),
+            };
+            entry_host == name && entry_port.is_none_or(|p| host.port_u16() == Some(p))
+        })
+    });
+    if ok {
+        return next.run(request).await;
+    }
+    tracing::warn!("refused a page request for a host devgate does not serve (DNS rebinding?)");
+    error_page(PageError {
+        status: StatusCode::FORBIDDEN,
+        title: "Wrong address".into(),
+        message: "devgate does not answer to this host name. Open the link exactly as your agent gave it to you.".into(),
+    })
+}
+
+fn normalize_host(host: &str) -> String {
+    host.trim_matches(['[', ']']).to_ascii_lowercase()
 }

@@ -7,8 +7,8 @@
 //!   does not open.
 //! - [`key`] finds the sealing key: `DEVGATE_SECRET_KEY`, or a 0600 key file created on first run.
 //!
-//! Stores never see a plaintext token, a state value or a ticket: tokens arrive sealed, and states,
-//! tickets and API keys are looked up by their SHA-256 ([`digest`]).
+//! Stores never see a plaintext token, a state value, a flow cookie or a ticket: tokens arrive sealed,
+//! and states, flow cookies, tickets and API keys are kept as their SHA-256 ([`digest`]).
 
 pub mod key;
 pub mod postgres;
@@ -120,6 +120,9 @@ pub struct StateRow {
     pub scopes: String,
     /// The elicitation this connect answers, if an agent asked through one.
     pub elicitation_id: Option<String>,
+    /// SHA-256 of the flow cookie given to the browser that clicked Connect: the callback must come
+    /// from that browser.
+    pub browser_hash: String,
     pub expires_at: Timestamp,
 }
 

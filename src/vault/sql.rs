@@ -46,6 +46,7 @@ macro_rules! sql_store {
                 pkce_verifier: row.try_get("pkce_verifier")?,
                 scopes: row.try_get("scopes")?,
                 elicitation_id: row.try_get("elicitation_id")?,
+                browser_hash: row.try_get("browser_hash")?,
                 expires_at: row.try_get("expires_at")?,
             })
         }
@@ -266,8 +267,8 @@ macro_rules! sql_store {
 
             async fn put_state(&self, row: &StateRow) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO oauth_states (state_hash, user_id, provider, pkce_verifier, scopes, elicitation_id, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO oauth_states (state_hash, user_id, provider, pkce_verifier, scopes, elicitation_id, browser_hash, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&row.state_hash)
                 .bind(&row.user)
@@ -275,6 +276,7 @@ macro_rules! sql_store {
                 .bind(&row.pkce_verifier)
                 .bind(&row.scopes)
                 .bind(&row.elicitation_id)
+                .bind(&row.browser_hash)
                 .bind(row.expires_at)
                 .execute(&self.pool)
                 .await
@@ -289,7 +291,7 @@ macro_rules! sql_store {
             ) -> Result<Option<StateRow>, StoreError> {
                 sqlx::query(
                     "DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > $2 \
-                     RETURNING state_hash, user_id, provider, pkce_verifier, scopes, elicitation_id, expires_at",
+                     RETURNING state_hash, user_id, provider, pkce_verifier, scopes, elicitation_id, browser_hash, expires_at",
                 )
                 .bind(state_hash)
                 .bind(now)

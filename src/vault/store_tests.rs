@@ -193,6 +193,7 @@ fn state(secret: &str, expires_at: Timestamp) -> StateRow {
         pkce_verifier: Sealer::new([5; 32]).seal("alice", "bitbucket", "verifier"),
         scopes: "repository account".into(),
         elicitation_id: Some("el-9".into()),
+        browser_hash: digest("flow-cookie"),
         expires_at,
     }
 }
