@@ -54,6 +54,9 @@ auth = "none"
 
 [limits]
 calls_per_minute = 0
+# The memory step opens 1,000 idle sessions as one user.
+sessions_per_user = 2000
+max_sessions = 2000
 
 [providers.buddy]
 api_base = "{}"

@@ -2,6 +2,9 @@
 //! outcome, duration, request id), written to the store off the call's path. A call only queues its
 //! record; a background task writes them in batches. If the store falls behind and the queue is full,
 //! records are dropped and counted, never waited for.
+//!
+//! Strings a caller chooses are bounded before they are recorded or logged ([`clip`]): a tool name
+//! devgate does not offer becomes [`UNKNOWN_TOOL`], everywhere (metrics, logs, records).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +13,20 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::vault::{AuditRecord, Store};
+
+/// The name under which calls to tools devgate does not offer are counted, logged and recorded.
+pub const UNKNOWN_TOOL: &str = "unknown";
+
+/// The longest user name devgate accepts from a caller (a JWT `sub`); identity refuses longer ones.
+pub const MAX_USER_CHARS: usize = 256;
+
+/// `text` cut to at most `max` characters, marked with `…` where it was cut.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..end])),
+    }
+}
 
 /// Records waiting to be written, at most.
 const QUEUE: usize = 8192;
@@ -70,5 +87,17 @@ impl AuditLog {
         if let Some(writer) = writer {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_cuts_at_a_character_boundary() {
+        assert_eq!(clip("short", 8), "short");
+        assert_eq!(clip("exactly8", 8), "exactly8");
+        assert_eq!(clip("ünïcödé-and-more", 7), "ünïcödé…");
     }
 }

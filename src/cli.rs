@@ -338,7 +338,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(l) => *l,
                 None => config.http.listen.parse().context("http.listen")?,
             };
-            http::check_listen(&listen, config.http.auth).map_err(anyhow::Error::msg)?;
+            http::check_exposure(&config, &listen).map_err(anyhow::Error::msg)?;
             let stateless = *stateless || config.http.stateless;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -370,7 +370,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 token.cancel();
             });
             let grace = std::time::Duration::from_secs(app.config.limits.shutdown_grace_secs);
-            http::serve_with_grace(listener, router, shutdown, sessions, grace).await?;
+            let limits = http::EdgeLimits::new(&app.config.limits);
+            http::serve_with_grace(listener, router, limits, shutdown, sessions, grace).await?;
             app.gateway.close_audit().await;
             tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)

@@ -182,6 +182,20 @@ pub struct LimitsConfig {
     pub max_request_bytes: usize,
     /// After SIGTERM, how long in-flight calls get to finish before devgate exits.
     pub shutdown_grace_secs: u64,
+    /// How long an HTTP client may take to send a request's headers, in milliseconds; a kept-alive
+    /// connection idle for this long is closed too. Counts before authentication, so it bounds what an
+    /// anonymous client can hold.
+    pub header_timeout_ms: u64,
+    /// How long a request's body may take to arrive, counted from its headers, in milliseconds.
+    pub body_timeout_ms: u64,
+    /// Open HTTP connections at most; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Live MCP sessions (stateful HTTP) at most, over all users.
+    pub max_sessions: usize,
+    /// Live MCP sessions per user.
+    pub sessions_per_user: usize,
+    /// A session without a request for this long ends and frees its place, in seconds.
+    pub session_idle_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -191,6 +205,20 @@ impl Default for LimitsConfig {
             burst: 60,
             max_request_bytes: 1024 * 1024,
             shutdown_grace_secs: 10,
+            // Generous for a client on a slow link, short enough that a stalled one lets go of its
+            // connection soon; kept-alive clients (httpx: 5 s) usually close idle connections first.
+            header_timeout_ms: 10_000,
+            // The largest body (1 MiB) at 35 KB/s.
+            body_timeout_ms: 30_000,
+            // Below the common 1024 open-files limit, leaving room for the store and provider sockets.
+            max_connections: 512,
+            // A session costs about 70 KB: 512 of them stay under 40 MB.
+            max_sessions: 512,
+            // A person's agents hold a few sessions at once; clients that reconnect without DELETE
+            // leave idle ones behind until they expire, so there is room for several reconnects.
+            sessions_per_user: 16,
+            // rmcp's default keep-alive.
+            session_idle_secs: 300,
         }
     }
 }
@@ -495,6 +523,27 @@ impl Config {
         }
         if self.tools.text_cap_bytes < 1024 {
             problems.push("tools.text_cap_bytes must be at least 1024".into());
+        }
+        let limits = &self.limits;
+        for (name, value) in [
+            ("header_timeout_ms", limits.header_timeout_ms),
+            ("body_timeout_ms", limits.body_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&value) {
+                problems.push(format!("limits.{name} must be between 100 and 600000"));
+            }
+        }
+        for (name, value) in [
+            ("max_connections", limits.max_connections),
+            ("max_sessions", limits.max_sessions),
+            ("sessions_per_user", limits.sessions_per_user),
+        ] {
+            if value == 0 {
+                problems.push(format!("limits.{name} must be at least 1"));
+            }
+        }
+        if limits.session_idle_secs == 0 {
+            problems.push("limits.session_idle_secs must be at least 1".into());
         }
         problems.extend(self.tool_problems(catalog));
         if self.providers.is_empty() && self.origin == NO_FILE {

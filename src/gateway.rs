@@ -49,6 +49,12 @@ pub trait Confirmer: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Confirmation> + Send + 'a>>;
 }
 
+/// How much of each path value the audit keeps (ids and slugs are far shorter).
+const AUDIT_VALUE_CHARS: usize = 100;
+
+/// How much of an unknown tool's name its error repeats.
+const SHOWN_NAME_CHARS: usize = 64;
+
 /// Lines of the failed step's log a waited-for run returns.
 const WAIT_LOG_LINES: u64 = 40;
 
@@ -253,7 +259,8 @@ impl Gateway {
     }
 
     /// Adds a call to the audit log: the resource is named by the tool's path values only (workspace,
-    /// repository, ids), never by other arguments, which may be free text or secrets.
+    /// repository, ids), never by other arguments, which may be free text or secrets. A tool not
+    /// offered is recorded as `unknown`, and every string is length-capped.
     pub fn audit(
         &self,
         user: &str,
@@ -278,22 +285,29 @@ impl Gateway {
                         let default = (n == "workspace")
                             .then(|| o.defaults.workspace.clone())
                             .flatten();
-                        given.or(default).map(|v| format!("{n}={v}"))
+                        given
+                            .or(default)
+                            .map(|v| format!("{n}={}", crate::audit::clip(&v, AUDIT_VALUE_CHARS)))
                     })
                     .collect();
                 (o.tool.provider.clone(), values.join(", "))
             }
             None => (String::new(), String::new()),
         };
+        let tool = if self.offers(name) {
+            name
+        } else {
+            crate::audit::UNKNOWN_TOOL
+        };
         audit.record(crate::vault::AuditRecord {
             at: crate::vault::now(),
-            user: user.to_string(),
-            tool: name.to_string(),
+            user: crate::audit::clip(user, crate::audit::MAX_USER_CHARS).into_owned(),
+            tool: tool.to_string(),
             provider,
             target,
             outcome: outcome.to_string(),
             duration_ms: duration_ms as i64,
-            request_id: request_id.to_string(),
+            request_id: crate::audit::clip(request_id, 64).into_owned(),
         });
     }
 
@@ -328,6 +342,12 @@ impl Gateway {
         progress: Option<Progress>,
         confirmer: Option<&dyn Confirmer>,
     ) -> Result<CallOutcome, CallError> {
+        // The name first: a call to nothing costs no rate budget and is never counted under its name.
+        if !self.offers(name) {
+            return Err(CallError::UnknownTool(
+                crate::audit::clip(name, SHOWN_NAME_CHARS).into_owned(),
+            ));
+        }
         if let Some(limited) = self.rate_limited(user) {
             return Ok(CallOutcome::Done(limited));
         }
@@ -360,23 +380,33 @@ impl Gateway {
         }
     }
 
+    /// Whether `name` is a tool this gateway answers; only such names appear in metrics, logs and the
+    /// audit (anything else is `unknown`, so a caller cannot grow them with made-up names).
+    pub fn offers(&self, name: &str) -> bool {
+        self.offered.contains_key(name) || (name == CONNECTIONS_TOOL && self.connector.is_some())
+    }
+
+    /// Takes one call from `user`'s rate budget, or says how many seconds until there is one. A new
+    /// HTTP session counts too.
+    pub fn admit(&self, user: &str) -> Result<(), u64> {
+        use governor::clock::Clock;
+        let Some(limiter) = self.limiter.as_ref() else {
+            return Ok(());
+        };
+        limiter.check_key(&user.to_string()).map_err(|not_until| {
+            crate::metrics::global().rate_limited.inc();
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
+    }
+
     /// An `isError` result when `user` is over the call rate, saying when to try again.
     fn rate_limited(&self, user: &str) -> Option<CallToolResult> {
-        use governor::clock::Clock;
-        let limiter = self.limiter.as_ref()?;
-        let key = user.to_string();
-        match limiter.check_key(&key) {
-            Ok(()) => None,
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(limiter.clock().now());
-                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                tracing::info!(user, outcome = "rate_limited", "call");
-                crate::metrics::global().rate_limited.inc();
-                Some(CallToolResult::error(vec![ContentBlock::text(format!(
-                    "Rate limit: too many tool calls from {user} in the last minute. Wait {secs} s, then call again; batch or narrow the work if you can."
-                ))]))
-            }
-        }
+        let secs = self.admit(user).err()?;
+        tracing::info!(user, outcome = "rate_limited", "call");
+        Some(CallToolResult::error(vec![ContentBlock::text(format!(
+            "Rate limit: too many tool calls from {user} in the last minute. Wait {secs} s, then call again; batch or narrow the work if you can."
+        ))]))
     }
 
     async fn connect_request(&self, user: &str, provider: &str, reason: String) -> CallOutcome {

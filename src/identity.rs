@@ -80,7 +80,15 @@ impl Authenticator {
                     .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))
             }
             Authenticator::Jwt(verifier) => {
-                verifier.verify(bearer.ok_or(AuthError::Missing)?).await
+                let user = verifier.verify(bearer.ok_or(AuthError::Missing)?).await?;
+                // The user names log lines, audit records and rate-limit keys: keep it bounded.
+                if user.chars().count() > crate::audit::MAX_USER_CHARS {
+                    return Err(AuthError::Invalid(format!(
+                        "the subject (sub) is longer than {} characters",
+                        crate::audit::MAX_USER_CHARS
+                    )));
+                }
+                Ok(user)
             }
         }
     }

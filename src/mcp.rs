@@ -1,8 +1,9 @@
 //! The rmcp `ServerHandler`: `tools/list` and `tools/call` over the [`Gateway`].
 //!
 //! One handler value is made per stdio connection, per HTTP session, or per stateless HTTP request, so
-//! it holds only `Arc`s. Each call runs in a tracing span carrying the user, the tool and the request id
-//! (never arguments or results), and is dropped, upstream request included, when the client cancels.
+//! it holds only `Arc`s. Each call runs in a tracing span carrying the user, the tool (`unknown` for a
+//! name not offered) and the request id (never arguments or results), and is dropped, upstream request
+//! included, when the client cancels.
 //!
 //! When a call needs the user to connect a provider, the answer depends on the client:
 //! - it declared URL-mode elicitation and speaks 2026-07-28: an `input_required` result carrying an
@@ -331,7 +332,14 @@ impl ServerHandler for McpServer {
             .and_then(|parts| parts.extensions.get::<RequestId>())
             .cloned()
             .unwrap_or_default();
-        let span = tracing::info_span!("tool_call", user = %user, tool = %request.name, request_id = %request_id, rpc_id = %context.id);
+        // Only offered names reach metrics, logs and the audit; the JSON-RPC id is the caller's, so capped.
+        let tool: Arc<str> = if self.gateway.offers(&request.name) {
+            Arc::from(request.name.as_ref())
+        } else {
+            Arc::from(crate::audit::UNKNOWN_TOOL)
+        };
+        let rpc_id = context.id.to_string();
+        let span = tracing::info_span!("tool_call", user = %user, tool = %tool, request_id = %request_id, rpc_id = %crate::audit::clip(&rpc_id, 64));
         let started = Instant::now();
         let gateway = self.gateway.clone();
         let pending = self.pending.clone();
@@ -367,9 +375,9 @@ impl ServerHandler for McpServer {
                 outcome = call => outcome,
                 () = context.ct.cancelled() => {
                     metrics.in_flight.dec();
-                    metrics.call(&request.name, "cancelled");
+                    metrics.call(&tool, "cancelled");
                     let ms = started.elapsed().as_millis() as u64;
-                    gateway.audit(&user, &request.name, request.arguments.as_ref(), "cancelled", ms, &request_id.0);
+                    gateway.audit(&user, &tool, request.arguments.as_ref(), "cancelled", ms, &request_id.0);
                     tracing::info!(outcome = "cancelled", ms = started.elapsed().as_millis() as u64, "call");
                     return Err(McpError::internal_error("the request was cancelled", None));
                 }
@@ -383,8 +391,8 @@ impl ServerHandler for McpServer {
             match outcome {
                 Ok(CallOutcome::Done(mut result)) => {
                     let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
-                    metrics.call(&request.name, outcome);
-                    gateway.audit(&user, &request.name, request.arguments.as_ref(), outcome, ms, &request_id.0);
+                    metrics.call(&tool, outcome);
+                    gateway.audit(&user, &tool, request.arguments.as_ref(), outcome, ms, &request_id.0);
                     tracing::info!(outcome, ms, "call");
                     if result.is_error == Some(true) {
                         quote_request_id(&mut result, &request_id);
@@ -392,14 +400,14 @@ impl ServerHandler for McpServer {
                     Ok(result.into())
                 }
                 Ok(CallOutcome::Connect(connect)) => {
-                    metrics.call(&request.name, "connect");
-                    gateway.audit(&user, &request.name, request.arguments.as_ref(), "connect", ms, &request_id.0);
+                    metrics.call(&tool, "connect");
+                    gateway.audit(&user, &tool, request.arguments.as_ref(), "connect", ms, &request_id.0);
                     tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
                     connect_response(&connect, &context, &pending, &request_id)
                 }
                 Ok(CallOutcome::Confirm(summary)) => {
-                    metrics.call(&request.name, "confirm");
-                    gateway.audit(&user, &request.name, request.arguments.as_ref(), "confirm", ms, &request_id.0);
+                    metrics.call(&tool, "confirm");
+                    gateway.audit(&user, &tool, request.arguments.as_ref(), "confirm", ms, &request_id.0);
                     tracing::info!(outcome = "confirm", ms, "call");
                     let mut requests = InputRequests::new();
                     requests.insert(
@@ -412,9 +420,8 @@ impl ServerHandler for McpServer {
                     )))
                 }
                 Err(e @ CallError::UnknownTool(_)) => {
-                    // Not by name: any string could become a label.
-                    metrics.call("(unknown)", "unknown_tool");
-                    gateway.audit(&user, &request.name, None, "unknown_tool", ms, &request_id.0);
+                    metrics.call(&tool, "unknown_tool");
+                    gateway.audit(&user, &tool, None, "unknown_tool", ms, &request_id.0);
                     tracing::info!(outcome = "unknown_tool", "call");
                     Err(McpError::invalid_params(e.to_string(), None))
                 }

@@ -83,8 +83,16 @@ workspace = "acme"
     )
 }
 
-/// Starts the sim and the gateway and writes the config file.
+/// Starts the sim and the gateway and writes the config file. The gateway has no caller authentication,
+/// so it only listens on loopback.
 pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox, String> {
+    if !options.listen.ip().is_loopback() {
+        return Err(format!(
+            "refusing --listen {}: the sandbox serves without caller authentication, so anyone who can reach that address could act as you; use --listen 127.0.0.1:{} (from another machine, reach it through an SSH tunnel)",
+            options.listen,
+            options.listen.port()
+        ));
+    }
     let sim = Sim::start_on(options.buddy, options.bitbucket)
         .await
         .map_err(|e| {
@@ -129,6 +137,7 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
+    http::check_exposure(&config, &listen)?;
     std::fs::write(&options.config_path, &text)
         .map_err(|e| format!("cannot write {}: {e}", options.config_path.display()))?;
     let app = App::build(config, catalog, true).await?;
@@ -156,8 +165,9 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
         shutdown.clone(),
     );
     let token = shutdown.clone();
+    let limits = http::EdgeLimits::new(&app.config.limits);
     tokio::spawn(async move {
-        if let Err(e) = http::serve(listener, router, token).await {
+        if let Err(e) = http::serve_limited(listener, router, token, limits).await {
             tracing::error!(error = %e, "sandbox gateway stopped");
         }
     });

@@ -247,7 +247,9 @@ async fn connecting_in_headless_chromium() {
         refused.contains("Finish connecting in the browser you started in"),
         "{refused}"
     );
-    other.screenshot(&artifacts, "5-other-browser-refused").await;
+    other
+        .screenshot(&artifacts, "5-other-browser-refused")
+        .await;
     other.quit().await;
     browser.quit().await;
     let buddy = call(&client, "buddy_get_user", json!({})).await;

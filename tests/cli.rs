@@ -354,7 +354,10 @@ fn auth_none_is_refused_off_loopback() {
         &[],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("only serves loopback"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("the listen address 0.0.0.0:0 is not loopback")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -703,3 +703,33 @@ async fn the_stdio_page_server_checks_host_and_caps_bodies() {
     assert_eq!(current_user(&client).await["name"], "Ann Dev");
     client.cancel().await.unwrap();
 }
+
+/// `devgate http` serves the connect pages with the same Host check as `/mcp`: a page fetched through a
+/// rebinding name is refused, so another site cannot read a connect page (and its CSRF token) or drive a
+/// callback through the user's browser.
+#[tokio::test]
+async fn the_http_pages_check_host() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let _gateway = oauth_http(&setup, &[]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        "/connect/bitbucket?ticket=x",
+        "/integration-callback?state=x&code=y",
+        "/connected",
+    ] {
+        let url = format!("{}{path}", setup.public_url);
+        let foreign = http
+            .get(&url)
+            .header("host", format!("rebind.example:{}", setup.port))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 403, "{path}");
+        let own = http.get(&url).send().await.unwrap();
+        assert_ne!(own.status(), 403, "{path}");
+    }
+}

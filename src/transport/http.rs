@@ -1,25 +1,44 @@
 //! Streamable HTTP: `/mcp` (rmcp's service, stateful or stateless) behind caller authentication, the
-//! connect pages, `/.well-known/oauth-protected-resource` and `/healthz`, on axum.
+//! connect pages, `/.well-known/oauth-protected-resource` and `/healthz`, on axum, served by hyper.
 //!
-//! `auth = "none"` (no caller authentication) is only allowed on a loopback listen address
-//! ([`check_listen`]); rmcp's Host check rejects DNS-rebinding requests.
+//! `auth = "none"` (no caller authentication) is only allowed where nobody else can reach devgate: a
+//! loopback listen address, `public_url` and `http.allowed_hosts` ([`check_exposure`]); rmcp's Host check
+//! rejects DNS-rebinding requests. Stateful sessions belong to their user and are capped
+//! ([`super::sessions`]).
+//!
+//! [`serve_limited`] runs hyper's HTTP/1 connections itself rather than through `axum::serve`, which has
+//! no timeouts: headers must arrive within `limits.header_timeout_ms` (also the idle limit of a kept-alive
+//! connection), a body within `limits.body_timeout_ms`, at most `limits.max_connections` are open (more
+//! wait in the listen backlog), and accepted sockets set `TCP_NODELAY`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, HttpAuth};
+use crate::config::{Config, HttpAuth, LimitsConfig};
 use crate::gateway::Gateway;
 use crate::identity::{AuthLayer, authenticate, resource_metadata};
 use crate::mcp::{Caller, McpServer, PendingElicitations};
 use crate::transport::pages::{self, Pages};
+use crate::transport::sessions::{self, BoundSessions, Guard, Sessions};
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -29,14 +48,63 @@ pub struct HttpOptions {
     pub stateless: bool,
 }
 
-/// Refuses `auth = "none"` on an address other machines could reach.
-pub fn check_listen(addr: &SocketAddr, auth: HttpAuth) -> Result<(), String> {
-    if auth != HttpAuth::None || addr.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(format!(
-            "refusing to listen on {addr} with http.auth = \"none\": without caller authentication devgate only serves loopback (127.0.0.1 or ::1); use auth = \"api_key\" or \"jwt\""
-        ))
+/// Refuses `auth = "none"` wherever someone other than the local user could reach devgate: a listen
+/// address, a `public_url` host or an `http.allowed_hosts` entry that is not loopback. Names each one.
+pub fn check_exposure(config: &Config, listen: &SocketAddr) -> Result<(), String> {
+    if config.http.auth != HttpAuth::None {
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    if !listen.ip().is_loopback() {
+        problems.push(format!(
+            "the listen address {listen} is not loopback: listen on 127.0.0.1:{} or [::1]:{}",
+            listen.port(),
+            listen.port()
+        ));
+    }
+    if let Some(url) = &config.public_url
+        && let Some(host) = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+        && !is_loopback_host(&host)
+    {
+        problems.push(format!(
+            "public_url `{url}` names {host}, which is not loopback: use http://127.0.0.1:<port> or remove public_url"
+        ));
+    }
+    for entry in &config.http.allowed_hosts {
+        if !is_loopback_host(host_of(entry)) {
+            problems.push(format!(
+                "http.allowed_hosts has `{entry}`, which is not loopback: remove it"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing http.auth = \"none\" (no caller authentication) where other machines could reach devgate:\n  {}\nKeep all of these on loopback, or set http.auth = \"api_key\" (keys from `devgate keys create <user>`) or \"jwt\".",
+        problems.join("\n  ")
+    ))
+}
+
+/// The host of an `allowed_hosts` entry, which may carry a port (`localhost:8080`, `[::1]:8080`).
+fn host_of(entry: &str) -> &str {
+    if entry.parse::<IpAddr>().is_ok() {
+        return entry;
+    }
+    match entry.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => entry,
+    }
+}
+
+/// `localhost` or a loopback address (`127.0.0.0/8`, `::1`, bracketed or not).
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -110,14 +178,23 @@ pub fn router(
             ),
         )
     } else {
-        Router::new().nest_service(
-            "/mcp",
-            StreamableHttpService::new(
-                factory,
-                Arc::new(LocalSessionManager::default()),
-                rmcp_config,
-            ),
-        )
+        let limits = &config.limits;
+        let sessions = Sessions::new(limits.sessions_per_user, limits.max_sessions);
+        let manager = BoundSessions::new(
+            sessions.clone(),
+            Duration::from_secs(limits.session_idle_secs),
+        );
+        let guard = Guard {
+            sessions,
+            gateway: parts.gateway.clone(),
+            max_body: limits.max_request_bytes,
+        };
+        Router::new()
+            .nest_service(
+                "/mcp",
+                StreamableHttpService::new(factory, Arc::new(manager), rmcp_config),
+            )
+            .layer(axum::middleware::from_fn_with_state(guard, sessions::guard))
     }
     .layer(axum::middleware::from_fn_with_state(
         parts.auth.clone(),
@@ -157,7 +234,12 @@ pub fn router(
             get(move || async move { metadata }),
         );
     if let Some(p) = parts.pages {
-        app = app.merge(pages::router(p));
+        // The pages get the same Host check as `/mcp` (rmcp's covers only `/mcp`).
+        let allowed = Arc::new(allowed_hosts(config, &options.listen));
+        app = app.merge(pages::router(p).layer(axum::middleware::from_fn_with_state(
+            allowed,
+            pages::check_host,
+        )));
     }
     app.layer(axum::extract::DefaultBodyLimit::max(
         config.limits.max_request_bytes,
@@ -221,27 +303,174 @@ pub fn allowed_origins(config: &Config) -> Vec<String> {
     origins
 }
 
-/// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+/// What each connection and request may take at the edge, before and around authentication.
+#[derive(Debug, Clone)]
+pub struct EdgeLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl EdgeLimits {
+    pub fn new(limits: &LimitsConfig) -> Self {
+        Self {
+            header_timeout: Duration::from_millis(limits.header_timeout_ms),
+            body_timeout: Duration::from_millis(limits.body_timeout_ms),
+            max_connections: limits.max_connections.max(1),
+        }
+    }
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self::new(&LimitsConfig::default())
+    }
+}
+
+/// Serves with the default [`EdgeLimits`] until `shutdown` is cancelled, then lets in-flight requests
+/// finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    serve_limited(listener, app, shutdown, EdgeLimits::default()).await
 }
 
-/// Like [`serve`], but once `shutdown` fires in-flight requests get at most `grace` to finish; then
-/// `sessions` (the router's) is cancelled, ending what is left.
+/// Serves HTTP/1 connections within `limits` until `shutdown` is cancelled; then stops accepting, closes
+/// idle connections and waits for the others to finish their requests.
+pub async fn serve_limited(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    limits: EdgeLimits,
+) -> std::io::Result<()> {
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        limits.body_timeout,
+        body_deadline,
+    ));
+    let service = TowerToHyperService::new(app);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        // Take a place before accepting: over the cap, clients wait in the listen backlog instead of
+        // being accepted and left unanswered.
+        let place = tokio::select! {
+            place = open.clone().acquire_owned() => place.expect("the semaphore is never closed"),
+            () = shutdown.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset while queued: pause, go on.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        // Otherwise the last small write of each response waits for the client's delayed ACK (~40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let connection =
+            graceful.watch(http1.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "an HTTP connection ended with an error");
+            }
+            drop(place);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Gives a request's body `timeout` from its headers to arrive. One that does not is answered 408 and
+/// its connection closed, whatever the handler made of the broken body.
+async fn body_deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    if http_body::Body::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
+    let expired = Arc::new(AtomicBool::new(false));
+    let request = request.map(|inner| {
+        Body::new(DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            expired: expired.clone(),
+        })
+    });
+    let response = next.run(request).await;
+    if expired.load(Ordering::Relaxed) {
+        tracing::info!(
+            timeout_ms = timeout.as_millis() as u64,
+            "a request body did not arrive in time"
+        );
+        return (
+            StatusCode::REQUEST_TIMEOUT,
+            [(header::CONNECTION, "close")],
+            format!(
+                "the request body did not arrive within {} ms\n",
+                timeout.as_millis()
+            ),
+        )
+            .into_response();
+    }
+    response
+}
+
+/// A request body that fails once its deadline has passed.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.expired.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new("the request body timed out"))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Like [`serve_limited`], but once `shutdown` fires in-flight requests get at most `grace` to finish;
+/// then `sessions` (the router's) is cancelled, ending what is left.
 pub async fn serve_with_grace(
     listener: TcpListener,
     app: Router,
+    limits: EdgeLimits,
     shutdown: CancellationToken,
     sessions: CancellationToken,
     grace: std::time::Duration,
 ) -> std::io::Result<()> {
-    let server = serve(listener, app, shutdown.clone());
+    let server = serve_limited(listener, app, shutdown.clone(), limits);
     tokio::pin!(server);
     let result = tokio::select! {
         result = &mut server => result,

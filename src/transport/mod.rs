@@ -1,5 +1,7 @@
-//! How agents reach the gateway: stdin/stdout ([`stdio`]) or streamable HTTP ([`http`]).
+//! How agents reach the gateway: stdin/stdout ([`stdio`]) or streamable HTTP ([`http`], with
+//! [`sessions`] bound to their users).
 
 pub mod http;
 pub mod pages;
+pub mod sessions;
 pub mod stdio;
