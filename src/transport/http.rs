@@ -1,5 +1,5 @@
 //! Streamable HTTP: `/mcp` (rmcp's service, stateful or stateless) behind caller authentication, the
-//! connect pages, `/.well-known/oauth-protected-resource` and `/healthz`, on axum.
+//! connect and confirm pages, `/.well-known/oauth-protected-resource` and `/healthz`, on axum.
 //!
 //! `auth = "none"` (no caller authentication) is only allowed on a loopback listen address
 //! ([`check_listen`]); rmcp's Host check rejects DNS-rebinding requests.
@@ -19,6 +19,7 @@ use crate::config::{Config, HttpAuth};
 use crate::gateway::Gateway;
 use crate::identity::{AuthLayer, authenticate, resource_metadata};
 use crate::mcp::{Caller, McpServer, PendingElicitations};
+use crate::transport::confirm_pages::{self, ConfirmPages};
 use crate::transport::pages::{self, Pages};
 
 /// How to serve.
@@ -159,6 +160,13 @@ pub fn router(
     if let Some(p) = parts.pages {
         app = app.merge(pages::router(p));
     }
+    // Confirm links of this process point here from now on.
+    let confirmations = parts.gateway.confirmations().clone();
+    confirmations.serve_pages_at(&public);
+    app = app.merge(confirm_pages::router(ConfirmPages {
+        confirmations,
+        secure: public.starts_with("https://"),
+    }));
     app.layer(axum::extract::DefaultBodyLimit::max(
         config.limits.max_request_bytes,
     ))
