@@ -862,11 +862,11 @@ impl Call<'_> {
                     .map_err(store_failed)?;
                 Err(Stop::Message(match link {
                     Some(link) => format!(
-                        "{name}: this needs the user's confirmation, and this client cannot ask for it. Ask the user to open this link, check and approve exactly this: \"{summary}\" {link} (it works once, for {} minutes). Once they have approved it, call again with the same arguments; nothing was sent yet.",
+                        "{name}: this needs the user's confirmation, and this client cannot ask for it here. Ask the user to open this link, check and approve exactly this: \"{summary}\" {link} (it works once, for {} minutes). Once they have approved it, call again with the same arguments; nothing was sent yet.",
                         crate::confirm::TTL_SECS / 60
                     ),
                     None => format!(
-                        "{name}: this needs the user's confirmation (\"{summary}\"), which this client cannot ask for, and devgate serves no confirm page here because `public_url` is not set; nothing was sent. To go ahead: use an MCP client with form elicitation, or set `public_url` so devgate can serve a confirm page, or have an operator stop confirming this tool ([tools] confirm_destructive = false for destructive tools; leave it out of [tools] confirm otherwise)."
+                        "{name}: this needs the user's confirmation (\"{summary}\"), which this client cannot ask for here, and devgate has no confirm page to offer: that needs `public_url`, served by this devgate or by one sharing its store. Nothing was sent. To go ahead: use an MCP client with form elicitation, or set `public_url` so devgate serves a confirm page, or have an operator stop confirming this tool ([tools] confirm_destructive = false for destructive tools; leave it out of [tools] confirm otherwise)."
                     ),
                 }))
             }

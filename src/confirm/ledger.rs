@@ -181,7 +181,11 @@ impl Ledger {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         match self {
-            Ledger::Store(vault) => vault.store.use_request_state(nonce_hash, expires_at).await,
+            Ledger::Store(vault) => {
+                // As in `put`: accepted answers are rare, and this keeps the used nonces few.
+                vault.store.purge_expired(now).await?;
+                vault.store.use_request_state(nonce_hash, expires_at).await
+            }
             Ledger::Memory(m) => {
                 let mut m = Self::memory(m);
                 m.purge(now);
