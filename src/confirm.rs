@@ -160,6 +160,7 @@ pub struct StateCodec {
 impl StateCodec {
     pub fn new(key: [u8; 32]) -> Self {
         Self {
+            // 32 bytes is the codec's minimum key length, so there is nothing left to check.
             codec: RequestStateCodec::new_unchecked(key.to_vec()),
         }
     }

@@ -510,6 +510,52 @@ async fn a_state_sealed_with_devgates_key_counts_until_it_expires() {
     alice.cancel().await.unwrap();
 }
 
+/// The summary is part of what a state is bound to: when the target changed after the question (here
+/// the PR's title), the old answer is asked again, with the question as it reads now.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_about_a_target_that_changed_is_asked_again() {
+    let sim = Sim::start().await.unwrap();
+    let gateway = Gateway::start(&sim, Mode::Stateless, "").await;
+    let alice = gateway
+        .session(
+            "alice",
+            User::new(true, true, ProtocolVersion::V_2026_07_28),
+        )
+        .await;
+    let merge = request(MERGE, merge_21());
+    let (before, state) = asked(&alice, merge.clone()).await;
+
+    let renamed = client_call_confirmed(
+        &gateway,
+        "bitbucket_update_pull_request",
+        json!({"repo_slug": "api", "pull_request_id": 21, "title": "Renamed meanwhile"}),
+    )
+    .await;
+    assert_eq!(ok("update", &renamed)["title"], "Renamed meanwhile");
+
+    let (after, fresh) = asked(&alice, answered(&merge, "accept", Some(&state))).await;
+    assert_ne!(before, after);
+    assert!(after.contains("title: \"Renamed meanwhile\""), "{after}");
+    assert_eq!(posts(&sim, "/merge"), 0);
+    let merged = complete(&alice, answered(&merge, "accept", Some(&fresh))).await;
+    assert_eq!(ok("merge", &merged)["state"], "MERGED");
+    assert_eq!(posts(&sim, "/merge"), 1);
+    alice.cancel().await.unwrap();
+}
+
+/// A call by another session of alice's whose user accepts (rmcp's client answers `input_required`).
+async fn client_call_confirmed(gateway: &Gateway, tool: &str, a: Value) -> CallToolResult {
+    let client = gateway
+        .session(
+            "alice",
+            User::new(true, true, ProtocolVersion::V_2026_07_28),
+        )
+        .await;
+    let result = client.call_tool(request(tool, a)).await.unwrap();
+    client.cancel().await.unwrap();
+    result
+}
+
 // --- clients that cannot ask: the confirm page ---------------------------------------------------
 
 /// Follows a confirm link as a browser would: the page (which must name `user`), then its button.
