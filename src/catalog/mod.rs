@@ -290,8 +290,6 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
     }
 }
 
-/// Checks a run tool's `wait` against the tools it names: they exist, read, take the arguments given
-/// to them, and have the output fields the spec reads.
 /// Problems with a tool's `confirm` table: its read tool, and every name its template and `quote` use.
 fn check_confirm(tool: &Tool, confirm: &ConfirmSpec, tools: &[Arc<Tool>]) -> Vec<String> {
     let mut problems = Vec::new();
@@ -336,6 +334,8 @@ fn check_confirm(tool: &Tool, confirm: &ConfirmSpec, tools: &[Arc<Tool>]) -> Vec
     problems
 }
 
+/// Checks a run tool's `wait` against the tools it names: they exist, read, take the arguments given
+/// to them, and have the output fields the spec reads.
 fn check_wait(run: &Tool, wait: &WaitSpec, tools: &[Arc<Tool>]) -> Vec<String> {
     let mut problems = Vec::new();
     let outputs = |t: &Tool| -> BTreeSet<String> {
@@ -770,6 +770,42 @@ example = { id = "t1" }
             m.iter()
                 .any(|e| e.contains("`id` is declared but never sent")),
             "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_confirm_table_names_only_parameters_and_read_fields() {
+        let delete = r#"
+[[tools]]
+name = "delete_thing"
+title = "Delete a thing"
+description = "Deletes one thing."
+toolset = "things"
+scopes = ["write"]
+annotations = { read_only = false, destructive = true }
+method = "DELETE"
+path = "/things/{id}"
+response = "empty"
+params.id = { type = "string", required = true }
+example = { id = "t1" }
+confirm.read = "get_thing"
+confirm.summary = "Delete thing {id} ({current.name})"
+confirm.quote = ["name"]
+"#;
+        load(&format!("{GOOD}{delete}")).unwrap();
+        let m = messages(&format!(
+            "{GOOD}{}",
+            delete
+                .replace("({current.name})", "({current.colour}, {size|?})")
+                .replace("[\"name\"]", "[\"label=notes\"]")
+        ));
+        assert_eq!(
+            m,
+            [
+                "tools/demo.toml: tool `delete_thing`: confirm: summary: `{colour}` is neither a parameter nor a field of the read tool's output",
+                "tools/demo.toml: tool `delete_thing`: confirm: summary: `{size}` is neither a parameter nor a field of the read tool's output",
+                "tools/demo.toml: tool `delete_thing`: confirm: quote: `notes` is not a field of the read tool's output",
+            ]
         );
     }
 
