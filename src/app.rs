@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::confirm::Confirmations;
 use crate::gateway::Gateway;
 use crate::identity::{AuthLayer, Authenticator};
 use crate::mcp::PendingElicitations;
@@ -143,6 +144,7 @@ impl App {
         if let Some(vault) = &vault {
             gateway = gateway.with_audit(vault.store.clone());
         }
+        gateway = gateway.with_confirmations(Arc::new(Confirmations::new(vault.clone())));
         Ok(Self {
             config,
             gateway: Arc::new(gateway),

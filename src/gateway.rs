@@ -14,10 +14,11 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::schema::{self, Defaults};
 use crate::catalog::{
-    CONFIRM_PARAM, CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination, ResolveWhen,
-    ResponseKind, TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
+    CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind,
+    TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
 };
 use crate::config::Config;
+use crate::confirm::{Binding, Confirmations, Refusal};
 use crate::oauth::connect::{ConnectLink, Connector};
 use crate::oauth::tokens::{TokenError, TokenManager};
 use crate::provider::{ProviderClient, UpstreamError};
@@ -30,23 +31,42 @@ pub const CONNECTIONS_TOOL: &str = "devgate_connections";
 /// layer forwards each line as a `notifications/progress` when the client asked for progress.
 pub type Progress = tokio::sync::mpsc::UnboundedSender<String>;
 
-/// The user's answer to "do this?", as the MCP layer obtained it.
+/// The user's answer to a question devgate put to them during the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmation {
     Accepted,
     Declined,
-    /// The client cannot ask its user: the call stops and says how to proceed.
-    Unavailable,
-    /// Ask through the result (`input_required`, 2026-07-28) and run when the client calls again.
-    Deferred,
 }
 
-/// Asks the user to confirm a call (the MCP layer, through elicitation).
+/// How this call's client can put devgate's question to its user (see [`crate::confirm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// With a form elicitation during the call ([`Confirmer::confirm`]).
+    Form,
+    /// In the result (`input_required`, 2026-07-28); the client calls again with the answer and the
+    /// `requestState` devgate issued ([`Confirmer::answer`]).
+    InResult,
+    /// Not at all: the user confirms on devgate's confirm page instead.
+    None,
+}
+
+/// An answer a retried call carried, as the client sent it: only devgate checks whether it counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    pub accepted: bool,
+    pub request_state: Option<&'a str>,
+}
+
+/// The client side of confirming a call (the MCP layer).
 pub trait Confirmer: Send + Sync {
+    fn channel(&self) -> Channel;
+    /// Asks now ([`Channel::Form`]).
     fn confirm<'a>(
         &'a self,
         summary: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Confirmation> + Send + 'a>>;
+    /// The answer this call brought back ([`Channel::InResult`]), if any.
+    fn answer(&self) -> Option<Answer<'_>>;
 }
 
 /// How much of each path value the audit keeps (ids and slugs are far shorter).
@@ -84,8 +104,12 @@ pub enum CallOutcome {
     /// The user has to connect (or reconnect) a provider first; the MCP layer turns this into an
     /// elicitation or a link in an `isError` text, depending on the client.
     Connect(ConnectRequest),
-    /// The user has to confirm this summary; the client is asked through the result and calls again.
-    Confirm(String),
+    /// The user has to confirm this summary; the client is asked through the result and calls again
+    /// with the answer and this `requestState`.
+    Confirm {
+        summary: String,
+        request_state: String,
+    },
 }
 
 /// A link the user must open before the call can succeed.
@@ -101,8 +125,14 @@ pub struct ConnectRequest {
 /// Why a call stopped before a result: a message for the agent, or a connect link to hand out.
 enum Stop {
     Message(String),
-    Connect { provider: String, reason: String },
-    Confirm(String),
+    Connect {
+        provider: String,
+        reason: String,
+    },
+    Confirm {
+        summary: String,
+        request_state: String,
+    },
 }
 
 impl From<String> for Stop {
@@ -146,6 +176,8 @@ pub struct Gateway {
     wait_poll: std::time::Duration,
     /// Where each call is recorded, when devgate has a store.
     audit: Option<crate::audit::AuditLog>,
+    /// Questions to the user before destructive calls, and their answers.
+    confirmations: Arc<Confirmations>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -226,7 +258,19 @@ impl Gateway {
             limiter: rate_limiter(config),
             wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
             audit: None,
+            confirmations: Arc::new(Confirmations::new(None)),
         })
+    }
+
+    /// Keeps confirmations where `confirmations` does (the store, when devgate has one).
+    pub fn with_confirmations(mut self, confirmations: Arc<Confirmations>) -> Self {
+        self.confirmations = confirmations;
+        self
+    }
+
+    /// Where confirm pages find the confirmations they approve.
+    pub fn confirmations(&self) -> &Arc<Confirmations> {
+        &self.confirmations
     }
 
     /// Adds users' own connections: tokens for calls, and connect links when one is missing. Also
@@ -367,6 +411,7 @@ impl Gateway {
             progress: progress.as_ref(),
             wait_poll: self.wait_poll,
             confirmer,
+            confirmations: &self.confirmations,
         };
         match call.run(args, self.text_cap).await {
             Ok(result) => Ok(CallOutcome::Done(result)),
@@ -376,7 +421,13 @@ impl Gateway {
             Err(Stop::Connect { provider, reason }) => {
                 Ok(self.connect_request(user, &provider, reason).await)
             }
-            Err(Stop::Confirm(summary)) => Ok(CallOutcome::Confirm(summary)),
+            Err(Stop::Confirm {
+                summary,
+                request_state,
+            }) => Ok(CallOutcome::Confirm {
+                summary,
+                request_state,
+            }),
         }
     }
 
@@ -485,7 +536,10 @@ Read tools take `fields`, a list of extra dot paths into the provider's object (
 paths no item had are listed in fields_absent. \
 Run tools take `wait` (seconds, at most 600): devgate follows the run to its end, reports its steps \
 as progress, and returns the final state with the failed step's log tail; cancelling stops the \
-waiting, not the run.",
+waiting, not the run. \
+Destructive tools run only after the user confirms to devgate, never on your word: the user is asked \
+through your client, or the error gives a link for the user to approve; then call again with the same \
+arguments.",
     );
     for (id, p) in &config.providers {
         if let Some(ws) = &p.workspace {
@@ -534,6 +588,7 @@ struct Call<'a> {
     progress: Option<&'a Progress>,
     wait_poll: std::time::Duration,
     confirmer: Option<&'a dyn Confirmer>,
+    confirmations: &'a Confirmations,
 }
 
 impl Call<'_> {
@@ -767,8 +822,8 @@ impl Call<'_> {
         }
     }
 
-    /// Asks the user to confirm this call; only an acceptance (or, from a client that cannot ask, the
-    /// agent's `confirm: true` after asking its user) lets it go on.
+    /// Runs only on an answer the user gave to devgate's own question about exactly this call (see
+    /// [`crate::confirm`]); the agent's `confirm: true` counts for nothing.
     async fn confirmed(
         &self,
         given: &Map<String, Value>,
@@ -776,30 +831,81 @@ impl Call<'_> {
         text_cap: usize,
     ) -> Result<(), Stop> {
         let o = self.offered;
-        let summary = self.summary(given, args, text_cap).await?;
-        let answer = match self.confirmer {
-            Some(confirmer) => confirmer.confirm(&summary).await,
-            None => Confirmation::Unavailable,
-        };
         let name = &o.tool.name;
-        match answer {
-            Confirmation::Accepted => Ok(()),
-            Confirmation::Deferred => Err(Stop::Confirm(summary)),
-            Confirmation::Declined => Err(Stop::Message(format!(
+        let summary = self.summary(given, args, text_cap).await?;
+        let binding = Binding::new(self.user, name, given, &summary);
+        let declined = || {
+            Stop::Message(format!(
                 "{name}: the user did not confirm \"{summary}\"; nothing was sent to {}. Ask the user what they want instead.",
                 o.client.title()
-            ))),
-            Confirmation::Unavailable if args.get(CONFIRM_PARAM) == Some(&Value::Bool(true)) => {
-                Ok(())
+            ))
+        };
+        let store_failed = |e: crate::vault::StoreError| {
+            tracing::error!(error = %e, "the store failed while confirming a call");
+            Stop::Message(format!(
+                "{name}: devgate could not record the confirmation because its database failed; nothing was sent. Try again shortly."
+            ))
+        };
+        let channel = self.confirmer.map_or(Channel::None, |c| c.channel());
+        match (channel, self.confirmer) {
+            (Channel::Form, Some(confirmer)) => match confirmer.confirm(&summary).await {
+                Confirmation::Accepted => Ok(()),
+                Confirmation::Declined => Err(declined()),
+            },
+            (Channel::InResult, Some(confirmer)) => {
+                if let Some(answer) = confirmer.answer() {
+                    let checked = match answer.request_state {
+                        Some(state) => {
+                            self.confirmations
+                                .check_answer(&binding, state, answer.accepted)
+                                .await
+                        }
+                        None => Err(Refusal::Forged),
+                    };
+                    match checked {
+                        Ok(()) if answer.accepted => return Ok(()),
+                        Ok(()) => return Err(declined()),
+                        Err(Refusal::Store(e)) => return Err(store_failed(e)),
+                        Err(why) => {
+                            tracing::info!(tool = %name, reason = %why, "an answer without a valid requestState: asking again");
+                        }
+                    }
+                }
+                Err(Stop::Confirm {
+                    request_state: self.confirmations.request_state(&binding),
+                    summary,
+                })
             }
-            Confirmation::Unavailable => Err(Stop::Message(format!(
-                "{name}: this needs the user's confirmation, which this client cannot ask for. Show the user exactly this: \"{summary}\". Only if they agree, call again with the same arguments and `confirm: true`. (An operator can turn confirmations off with [tools] confirm_destructive = false.)"
-            ))),
+            _ => {
+                if self
+                    .confirmations
+                    .take_approval(&binding)
+                    .await
+                    .map_err(store_failed)?
+                {
+                    return Ok(());
+                }
+                let link = self
+                    .confirmations
+                    .link(&binding)
+                    .await
+                    .map_err(store_failed)?;
+                Err(Stop::Message(match link {
+                    Some(link) => format!(
+                        "{name}: this needs the user's confirmation, and this client cannot ask for it here. Ask the user to open this link, check and approve exactly this: \"{summary}\" {link} (it works once, for {} minutes). Once they have approved it, call again with the same arguments; nothing was sent yet.",
+                        crate::confirm::TTL_SECS / 60
+                    ),
+                    None => format!(
+                        "{name}: this needs the user's confirmation (\"{summary}\"), which this client cannot ask for here, and devgate has no confirm page to offer: that needs `public_url`, served by this devgate or by one sharing its store. Nothing was sent. To go ahead: use an MCP client with form elicitation, or set `public_url` so devgate serves a confirm page, or have an operator stop confirming this tool ([tools] confirm_destructive = false for destructive tools; leave it out of [tools] confirm otherwise)."
+                    ),
+                }))
+            }
         }
     }
 
-    /// The sentence the user confirms, from the catalog's `confirm.summary` (or the tool's title and
-    /// arguments), filled from the arguments and the target as the `confirm.read` tool shows it.
+    /// The sentence the user confirms ([`crate::confirm::summary`]): facts from the catalog's
+    /// `confirm.summary` and the target as the `confirm.read` tool shows it, then every other argument,
+    /// then the target's quoted free text.
     async fn summary(
         &self,
         given: &Map<String, Value>,
@@ -807,22 +913,15 @@ impl Call<'_> {
         text_cap: usize,
     ) -> Result<String, Stop> {
         let tool = &self.offered.tool;
-        let Some(spec) = &tool.spec.confirm else {
-            let values: Vec<String> = given
-                .iter()
-                .filter(|(k, _)| k.as_str() != CONFIRM_PARAM)
-                .filter_map(|(k, v)| template::scalar(Some(v)).map(|v| format!("{k}={v}")))
-                .collect();
-            return Ok(format!("{}: {}", tool.spec.title, values.join(", ")));
-        };
-        let current = match &spec.read {
+        let read = tool.spec.confirm.as_ref().and_then(|c| c.read.as_ref());
+        let current = match read {
             Some(read) => self
                 .sub(read, args, &Map::new(), text_cap)
                 .await
                 .map_err(Stop::Message)?,
             None => Value::Null,
         };
-        Ok(fill_summary(&spec.summary, given, &current))
+        Ok(crate::confirm::summary::render(tool, given, &current))
     }
 
     /// Calls another read tool of this provider for `follow`: the run tool's arguments that tool takes,
@@ -862,6 +961,7 @@ impl Call<'_> {
             progress: None,
             wait_poll: self.wait_poll,
             confirmer: None,
+            confirmations: self.confirmations,
         };
         match Box::pin(call.run(Some(&args), text_cap)).await {
             Ok(result) if result.is_error != Some(true) => {
@@ -877,7 +977,7 @@ impl Call<'_> {
             Err(Stop::Connect { reason, .. }) => {
                 Err(format!("{reason}; see devgate_connections for the link"))
             }
-            Err(Stop::Confirm(summary)) => Err(format!("{summary} needs confirming")),
+            Err(Stop::Confirm { summary, .. }) => Err(format!("{summary} needs confirming")),
         }
     }
 
@@ -1521,38 +1621,6 @@ fn tool_token_help(client: &ProviderClient) -> String {
         .unwrap_or_default()
 }
 
-/// Fills `{name}`, `{current.name}` and `{name|fallback}` in a confirmation summary.
-fn fill_summary(template: &str, given: &Map<String, Value>, current: &Value) -> String {
-    let text = |v: &Value| match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    };
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let inner = &rest[open + 1..open + close];
-        let (key, fallback) = inner.split_once('|').unwrap_or((inner, "?"));
-        let value = match key.strip_prefix("current.") {
-            Some(field) => current.get(field).and_then(text),
-            None => given
-                .get(key)
-                .and_then(text)
-                .or_else(|| current.get(key).and_then(text)),
-        };
-        out.push_str(value.as_deref().unwrap_or(fallback));
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Deep-merges `over` onto `base`: objects merge key by key, anything else replaces.
 fn merge(base: &mut Value, over: Value) {
     match (base, over) {
@@ -1596,21 +1664,6 @@ fn text_result(window: crate::provider::TextWindow, offset: u64) -> CallToolResu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn summaries_prefer_arguments_then_the_target_then_the_fallback() {
-        let given = json!({"pull_request_id": 42, "title": "New title"});
-        let current = json!({"title": "Fix login", "source": "feature/x", "destination": "main"});
-        let filled = fill_summary(
-            "PR #{pull_request_id} '{current.title}' → '{title}' from `{source}` into `{destination}` with {strategy|the default}",
-            given.as_object().unwrap(),
-            &current,
-        );
-        assert_eq!(
-            filled,
-            "PR #42 'Fix login' → 'New title' from `feature/x` into `main` with the default"
-        );
-    }
 
     #[test]
     fn merge_overlays_nested_objects() {

@@ -8,13 +8,15 @@
 //! - [`provider`]: sends the request (timeouts, retries, error mapping);
 //! - [`shape`]: projects the reply to a small result with a cursor.
 //!
-//! Around them: [`request_id`] (one id per request, in logs and error texts), [`config`] (devgate.toml), [`sim`] (simulated providers for tests and the sandbox) and
+//! Around them: [`request_id`] (one id per request, in logs and error texts), [`config`] (devgate.toml),
+//! [`confirm`] (the user's confirmation of destructive calls), [`sim`] (simulated providers for tests and the sandbox) and
 //! [`sandbox`] (the sim plus a gateway, for a first look without accounts).
 
 pub mod app;
 pub mod audit;
 pub mod catalog;
 pub mod config;
+pub mod confirm;
 pub mod gateway;
 pub mod identity;
 pub mod mcp;

@@ -11,6 +11,10 @@
 //! - it declared URL-mode elicitation on 2025-11-25: JSON-RPC error `-32042` with the elicitation, and
 //!   `notifications/elicitation/complete` on the same session when the callback completes;
 //! - otherwise: an `isError` result whose text has the link and one sentence of instructions.
+//!
+//! A destructive call is confirmed the same way by capability (see [`crate::confirm`]): a form
+//! elicitation request up to 2025-11-25, an `input_required` form with a `requestState` from
+//! 2026-07-28, and otherwise an `isError` with a confirm-page link.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,7 +34,8 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::gateway::{
-    CallError, CallOutcome, Confirmation, Confirmer, ConnectRequest, Gateway, Progress,
+    Answer, CallError, CallOutcome, Channel, Confirmation, Confirmer, ConnectRequest, Gateway,
+    Progress,
 };
 use crate::identity::Identity;
 use crate::oauth::connect::CompletionSink;
@@ -137,46 +142,43 @@ impl McpServer {
 /// The key of the confirmation in an `input_required` result and in the client's `inputResponses`.
 const CONFIRM_INPUT: &str = "confirm";
 
-/// Asks this call's client to have its user confirm: a form elicitation (a request to the client up to
-/// 2025-11-25; an `input_required` result answered in the retried call's `inputResponses` from
-/// 2026-07-28). A client that declared no form elicitation cannot ask.
+/// How this call's client can ask its user to confirm (see [`crate::confirm`]): a client that declared
+/// form elicitation is asked, by an `elicitation/create` request up to 2025-11-25 or an `input_required`
+/// result from 2026-07-28; the capabilities are this request's own on 2026-07-28 and the session's
+/// before. A client that declared none (or a stateless request, whose capabilities are unknown) gets
+/// the confirm page. The agent's arguments play no part.
 struct ClientConfirmer<'a> {
     context: &'a RequestContext<RoleServer>,
     /// The answer the client sent with this (retried) call, if any.
-    answer: Option<serde_json::Value>,
+    answer: Option<bool>,
+    /// The `requestState` it came back with.
+    request_state: Option<&'a str>,
 }
 
 impl Confirmer for ClientConfirmer<'_> {
+    fn channel(&self) -> Channel {
+        // `elicitation: {}` (no mode named) means form, as before modes existed.
+        let form = self
+            .context
+            .client_capabilities()
+            .and_then(|c| c.elicitation)
+            .is_some_and(|e| e.form.is_some() || e.url.is_none());
+        let modern = self
+            .context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        match (form, modern) {
+            (true, true) => Channel::InResult,
+            (true, false) => Channel::Form,
+            (false, _) => Channel::None,
+        }
+    }
+
     fn confirm<'a>(
         &'a self,
         summary: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Confirmation> + Send + 'a>> {
         Box::pin(async move {
-            if let Some(answer) = &self.answer {
-                let accepted = serde_json::from_value::<ElicitResult>(answer.clone())
-                    .is_ok_and(|r| r.action == ElicitationAction::Accept);
-                return if accepted {
-                    Confirmation::Accepted
-                } else {
-                    Confirmation::Declined
-                };
-            }
-            // `elicitation: {}` (no mode named) means form, as before modes existed.
-            let form = self
-                .context
-                .client_capabilities()
-                .and_then(|c| c.elicitation)
-                .is_some_and(|e| e.form.is_some() || e.url.is_none());
-            if !form {
-                return Confirmation::Unavailable;
-            }
-            let modern = self
-                .context
-                .protocol_version()
-                .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
-            if modern {
-                return Confirmation::Deferred;
-            }
             match self
                 .context
                 .peer
@@ -192,6 +194,22 @@ impl Confirmer for ClientConfirmer<'_> {
             }
         })
     }
+
+    fn answer(&self) -> Option<Answer<'_>> {
+        self.answer.map(|accepted| Answer {
+            accepted,
+            request_state: self.request_state,
+        })
+    }
+}
+
+/// The `inputResponses.confirm` of a retried call: accepted or not; `None` when it is no elicitation
+/// result at all.
+fn confirm_answer(request: &CallToolRequestParams) -> Option<bool> {
+    let answer = request.input_responses.as_ref()?.get(CONFIRM_INPUT)?;
+    serde_json::from_value::<ElicitResult>(answer.clone())
+        .ok()
+        .map(|r| r.action == ElicitationAction::Accept)
 }
 
 /// The form a user answers to confirm: the summary, and nothing to fill in (accept or decline).
@@ -356,11 +374,8 @@ impl ServerHandler for McpServer {
             };
             let confirmer = ClientConfirmer {
                 context: &context,
-                answer: request
-                    .input_responses
-                    .as_ref()
-                    .and_then(|r| r.get(CONFIRM_INPUT))
-                    .cloned(),
+                answer: confirm_answer(&request),
+                request_state: request.request_state.as_deref(),
             };
             let call = gateway.call(
                 &user,
@@ -405,7 +420,7 @@ impl ServerHandler for McpServer {
                     tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
                     connect_response(&connect, &context, &pending, &request_id)
                 }
-                Ok(CallOutcome::Confirm(summary)) => {
+                Ok(CallOutcome::Confirm { summary, request_state }) => {
                     metrics.call(&tool, "confirm");
                     gateway.audit(&user, &tool, request.arguments.as_ref(), "confirm", ms, &request_id.0);
                     tracing::info!(outcome = "confirm", ms, "call");
@@ -416,7 +431,7 @@ impl ServerHandler for McpServer {
                     );
                     Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
                         Some(requests),
-                        None,
+                        Some(request_state),
                     )))
                 }
                 Err(e @ CallError::UnknownTool(_)) => {

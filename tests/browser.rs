@@ -274,3 +274,60 @@ async fn connecting_in_headless_chromium() {
     );
     client.cancel().await.unwrap();
 }
+
+/// The confirm page in a real browser: its CSRF cookie (`SameSite=Strict`, `Path=/confirm`) goes with
+/// the button's POST, the strict CSP leaves the page usable, and the approval lets the retry run once.
+#[tokio::test(flavor = "multi_thread")]
+async fn confirming_in_headless_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let key = create_api_key(&setup, "dana");
+    let gateway = oauth_http(&setup, &["--stateless"]).await;
+    let client = http_client_with_key(&gateway.url, &key).await;
+    let needs = call(&client, "bitbucket_get_current_user", json!({})).await;
+    walk_connect(&link_in(&text(&needs)), "ann", "allow").await;
+
+    let merge = json!({"repo_slug": "api", "pull_request_id": 21, "close_source_branch": true});
+    let asked = call(&client, "bitbucket_merge_pull_request", merge.clone()).await;
+    let link = link_in(&text(&asked));
+    let profile = temp_path("chromium-profile");
+    let browser = Browser::start(&profile).await;
+    browser.goto(&link).await;
+    let page = browser.source().await;
+    assert!(
+        page.contains("Confirm a change")
+            && page.contains("dana")
+            && page.contains("close_source_branch: true"),
+        "{page}"
+    );
+    browser.screenshot(&artifacts, "5-confirm").await;
+    browser.click("button[type=submit]").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let approved = loop {
+        let page = browser.source().await;
+        if page.contains("<h1>Approved</h1>") {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "never approved: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    browser.screenshot(&artifacts, "6-approved").await;
+    browser.quit().await;
+
+    let merged = call(&client, "bitbucket_merge_pull_request", merge).await;
+    assert_eq!(ok("merge", &merged)["state"], "MERGED");
+    assert_no_secrets(
+        &sim,
+        &[key],
+        &[
+            ("the logs", &gateway.stderr.text()),
+            ("devgate's pages", &format!("{page}{approved}")),
+        ],
+    );
+    client.cancel().await.unwrap();
+}

@@ -12,7 +12,8 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread")]
 async fn every_tool_answers_over_stdio() {
     let sim = Sim::start().await.unwrap();
-    let config = config_for(&sim, "");
+    // This client cannot ask its user, and confirming is not what this test is about (tests/confirm.rs).
+    let config = config_for(&sim, "\n[tools]\nconfirm_destructive = false");
     let (client, stderr) = stdio(&config).await;
     let catalog = Catalog::builtin().unwrap();
 
@@ -31,11 +32,7 @@ async fn every_tool_answers_over_stdio() {
     let mut outputs = String::new();
     for tool in all {
         sim.state.clear_requests();
-        let mut example = tool.spec.example.clone().unwrap_or_default();
-        if tool.spec.annotations.destructive {
-            // This client cannot ask its user (no elicitation); tests/confirm.rs covers asking.
-            example.insert("confirm".into(), Value::Bool(true));
-        }
+        let example = tool.spec.example.clone().unwrap_or_default();
         let result = client
             .call_tool(CallToolRequestParams::new(tool.name.clone()).with_arguments(example))
             .await

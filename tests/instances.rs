@@ -10,6 +10,10 @@ mod common;
 use common::*;
 use devgate::sim::{Sim, Which};
 use futures::future::join_all;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
+    ElicitationCapability, FormElicitationCapability, Implementation, ProtocolVersion,
+};
 use serde_json::json;
 
 /// A fresh database on the test server, or `None` (skipped) when there is no server.
@@ -39,13 +43,10 @@ async fn fresh_database() -> Option<String> {
     Some(url.to_string())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_instances_share_connections_and_refresh_once() {
-    let Some(database) = fresh_database().await else {
-        return;
-    };
-    let sim = Sim::start().await.unwrap();
-    let mut setup = oauth_setup(&sim, "");
+/// [`oauth_setup`] with the store in a fresh PostgreSQL database, or `None` (skipped) without a server.
+async fn postgres_setup(sim: &Sim) -> Option<OAuthSetup> {
+    let database = fresh_database().await?;
+    let mut setup = oauth_setup(sim, "");
     let original = std::fs::read_to_string(&setup.config).unwrap();
     let config_text = original.replace(
         &format!(
@@ -60,6 +61,15 @@ async fn two_instances_share_connections_and_refresh_once() {
     );
     setup.config = setup.dir.join("postgres.toml");
     std::fs::write(&setup.config, config_text).unwrap();
+    Some(setup)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_share_connections_and_refresh_once() {
+    let sim = Sim::start().await.unwrap();
+    let Some(setup) = postgres_setup(&sim).await else {
+        return;
+    };
 
     // Instance B listens on public_url (where providers send the callback); A elsewhere.
     let key = create_api_key(&setup, "alice");
@@ -110,6 +120,124 @@ async fn two_instances_share_connections_and_refresh_once() {
             ("B's logs", &b.stderr.text()),
         ],
     );
+    on_a.cancel().await.unwrap();
+    on_b.cancel().await.unwrap();
+}
+
+/// A confirmation asked on one instance is answered on the other: the confirm page served by B
+/// approves the retry that lands on A, once; a `requestState` A issued counts on B (the MAC key comes
+/// from the shared sealing key), and its replay on A is asked again (the used nonce is in the store).
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_share_confirmations() {
+    let sim = Sim::start().await.unwrap();
+    let Some(setup) = postgres_setup(&sim).await else {
+        return;
+    };
+    let key = create_api_key(&setup, "alice");
+    let b = oauth_http(&setup, &["--stateless"]).await;
+    let a = oauth_http_on(&setup, free_port(), &["--stateless"]).await;
+    let on_a = http_client_with_key(&a.url, &key).await;
+    let on_b = http_client_with_key(&b.url, &key).await;
+    let asked = call(&on_a, "bitbucket_get_current_user", json!({})).await;
+    walk_connect(&link_in(&text(&asked)), "ann", "allow").await;
+    let merges = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/merge"))
+            .count()
+    };
+
+    // No elicitation: the link A gives points at public_url, which B serves.
+    let merge = json!({"repo_slug": "api", "pull_request_id": 21});
+    let refused = call(&on_a, "bitbucket_merge_pull_request", merge.clone()).await;
+    let link = link_in(&text(&refused));
+    assert!(
+        link.starts_with(&format!("{}/confirm?ticket=", setup.public_url)),
+        "{link}"
+    );
+    let http = reqwest::Client::new();
+    let page = http.get(&link).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let approved = http
+        .post(form_action(&html, &link))
+        .header("cookie", cookie)
+        .form(&hidden_fields(&html))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let merged = call(&on_a, "bitbucket_merge_pull_request", merge.clone()).await;
+    assert_eq!(ok("merge", &merged)["state"], "MERGED");
+    let again = call(&on_b, "bitbucket_merge_pull_request", merge).await;
+    assert!(
+        text(&again).contains("/confirm?ticket="),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        merges(),
+        1,
+        "the approval ran one call across both instances"
+    );
+
+    // 2026-07-28: asked on A, answered on B, replayed on A.
+    let modern = |url: &str| {
+        let config =
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                url.to_string(),
+            )
+            .auth_header(key.clone());
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.elicitation =
+            Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        rmcp::service::serve_client_with_lifecycle(
+            ClientConfig::new(capabilities, Implementation::new("instances-test", "1"))
+                .with_protocol_version(ProtocolVersion::V_2026_07_28),
+            rmcp::transport::StreamableHttpClientTransport::from_config(config),
+            rmcp::service::ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+    };
+    let modern_a = modern(&a.url).await.unwrap();
+    let modern_b = modern(&b.url).await.unwrap();
+    let decline = CallToolRequestParams::new("bitbucket_decline_pull_request")
+        .with_arguments(args(json!({"repo_slug": "api", "pull_request_id": 20})));
+    let CallToolResponse::InputRequired(question) =
+        modern_a.call_tool_once(decline.clone()).await.unwrap()
+    else {
+        panic!("A asks first");
+    };
+    let mut answered = decline;
+    answered.input_responses = Some([("confirm".to_string(), json!({"action": "accept"}))].into());
+    answered.request_state = question.request_state;
+    let CallToolResponse::Complete(declined) =
+        modern_b.call_tool_once(answered.clone()).await.unwrap()
+    else {
+        panic!("B accepts A's question");
+    };
+    assert_eq!(ok("decline", &declined)["state"], "DECLINED");
+    let replay = modern_a.call_tool_once(answered).await.unwrap();
+    assert!(
+        matches!(replay, CallToolResponse::InputRequired(_)),
+        "a used answer is asked again: {replay:?}"
+    );
+    let declines = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/decline"))
+        .count();
+    assert_eq!(declines, 1);
+    for client in [modern_a, modern_b] {
+        client.cancel().await.unwrap();
+    }
     on_a.cancel().await.unwrap();
     on_b.cancel().await.unwrap();
 }

@@ -704,7 +704,7 @@ async fn the_stdio_page_server_checks_host_and_caps_bodies() {
     client.cancel().await.unwrap();
 }
 
-/// `devgate http` serves the connect pages with the same Host check as `/mcp`: a page fetched through a
+/// `devgate http` serves the connect and confirm pages with the same Host check as `/mcp`: a page fetched through a
 /// rebinding name is refused, so another site cannot read a connect page (and its CSRF token) or drive a
 /// callback through the user's browser.
 #[tokio::test]
@@ -720,6 +720,7 @@ async fn the_http_pages_check_host() {
         "/connect/bitbucket?ticket=x",
         "/integration-callback?state=x&code=y",
         "/connected",
+        "/confirm?ticket=x",
     ] {
         let url = format!("{}{path}", setup.public_url);
         let foreign = http

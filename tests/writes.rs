@@ -6,6 +6,9 @@ use common::*;
 use devgate::sim::{Sim, Which};
 use serde_json::{Value, json};
 
+/// These clients cannot ask their users; confirming has its own tests (tests/confirm.rs).
+const NO_CONFIRMING: &str = "\n[tools]\nconfirm_destructive = false";
+
 fn last_body(sim: &Sim, method: &str, path_contains: &str) -> Value {
     sim.requests()
         .into_iter()
@@ -23,7 +26,7 @@ fn last_body(sim: &Sim, method: &str, path_contains: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn updating_a_title_keeps_description_and_reviewers() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let (client, _) = stdio(&config_for(&sim, NO_CONFIRMING)).await;
     let args = json!({"repo_slug": "api", "pull_request_id": 25});
     let before = ok(
         "get",
@@ -39,7 +42,6 @@ async fn updating_a_title_keeps_description_and_reviewers() {
 
     let mut change = args.clone();
     change["title"] = json!("A better title");
-    change["confirm"] = json!(true);
     ok(
         "update",
         &call(&client, "bitbucket_update_pull_request", change).await,
@@ -69,7 +71,7 @@ async fn updating_a_title_keeps_description_and_reviewers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_and_merges_send_the_providers_shapes() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let (client, _) = stdio(&config_for(&sim, NO_CONFIRMING)).await;
 
     let run = json!({"repo_slug": "api", "branch": "main", "pipeline": "deploy-production", "variables": [{"key": "DRY_RUN", "value": "true", "secured": false}]});
     ok(
@@ -96,7 +98,7 @@ async fn runs_and_merges_send_the_providers_shapes() {
 
     let merged = ok(
         "bitbucket_merge_pull_request",
-        &call(&client, "bitbucket_merge_pull_request", json!({"repo_slug": "api", "pull_request_id": 21, "strategy": "squash", "message": "Squash it", "close_source_branch": true, "confirm": true})).await,
+        &call(&client, "bitbucket_merge_pull_request", json!({"repo_slug": "api", "pull_request_id": 21, "strategy": "squash", "message": "Squash it", "close_source_branch": true})).await,
     );
     assert_eq!(merged["state"], "MERGED", "{merged}");
     let sent = last_body(&sim, "POST", "/pullrequests/21/merge");

@@ -35,7 +35,8 @@ pub const TAIL_PARAM: &str = "tail";
 pub const FIELDS_PARAM: &str = "fields";
 /// Seconds a run tool waits for the run to finish.
 pub const WAIT_PARAM: &str = "wait";
-/// `confirm: true`: the agent's word that its user agreed, for clients that cannot ask the user.
+/// `confirm`: accepted for agents written before devgate asked users itself, and ignored: an agent's
+/// word is never consent (see [`crate::confirm`]).
 pub const CONFIRM_PARAM: &str = "confirm";
 /// The longest `wait`, in seconds.
 pub const MAX_WAIT_SECS: i64 = 600;
@@ -264,24 +265,10 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
         }
     }
     for tool in &tools {
-        if let Some(read) = tool.spec.confirm.as_ref().and_then(|c| c.read.as_ref()) {
-            match tools.iter().find(|t| &t.spec.name == read) {
-                None => push(
-                    Some(&tool.spec.name),
-                    format!("confirm: read names unknown tool `{read}`"),
-                ),
-                Some(t) if !t.spec.annotations.read_only || t.output.is_none() => push(
-                    Some(&tool.spec.name),
-                    format!("confirm: read tool `{read}` must be read-only with an output"),
-                ),
-                Some(_) => {}
+        if let Some(confirm) = &tool.spec.confirm {
+            for problem in check_confirm(tool, confirm, &tools) {
+                push(Some(&tool.spec.name), format!("confirm: {problem}"));
             }
-        }
-        if tool.spec.confirm.is_some() && tool.spec.annotations.read_only {
-            push(
-                Some(&tool.spec.name),
-                "confirm: a read-only tool needs no confirmation".into(),
-            );
         }
         if let Some(wait) = &tool.spec.wait {
             for problem in check_wait(tool, wait, &tools) {
@@ -301,6 +288,50 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Problems with a tool's `confirm` table: its read tool, and every name its template and `quote` use.
+fn check_confirm(tool: &Tool, confirm: &ConfirmSpec, tools: &[Arc<Tool>]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let read = match &confirm.read {
+        Some(name) => match tools.iter().find(|t| &t.spec.name == name) {
+            None => {
+                problems.push(format!("read names unknown tool `{name}`"));
+                None
+            }
+            Some(t) if !t.spec.annotations.read_only || t.output.is_none() => {
+                problems.push(format!(
+                    "read tool `{name}` must be read-only with an output"
+                ));
+                None
+            }
+            Some(t) => Some(t),
+        },
+        None => None,
+    };
+    let field = |name: &str| {
+        read.and_then(|t| t.output.as_ref())
+            .is_some_and(|fields| fields.iter().any(|f| f.out == name))
+    };
+    for placeholder in crate::confirm::summary::referenced(&confirm.summary) {
+        if !tool.spec.params.contains_key(placeholder) && !field(placeholder) {
+            problems.push(format!(
+                "summary: `{{{placeholder}}}` is neither a parameter nor a field of the read tool's output"
+            ));
+        }
+    }
+    for entry in &confirm.quote {
+        let (_, name) = crate::confirm::summary::quote_parts(entry);
+        if !field(name) {
+            problems.push(format!(
+                "quote: `{name}` is not a field of the read tool's output"
+            ));
+        }
+    }
+    if tool.spec.annotations.read_only {
+        problems.push("a read-only tool needs no confirmation".into());
+    }
+    problems
 }
 
 /// Checks a run tool's `wait` against the tools it names: they exist, read, take the arguments given
@@ -739,6 +770,42 @@ example = { id = "t1" }
             m.iter()
                 .any(|e| e.contains("`id` is declared but never sent")),
             "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_confirm_table_names_only_parameters_and_read_fields() {
+        let delete = r#"
+[[tools]]
+name = "delete_thing"
+title = "Delete a thing"
+description = "Deletes one thing."
+toolset = "things"
+scopes = ["write"]
+annotations = { read_only = false, destructive = true }
+method = "DELETE"
+path = "/things/{id}"
+response = "empty"
+params.id = { type = "string", required = true }
+example = { id = "t1" }
+confirm.read = "get_thing"
+confirm.summary = "Delete thing {id} ({current.name})"
+confirm.quote = ["name"]
+"#;
+        load(&format!("{GOOD}{delete}")).unwrap();
+        let m = messages(&format!(
+            "{GOOD}{}",
+            delete
+                .replace("({current.name})", "({current.colour}, {size|?})")
+                .replace("[\"name\"]", "[\"label=notes\"]")
+        ));
+        assert_eq!(
+            m,
+            [
+                "tools/demo.toml: tool `delete_thing`: confirm: summary: `{colour}` is neither a parameter nor a field of the read tool's output",
+                "tools/demo.toml: tool `delete_thing`: confirm: summary: `{size}` is neither a parameter nor a field of the read tool's output",
+                "tools/demo.toml: tool `delete_thing`: confirm: quote: `notes` is not a field of the read tool's output",
+            ]
         );
     }
 

@@ -353,10 +353,12 @@ pub struct WaitSpec {
     pub log_args: BTreeMap<String, String>,
 }
 
-/// The sentence a user confirms before a call that cannot be undone, e.g. "Merge PR #42 'Fix login' from
-/// `feature/x` into `main` with squash". `{name}` is the argument of that name, else the field of that
-/// name in `read`'s result; `{current.name}` is always the field of `read`'s result (the state before
-/// the change); `{name|text}` uses `text` when neither has a value.
+/// The sentence a user confirms before a call that cannot be undone, e.g. "Merge PR #42 from `feature/x`
+/// into `main` in acme/api with squash; title: "Fix login"" (see [`crate::confirm::summary`]).
+/// `summary` states the facts: `{name}` is the argument of that name, else the field of that name in
+/// `read`'s result; `{current.name}` is always the field of `read`'s result (the state before the
+/// change); `{name|text}` uses `text` when neither has a value. Every argument the template leaves out
+/// is added after it by the engine, and the `quote` fields after those.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmSpec {
@@ -364,6 +366,10 @@ pub struct ConfirmSpec {
     #[serde(default)]
     pub read: Option<String>,
     pub summary: String,
+    /// Free text of `read`'s result (`field`, or `label=field`) shown quoted after the facts, such as a
+    /// PR's title: text its author chose, which must not sit among the facts.
+    #[serde(default)]
+    pub quote: Vec<String>,
 }
 
 /// How to shape a JSON response for an agent.

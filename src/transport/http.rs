@@ -1,5 +1,6 @@
 //! Streamable HTTP: `/mcp` (rmcp's service, stateful or stateless) behind caller authentication, the
-//! connect pages, `/.well-known/oauth-protected-resource` and `/healthz`, on axum, served by hyper.
+//! connect and confirm pages, `/.well-known/oauth-protected-resource` and `/healthz`, on axum, served by
+//! hyper.
 //!
 //! `auth = "none"` (no caller authentication) is only allowed where nobody else can reach devgate: a
 //! loopback listen address, `public_url` and `http.allowed_hosts` ([`check_exposure`]); rmcp's Host check
@@ -37,6 +38,7 @@ use crate::config::{Config, HttpAuth, LimitsConfig};
 use crate::gateway::Gateway;
 use crate::identity::{AuthLayer, authenticate, resource_metadata};
 use crate::mcp::{Caller, McpServer, PendingElicitations};
+use crate::transport::confirm_pages::{self, ConfirmPages};
 use crate::transport::pages::{self, Pages};
 use crate::transport::sessions::{self, BoundSessions, Guard, Sessions};
 
@@ -233,14 +235,22 @@ pub fn router(
             "/.well-known/oauth-protected-resource/mcp",
             get(move || async move { metadata }),
         );
+    // Confirm links of this process point here from now on.
+    let confirmations = parts.gateway.confirmations().clone();
+    confirmations.serve_pages_at(&public);
+    let mut browser = confirm_pages::router(ConfirmPages {
+        confirmations,
+        secure: public.starts_with("https://"),
+    });
     if let Some(p) = parts.pages {
-        // The pages get the same Host check as `/mcp` (rmcp's covers only `/mcp`).
-        let allowed = Arc::new(allowed_hosts(config, &options.listen));
-        app = app.merge(pages::router(p).layer(axum::middleware::from_fn_with_state(
-            allowed,
-            pages::check_host,
-        )));
+        browser = browser.merge(pages::router(p));
     }
+    // The pages get the same Host check as `/mcp` (rmcp's covers only `/mcp`).
+    let allowed = Arc::new(allowed_hosts(config, &options.listen));
+    app = app.merge(browser.layer(axum::middleware::from_fn_with_state(
+        allowed,
+        pages::check_host,
+    )));
     app.layer(axum::extract::DefaultBodyLimit::max(
         config.limits.max_request_bytes,
     ))

@@ -65,7 +65,7 @@ pub fn router(pages: Pages) -> Router {
         .with_state(pages)
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -82,7 +82,7 @@ fn escape(text: &str) -> String {
 
 /// A full page with the security headers every page carries. `form_action` lists where a form on the
 /// page may go (including where the POST redirects to).
-fn page(status: StatusCode, title: &str, body: &str, form_action: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str, form_action: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
 <title>{title} · devgate</title><style>{STYLE}</style></head><body><main>{body}</main>\
@@ -106,7 +106,7 @@ fn page(status: StatusCode, title: &str, body: &str, form_action: &str) -> Respo
     response
 }
 
-fn security_headers(headers: &mut HeaderMap) {
+pub(crate) fn security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -119,7 +119,7 @@ fn security_headers(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
-fn error_page(e: PageError) -> Response {
+pub(crate) fn error_page(e: PageError) -> Response {
     let body = format!(
         "<h1>{}</h1><div class=\"box\"><p>{}</p></div>",
         escape(&e.title),
@@ -193,7 +193,7 @@ struct ConnectForm {
     csrf: String,
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -1,11 +1,13 @@
 //! The vault: where devgate keeps what it holds on users' behalf.
 //!
-//! - [`Store`] is the storage contract (connections, OAuth states, connect tickets, API keys), with an
-//!   SQLite implementation ([`sqlite::SqliteStore`]); PostgreSQL follows for several instances.
+//! - [`Store`] is the storage contract (connections, OAuth states, connect tickets, API keys, confirm
+//!   tickets and used request states), with an SQLite implementation ([`sqlite::SqliteStore`]);
+//!   PostgreSQL follows for several instances.
 //! - [`seal::Sealer`] encrypts provider tokens with AES-256-GCM before they reach a store; the
 //!   additional data binds each sealed value to its (user, provider), so a value copied to another row
 //!   does not open.
 //! - [`key`] finds the sealing key: `DEVGATE_SECRET_KEY`, or a 0600 key file created on first run.
+//!   Keys for other purposes (the confirmation MAC) are derived from it with HKDF, never used raw.
 //!
 //! Stores never see a plaintext token, a state value, a flow cookie or a ticket: tokens arrive sealed,
 //! and states, flow cookies, tickets and API keys are kept as their SHA-256 ([`digest`]).
@@ -159,6 +161,33 @@ pub struct ApiKeyRow {
     pub created_at: Timestamp,
 }
 
+/// A confirm-page ticket (see [`crate::confirm`]): bound to a user, a tool and a binding digest over
+/// the arguments and summary; approved once on the page, then taken once by the retried call.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfirmationRow {
+    /// SHA-256 of the ticket in the link.
+    pub ticket_hash: String,
+    /// Hex SHA-256 over user, tool, canonical arguments and summary.
+    pub binding: String,
+    pub user: String,
+    pub tool: String,
+    /// What the page shows, sealed for (user, `devgate-confirm`): it can quote arguments.
+    pub summary: String,
+    pub approved: bool,
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for ConfirmationRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfirmationRow")
+            .field("user", &self.user)
+            .field("tool", &self.tool)
+            .field("approved", &self.approved)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One tool call as the audit log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditRecord {
@@ -271,8 +300,32 @@ pub trait Store: Send + Sync {
     /// Deletes the user's key with this public id; returns whether one was deleted.
     async fn revoke_api_key(&self, user: &str, id: &str) -> Result<bool, StoreError>;
 
-    /// Deletes states and tickets that expired before `now`.
+    /// Deletes states, tickets, confirmations and used request states that expired before `now`.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    async fn put_confirmation(&self, row: &ConfirmationRow) -> Result<(), StoreError>;
+    /// The confirmation behind a ticket, if it has not expired at `now` and is not yet approved.
+    async fn confirmation(
+        &self,
+        ticket_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConfirmationRow>, StoreError>;
+    /// Marks the confirmation approved and returns it, only if it was unexpired and not yet approved
+    /// (two clicks racing approve it once).
+    async fn approve_confirmation(
+        &self,
+        ticket_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConfirmationRow>, StoreError>;
+    /// Deletes the unexpired approved confirmations of `binding`; returns whether there was one.
+    async fn take_approval(&self, binding: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Records a `requestState` nonce (by hash) as used until `expires_at`; returns false when it was
+    /// recorded before.
+    async fn use_request_state(
+        &self,
+        nonce_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Opens the store a URL names: `sqlite://…` or `postgres://…` (`postgresql://…`).
@@ -338,6 +391,11 @@ impl Vault {
 
     pub fn open(&self, user: &str, provider: &str, sealed: &str) -> Result<String, StoreError> {
         self.sealer.open(user, provider, sealed)
+    }
+
+    /// A key for another purpose (`info` names it), derived from the sealing key.
+    pub fn derive_key(&self, info: &[u8]) -> [u8; 32] {
+        self.sealer.derive_key(info)
     }
 
     /// The user's connection to a provider, tokens opened.

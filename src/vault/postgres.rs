@@ -19,8 +19,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 
 use super::{
-    ApiKeyRow, AuditRecord, ConnectionRow, ConnectionStatus, StateRow, Store, StoreError,
-    TicketRow, Timestamp,
+    ApiKeyRow, AuditRecord, ConfirmationRow, ConnectionRow, ConnectionStatus, StateRow, Store,
+    StoreError, TicketRow, Timestamp,
 };
 
 /// Connections per instance: each store call holds one for a single statement.

@@ -8,6 +8,8 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hkdf::Hkdf;
+use sha2::Sha256;
 
 use super::StoreError;
 
@@ -19,11 +21,15 @@ const TAG_LEN: usize = 16;
 /// announce a 1.8 GB user name), so it never collides with a token's.
 const CHECK_AAD: &[u8] = b"key-check";
 const CHECK_MARKER: &str = "devgate key check";
+/// HKDF salt of derived keys.
+const KDF_SALT: &[u8] = b"devgate derived keys";
 
 /// Seals and opens values with one 256-bit key.
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// HKDF over the same key, for keys with other purposes: the AES key itself is only ever used here.
+    derive: Hkdf<Sha256>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -34,10 +40,21 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn new(key: [u8; 32]) -> Self {
+        let derive = Hkdf::<Sha256>::new(Some(KDF_SALT), &key);
         let key = Key::<Aes256Gcm>::from(key);
         Self {
             cipher: Aes256Gcm::new(&key),
+            derive,
         }
+    }
+
+    /// A 256-bit key for the purpose `info` names, independent of the sealing key and of every other
+    /// purpose's key.
+    pub fn derive_key(&self, info: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit of 8160.
+        let _ = self.derive.expand(info, &mut out);
+        out
     }
 
     /// Encrypts `plaintext` for (user, provider).
@@ -202,5 +219,19 @@ mod tests {
     fn debug_hides_the_key() {
         let text = format!("{:?}", Sealer::new([0xAB; 32]));
         assert_eq!(text, "Sealer { key: <redacted> }");
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_from_the_sealing_key() {
+        let sealer = Sealer::new([9; 32]);
+        let a = sealer.derive_key(b"a");
+        assert_eq!(
+            a,
+            Sealer::new([9; 32]).derive_key(b"a"),
+            "stable for one key"
+        );
+        assert_ne!(a, sealer.derive_key(b"b"));
+        assert_ne!(a, Sealer::new([8; 32]).derive_key(b"a"));
+        assert_ne!(a, [9; 32]);
     }
 }

@@ -62,6 +62,18 @@ macro_rules! sql_store {
             })
         }
 
+        fn confirmation_row(row: &$row) -> Result<ConfirmationRow, sqlx::Error> {
+            Ok(ConfirmationRow {
+                ticket_hash: row.try_get("ticket_hash")?,
+                binding: row.try_get("binding")?,
+                user: row.try_get("user_id")?,
+                tool: row.try_get("tool")?,
+                summary: row.try_get("summary")?,
+                approved: row.try_get::<i64, _>("approved")? != 0,
+                expires_at: row.try_get("expires_at")?,
+            })
+        }
+
         fn api_key_row(row: &$row) -> Result<ApiKeyRow, sqlx::Error> {
             Ok(ApiKeyRow {
                 id: row.try_get("id")?,
@@ -460,7 +472,102 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map_err(backend)?;
-                Ok(states.rows_affected() + tickets.rows_affected())
+                let confirmations = sqlx::query("DELETE FROM confirmations WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                let used = sqlx::query("DELETE FROM used_request_states WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                Ok(states.rows_affected()
+                    + tickets.rows_affected()
+                    + confirmations.rows_affected()
+                    + used.rows_affected())
+            }
+
+            async fn put_confirmation(&self, row: &ConfirmationRow) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO confirmations (ticket_hash, binding, user_id, tool, summary, approved, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&row.ticket_hash)
+                .bind(&row.binding)
+                .bind(&row.user)
+                .bind(&row.tool)
+                .bind(&row.summary)
+                .bind(i64::from(row.approved))
+                .bind(row.expires_at)
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(backend)
+            }
+
+            async fn confirmation(
+                &self,
+                ticket_hash: &str,
+                now: Timestamp,
+            ) -> Result<Option<ConfirmationRow>, StoreError> {
+                sqlx::query(
+                    "SELECT ticket_hash, binding, user_id, tool, summary, approved, expires_at FROM confirmations \
+                     WHERE ticket_hash = $1 AND approved = 0 AND expires_at > $2",
+                )
+                .bind(ticket_hash)
+                .bind(now)
+                .try_map(|row: $row| confirmation_row(&row))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)
+            }
+
+            async fn approve_confirmation(
+                &self,
+                ticket_hash: &str,
+                now: Timestamp,
+            ) -> Result<Option<ConfirmationRow>, StoreError> {
+                sqlx::query(
+                    "UPDATE confirmations SET approved = 1 \
+                     WHERE ticket_hash = $1 AND approved = 0 AND expires_at > $2 \
+                     RETURNING ticket_hash, binding, user_id, tool, summary, approved, expires_at",
+                )
+                .bind(ticket_hash)
+                .bind(now)
+                .try_map(|row: $row| confirmation_row(&row))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)
+            }
+
+            async fn take_approval(&self, binding: &str, now: Timestamp) -> Result<bool, StoreError> {
+                sqlx::query(
+                    "DELETE FROM confirmations WHERE binding = $1 AND approved = 1 AND expires_at > $2",
+                )
+                .bind(binding)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map(|done| done.rows_affected() > 0)
+                .map_err(backend)
+            }
+
+            async fn use_request_state(
+                &self,
+                nonce_hash: &str,
+                expires_at: Timestamp,
+            ) -> Result<bool, StoreError> {
+                sqlx::query(
+                    "INSERT INTO used_request_states (nonce_hash, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (nonce_hash) DO NOTHING",
+                )
+                .bind(nonce_hash)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await
+                .map(|done| done.rows_affected() == 1)
+                .map_err(backend)
             }
         }
     };

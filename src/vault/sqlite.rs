@@ -16,8 +16,8 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    ApiKeyRow, AuditRecord, ConnectionRow, ConnectionStatus, StateRow, Store, StoreError,
-    TicketRow, Timestamp,
+    ApiKeyRow, AuditRecord, ConfirmationRow, ConnectionRow, ConnectionStatus, StateRow, Store,
+    StoreError, TicketRow, Timestamp,
 };
 
 /// How long a statement waits for another connection's write lock before failing.

@@ -166,6 +166,9 @@ on_both!(
     refresh_lease_has_one_holder_until_it_expires_or_is_released,
     racing_refresh_leases_have_one_winner,
     audit_is_read_back_newest_first_by_user_and_time,
+    confirmations_are_approved_once_and_taken_once,
+    racing_approvals_and_takes_have_one_winner,
+    request_states_are_used_once,
 );
 
 fn connection(user: &str, provider: &str, sealer: &Sealer, access: &str) -> ConnectionRow {
@@ -788,4 +791,118 @@ async fn audit_is_read_back_newest_first_by_user_and_time(store: Arc<dyn Store>)
     assert_eq!(recent.len(), 2);
     assert_eq!(store.audit(None, 0, 1).await.unwrap().len(), 1, "limit");
     assert!(store.audit(Some("carol"), 0, 10).await.unwrap().is_empty());
+}
+
+fn confirmation(secret: &str, binding: &str, expires_at: Timestamp) -> ConfirmationRow {
+    ConfirmationRow {
+        ticket_hash: digest(secret),
+        binding: binding.into(),
+        user: "alice".into(),
+        tool: "bitbucket_merge_pull_request".into(),
+        summary: "sealed summary".into(),
+        approved: false,
+        expires_at,
+    }
+}
+
+async fn confirmations_are_approved_once_and_taken_once(store: Arc<dyn Store>) {
+    let t = now();
+    let row = confirmation("ticket", "b1", t + 600);
+    store.put_confirmation(&row).await.unwrap();
+    assert!(
+        !store.take_approval("b1", t).await.unwrap(),
+        "nothing to take before the page approves it"
+    );
+    assert_eq!(
+        store.confirmation(&row.ticket_hash, t).await.unwrap(),
+        Some(row.clone())
+    );
+    let approved = ConfirmationRow {
+        approved: true,
+        ..row.clone()
+    };
+    assert_eq!(
+        store
+            .approve_confirmation(&row.ticket_hash, t)
+            .await
+            .unwrap(),
+        Some(approved)
+    );
+    assert_eq!(
+        store
+            .approve_confirmation(&row.ticket_hash, t)
+            .await
+            .unwrap(),
+        None,
+        "a ticket approves once"
+    );
+    assert_eq!(
+        store.confirmation(&row.ticket_hash, t).await.unwrap(),
+        None,
+        "an approved ticket no longer shows its page"
+    );
+    assert!(
+        !store.take_approval("b2", t).await.unwrap(),
+        "other binding"
+    );
+    assert!(store.take_approval("b1", t).await.unwrap());
+    assert!(!store.take_approval("b1", t).await.unwrap(), "taken once");
+
+    let late = confirmation("late", "b3", t + 5);
+    store.put_confirmation(&late).await.unwrap();
+    store
+        .approve_confirmation(&late.ticket_hash, t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !store.take_approval("b3", t + 5).await.unwrap(),
+        "an expired approval is not taken"
+    );
+    let expired = confirmation("expired", "b4", t - 1);
+    store.put_confirmation(&expired).await.unwrap();
+    assert_eq!(
+        store.confirmation(&expired.ticket_hash, t).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .approve_confirmation(&expired.ticket_hash, t)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.purge_expired(t + 5).await.unwrap(), 2);
+}
+
+async fn racing_approvals_and_takes_have_one_winner(store: Arc<dyn Store>) {
+    let t = now();
+    let row = confirmation("contended", "b", t + 600);
+    store.put_confirmation(&row).await.unwrap();
+    let hash = row.ticket_hash.clone();
+    let approvals = race(&store, 20, |store, _| {
+        let hash = hash.clone();
+        async move { store.approve_confirmation(&hash, t).await.unwrap() }
+    })
+    .await;
+    assert_eq!(approvals.into_iter().flatten().count(), 1);
+    let takes = race(&store, 20, |store, _| async move {
+        store.take_approval("b", t).await.unwrap()
+    })
+    .await;
+    assert_eq!(takes.into_iter().filter(|taken| *taken).count(), 1);
+}
+
+async fn request_states_are_used_once(store: Arc<dyn Store>) {
+    let t = now();
+    assert!(store.use_request_state("n1", t + 600).await.unwrap());
+    assert!(!store.use_request_state("n1", t + 600).await.unwrap());
+    assert!(store.use_request_state("n2", t + 600).await.unwrap());
+    let used = race(&store, 20, |store, _| async move {
+        store.use_request_state("n3", t + 600).await.unwrap()
+    })
+    .await;
+    assert_eq!(used.into_iter().filter(|u| *u).count(), 1);
+    assert!(store.use_request_state("old", t - 1).await.unwrap());
+    assert_eq!(store.purge_expired(t).await.unwrap(), 1);
 }
