@@ -337,6 +337,11 @@ impl Vault {
         self.sealer.open(user, provider, sealed)
     }
 
+    /// A key for another purpose, derived from the sealing key (see [`seal::Sealer::derive`]).
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        self.sealer.derive(label)
+    }
+
     /// The user's connection to a provider, tokens opened.
     pub async fn connection(
         &self,

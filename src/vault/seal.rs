@@ -3,11 +3,16 @@
 //! A sealed value is one printable string, `v1.` + base64url(nonce ‖ ciphertext ‖ tag), with a fresh
 //! random 96-bit nonce each time. The additional data is the length-prefixed (user, provider) pair, so a
 //! value copied into another user's or provider's row does not open, and ("ab", "c") ≠ ("a", "bc").
+//!
+//! Other keys devgate needs (the cursor MAC key) are derived from the sealing key with a label, so one
+//! secret serves every instance sharing a store and no key is ever used for two purposes.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::StoreError;
 
@@ -24,6 +29,8 @@ const CHECK_MARKER: &str = "devgate key check";
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// HMAC-SHA256 keyed with the sealing key, for [`Sealer::derive`].
+    kdf: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -34,10 +41,22 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn new(key: [u8; 32]) -> Self {
+        let kdf = <Hmac<Sha256>>::new_from_slice(&key).expect("HMAC takes a key of any length");
         let key = Key::<Aes256Gcm>::from(key);
         Self {
             cipher: Aes256Gcm::new(&key),
+            kdf,
         }
+    }
+
+    /// A 256-bit key for another purpose, named by `label`: HMAC-SHA256(sealing key, label). HMAC of a
+    /// random key is a pseudo-random function, so keys for different labels are independent and none
+    /// reveals the sealing key.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut mac = self.kdf.clone();
+        mac.update(b"devgate derived key\0");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// Encrypts `plaintext` for (user, provider).
@@ -196,6 +215,15 @@ mod tests {
         assert!(!s.verify_check("v1.garbage"));
         // A check value is not a token of any row.
         assert!(s.open("", "", &check).is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_sealing_key() {
+        let s = Sealer::new(KEY);
+        assert_eq!(s.derive("cursor"), Sealer::new(KEY).derive("cursor"));
+        assert_ne!(s.derive("cursor"), s.derive("cursor2"));
+        assert_ne!(s.derive("cursor"), Sealer::new([8; 32]).derive("cursor"));
+        assert_ne!(s.derive("cursor"), KEY);
     }
 
     #[test]
