@@ -19,6 +19,9 @@ use crate::transport::pages::Pages;
 use crate::vault::seal::Sealer;
 use crate::vault::{Store, Vault, key};
 
+/// The label the cursor MAC key is derived under (see [`crate::vault::seal::Sealer::derive`]).
+const CURSOR_KEY_LABEL: &[u8] = b"devgate cursor mac v1";
+
 /// Everything a serving command needs.
 pub struct App {
     pub config: Config,
@@ -143,6 +146,9 @@ impl App {
         }
         if let Some(vault) = &vault {
             gateway = gateway.with_audit(vault.store.clone());
+            // Every instance sharing the store has the same sealing key, so each accepts the cursors
+            // the others issued. Without a store, the gateway keeps its random per-process key.
+            gateway = gateway.with_cursor_key(vault.derive_key(CURSOR_KEY_LABEL));
         }
         gateway = gateway.with_confirmations(Arc::new(Confirmations::new(vault.clone())));
         Ok(Self {

@@ -153,6 +153,10 @@ pub struct JwtConfig {
     pub audience: String,
     /// Where the issuer publishes its signing keys (JWKS).
     pub jwks_url: String,
+    /// JWS algorithms accepted (e.g. `["PS256"]`); default: each key's own `alg`, else RS256 for RSA
+    /// keys and the curve's algorithm for EC and Ed25519 keys.
+    #[serde(default)]
+    pub algorithms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -631,6 +635,21 @@ impl Config {
                 problems.push(format!("http.jwt.jwks_url `{}` is not a URL", j.jwks_url))
             }
             _ => {}
+        }
+        if let Some(j) = &self.http.jwt {
+            const ASYMMETRIC: [&str; 9] = [
+                "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+            ];
+            for alg in j
+                .algorithms
+                .iter()
+                .filter(|a| !ASYMMETRIC.contains(&a.as_str()))
+            {
+                problems.push(format!(
+                    "http.jwt.algorithms: `{alg}` is not one of {}",
+                    ASYMMETRIC.join(", ")
+                ));
+            }
         }
         problems
     }

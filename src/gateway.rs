@@ -22,7 +22,7 @@ use crate::confirm::{Binding, Confirmations, Refusal};
 use crate::oauth::connect::{ConnectLink, Connector};
 use crate::oauth::tokens::{TokenError, TokenManager};
 use crate::provider::{ProviderClient, UpstreamError};
-use crate::shape::{self, Field, Reads};
+use crate::shape::{self, CursorKey, CursorScope, Field, Reads};
 
 /// The built-in tool that reports the caller's connections.
 pub const CONNECTIONS_TOOL: &str = "devgate_connections";
@@ -87,6 +87,8 @@ struct Offered {
     reads: Option<Reads>,
     /// The user confirms each call first (destructive, or listed in `tools.confirm`).
     confirm: bool,
+    /// Signs and checks this tool's cursors (one key for the whole gateway).
+    cursors: Arc<CursorKey>,
 }
 
 /// Why a call could not even start: answered as a JSON-RPC error, not a tool result.
@@ -213,6 +215,7 @@ impl Gateway {
     pub fn new(config: &Config, catalog: &Catalog) -> Result<Self, String> {
         let mut offered = HashMap::new();
         let mut clients = HashMap::new();
+        let cursors = Arc::new(CursorKey::random());
         for (id, pconf) in &config.providers {
             let provider = catalog
                 .provider(id)
@@ -241,6 +244,7 @@ impl Gateway {
                         tool: tool.clone(),
                         client: client.clone(),
                         defaults: defaults.clone(),
+                        cursors: cursors.clone(),
                     },
                 );
             }
@@ -286,6 +290,16 @@ impl Gateway {
         self.listed = Arc::new(listed);
         self.tokens = Some(tokens);
         self.connector = Some(connector);
+        self
+    }
+
+    /// Signs cursors with `key` instead of a random per-process key, so they survive a restart and every
+    /// instance sharing the key accepts them (the key is derived from the sealing key).
+    pub fn with_cursor_key(mut self, key: [u8; 32]) -> Self {
+        let cursors = Arc::new(CursorKey::new(key));
+        for offered in self.offered.values_mut() {
+            offered.cursors = cursors.clone();
+        }
         self
     }
 
@@ -528,7 +542,7 @@ Shared arguments: `workspace` is the Buddy workspace domain or the Bitbucket wor
 (Bitbucket uuids keep their braces); \
 `limit` (page size: default 10 or 20, at most 100, or 50 for pull requests) is accepted by every list \
 though left out of their schemas. \
-Lists return {items, next_cursor}: pass next_cursor back as `cursor` for the next page. \
+Lists return {items, next_cursor}: pass next_cursor back as `cursor`, with the same arguments, for the next page. \
 Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on; \
 log tools take `tail` (the last N lines). \
 Read tools take `fields`, a list of extra dot paths into the provider's object (e.g. \
@@ -603,11 +617,18 @@ impl Call<'_> {
             schema::validate(tool, args, &o.defaults).map_err(|e| format!("{}: {e}", tool.name))?;
         // As given (before lookups turn names into ids), for the confirmation's summary.
         let given = if o.confirm { Some(args.clone()) } else { None };
+        // A cursor is checked before anything goes upstream: one devgate did not issue to this user, for
+        // this tool and these arguments, is refused.
+        let scope = tool.paginated.then(|| o.cursor_scope(self.user, &args));
+        let from_cursor = match (args.get(CURSOR_PARAM).and_then(Value::as_str), &scope) {
+            (Some(cursor), Some(scope)) => Some(o.open_cursor(cursor, scope)?),
+            _ => None,
+        };
         let mut auth = self.auth().await?;
         self.resolve(&mut args, &mut auth).await?;
 
-        let url = match args.get(CURSOR_PARAM).and_then(Value::as_str) {
-            Some(cursor) => o.cursor_url(cursor, &args)?,
+        let url = match &from_cursor {
+            Some(relative) => o.cursor_url(relative, &args)?,
             None => {
                 let path = tool
                     .path
@@ -671,9 +692,15 @@ impl Call<'_> {
                 if tool.spec.response == ResponseKind::Empty || reply.is_null() {
                     return Ok(CallToolResult::structured(json!({"ok": true})));
                 }
+                let paging = scope.as_ref().map(|scope| Paging { scope, args: &args });
                 let shaped = match &extra {
-                    Some(extra) => extra.shape(o, &reply, &url),
-                    None => o.shape(&reply, &url, o.tool.output.as_deref().unwrap_or_default()),
+                    Some(extra) => extra.shape(o, &reply, &url, paging.as_ref()),
+                    None => o.shape(
+                        &reply,
+                        &url,
+                        o.tool.output.as_deref().unwrap_or_default(),
+                        paging.as_ref(),
+                    ),
                 };
                 let wait = args
                     .get(WAIT_PARAM)
@@ -953,6 +980,7 @@ impl Call<'_> {
             tool,
             client: o.client.clone(),
             defaults: o.defaults.clone(),
+            cursors: o.cursors.clone(),
         };
         let call = Call {
             offered: &offered,
@@ -1317,8 +1345,14 @@ struct ExtraFields {
 impl ExtraFields {
     /// Shapes the reply with the widened projection, naming any asked field that no item had, so an
     /// agent that guessed a path wrong is told rather than handed a silently narrower result.
-    fn shape(&self, offered: &Offered, reply: &Value, url: &url::Url) -> Value {
-        let mut shaped = offered.shape(reply, url, &self.fields);
+    fn shape(
+        &self,
+        offered: &Offered,
+        reply: &Value,
+        url: &url::Url,
+        paging: Option<&Paging>,
+    ) -> Value {
+        let mut shaped = offered.shape(reply, url, &self.fields, paging);
         let found = |name: &str| match shaped.get("items").and_then(Value::as_array) {
             Some(items) => items.iter().any(|i| i.get(name).is_some()),
             None => shaped.get(name).is_some(),
@@ -1353,34 +1387,67 @@ fn reads_of(tool: &Tool, pagination: &Pagination) -> Option<Reads> {
     Some(reads)
 }
 
+/// What a list call needs to issue the cursor of its next page.
+struct Paging<'a> {
+    scope: &'a CursorScope,
+    /// The arguments after lookups, which render the tool's path (and cursor prefix).
+    args: &'a Map<String, Value>,
+}
+
+/// Arguments that size or shape a page but do not choose what is listed: a cursor is not bound to them.
+/// (`limit` is the page size of every list; the cursor's URL keeps the size it was issued with.)
+const UNBOUND_BY_CURSOR: [&str; 3] = [CURSOR_PARAM, FIELDS_PARAM, "limit"];
+
 impl Offered {
-    /// Decodes a cursor and checks that it leads where this tool's own requests go.
-    fn cursor_url(&self, cursor: &str, args: &Map<String, Value>) -> Result<url::Url, String> {
+    /// What this tool's cursors are bound to for `user` calling with `args` (as validated).
+    fn cursor_scope(&self, user: &str, args: &Map<String, Value>) -> CursorScope {
+        CursorScope::new(&self.tool.name, user, args, &UNBOUND_BY_CURSOR)
+    }
+
+    fn refuse_cursor(&self, why: &str) -> String {
+        format!(
+            "{}: cursor: {why}; pass next_cursor exactly as returned, with the same arguments as the call that returned it, or omit it for the first page",
+            self.tool.name
+        )
+    }
+
+    /// The relative URL in a cursor, if devgate issued it within `scope`.
+    fn open_cursor(&self, cursor: &str, scope: &CursorScope) -> Result<String, String> {
+        self.cursors
+            .open(scope, cursor)
+            .map_err(|e| self.refuse_cursor(&e.to_string()))
+    }
+
+    /// Checks that a cursor's URL leads where this tool's own requests go (the provider chose it).
+    fn cursor_url(&self, relative: &str, args: &Map<String, Value>) -> Result<url::Url, String> {
         let tool = &self.tool;
-        let refuse = |why: &str| {
-            format!(
-                "{}: cursor: {why}; pass next_cursor exactly as returned, or omit it for the first page",
-                tool.name
-            )
-        };
-        let relative = shape::decode_cursor(&tool.name, cursor).map_err(refuse)?;
         let url = self
             .client
-            .absolute(&relative)
-            .ok_or_else(|| refuse("leads outside the provider's API"))?;
+            .absolute(relative)
+            .ok_or_else(|| self.refuse_cursor("leads outside the provider's API"))?;
+        match self.within_resource(&url, args) {
+            Ok(true) => Ok(url),
+            Ok(false) => Err(self.refuse_cursor("belongs to other arguments than these")),
+            Err(e) => Err(format!("{}: {}: {}", tool.name, e.param, e.reason)),
+        }
+    }
+
+    /// Whether `url` is this tool's own resource for `args`: its path exactly, or under its
+    /// `cursor_prefix` where the provider pages elsewhere (e.g. after a redirect).
+    fn within_resource(
+        &self,
+        url: &url::Url,
+        args: &Map<String, Value>,
+    ) -> Result<bool, template::PathValueError> {
+        let tool = &self.tool;
         let relative_path = self
             .client
             .relative(url.as_str())
             .map(|r| r.split('?').next().unwrap_or_default().to_string())
             .unwrap_or_default();
-        let expected = match &tool.cursor_prefix {
+        match &tool.cursor_prefix {
             Some(prefix) => prefix.render(args).map(|p| relative_path.starts_with(&p)),
             None => tool.path.render(args).map(|p| relative_path == p),
-        };
-        match expected {
-            Ok(true) => Ok(url),
-            Ok(false) => Err(refuse("belongs to other arguments than these")),
-            Err(e) => Err(format!("{}: {}: {}", tool.name, e.param, e.reason)),
         }
     }
 
@@ -1421,7 +1488,13 @@ impl Offered {
     }
 
     /// Projects a JSON reply and adds the cursor of the next page.
-    fn shape(&self, body: &Value, url: &url::Url, fields: &[Field]) -> Value {
+    fn shape(
+        &self,
+        body: &Value,
+        url: &url::Url,
+        fields: &[Field],
+        paging: Option<&Paging>,
+    ) -> Value {
         let tool = &self.tool;
         let Some(list) = tool.spec.output.as_ref().and_then(|o| o.list.as_deref()) else {
             return shape::project(body, fields);
@@ -1431,29 +1504,39 @@ impl Offered {
             .map(|items| items.iter().map(|i| shape::project(i, fields)).collect())
             .unwrap_or_default();
         let mut out = Map::new();
-        let next = if tool.paginated {
-            self.next_page(body, url, items.len())
-        } else {
-            None
+        let next = match paging {
+            Some(paging) if tool.paginated => self
+                .next_page(body, url, items.len(), paging.args)
+                .map(|relative| self.cursors.issue(paging.scope, &relative)),
+            _ => None,
         };
         out.insert("items".into(), Value::Array(items));
-        if let Some(relative) = next {
-            out.insert(
-                "next_cursor".into(),
-                json!(shape::encode_cursor(&tool.name, &relative)),
-            );
+        if let Some(cursor) = next {
+            out.insert("next_cursor".into(), json!(cursor));
         }
         Value::Object(out)
     }
 
     /// The relative URL of the next page, if there is one.
-    fn next_page(&self, body: &Value, url: &url::Url, count: usize) -> Option<String> {
+    fn next_page(
+        &self,
+        body: &Value,
+        url: &url::Url,
+        count: usize,
+        args: &Map<String, Value>,
+    ) -> Option<String> {
         match &self.client.catalog.spec.pagination {
             Pagination::NextUrl { next } => {
                 let link = shape::pointer(body, next)?.as_str()?;
                 let relative = self.client.relative(link);
-                if relative.is_none() {
-                    tracing::warn!(tool = %self.tool.name, "the provider's next-page link leaves its API; paging stops here");
+                // A cursor that the next call would refuse is not handed out.
+                let own = relative
+                    .as_deref()
+                    .and_then(|r| self.client.absolute(r))
+                    .is_some_and(|u| self.within_resource(&u, args).unwrap_or(false));
+                if !own {
+                    tracing::warn!(tool = %self.tool.name, "the provider's next-page link leaves this tool's resource; paging stops here");
+                    return None;
                 }
                 relative
             }

@@ -3,9 +3,11 @@
 //! `sub`), or, on loopback only, nobody in particular (`auth = "none"`).
 //!
 //! The caller's own credential never goes further than this module: provider calls use the tokens
-//! devgate holds for the user.
+//! devgate holds for the user. What a rejected caller is told names the reason only, never the JWKS
+//! URL or a library's error text.
 
-use std::sync::Arc;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -14,10 +16,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
-use tokio::sync::RwLock;
 
 use crate::config::{HttpAuth, JwtConfig};
 use crate::vault::{ApiKeyRow, Store, StoreError, digest, now};
@@ -38,10 +40,12 @@ const KEY_PREFIX: &str = "dgk_";
 pub enum AuthError {
     #[error("no bearer token")]
     Missing,
+    /// The reason is devgate's own short phrase (expired, wrong audience…), safe to show the caller.
     #[error("the token is not valid: {0}")]
     Invalid(String),
-    #[error("the identity provider's keys cannot be fetched: {0}")]
-    Jwks(String),
+    /// The issuer's key set could not be fetched (the cause is logged where it happened).
+    #[error("the identity provider's signing keys are unavailable; try again in {retry_after} s")]
+    Jwks { retry_after: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,7 +54,7 @@ pub enum AuthError {
 pub enum Authenticator {
     None,
     ApiKeys(Arc<dyn Store>),
-    Jwt(JwtVerifier),
+    Jwt(Box<JwtVerifier>),
 }
 
 impl Authenticator {
@@ -62,9 +66,9 @@ impl Authenticator {
         Ok(match mode {
             HttpAuth::None => Authenticator::None,
             HttpAuth::ApiKey => Authenticator::ApiKeys(store),
-            HttpAuth::Jwt => Authenticator::Jwt(JwtVerifier::new(
+            HttpAuth::Jwt => Authenticator::Jwt(Box::new(JwtVerifier::new(
                 jwt.ok_or("http.auth = \"jwt\" needs [http.jwt]")?.clone(),
-            )?),
+            )?)),
         })
     }
 
@@ -90,6 +94,16 @@ impl Authenticator {
                 }
                 Ok(user)
             }
+        }
+    }
+
+    /// What a caller rejected for a missing or invalid credential should send instead.
+    fn hint(&self) -> &'static str {
+        match self {
+            Authenticator::Jwt(_) => {
+                "send Authorization: Bearer <a token from the identity provider listed at /.well-known/oauth-protected-resource>"
+            }
+            _ => "send Authorization: Bearer <API key from `devgate keys create <user>`>",
         }
     }
 
@@ -138,6 +152,14 @@ pub async fn authenticate(
             )
                 .into_response()
         }
+        // The token may be fine: a 401 would send the client to sign in again, which cannot help.
+        Err(e @ AuthError::Jwks { retry_after }) => {
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+        }
         Err(e) => {
             let error = match e {
                 AuthError::Missing => String::new(),
@@ -147,9 +169,7 @@ pub async fn authenticate(
             let challenge = format!("Bearer resource_metadata=\"{}\"{error}", layer.metadata_url);
             let mut response = (
                 StatusCode::UNAUTHORIZED,
-                format!(
-                    "{e}: send Authorization: Bearer <API key from `devgate keys create <user>`>\n"
-                ),
+                format!("{e}: {}\n", layer.authenticator.hint()),
             )
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&challenge) {
@@ -187,12 +207,127 @@ pub fn new_api_key(user: &str) -> (String, ApiKeyRow) {
     (key, row)
 }
 
-/// Verifies JWTs against an issuer's JWKS, fetched on first use and again when an unknown key id
-/// appears (at most once a minute, so garbage tokens cannot make devgate hammer the issuer).
+/// After a successful fetch of the key set, a token with an unknown key id fetches it again at most
+/// this often (the issuer may have rotated its keys).
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
+/// A key set older than this is fetched again before use, so a key the issuer withdrew stops working;
+/// while that fetch fails, the old set keeps serving.
+const JWKS_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+/// After a failed fetch nothing is fetched for this long, doubling with each consecutive failure up to
+/// [`JWKS_MAX_BACKOFF`]; callers meanwhile get the failure at once (negative caching).
+const JWKS_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const JWT_LEEWAY_SECS: u64 = 30;
+
+/// Verifies JWTs against an issuer's JWKS. One fetch runs at a time and every waiting caller uses its
+/// result; failures back off, so no number of tokens makes devgate hammer the issuer. Each key verifies
+/// only the algorithms it is for (see [`algorithms_for`]).
 pub struct JwtVerifier {
     config: JwtConfig,
+    /// `http.jwt.algorithms`, parsed; empty when not configured.
+    configured: Vec<Algorithm>,
     http: reqwest::Client,
-    keys: RwLock<Option<(JwkSet, Instant)>>,
+    cache: Mutex<KeyCache>,
+    /// Held by the one task fetching the key set.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    /// The last key set fetched successfully, and when.
+    set: Option<(Arc<JwkSet>, Instant)>,
+    /// No fetch starts before this.
+    quiet_until: Option<Instant>,
+    /// Consecutive failed fetches.
+    failures: u32,
+    /// Fetches finished, so a task that waited for another's fetch does not repeat it.
+    fetches: u64,
+}
+
+impl KeyCache {
+    fn may_fetch(&self, now: Instant) -> bool {
+        self.quiet_until.is_none_or(|t| now >= t)
+    }
+
+    /// The key for `kid` from the set at hand, without fetching.
+    fn answer(&self, kid: Option<&str>, now: Instant) -> Result<Jwk, AuthError> {
+        match &self.set {
+            Some((set, _)) => pick(set, kid).ok_or_else(|| {
+                AuthError::Invalid("signed with a key the issuer does not list".into())
+            }),
+            None => Err(AuthError::Jwks {
+                retry_after: self
+                    .quiet_until
+                    .map_or(1, |t| t.saturating_duration_since(now).as_secs().max(1)),
+            }),
+        }
+    }
+}
+
+fn pick(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
+    match kid {
+        Some(k) => set.find(k).cloned(),
+        None if set.keys.len() == 1 => set.keys.first().cloned(),
+        None => None,
+    }
+}
+
+/// The algorithms a key verifies: the JWK's own `alg` when it states one, else those its type implies
+/// (RSA: RS256 unless `http.jwt.algorithms` names others; EC: by curve; Ed25519: EdDSA), always within
+/// `http.jwt.algorithms` when set. A symmetric (`oct`) key or one marked for encryption verifies
+/// nothing: a key published in a JWKS is no secret, so an HS256 token "signed" with it proves nothing.
+fn algorithms_for(jwk: &Jwk, configured: &[Algorithm]) -> Vec<Algorithm> {
+    use Algorithm::*;
+    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+        return Vec::new();
+    }
+    let family: &[Algorithm] = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => &[RS256, RS384, RS512, PS256, PS384, PS512],
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => &[ES256],
+            EllipticCurve::P384 => &[ES384],
+            _ => &[],
+        },
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => &[EdDSA],
+        _ => &[],
+    };
+    let stated = jwk
+        .common
+        .key_algorithm
+        .map(|a| Algorithm::from_str(&a.to_string()).ok());
+    family
+        .iter()
+        .copied()
+        .filter(|alg| match stated {
+            Some(stated) => stated == Some(*alg),
+            // Most issuers sign with RS256; another RSA algorithm must be configured.
+            None if configured.is_empty() => !matches!(alg, RS384 | RS512 | PS256 | PS384 | PS512),
+            None => true,
+        })
+        .filter(|alg| configured.is_empty() || configured.contains(alg))
+        .collect()
+}
+
+/// A rejected token's reason in devgate's words (the library's texts are not for callers).
+fn reason(e: &jsonwebtoken::errors::Error) -> String {
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "expired".into(),
+        ErrorKind::ImmatureSignature => "not valid yet (nbf is in the future)".into(),
+        ErrorKind::InvalidAudience => "issued for another audience".into(),
+        ErrorKind::InvalidIssuer => "issued by another issuer".into(),
+        ErrorKind::InvalidSignature => "the signature does not verify".into(),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            "signed with an algorithm its key is not for".into()
+        }
+        ErrorKind::MissingRequiredClaim(claim) if claim.len() <= 8 => {
+            format!("the `{claim}` claim is missing")
+        }
+        ErrorKind::InvalidClaimFormat(claim) if claim.len() <= 8 => {
+            format!("the `{claim}` claim is malformed")
+        }
+        _ => "it is not a well-formed signed JWT".into(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -206,70 +341,109 @@ impl JwtVerifier {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| e.to_string())?;
+        let configured = config
+            .algorithms
+            .iter()
+            .map(|a| match Algorithm::from_str(a) {
+                Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) | Err(_) => Err(format!(
+                    "http.jwt.algorithms: `{a}` is not an asymmetric JWS algorithm (RS256, PS256, ES256, EdDSA, …)"
+                )),
+                Ok(alg) => Ok(alg),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             config,
+            configured,
             http,
-            keys: RwLock::new(None),
+            cache: Mutex::new(KeyCache::default()),
+            fetching: tokio::sync::Mutex::new(()),
         })
     }
 
-    async fn fetch(&self) -> Result<JwkSet, AuthError> {
+    fn cache(&self) -> MutexGuard<'_, KeyCache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fetches the key set; the error, with the URL, is for the log only.
+    async fn fetch(&self) -> Result<JwkSet, String> {
         let response = self
             .http
             .get(&self.config.jwks_url)
             .send()
             .await
-            .map_err(|e| AuthError::Jwks(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         if !response.status().is_success() {
-            return Err(AuthError::Jwks(format!(
-                "HTTP {}",
-                response.status().as_u16()
-            )));
+            return Err(format!("HTTP {}", response.status().as_u16()));
         }
-        response
-            .json::<JwkSet>()
-            .await
-            .map_err(|e| AuthError::Jwks(e.to_string()))
+        response.json::<JwkSet>().await.map_err(|e| e.to_string())
     }
 
-    async fn key_for(&self, kid: Option<&str>) -> Result<jsonwebtoken::jwk::Jwk, AuthError> {
-        let pick = |set: &JwkSet| match kid {
-            Some(k) => set.find(k).cloned(),
-            None if set.keys.len() == 1 => set.keys.first().cloned(),
-            None => None,
-        };
-        let stale = {
-            let cached = self.keys.read().await;
-            if let Some((set, _)) = cached.as_ref()
-                && let Some(jwk) = pick(set)
+    async fn key_for(&self, kid: Option<&str>) -> Result<Jwk, AuthError> {
+        let seen = {
+            let cache = self.cache();
+            let now = Instant::now();
+            if let Some((set, at)) = &cache.set
+                && now.duration_since(*at) < JWKS_MAX_AGE
+                && let Some(jwk) = pick(set, kid)
             {
                 return Ok(jwk);
             }
-            cached
-                .as_ref()
-                .is_none_or(|(_, at)| at.elapsed() > Duration::from_secs(60))
+            if !cache.may_fetch(now) {
+                return cache.answer(kid, now);
+            }
+            cache.fetches
         };
-        if stale {
-            let set = self.fetch().await?;
-            let found = pick(&set);
-            *self.keys.write().await = Some((set, Instant::now()));
-            if let Some(jwk) = found {
-                return Ok(jwk);
+        let _flight = self.fetching.lock().await;
+        if self.cache().fetches == seen {
+            let result = self.fetch().await;
+            let mut cache = self.cache();
+            let now = Instant::now();
+            cache.fetches += 1;
+            match result {
+                Ok(set) => {
+                    cache.set = Some((Arc::new(set), now));
+                    cache.failures = 0;
+                    cache.quiet_until = Some(now + JWKS_MIN_REFRESH);
+                }
+                Err(e) => {
+                    cache.failures = cache.failures.saturating_add(1);
+                    let backoff = JWKS_FIRST_BACKOFF
+                        .saturating_mul(1 << (cache.failures - 1).min(16))
+                        .min(JWKS_MAX_BACKOFF);
+                    cache.quiet_until = Some(now + backoff);
+                    tracing::warn!(
+                        url = %self.config.jwks_url,
+                        error = %e,
+                        failures = cache.failures,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "could not fetch the identity provider's keys (JWKS)"
+                    );
+                }
             }
         }
-        Err(AuthError::Invalid("signed with an unknown key".into()))
+        self.cache().answer(kid, Instant::now())
     }
 
     pub async fn verify(&self, token: &str) -> Result<String, AuthError> {
-        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(reason(&e)))?;
         let jwk = self.key_for(header.kid.as_deref()).await?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let allowed = algorithms_for(&jwk, &self.configured);
+        if !allowed.contains(&header.alg) {
+            return Err(AuthError::Invalid(
+                "signed with an algorithm its key is not for".into(),
+            ));
+        }
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|_| AuthError::Invalid("signed with a key devgate cannot use".into()))?;
         let mut validation = Validation::new(header.alg);
+        validation.algorithms = allowed;
+        validation.leeway = JWT_LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = decode::<Claims>(token, &key, &validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+            .map_err(|e| AuthError::Invalid(reason(&e)))?;
         Ok(data.claims.sub)
     }
 }

@@ -17,8 +17,9 @@ use tracing_subscriber::EnvFilter;
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Runs from the ELF `.init_array`, before `main` and before Rust allocates, so the options hold for
-/// the first arena too.
+/// Runs from the platform's list of initialisers (ELF `.init_array`, Mach-O `__mod_init_func`), before
+/// `main` and before Rust allocates, so the options hold for the first arena too. Where devgate knows no
+/// such list (Windows), `main` calls it first thing: only what std allocated before `main` predates it.
 extern "C" fn mimalloc_options() {
     // SAFETY: plain setters, called before any other thread exists.
     unsafe {
@@ -27,11 +28,20 @@ extern "C" fn mimalloc_options() {
     }
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static MIMALLOC_OPTIONS: extern "C" fn() = mimalloc_options;
 
+/// Mach-O has no `.init_array` (the name does not even assemble there); its initialisers are here.
+#[cfg(target_vendor = "apple")]
+#[used]
+#[unsafe(link_section = "__DATA,__mod_init_func")]
+static MIMALLOC_OPTIONS: extern "C" fn() = mimalloc_options;
+
 fn main() -> ExitCode {
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+    mimalloc_options();
     let cli = cli::Cli::parse();
     // One stdio connection is one client whose calls are small and mostly waiting on the provider: a
     // single-threaded runtime keeps each call on one thread instead of waking the other worker for every

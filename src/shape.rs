@@ -1,5 +1,5 @@
 //! Output shaping: project a provider's JSON down to the fields an agent needs, and page with
-//! opaque cursors.
+//! opaque cursors, MAC'd so an agent can only follow pages devgate offered it ([`CursorKey`]).
 //!
 //! A field spec, as written in a catalog's `output.fields`:
 //! - `title`: keep `title` under the same name;
@@ -12,7 +12,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit as _, Mac};
 use serde_json::{Map, Value};
+use sha2::Sha256;
 
 /// One output field.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,24 +205,132 @@ pub fn pointer<'a>(value: &'a Value, dot_path: &str) -> Option<&'a Value> {
         })
 }
 
-/// An opaque cursor: the tool it belongs to and the relative URL of the next page.
-pub fn encode_cursor(tool: &str, relative_url: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{tool}\n{relative_url}"))
+/// What a cursor is bound to: the tool, the user, and the arguments that define the listing (in a
+/// canonical form: object keys sorted, so the same arguments in another order match).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorScope {
+    tool: String,
+    user: String,
+    args: String,
 }
 
-/// Decodes a cursor made by [`encode_cursor`] for `tool`. The caller still checks where the URL leads.
-pub fn decode_cursor(tool: &str, cursor: &str) -> Result<String, &'static str> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .map_err(|_| "is not a cursor devgate issued")?;
-    let text = String::from_utf8(bytes).map_err(|_| "is not a cursor devgate issued")?;
-    let (owner, url) = text
-        .split_once('\n')
-        .ok_or("is not a cursor devgate issued")?;
-    if owner != tool {
-        return Err("belongs to another tool");
+impl CursorScope {
+    /// The scope of a call of `tool` by `user` with `args`, leaving out the arguments named in `skip`
+    /// (the cursor itself, and those that shape or size a page rather than choose what is listed).
+    pub fn new(tool: &str, user: &str, args: &Map<String, Value>, skip: &[&str]) -> Self {
+        let kept: Map<String, Value> = args
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), canonical(v)))
+            .collect();
+        Self {
+            tool: tool.to_string(),
+            user: user.to_string(),
+            args: canonical(&Value::Object(kept)).to_string(),
+        }
     }
-    Ok(url.to_string())
+}
+
+/// The value with every object's keys in sorted order (serde_json keeps insertion order when its
+/// `preserve_order` feature is on anywhere in the build).
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Why a cursor was refused. Deliberately coarse: a MAC cannot tell which part of the scope differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error("is not a cursor devgate issued")]
+    Malformed,
+    #[error("was not issued for this call (another tool, user or arguments), or was altered")]
+    Mismatch,
+}
+
+/// Cursor format version, the first byte of every cursor.
+const CURSOR_V1: u8 = 1;
+/// Bytes of the HMAC-SHA256 tag a cursor carries: 128 bits cannot be guessed, and cursors stay short.
+const CURSOR_TAG_LEN: usize = 16;
+
+/// Issues and checks cursors: `base64url(version ‖ tag ‖ relative URL of the next page)`, where the tag
+/// is an HMAC over the [`CursorScope`] and the URL. An agent can only hand back a page devgate offered
+/// to the same user, for the same tool and arguments; a cursor it made up or edited is refused before
+/// anything is sent upstream. Instances that share a key (derived from the sealing key) accept each
+/// other's cursors.
+#[derive(Clone)]
+pub struct CursorKey {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorKey { key: <redacted> }")
+    }
+}
+
+impl CursorKey {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self {
+            mac: <Hmac<Sha256>>::new_from_slice(&key).expect("HMAC takes a key of any length"),
+        }
+    }
+
+    /// A key for this process only: for devgate without a store, whose cursors need not outlive it.
+    pub fn random() -> Self {
+        Self::new(rand::random())
+    }
+
+    fn tag(&self, scope: &CursorScope, relative_url: &str) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(&[CURSOR_V1]);
+        // Length-prefixed, so no two different scopes feed the MAC the same bytes.
+        for part in [&scope.tool, &scope.user, &scope.args] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.update(relative_url.as_bytes());
+        mac
+    }
+
+    /// A cursor for the next page at `relative_url`, valid only within `scope`.
+    pub fn issue(&self, scope: &CursorScope, relative_url: &str) -> String {
+        let tag = self.tag(scope, relative_url).finalize().into_bytes();
+        let mut raw = Vec::with_capacity(1 + CURSOR_TAG_LEN + relative_url.len());
+        raw.push(CURSOR_V1);
+        raw.extend_from_slice(&tag[..CURSOR_TAG_LEN]);
+        raw.extend_from_slice(relative_url.as_bytes());
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The relative URL a cursor issued for `scope` leads to. The caller still checks where it leads:
+    /// the provider chose that URL.
+    pub fn open(&self, scope: &CursorScope, cursor: &str) -> Result<String, CursorError> {
+        let raw = URL_SAFE_NO_PAD
+            .decode(cursor.trim())
+            .map_err(|_| CursorError::Malformed)?;
+        let (&version, rest) = raw.split_first().ok_or(CursorError::Malformed)?;
+        if version != CURSOR_V1 || rest.len() < CURSOR_TAG_LEN {
+            return Err(CursorError::Malformed);
+        }
+        let (tag, url) = rest.split_at(CURSOR_TAG_LEN);
+        let url = std::str::from_utf8(url).map_err(|_| CursorError::Malformed)?;
+        self.tag(scope, url)
+            .verify_truncated_left(tag)
+            .map_err(|_| CursorError::Mismatch)?;
+        Ok(url.to_string())
+    }
 }
 
 /// The parts of a provider's JSON reply a tool reads (its output fields, list and paging paths), so the
@@ -458,16 +568,80 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip_and_bind_to_their_tool() {
-        let c = encode_cursor(
+    fn cursors_round_trip_and_bind_to_tool_user_and_arguments() {
+        let key = CursorKey::new([3; 32]);
+        let args = |v: Value| v.as_object().unwrap().clone();
+        let scope = |tool: &str, user: &str, a: Value| {
+            CursorScope::new(tool, user, &args(a), &["cursor", "limit"])
+        };
+        let here = scope(
             "bitbucket_list_commits",
-            "/repositories/a/b/commits?page=xyz",
+            "ann",
+            json!({"repo_slug": "b", "q": {"x": 1, "a": [2]}, "limit": 5}),
         );
+        let url = "/repositories/a/b/commits?page=xyz";
+        let c = key.issue(&here, url);
+        assert_eq!(key.open(&here, &c).unwrap(), url);
+        // Same arguments in another order, a different page size, a cursor argument: the same scope.
+        let reordered = scope(
+            "bitbucket_list_commits",
+            "ann",
+            json!({"cursor": c, "limit": 9, "q": {"a": [2], "x": 1}, "repo_slug": "b"}),
+        );
+        assert_eq!(key.open(&reordered, &c).unwrap(), url);
+        for other in [
+            scope(
+                "bitbucket_list_branches",
+                "ann",
+                json!({"repo_slug": "b", "q": {"x": 1, "a": [2]}}),
+            ),
+            scope(
+                "bitbucket_list_commits",
+                "bob",
+                json!({"repo_slug": "b", "q": {"x": 1, "a": [2]}}),
+            ),
+            scope(
+                "bitbucket_list_commits",
+                "ann",
+                json!({"repo_slug": "c", "q": {"x": 1, "a": [2]}}),
+            ),
+            scope("bitbucket_list_commits", "ann", json!({"repo_slug": "b"})),
+        ] {
+            assert_eq!(
+                key.open(&other, &c),
+                Err(CursorError::Mismatch),
+                "{other:?}"
+            );
+        }
         assert_eq!(
-            decode_cursor("bitbucket_list_commits", &c).unwrap(),
-            "/repositories/a/b/commits?page=xyz"
+            CursorKey::new([4; 32]).open(&here, &c),
+            Err(CursorError::Mismatch)
         );
-        assert!(decode_cursor("bitbucket_list_branches", &c).is_err());
-        assert!(decode_cursor("bitbucket_list_commits", "!!!").is_err());
+        // Every altered byte, and a forged URL under an old tag, is refused.
+        let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 0x20;
+            assert!(
+                key.open(&here, &URL_SAFE_NO_PAD.encode(&bad)).is_err(),
+                "byte {i}"
+            );
+        }
+        let mut forged = raw[..1 + CURSOR_TAG_LEN].to_vec();
+        forged.extend_from_slice(b"/repositories/a/b/pipelines");
+        assert!(key.open(&here, &URL_SAFE_NO_PAD.encode(&forged)).is_err());
+        for garbage in [
+            "",
+            "!!!",
+            "AQ",
+            &URL_SAFE_NO_PAD.encode(format!("x\n{url}")),
+        ] {
+            assert_eq!(
+                key.open(&here, garbage),
+                Err(CursorError::Malformed),
+                "{garbage}"
+            );
+        }
+        assert_eq!(format!("{key:?}"), "CursorKey { key: <redacted> }");
     }
 }

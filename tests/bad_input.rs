@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use devgate::shape::encode_cursor;
 use devgate::sim::Sim;
 use rmcp::model::CallToolRequestParams;
 use serde_json::json;
@@ -149,6 +148,13 @@ async fn hostile_path_values_stay_in_their_segment() {
     );
     assert!(sim.requests().is_empty());
     client.cancel().await.unwrap();
+}
+
+/// A cursor as devgate used to make them, unsigned (`base64url(tool \n relative URL)`): what an agent
+/// that read one would forge.
+fn encode_cursor(tool: &str, relative_url: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tool}\n{relative_url}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

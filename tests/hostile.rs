@@ -131,8 +131,14 @@ proptest! {
         let provider = catalog().provider("bitbucket").unwrap().clone();
         let config = ProviderConfig { token: Some(Secret::new("t")), api_base: Some("https://api.example.com/2.0".into()), ..Default::default() };
         let client = ProviderClient::new(Arc::clone(&provider), &config, &UpstreamConfig::default()).unwrap();
-        for cursor in [raw.clone(), shape::encode_cursor("bitbucket_list_pull_requests", &relative)] {
-            if let Ok(rel) = shape::decode_cursor("bitbucket_list_pull_requests", &cursor)
+        let key = shape::CursorKey::random();
+        let scope = shape::CursorScope::new("bitbucket_list_pull_requests", "ann", &Map::new(), &[]);
+        // A string devgate did not issue is never a cursor; one it issued opens to its URL.
+        prop_assert!(key.open(&scope, &raw).is_err());
+        let issued = key.issue(&scope, &relative);
+        prop_assert_eq!(key.open(&scope, &issued), Ok(relative.clone()));
+        for cursor in [raw.clone(), issued] {
+            if let Ok(rel) = key.open(&scope, &cursor)
                 && let Some(url) = client.absolute(&rel)
             {
                 prop_assert_eq!(url.origin().ascii_serialization(), "https://api.example.com");

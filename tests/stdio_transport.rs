@@ -3,11 +3,13 @@
 
 mod common;
 
+#[cfg(unix)]
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 
 use common::*;
 use devgate::sim::Sim;
+#[cfg(unix)]
 use rmcp::ServiceExt;
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -21,6 +23,8 @@ fn devgate(config: &std::path::Path) -> Command {
     cmd
 }
 
+/// Socket pairs are Unix's; on Windows devgate reads stdio through tokio's blocking stdio.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn socket_pairs_on_stdin_and_stdout() {
     let sim = Sim::start().await.unwrap();

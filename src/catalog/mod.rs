@@ -265,6 +265,27 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
         }
     }
     for tool in &tools {
+        // A cursor may lead below its prefix only: the prefix must name a subtree (end in `/`) that
+        // holds no other tool's resource, so following the provider's next link never reaches one.
+        if let (Some(prefix), Some(text)) = (&tool.cursor_prefix, &tool.spec.cursor_prefix) {
+            if !prefix.is_prefix() {
+                push(
+                    Some(&tool.spec.name),
+                    format!("cursor_prefix `{text}` must end with `/`"),
+                );
+            } else if let Some(other) = tools
+                .iter()
+                .find(|t| t.name != tool.name && prefix.may_cover(&t.path))
+            {
+                push(
+                    Some(&tool.spec.name),
+                    format!(
+                        "cursor_prefix `{text}` also covers tool `{}`'s path `{}`: a next page must stay under this tool's own resource",
+                        other.spec.name, other.spec.path
+                    ),
+                );
+            }
+        }
         if let Some(confirm) = &tool.spec.confirm {
             for problem in check_confirm(tool, confirm, &tools) {
                 push(Some(&tool.spec.name), format!("confirm: {problem}"));
@@ -735,6 +756,43 @@ example = { id = "t1" }
         assert_eq!(provider.tools[0].name, "demo_get_thing");
         let expanded = provider.expand_scopes(["write"]);
         assert!(expanded.contains("read") && expanded.contains("write"));
+    }
+
+    #[test]
+    fn a_cursor_prefix_names_a_subtree_without_other_tools() {
+        let list = |prefix: &str| {
+            format!(
+                r#"{GOOD}
+[[tools]]
+name = "list_parts"
+title = "List parts"
+description = "Lists a thing's parts."
+toolset = "things"
+scopes = ["read"]
+annotations = {{ read_only = true }}
+method = "GET"
+path = "/things/{{id}}/parts"
+cursor_prefix = "{prefix}"
+params.id = {{ type = "string", required = true, description = "Thing id" }}
+output = {{ list = "values", fields = ["id"] }}
+example = {{ id = "t1" }}
+"#
+            )
+        };
+        assert!(load(&list("/things/{id}/parts/")).is_ok());
+        assert!(load(&list("/parts/{id}/")).is_ok());
+        let m = messages(&list("/things/"));
+        assert!(
+            m.iter().any(|m| m.contains("also covers tool `get_thing`")),
+            "{m:?}"
+        );
+        let m = messages(&list("/{id}/"));
+        assert!(
+            m.iter().any(|m| m.contains("also covers tool `get_thing`")),
+            "{m:?}"
+        );
+        let m = messages(&list("/things/{id}/parts"));
+        assert!(m.iter().any(|m| m.contains("must end with `/`")), "{m:?}");
     }
 
     #[test]

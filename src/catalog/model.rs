@@ -167,7 +167,8 @@ pub struct ToolSpec {
     #[serde(default)]
     pub output: Option<OutputSpec>,
     /// A prefix template a pagination cursor's path must start with, when the provider's next-page
-    /// URL leaves the tool's own path (e.g. after a redirect). Default: the rendered path itself.
+    /// URL leaves the tool's own path (e.g. after a redirect). Default: the rendered path itself. It
+    /// ends in `/` and may cover no other tool's path (checked at load).
     #[serde(default)]
     pub cursor_prefix: Option<String>,
     /// Messages for particular upstream statuses, added to the provider's own message.

@@ -202,6 +202,33 @@ impl PathTemplate {
     }
 }
 
+impl PathTemplate {
+    /// Whether the template ends in `/`: it names the resources below a path, not the path itself.
+    pub fn is_prefix(&self) -> bool {
+        self.segments.last().is_some_and(Vec::is_empty)
+    }
+
+    /// For a prefix ([`Self::is_prefix`]): whether some path `other` renders could lie below it. A
+    /// segment with a placeholder may take any value, so this errs towards "could".
+    pub fn may_cover(&self, other: &PathTemplate) -> bool {
+        let head = &self.segments[..self.segments.len().saturating_sub(1)];
+        for (ours, theirs) in head.iter().zip(&other.segments) {
+            let multi = |seg: &[Piece]| {
+                seg.iter()
+                    .any(|p| matches!(p, Piece::Hole(Placeholder::Multi(_))))
+            };
+            if multi(ours) || multi(theirs) {
+                return true;
+            }
+            let literal = |seg: &[Piece]| seg.iter().all(|p| matches!(p, Piece::Lit(_)));
+            if literal(ours) && literal(theirs) && ours != theirs {
+                return false;
+            }
+        }
+        other.segments.len() > head.len()
+    }
+}
+
 fn missing(name: &str) -> PathValueError {
     PathValueError {
         param: name.to_string(),

@@ -3,6 +3,9 @@
 //! A sealed value is one printable string, `v1.` + base64url(nonce ‖ ciphertext ‖ tag), with a fresh
 //! random 96-bit nonce each time. The additional data is the length-prefixed (user, provider) pair, so a
 //! value copied into another user's or provider's row does not open, and ("ab", "c") ≠ ("a", "bc").
+//!
+//! Other keys devgate needs (the cursor MAC key) are derived from the sealing key with a label, so one
+//! secret serves every instance sharing a store and no key is ever used for two purposes.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
