@@ -620,6 +620,11 @@ async fn api_keys_round_trip(store: Arc<dyn Store>) {
         "oldest first"
     );
     assert_eq!(store.api_keys("bob").await.unwrap(), vec![b1.clone()]);
+    assert_eq!(
+        store.all_api_keys().await.unwrap(),
+        vec![a1.clone(), a2.clone(), b1.clone()],
+        "by user, oldest first"
+    );
 
     assert!(
         !store.revoke_api_key("bob", "dg_a1").await.unwrap(),
