@@ -206,7 +206,7 @@ async fn connecting_in_headless_chromium() {
     browser.click("button[type=submit]").await;
     browser.wait_for_url("/site/oauth2/authorize").await;
     let consent = browser.source().await;
-    assert!(consent.contains("Allow"));
+    assert!(consent.contains("Grant access"));
     browser.click("option[value=ben]").await;
     browser.screenshot(&artifacts, "2-consent").await;
     browser.click("#allow").await;
