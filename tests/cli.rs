@@ -1,5 +1,7 @@
 //! The command line: `check` lists every problem, `tools` shows what a config offers (scopes, toolsets,
-//! read-only, env overrides), and `sandbox` starts a working gateway in front of the sim.
+//! read-only, env overrides), the store commands (`status`, `keys`, `audit`) read without secrets and
+//! not without a config, and each `sandbox` starts a working gateway in front of the sim with its own
+//! state.
 
 mod common;
 

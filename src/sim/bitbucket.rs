@@ -23,7 +23,7 @@
 //! - Mutations (merge, decline, approve, comment, update, create, run, stop) change the data, are made by
 //!   the account whose token made the call (`GET /user`'s), and are stamped with the sim's clock:
 //!   today's time, moving in real time (and with [`SimState::advance`]). Seeded times are relative to
-//!   when the sim started (the newest about half an hour before), so the seed always reads as recent.
+//!   when the sim started (the newest within the hour before), so the seed always reads as recent.
 //! - Reviewers who have not voted are participants with role `REVIEWER`, `approved: false` and no
 //!   `state` or `participated_on`, as on Bitbucket.
 //! - Pipelines run through the API progress on the sim's run clock ([`SimState::advance`],
