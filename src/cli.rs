@@ -58,15 +58,20 @@ pub enum Command {
         /// Address of the simulated Bitbucket API.
         #[arg(long, default_value = "127.0.0.1:8092")]
         bitbucket: SocketAddr,
-        /// Where to write the sandbox config for stdio clients.
+        /// Where to write the sandbox config for stdio clients (default: in the state directory).
         #[arg(long)]
         write_config: Option<PathBuf>,
+        /// Directory for the sandbox's config, database and sealing key (default: a fresh temporary
+        /// directory, removed when the sandbox stops; with --write-config: that file's directory).
+        /// A database left there by an earlier sandbox is started afresh, as the simulator is.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
         #[command(flatten)]
         select: ToolSelection,
     },
     /// Serve MCP on stdin/stdout (for agents that start devgate themselves).
     Stdio {
-        /// Who is calling (default: the local OS user).
+        /// Who is calling (default: the local OS user, or `local` when http.auth = "none").
         #[arg(long)]
         user: Option<String>,
         #[command(flatten)]
@@ -85,6 +90,7 @@ pub enum Command {
     },
     /// Print the tools this config offers (names, scopes, hints), or with --stats what they cost an agent.
     Tools {
+        /// Markdown tables, or JSON for scripts.
         #[arg(long, value_enum, default_value = "md")]
         format: ToolsFormat,
         /// The whole catalog, whatever the config offers.
@@ -104,19 +110,25 @@ pub enum Command {
     },
     /// Connect your account at a provider from a terminal: prints the link and waits for the callback.
     Connect {
+        /// The provider to connect: `buddy` or `bitbucket`.
         provider: String,
-        /// The devgate user to connect (default: the local OS user).
+        /// The devgate user to connect (default: the local OS user, or `local` when
+        /// http.auth = "none").
         #[arg(long)]
         user: Option<String>,
     },
     /// Forget your connection to a provider (revoked upstream where the provider allows).
     Disconnect {
+        /// The provider to forget: `buddy` or `bitbucket`.
         provider: String,
+        /// The devgate user to disconnect (default: as for `connect`).
         #[arg(long)]
         user: Option<String>,
     },
-    /// Per provider: configured, connected, account, scopes, expiry. Never a secret.
+    /// Per provider: configured, connected, account, scopes, expiry. Never a secret; needs no client
+    /// secret.
     Status {
+        /// Whose connections (default: as for `connect`).
         #[arg(long)]
         user: Option<String>,
     },
@@ -128,8 +140,10 @@ pub enum Command {
         /// Only calls since then: RFC 3339 (2026-11-23T10:00:00Z) or an age (90s, 30m, 2h, 7d).
         #[arg(long)]
         since: Option<String>,
+        /// At most this many calls.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// One line per call, or JSON (times in RFC 3339).
         #[arg(long, value_enum, default_value = "text")]
         format: AuditFormat,
     },
@@ -143,11 +157,22 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
     /// Create a key for a user and print it (once).
-    Create { user: String },
-    /// List a user's keys (their public ids, never the keys).
-    List { user: String },
+    Create {
+        /// The devgate user the key authenticates as.
+        user: String,
+    },
+    /// List keys (their public ids, never the keys): one user's, or everyone's.
+    List {
+        /// Only this user's keys (default: every user's).
+        user: Option<String>,
+    },
     /// Revoke a user's key by its public id.
-    Revoke { user: String, id: String },
+    Revoke {
+        /// The user the key belongs to.
+        user: String,
+        /// The key's public id, as `keys list` shows it.
+        id: String,
+    },
 }
 
 /// Which tools to offer, overriding the config's `[tools] toolsets` and `read_only`.
@@ -283,6 +308,91 @@ fn load_checked(cli: &Cli, select: &ToolSelection) -> anyhow::Result<(Config, Ca
     Ok((config, catalog))
 }
 
+/// Loads the config for a command that only reads the store (`status`): an unset variable behind a
+/// secret is no problem, since the command never sends the secret anywhere; every other one is.
+fn load_for_reading(cli: &Cli) -> anyhow::Result<(Config, Catalog)> {
+    let catalog = load_catalog(cli.tools_dir.as_deref())?;
+    let config = store_config(cli)?;
+    let problems = config.validate(&catalog);
+    if !problems.is_empty() {
+        bail!(
+            "{} has problems:\n  {}",
+            config.origin,
+            problems.join("\n  ")
+        );
+    }
+    Ok((config, catalog))
+}
+
+/// The config of a command that works on the store alone (`audit`, `keys`, `status`), read past
+/// unset secret variables. Without any config it stops: the default store would be a new
+/// `devgate.db` (and `devgate.key`) in the current directory, not the one a gateway uses.
+fn store_config(cli: &Cli) -> anyhow::Result<Config> {
+    let (config, problems) = Config::load_all(cli.config.as_deref());
+    let problems: Vec<String> = problems
+        .iter()
+        .filter(|p| !p.is_missing_secret())
+        .map(ToString::to_string)
+        .collect();
+    let config = match config {
+        Some(c) if problems.is_empty() => c,
+        _ => bail!(
+            "the configuration has problems:\n  {}",
+            problems.join("\n  ")
+        ),
+    };
+    if config.origin == devgate::config::NO_FILE
+        && config.store.url == devgate::config::StoreConfig::default().url
+    {
+        bail!(
+            "no configuration: there is no devgate.toml here and neither --config nor DEVGATE_CONFIG \
+             names one, so there is no store to use; pass the config of the devgate whose store you mean"
+        );
+    }
+    Ok(config)
+}
+
+/// Who the terminal commands and stdio act for by default. With `http.auth = "none"` every HTTP
+/// caller is [`ANONYMOUS_USER`] (the sandbox's user too), so they act for that user as well; otherwise
+/// for the local OS user.
+fn default_user(config: &Config) -> String {
+    if config.http.auth == devgate::config::HttpAuth::None {
+        devgate::identity::ANONYMOUS_USER.to_string()
+    } else {
+        local_user()
+    }
+}
+
+/// A Unix time as people read it, in UTC: `2026-11-23 10:00:05 UTC`.
+fn human_time(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// A Unix time in RFC 3339, for JSON output.
+fn rfc3339(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// How far a time is from now, roughly: `in 59 min`, `2 h ago`.
+fn relative_time(at: i64, now: i64) -> String {
+    let secs = (at - now).abs();
+    let amount = match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    };
+    if at >= now {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Sandbox {
@@ -290,20 +400,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             buddy,
             bitbucket,
             write_config,
+            state_dir,
             select,
         } => {
             let catalog = load_catalog(cli.tools_dir.as_deref())?;
-            let config_path = write_config.clone().unwrap_or_else(|| {
-                std::env::temp_dir()
-                    .join("devgate-sandbox")
-                    .join("devgate.toml")
-            });
+            // Its own state per sandbox: what the user named, else a fresh temporary directory.
+            let state_dir = match (state_dir, write_config) {
+                (Some(dir), _) => sandbox::StateDir::named(dir.clone()),
+                (None, Some(file)) => sandbox::StateDir::named(
+                    file.parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+                ),
+                (None, None) => sandbox::StateDir::fresh().map_err(anyhow::Error::msg)?,
+            };
+            let config_path = write_config
+                .clone()
+                .unwrap_or_else(|| state_dir.path.join("devgate.toml"));
             let sandbox = sandbox::start(
                 SandboxOptions {
                     listen: *listen,
                     buddy: *buddy,
                     bitbucket: *bitbucket,
                     config_path,
+                    state_dir,
                     toolsets: select.toolsets()?,
                     read_only: select.read_only,
                 },
@@ -320,7 +440,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = App::build(config, &catalog, false)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            let user = user.clone().unwrap_or_else(local_user);
+            let user = user.clone().unwrap_or_else(|| default_user(&app.config));
             let _pages = serve_pages_for_stdio(&app).await;
             tracing::info!(user = %user, tools = app.gateway.tools().len(), "serving MCP on stdio");
             stdio::serve(app.gateway.clone(), user, app.pending.clone())
@@ -381,8 +501,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = App::build(config, &catalog, true)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            let connector = connector_for(&app, provider)?;
-            let user = user.clone().unwrap_or_else(local_user);
+            let connector = connector_for(&app, &catalog, provider)?;
+            let user = user.clone().unwrap_or_else(|| default_user(&app.config));
             let link = connector.link(&user, provider).await?;
             let server = serve_pages_for_stdio(&app).await;
             println!(
@@ -423,17 +543,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = App::build(config, &catalog, true)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            let connector = connector_for(&app, provider)?;
-            let user = user.clone().unwrap_or_else(local_user);
+            let connector = connector_for(&app, &catalog, provider)?;
+            let user = user.clone().unwrap_or_else(|| default_user(&app.config));
             println!("{}", connector.disconnect(&user, provider).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { user } => {
-            let (config, catalog) = load_checked(&cli, &ToolSelection::default())?;
+            let (mut config, catalog) = load_for_reading(&cli)?;
+            // Only reads: no link is made, so any base serves where public_url is unset.
+            config
+                .public_url
+                .get_or_insert_with(|| "http://127.0.0.1:8080".into());
             let app = App::build(config, &catalog, false)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            let user = user.clone().unwrap_or_else(local_user);
+            let user = user.clone().unwrap_or_else(|| default_user(&app.config));
             println!("devgate user: {user}");
             let statuses = match &app.connector {
                 Some(c) => c.statuses(&user, false).await?,
@@ -455,10 +579,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     line.push_str(&format!("; scopes: {}", s.scopes.join(" ")));
                 }
                 match s.expires_at {
-                    Some(at) => line.push_str(&format!(
-                        "; token expires in {} s",
-                        at - devgate::vault::now()
-                    )),
+                    Some(at) => {
+                        let now = devgate::vault::now();
+                        let verb = if at >= now { "expires" } else { "expired" };
+                        line.push_str(&format!(
+                            "; token {verb} {} ({})",
+                            relative_time(at, now),
+                            human_time(at)
+                        ))
+                    }
                     None if s.account.is_some() => line.push_str("; token does not expire"),
                     None => {}
                 }
@@ -478,7 +607,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             format,
         } => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = store_config(&cli)?;
             let vault = devgate::app::open_vault(&config)
                 .await
                 .map_err(anyhow::Error::msg)?;
@@ -492,12 +621,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .audit(user.as_deref(), since, (*limit).max(1))
                 .await?;
             match format {
-                AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+                AuditFormat::Json => {
+                    let mut rows = serde_json::to_value(&records)?;
+                    for (row, r) in rows.as_array_mut().into_iter().flatten().zip(&records) {
+                        row["at"] = rfc3339(r.at).into();
+                    }
+                    println!("{}", serde_json::to_string_pretty(&rows)?)
+                }
                 AuditFormat::Text => {
                     for r in &records {
-                        let at = chrono::DateTime::from_timestamp(r.at, 0)
-                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                            .unwrap_or_else(|| r.at.to_string());
+                        let at = human_time(r.at);
                         println!(
                             "{at}  {}  {}  {}  {} ms  [{}]  request {}",
                             r.user, r.tool, r.outcome, r.duration_ms, r.target, r.request_id
@@ -511,7 +644,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { action } => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = store_config(&cli)?;
             let vault = devgate::app::open_vault(&config)
                 .await
                 .map_err(anyhow::Error::msg)?;
@@ -526,8 +659,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("{key}");
                 }
                 KeysAction::List { user } => {
-                    for k in vault.store.api_keys(user).await? {
-                        println!("{}  created {}", k.id, k.created_at);
+                    let keys = match user {
+                        Some(u) => vault.store.api_keys(u).await?,
+                        None => vault.store.all_api_keys().await?,
+                    };
+                    for k in &keys {
+                        println!("{}  {}  created {}", k.id, k.user, human_time(k.created_at));
+                    }
+                    if keys.is_empty() {
+                        eprintln!(
+                            "no API keys{}",
+                            user.as_ref()
+                                .map(|u| format!(" for {u}"))
+                                .unwrap_or_default()
+                        );
                     }
                 }
                 KeysAction::Revoke { user, id } => {
@@ -596,50 +741,58 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { select } => {
-            let catalog = match load_catalog(cli.tools_dir.as_deref()) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::FAILURE);
-                }
+            // Every problem in one run: the catalogs', the config's (unset variables, unknown keys, bad
+            // values, then what the settings mean together), and the store's.
+            let mut problems = Vec::new();
+            let catalog = load_catalog(cli.tools_dir.as_deref())
+                .map_err(|e| problems.push(e.to_string()))
+                .ok();
+            let (config, load_problems) = Config::load_all(cli.config.as_deref());
+            problems.extend(load_problems.iter().map(ToString::to_string));
+            let origin = match &config {
+                Some(c) => select.origin(c),
+                None => "the configuration".to_string(),
             };
-            let mut config = match Config::load(cli.config.as_deref()) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("config: {e}");
-                    return Ok(ExitCode::FAILURE);
+            if let Some(mut config) = config {
+                if let Err(e) = select.apply(&mut config) {
+                    problems.push(e.to_string());
                 }
-            };
-            if let Err(e) = select.apply(&mut config) {
-                eprintln!("{e}");
-                return Ok(ExitCode::FAILURE);
-            }
-            for warning in &config.warnings {
-                eprintln!("warning: {warning}");
-            }
-            let problems = config.validate(&catalog);
-            if problems.is_empty() {
-                let origin = config.origin.clone();
-                let needs_store = config.providers.values().any(|p| p.uses_oauth());
-                if let Err(e) = App::build(config.clone(), &catalog, needs_store).await {
-                    eprintln!("{origin}: {e}");
-                    return Ok(ExitCode::FAILURE);
+                for warning in &config.warnings {
+                    eprintln!("warning: {warning}");
                 }
-                let offered = catalog
-                    .providers
-                    .iter()
-                    .flat_map(|p| p.tools.iter())
-                    .filter(|t| is_offered(&config, &catalog, t))
-                    .count();
-                println!("{}: ok ({offered} tools offered)", config.origin);
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("{} has problems:", select.origin(&config));
-                for p in problems {
-                    eprintln!("  {p}");
+                if let Some(catalog) = &catalog {
+                    problems.extend(config.validate(catalog));
+                    if problems.is_empty() {
+                        let needs_store = config.providers.values().any(|p| p.uses_oauth());
+                        match App::build(config.clone(), catalog, needs_store).await {
+                            Err(e) => problems.push(e),
+                            Ok(app) => {
+                                // What an agent's tools/list holds, built-in tools included.
+                                let tools = app.gateway.tools();
+                                let builtin = tools
+                                    .iter()
+                                    .any(|t| t.name == devgate::gateway::CONNECTIONS_TOOL);
+                                println!(
+                                    "{}: ok ({} tools offered{})",
+                                    config.origin,
+                                    tools.len(),
+                                    if builtin {
+                                        format!(", {} included", devgate::gateway::CONNECTIONS_TOOL)
+                                    } else {
+                                        String::new()
+                                    }
+                                );
+                                return Ok(ExitCode::SUCCESS);
+                            }
+                        }
+                    }
                 }
-                Ok(ExitCode::FAILURE)
             }
+            eprintln!("{origin} has problems:");
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            Ok(ExitCode::FAILURE)
         }
     }
 }
@@ -858,6 +1011,15 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "devgate".into());
     let config = sandbox.config_path.display();
+    let state = format!(
+        "{}{}",
+        sandbox.state_dir.path.display(),
+        if sandbox.state_dir.temporary {
+            " (removed when the sandbox stops)"
+        } else {
+            ""
+        }
+    );
     let links: String = sandbox
         .connect_links
         .iter()
@@ -870,6 +1032,7 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
   Simulated Buddy: {buddy}
   Simulated Bitbucket: {bitbucket}
   Config written:  {config}
+  State (database, sealing key): {state}
 
 1. Connect your (simulated) accounts in a browser; each link works once, for 10 minutes
    (your agent gets fresh ones from devgate_connections or when a tool needs a connection):
@@ -886,7 +1049,23 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
     );
 }
 
-fn connector_for<'a>(app: &'a App, provider: &str) -> anyhow::Result<&'a Connector> {
+fn connector_for<'a>(
+    app: &'a App,
+    catalog: &Catalog,
+    provider: &str,
+) -> anyhow::Result<&'a Connector> {
+    if catalog.provider(provider).is_none() {
+        let mut known: Vec<&str> = catalog
+            .providers
+            .iter()
+            .map(|p| p.spec.id.as_str())
+            .collect();
+        known.sort_unstable();
+        bail!(
+            "unknown provider `{provider}` (known: {})",
+            known.join(", ")
+        );
+    }
     match &app.connector {
         Some(c) if c.handles(provider) => Ok(c),
         _ => bail!(
@@ -987,7 +1166,44 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_since;
+    use super::{Cli, parse_since, relative_time};
+    use clap::CommandFactory;
+
+    /// `--help` explains every option and argument of every command.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if command.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("`{path}` (the command)"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("`{path}` {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                walk(sub, format!("{path} {}", sub.get_name()).trim(), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        let missing: Vec<String> = missing.iter().map(|m| format!("devgate {m}")).collect();
+        assert!(missing.is_empty(), "no help text: {}", missing.join(", "));
+    }
+
+    #[test]
+    fn relative_times_read_naturally() {
+        assert_eq!(relative_time(1_000 + 3599, 1_000), "in 59 min");
+        assert_eq!(relative_time(1_000 - 30, 1_000), "30 s ago");
+        assert_eq!(relative_time(1_000 + 3 * 86_400, 1_000), "in 3 days");
+    }
 
     #[test]
     fn since_takes_a_time_or_an_age() {

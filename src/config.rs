@@ -54,6 +54,15 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+impl ConfigError {
+    /// An unset variable behind a secret setting (`client_secret`, `token`, `api_token`): commands that
+    /// only read the store run without it.
+    pub fn is_missing_secret(&self) -> bool {
+        matches!(self, ConfigError::MissingEnv { setting, .. }
+            if setting.rsplit('.').next().is_some_and(|key| SECRET_KEYS.contains(&key)))
+    }
+}
+
 /// A string that must never be shown: `Debug` and `Display` print `[redacted]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -369,35 +378,42 @@ impl Default for Config {
 
 impl Config {
     /// Finds and loads the config: `explicit`, else `DEVGATE_CONFIG`, else `./devgate.toml` if present.
+    /// Stops at the first problem; [`Config::load_all`] lists them all.
     pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        first_problem(Self::load_all(explicit))
+    }
+
+    /// Loads like [`Config::load`] but reads past problems: every missing `${NAME}`, bad override,
+    /// unknown key and bad value is returned, and the config is built from the rest (a missing
+    /// variable reads as empty, a bad key as absent). `None` when nothing could be built (the file is
+    /// unreadable or not TOML). For `devgate check`, which reports everything at once, and for
+    /// commands that only read the store and so need no secrets.
+    pub fn load_all(explicit: Option<&Path>) -> (Option<Self>, Vec<ConfigError>) {
         let env_path = std::env::var_os("DEVGATE_CONFIG").map(PathBuf::from);
         let path = explicit.map(Path::to_path_buf).or(env_path);
         let (text, origin) = match path {
-            Some(p) => (
-                std::fs::read_to_string(&p).map_err(|cause| ConfigError::Read {
-                    path: p.clone(),
-                    cause,
-                })?,
-                p.display().to_string(),
-            ),
+            Some(p) => match std::fs::read_to_string(&p) {
+                Ok(text) => (text, p.display().to_string()),
+                Err(cause) => return (None, vec![ConfigError::Read { path: p, cause }]),
+            },
             None => match std::fs::read_to_string("devgate.toml") {
                 Ok(t) => (t, "devgate.toml".to_string()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     (String::new(), NO_FILE.to_string())
                 }
                 Err(cause) => {
-                    return Err(ConfigError::Read {
-                        path: "devgate.toml".into(),
-                        cause,
-                    });
+                    let path = "devgate.toml".into();
+                    return (None, vec![ConfigError::Read { path, cause }]);
                 }
             },
         };
-        let mut config = Self::from_toml(&text, &origin, std::env::vars())?;
-        if origin != NO_FILE {
+        let (mut config, problems) = Self::from_toml_all(&text, &origin, std::env::vars());
+        if let Some(config) = config.as_mut()
+            && origin != NO_FILE
+        {
             config.base_dir = Path::new(&origin).parent().map(Path::to_path_buf);
         }
-        Ok(config)
+        (config, problems)
     }
 
     /// The store URL with a relative SQLite path resolved against the config file's directory.
@@ -428,11 +444,25 @@ impl Config {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        first_problem(Self::from_toml_all(text, origin, env))
+    }
+
+    /// [`Config::from_toml`] reading past problems, as [`Config::load_all`] does.
+    pub fn from_toml_all(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> (Option<Self>, Vec<ConfigError>) {
         let env: BTreeMap<String, String> = env.into_iter().collect();
-        let mut root: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             origin: origin.to_string(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
+            message: message.trim().replace('\n', " "),
+        };
+        let mut root: toml::Table = match toml::from_str(text) {
+            Ok(root) => root,
+            Err(e) => return (None, vec![parse_error(e.to_string())]),
+        };
+        let mut problems = Vec::new();
         let mut warnings = Vec::new();
         literal_secrets(&root, "", &mut warnings);
         for (name, raw) in &env {
@@ -448,20 +478,34 @@ impl Config {
             if !SETTINGS.contains(&keys[0].as_str()) {
                 continue;
             }
-            set_path(&mut root, &keys, env_value(raw)).map_err(|message| ConfigError::Parse {
-                origin: name.clone(),
-                message,
-            })?;
+            if let Err(message) = set_path(&mut root, &keys, env_value(raw)) {
+                problems.push(ConfigError::Parse {
+                    origin: name.clone(),
+                    message,
+                });
+            }
         }
-        interpolate_table(&mut root, "", &env)?;
-        let mut config: Config =
-            toml::Table::try_into(root).map_err(|e: toml::de::Error| ConfigError::Parse {
-                origin: origin.to_string(),
-                message: e.to_string().trim().replace('\n', " "),
-            })?;
-        config.warnings = warnings;
-        config.origin = origin.to_string();
-        Ok(config)
+        interpolate_table(&mut root, "", &env, &mut problems);
+        // serde stops at the first unknown key or bad value: note it, drop that key, and try again
+        // until the rest deserializes. Each round removes one key, so this ends.
+        loop {
+            match toml::Table::try_into::<Config>(root.clone()) {
+                Ok(mut config) => {
+                    config.warnings = warnings;
+                    config.origin = origin.to_string();
+                    return (Some(config), problems);
+                }
+                Err(e) => {
+                    let shown = e.to_string();
+                    problems.push(parse_error(shown.clone()));
+                    let removed = error_key(e.message(), &shown)
+                        .is_some_and(|path| remove_path(&mut root, &path));
+                    if !removed {
+                        return (None, problems);
+                    }
+                }
+            }
+        }
     }
 
     /// The problems of the tool selection alone (unknown toolsets, unknown excluded tools): what
@@ -704,61 +748,106 @@ fn interpolate_table(
     table: &mut toml::Table,
     prefix: &str,
     env: &BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
+    problems: &mut Vec<ConfigError>,
+) {
     for (key, value) in table.iter_mut() {
         let path = if prefix.is_empty() {
             key.clone()
         } else {
             format!("{prefix}.{key}")
         };
-        interpolate_value(value, &path, env)?;
+        interpolate_value(value, &path, env, problems);
     }
-    Ok(())
 }
 
 fn interpolate_value(
     value: &mut toml::Value,
     path: &str,
     env: &BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
+    problems: &mut Vec<ConfigError>,
+) {
     match value {
-        toml::Value::String(s) => *s = interpolate(s, path, env)?,
+        toml::Value::String(s) => *s = interpolate(s, path, env, problems),
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_value(item, &format!("{path}[{i}]"), env)?;
+                interpolate_value(item, &format!("{path}[{i}]"), env, problems);
             }
         }
-        toml::Value::Table(t) => interpolate_table(t, path, env)?,
+        toml::Value::Table(t) => interpolate_table(t, path, env, problems),
         _ => {}
     }
-    Ok(())
 }
 
-/// Replaces every `${NAME}` with the environment variable's value.
+/// Replaces every `${NAME}` with the environment variable's value; an unset one reads as empty and
+/// is added to `problems`.
 fn interpolate(
     text: &str,
     setting: &str,
     env: &BTreeMap<String, String>,
-) -> Result<String, ConfigError> {
+    problems: &mut Vec<ConfigError>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let Some(end) = rest[start..].find('}') else {
-            return Err(ConfigError::Invalid(format!(
+            problems.push(ConfigError::Invalid(format!(
                 "{setting}: unclosed `${{` in value"
             )));
+            return text.to_string();
         };
         let name = &rest[start + 2..start + end];
-        let value = env.get(name).ok_or_else(|| ConfigError::MissingEnv {
-            setting: setting.to_string(),
-            name: name.to_string(),
-        })?;
-        out.push_str(value);
+        match env.get(name) {
+            Some(value) => out.push_str(value),
+            None => problems.push(ConfigError::MissingEnv {
+                setting: setting.to_string(),
+                name: name.to_string(),
+            }),
+        }
         rest = &rest[start + end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    out
+}
+
+/// The first problem of a lenient load, or its config.
+fn first_problem(
+    (config, problems): (Option<Config>, Vec<ConfigError>),
+) -> Result<Config, ConfigError> {
+    match (config, problems.into_iter().next()) {
+        (_, Some(problem)) => Err(problem),
+        (Some(config), None) => Ok(config),
+        (None, None) => Err(ConfigError::Invalid(
+            "the configuration cannot be read".into(),
+        )),
+    }
+}
+
+/// The key a deserialization error is about: the path toml prints as "in `a.b`", plus the key an
+/// "unknown field" message names.
+fn error_key(message: &str, shown: &str) -> Option<Vec<String>> {
+    let mut path: Vec<String> = shown
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("in `")?.strip_suffix('`'))
+        .map(|p| p.split('.').map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        path.push(rest.split('`').next()?.to_string());
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+/// Removes a key by its path; false when there is none.
+fn remove_path(table: &mut toml::Table, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [last] => table.remove(last).is_some(),
+        [first, rest @ ..] => table
+            .get_mut(first)
+            .and_then(toml::Value::as_table_mut)
+            .is_some_and(|t| remove_path(t, rest)),
+    }
 }
 
 #[cfg(test)]
@@ -811,6 +900,39 @@ mod tests {
         );
         let err = Config::from_toml("[tools]\nread_onyl = true", "t.toml", env(&[])).unwrap_err();
         assert!(err.to_string().contains("read_onyl"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_listed_and_the_rest_still_loads() {
+        let text = r#"
+            [tools]
+            read_onyl = true
+            text_cap_bytes = "big"
+            toolsets = ["pipelines"]
+            [providers.buddy]
+            client_id = "${NO_ID}"
+            client_secret = "${NO_SECRET}"
+            colour = "blue"
+        "#;
+        let (config, problems) = Config::from_toml_all(text, "t.toml", env(&[]));
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        for expected in [
+            "providers.buddy.client_id: environment variable NO_ID is not set",
+            "providers.buddy.client_secret: environment variable NO_SECRET is not set",
+            "unknown field `read_onyl`",
+            "unknown field `colour`",
+            "in `tools.text_cap_bytes`",
+        ] {
+            assert!(
+                shown.iter().any(|p| p.contains(expected)),
+                "{expected} in {shown:?}"
+            );
+        }
+        assert_eq!(shown.len(), 5, "{shown:?}");
+        assert!(problems[1].is_missing_secret() && !problems[0].is_missing_secret());
+        let config = config.expect("the rest loads");
+        assert_eq!(config.tools.toolsets, ["pipelines"]);
+        assert!(config.providers["buddy"].uses_oauth());
     }
 
     #[test]

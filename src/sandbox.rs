@@ -3,6 +3,11 @@
 //!
 //! The sandbox writes the config it uses to a file, so that `devgate stdio --config <file>` (started by an
 //! agent) reaches the same simulated providers while the sandbox runs.
+//!
+//! Each sandbox has its own state directory (config, database, sealing key): a fresh temporary one
+//! unless the user names one, so two sandboxes side by side share nothing. The simulator starts empty
+//! every time, so a database an earlier sandbox left in a named directory is started afresh too: its
+//! connections hold tokens the new simulator never issued.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,15 +24,17 @@ use crate::sim::{
 };
 use crate::transport::http::{self, HttpOptions};
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SandboxOptions {
     /// Where the gateway's HTTP transport listens.
     pub listen: SocketAddr,
     /// Where the simulated Buddy and Bitbucket listen.
     pub buddy: SocketAddr,
     pub bitbucket: SocketAddr,
-    /// Where to write the config for stdio clients; the store and its key go next to it.
+    /// Where to write the config for stdio clients.
     pub config_path: PathBuf,
+    /// Where the store and its key go.
+    pub state_dir: StateDir,
     /// `--toolsets` and `--read-only`: written to the config's `[tools]`, so stdio clients get them too.
     pub toolsets: Option<Vec<String>>,
     pub read_only: bool,
@@ -38,10 +45,74 @@ pub struct Sandbox {
     pub sim: Sim,
     pub mcp_url: String,
     pub config_path: PathBuf,
+    pub state_dir: StateDir,
     /// Links that connect the sandbox user to each simulated provider (valid 10 minutes).
     pub connect_links: Vec<(String, String)>,
     shutdown: CancellationToken,
 }
+
+/// A sandbox's state directory; a temporary one is removed when this is dropped.
+#[derive(Debug)]
+pub struct StateDir {
+    pub path: PathBuf,
+    pub temporary: bool,
+}
+
+impl StateDir {
+    /// A directory the user named (created if missing); kept after the sandbox stops.
+    pub fn named(path: PathBuf) -> Self {
+        Self {
+            path,
+            temporary: false,
+        }
+    }
+
+    /// A new, empty directory under the system temp directory, readable by this user only.
+    pub fn fresh() -> Result<Self, String> {
+        let base = std::env::temp_dir();
+        let mut last = None;
+        for _ in 0..8 {
+            let path = base.join(format!(
+                "devgate-sandbox-{:012x}",
+                rand::random::<u64>() >> 16
+            ));
+            let mut builder = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            match builder.create(&path) {
+                Ok(()) => {
+                    return Ok(Self {
+                        path,
+                        temporary: true,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot create a directory in {}: {e}",
+                        base.display()
+                    ));
+                }
+            }
+        }
+        Err(format!(
+            "cannot create a directory in {}: {}",
+            base.display(),
+            last.map(|e| e.to_string()).unwrap_or_default()
+        ))
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The store's file in a state directory; with its SQLite companions, removed at start.
+const DATABASE: &str = "devgate-sandbox.db";
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
@@ -109,14 +180,26 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
     })?;
     let listen = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = format!("http://{listen}");
-    let dir = options
+    let dir = &options.state_dir.path;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Some(parent) = options
         .config_path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let store = format!("sqlite://{}", dir.join("devgate-sandbox.db").display());
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    // The new simulator knows none of an earlier sandbox's tokens: start the store afresh.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.join(format!("{DATABASE}{suffix}"));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", file.display())),
+        }
+    }
+    let store = format!("sqlite://{}", dir.join(DATABASE).display());
     let mut text = config_text(&sim, &public_url, &store);
     let mut tools = toml::Table::new();
     if let Some(sets) = &options.toolsets {
@@ -175,6 +258,7 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
         sim,
         mcp_url: format!("{public_url}/mcp"),
         config_path: options.config_path,
+        state_dir: options.state_dir,
         connect_links,
         shutdown,
     })

@@ -1,5 +1,7 @@
 //! The command line: `check` lists every problem, `tools` shows what a config offers (scopes, toolsets,
-//! read-only, env overrides), and `sandbox` starts a working gateway in front of the sim.
+//! read-only, env overrides), the store commands (`status`, `keys`, `audit`) read without secrets and
+//! not without a config, and each `sandbox` starts a working gateway in front of the sim with its own
+//! state.
 
 mod common;
 
@@ -425,4 +427,393 @@ fn version_names_the_binary_and_each_catalog() {
         text.contains(&format!("buddy catalog {toml_version}")),
         "{text}"
     );
+}
+
+/// `devgate check` reports every kind of problem in one run: unset variables, unknown keys and bad
+/// values (which stop the config from loading), and what the settings mean together.
+#[test]
+fn check_lists_unset_variables_unknown_keys_and_bad_values_at_once() {
+    let path = temp_path("many.toml");
+    std::fs::write(
+        &path,
+        r#"
+[tools]
+read_onyl = true
+text_cap_bytes = "large"
+toolsets = ["pipelines", "nonsense"]
+[upstream]
+retries = -1
+[providers.buddy]
+token = "${DEVGATE_TEST_UNSET_A}"
+[providers.bitbucket]
+client_id = "${DEVGATE_TEST_UNSET_B}"
+client_secret = "${DEVGATE_TEST_UNSET_C}"
+colour = "blue"
+[providers.gitlab]
+token = "x"
+"#,
+    )
+    .unwrap();
+    let out = devgate(&["check", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "providers.buddy.token: environment variable DEVGATE_TEST_UNSET_A is not set",
+        "providers.bitbucket.client_id: environment variable DEVGATE_TEST_UNSET_B is not set",
+        "providers.bitbucket.client_secret: environment variable DEVGATE_TEST_UNSET_C is not set",
+        "unknown field `read_onyl`",
+        "unknown field `colour`",
+        "in `tools.text_cap_bytes`",
+        "in `upstream.retries`",
+        "unknown toolset `nonsense`",
+        "providers.gitlab: unknown provider",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}
+
+/// `audit` and `keys` without any config say so, rather than making a new store (and sealing key)
+/// in the current directory.
+#[test]
+fn audit_and_keys_without_a_config_say_so_and_create_nothing() {
+    let dir = temp_path("no-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    for args in [
+        &["audit"][..],
+        &["keys", "list"],
+        &["keys", "create", "alice"],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("DEVGATE_CONFIG")
+            .env_remove("DEVGATE_SECRET_KEY")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("no configuration") && err.contains("--config"),
+            "{args:?}: {err}"
+        );
+        let made: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(made.is_empty(), "{args:?} made {made:?}");
+    }
+}
+
+/// The reading commands run without the OAuth client secrets (only the sealing key opens the store),
+/// `keys list` without a user lists everyone's keys, and times are written for people (RFC 3339 in
+/// JSON).
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_commands_need_no_client_secret_and_show_readable_times() {
+    let sim = Sim::start().await.unwrap();
+    let c = connected_users(
+        &sim,
+        &[("alice", "ann", "mike"), ("bob", "ben", "nina")],
+        "",
+    )
+    .await;
+    ok(
+        "bitbucket_get_current_user",
+        &call(&c.clients[0], "bitbucket_get_current_user", json!({})).await,
+    );
+    // Only the sealing key: the config's ${TEST_*_CLIENT_SECRET} are unset.
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&c.setup.config)
+            .env_remove("DEVGATE_CONFIG")
+            .env_remove("TEST_BUDDY_CLIENT_SECRET")
+            .env_remove("TEST_BITBUCKET_CLIENT_SECRET")
+            .env("DEVGATE_SECRET_KEY", TEST_SECRET_KEY)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        );
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        stdout
+    };
+    let readable = |text: &str| {
+        // `2026-11-23 10:00:05 UTC`
+        text.split_whitespace()
+            .map(|w| w.trim_start_matches('('))
+            .any(|w| w.len() == 10 && chrono::NaiveDate::parse_from_str(w, "%Y-%m-%d").is_ok())
+            && text.contains(" UTC")
+    };
+
+    let status = run(&["status", "--user", "alice"]);
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("bitbucket: connected as Ann Dev"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        line.contains("token expires in ") && line.ends_with(" UTC)") && readable(line),
+        "{line}"
+    );
+
+    let keys = run(&["keys", "list"]);
+    for (user, key) in [("alice", &c.keys[0]), ("bob", &c.keys[1])] {
+        let id = &key.trim_start_matches("dgk_")[..12];
+        let line = keys
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{user}'s key in {keys}"));
+        assert!(line.contains(user) && readable(line), "{line}");
+        assert!(
+            !keys.contains(key.as_str()),
+            "the key itself is never listed"
+        );
+    }
+    assert!(!run(&["keys", "list", "alice"]).contains("bob"));
+
+    // Records are written off the call's path: wait (bounded) for alice's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let rows: Vec<Value> = loop {
+        let rows: Vec<Value> =
+            serde_json::from_str(&run(&["audit", "--user", "alice", "--format", "json"])).unwrap();
+        if !rows.is_empty() || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let at = row["at"].as_str().unwrap_or_else(|| panic!("{row}"));
+        chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("{at}: {e}"));
+    }
+    let text = run(&["audit", "--user", "alice"]);
+    assert!(text.lines().next().is_some_and(readable), "{text}");
+}
+
+/// A provider devgate does not know is named as such, with the ones it knows.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_provider_is_named_with_the_known_ones() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    for command in ["connect", "disconnect"] {
+        let mut cmd = Command::new(BIN);
+        cmd.args([command, "gitlab", "--config"])
+            .arg(&setup.config)
+            .env_remove("DEVGATE_CONFIG");
+        for (k, v) in oauth_env() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("unknown provider `gitlab` (known: bitbucket, buddy)"),
+            "{command}: {err}"
+        );
+    }
+}
+
+/// `check` counts what an agent's tools/list holds, the built-in `devgate_connections` included.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_counts_the_tools_an_agent_sees() {
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let mut envs: Vec<(&str, &str)> = oauth_env();
+    envs.push(("DEVGATE_LOG", "warn"));
+    let out = devgate(
+        &["check", "--config", setup.config.to_str().unwrap()],
+        &envs,
+    );
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = create_api_key(&setup, "alice");
+    let gateway = oauth_http(&setup, &[]).await;
+    let client = http_client_with_key(&gateway.url, &key).await;
+    let listed = client.list_all_tools().await.unwrap();
+    assert!(listed.iter().any(|t| t.name == "devgate_connections"));
+    assert!(
+        said.contains(&format!(
+            "ok ({} tools offered, devgate_connections included)",
+            listed.len()
+        )),
+        "{said} vs {} listed",
+        listed.len()
+    );
+    client.cancel().await.unwrap();
+}
+
+/// A `devgate sandbox` on ephemeral ports, and what its banner said.
+struct SandboxRun {
+    child: tokio::process::Child,
+    url: String,
+    links: Vec<String>,
+    config: std::path::PathBuf,
+    state: Option<String>,
+}
+
+impl SandboxRun {
+    async fn start(args: &[&str], tmpdir: Option<&std::path::Path>) -> Self {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--buddy",
+            "127.0.0.1:0",
+            "--bitbucket",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .env_remove("DEVGATE_CONFIG")
+        .env_remove("DEVGATE_SECRET_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+        if let Some(dir) = tmpdir {
+            cmd.env("TMPDIR", dir);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut url, mut links, mut config, mut state) = (None, Vec::new(), None, None);
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let line = line.trim().to_string();
+                if let Some(u) = line.strip_prefix("MCP over HTTP:") {
+                    url = Some(u.trim().to_string());
+                } else if let Some(c) = line.strip_prefix("Config written:") {
+                    config = Some(std::path::PathBuf::from(c.trim()));
+                } else if let Some(s) = line.strip_prefix("State (database, sealing key):") {
+                    state = Some(s.trim().to_string());
+                } else if line.contains("/connect/") {
+                    links.push(link_in(&line));
+                } else if line.starts_with("3.") {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the sandbox prints its banner");
+        Self {
+            child,
+            url: url.expect("the sandbox printed its MCP URL"),
+            links,
+            config: config.expect("the sandbox names its config"),
+            state,
+        }
+    }
+
+    fn link(&self, provider: &str) -> String {
+        let marker = format!("/connect/{provider}");
+        self.links
+            .iter()
+            .find(|l| l.contains(&marker))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {provider} link in {:?}", self.links))
+    }
+
+    /// `devgate status` with the sandbox's config, as the sandbox user unless `user` says otherwise.
+    fn status(&self, user: Option<&str>) -> String {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("status")
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("DEVGATE_CONFIG")
+            .env_remove("DEVGATE_SECRET_KEY")
+            .env("USER", "someone-else");
+        if let Some(u) = user {
+            cmd.args(["--user", u]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// SIGTERM, as Ctrl-C would stop it, and waits for it to exit.
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the sandbox stops on SIGTERM")
+            .unwrap();
+    }
+}
+
+/// Two sandboxes started the same way share nothing: each has its own state directory (named in the
+/// banner, removed when it stops), so connecting in one connects nothing in the other; and
+/// `devgate status` speaks for the sandbox's user (`local`), not the OS user.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_sandboxes_side_by_side_share_nothing() {
+    let tmp = temp_path("tmpdir");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let first = SandboxRun::start(&[], Some(&tmp)).await;
+    let second = SandboxRun::start(&[], Some(&tmp)).await;
+    assert_ne!(first.config, second.config, "each sandbox its own config");
+    let state = first.state.clone().expect("the banner names the state");
+    assert!(state.contains("removed when the sandbox stops"), "{state}");
+    let dir = first.config.parent().unwrap().to_path_buf();
+    assert!(dir.starts_with(&tmp) && state.starts_with(dir.to_str().unwrap()));
+
+    let walk = walk_connect(&first.link("bitbucket"), "ann", "allow").await;
+    assert!(walk.final_url.contains("/connected"), "{}", walk.final_url);
+    let status = first.status(None);
+    assert!(
+        status.contains("devgate user: local")
+            && status.contains("bitbucket: connected as Ann Dev"),
+        "{status}"
+    );
+    assert!(
+        second.status(None).contains("bitbucket: not connected"),
+        "{}",
+        second.status(None)
+    );
+    for (sandbox, connected) in [(&first, true), (&second, false)] {
+        let client = http_client(&sandbox.url).await;
+        let result = call(&client, "bitbucket_get_current_user", json!({})).await;
+        assert_eq!(!is_error(&result), connected, "{}", text(&result));
+        client.cancel().await.unwrap();
+    }
+
+    second.stop().await;
+    first.stop().await;
+    assert!(!dir.exists(), "the temporary state is removed on stop");
+}
+
+/// A sandbox restarted on the same state forgets the connections it had: the new simulator never
+/// issued their tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_sandbox_does_not_report_stale_connections() {
+    let config = temp_path("restart").join("devgate.toml");
+    let config_arg = config.to_str().unwrap();
+    let first = SandboxRun::start(&["--write-config", config_arg], None).await;
+    let walk = walk_connect(&first.link("bitbucket"), "ann", "allow").await;
+    assert!(walk.final_url.contains("/connected"), "{}", walk.final_url);
+    assert!(
+        first
+            .status(Some("local"))
+            .contains("bitbucket: connected as Ann Dev")
+    );
+    first.stop().await;
+
+    let again = SandboxRun::start(&["--write-config", config_arg], None).await;
+    assert_eq!(again.config, config);
+    let status = again.status(Some("local"));
+    assert!(status.contains("bitbucket: not connected"), "{status}");
+    let client = http_client(&again.url).await;
+    let result = call(&client, "bitbucket_get_current_user", json!({})).await;
+    assert!(
+        is_error(&result) && text(&result).contains("/connect/bitbucket"),
+        "{}",
+        text(&result)
+    );
+    client.cancel().await.unwrap();
+    again.stop().await;
+    assert!(config.exists(), "a named state is kept");
 }

@@ -5,7 +5,9 @@
 //! The MCP Inspector's CLI lists and calls tools over stdio and HTTP.
 //!
 //! Needs a Python with the SDK: `DEVGATE_PYTHON_SDK` names that interpreter (`.ci/run` makes a
-//! virtualenv). Without it the test says so and stops, unless `DEVGATE_REQUIRE_CLIENTS=1`.
+//! virtualenv); and for the Inspector, the Node tools of `.ci/node-tools.sh`. Without them the tests pass
+//! without running and are counted in the note the binary prints at exit, unless
+//! `DEVGATE_REQUIRE_PYTHON_SDK=1` / `DEVGATE_REQUIRE_NODE_TOOLS=1` make them fail (`.ci/run` sets both).
 
 mod common;
 
@@ -19,13 +21,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn python() -> Option<String> {
     match std::env::var("DEVGATE_PYTHON_SDK") {
-        Ok(p) => Some(p),
-        Err(_) if std::env::var_os("DEVGATE_REQUIRE_CLIENTS").is_some() => {
-            panic!("DEVGATE_REQUIRE_CLIENTS is set but DEVGATE_PYTHON_SDK is not")
-        }
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: set DEVGATE_PYTHON_SDK to a Python with the `mcp` package (.ci/run makes one)"
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            skip::skip(
+                skip::PYTHON_SDK,
+                "DEVGATE_PYTHON_SDK does not name a Python with the `mcp` package (.ci/run makes one)",
             );
             None
         }
@@ -159,13 +159,11 @@ fn inspector() -> Option<(String, String)> {
         std::env::var("DEVGATE_NODE_BIN"),
     ) {
         (Ok(i), Ok(n)) => Some((i, n)),
-        _ if std::env::var_os("DEVGATE_REQUIRE_CLIENTS").is_some() => {
-            panic!(
-                "DEVGATE_REQUIRE_CLIENTS is set but DEVGATE_INSPECTOR or DEVGATE_NODE_BIN is not"
-            )
-        }
         _ => {
-            eprintln!("SKIPPED: set DEVGATE_INSPECTOR and DEVGATE_NODE_BIN (.ci/node-tools.sh)");
+            skip::skip(
+                skip::NODE_TOOLS,
+                "DEVGATE_INSPECTOR and DEVGATE_NODE_BIN are not set (eval \"$(.ci/node-tools.sh)\")",
+            );
             None
         }
     }
@@ -243,4 +241,51 @@ async fn the_inspector_cli_lists_and_calls_over_stdio_and_http() {
             "{target:?}: {called}"
         );
     }
+}
+
+/// A test that cannot find its tool passes without running, and the test binary says so after
+/// libtest's summary, with the count and the reason; `DEVGATE_REQUIRE_PYTHON_SDK=1` makes it fail.
+/// Runs this binary again on the Python SDK test alone, without the SDK.
+#[test]
+fn a_skipped_test_is_counted_after_the_summary_and_the_switch_makes_it_fail() {
+    let run = |require: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "the_python_sdk_connects_through_elicitation_in_both_protocol_versions",
+        ])
+        .env_remove("DEVGATE_PYTHON_SDK")
+        .env_remove("DEVGATE_REQUIRE_CLIENTS")
+        .env_remove(skip::PYTHON_SDK);
+        if require {
+            cmd.env(skip::PYTHON_SDK, "1");
+        }
+        cmd.output().unwrap()
+    };
+    let skipped = run(false);
+    let (out, err) = (
+        String::from_utf8_lossy(&skipped.stdout),
+        String::from_utf8_lossy(&skipped.stderr),
+    );
+    assert!(skipped.status.success(), "{out}\n{err}");
+    assert!(out.contains("1 passed"), "{out}");
+    let note = err
+        .split_once("SKIPPED: 1 test of this binary passed without running:")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no skip note on stderr: {err}"));
+    assert!(
+        note.contains("the_python_sdk_connects_through_elicitation_in_both_protocol_versions")
+            && note.contains("DEVGATE_PYTHON_SDK")
+            && note.contains("DEVGATE_REQUIRE_PYTHON_SDK=1"),
+        "{note}"
+    );
+
+    let required = run(true);
+    let said = String::from_utf8_lossy(&required.stdout).to_string()
+        + &String::from_utf8_lossy(&required.stderr);
+    assert!(!required.status.success(), "{said}");
+    assert!(
+        said.contains("1 failed") && said.contains("DEVGATE_REQUIRE_PYTHON_SDK is set"),
+        "{said}"
+    );
 }

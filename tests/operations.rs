@@ -53,11 +53,9 @@ async fn proxy(target: String) -> (u16, tokio::task::JoinHandle<()>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn not_ready_when_postgres_goes_away() {
     let Ok(server) = std::env::var("DEVGATE_TEST_POSTGRES_URL") else {
-        if std::env::var_os("DEVGATE_REQUIRE_POSTGRES").is_some() {
-            panic!("DEVGATE_REQUIRE_POSTGRES is set but DEVGATE_TEST_POSTGRES_URL is not");
-        }
-        eprintln!(
-            "SKIPPED: no PostgreSQL (set DEVGATE_TEST_POSTGRES_URL; .ci/postgres.sh start runs one)"
+        skip::skip(
+            skip::POSTGRES,
+            "DEVGATE_TEST_POSTGRES_URL is not set (eval \"$(.ci/postgres.sh start)\" runs a server)",
         );
         return;
     };

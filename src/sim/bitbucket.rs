@@ -20,17 +20,20 @@
 //! - `src/{commit}/{path}` takes a branch without `/`, or a (short) hash; a branch with `/` is read as
 //!   branch + path, as Bitbucket does, so callers must resolve such branches to a hash first.
 //! - Pipeline and step UUIDs must arrive percent-encoded (`%7B…%7D`); raw braces are a 400.
-//! - Mutations (merge, decline, approve, comment, update, create, run, stop) change the data, with
-//!   timestamps from a fixed clock that advances per change.
+//! - Mutations (merge, decline, approve, comment, update, create, run, stop) change the data, are made by
+//!   the account whose token made the call (`GET /user`'s), and are stamped with the sim's clock:
+//!   today's time, moving in real time (and with [`SimState::advance`]). Seeded times are relative to
+//!   when the sim started (the newest within the hour before), so the seed always reads as recent.
+//! - Reviewers who have not voted are participants with role `REVIEWER`, `approved: false` and no
+//!   `state` or `participated_on`, as on Bitbucket.
 //! - Pipelines run through the API progress on the sim's run clock ([`SimState::advance`],
 //!   [`SimState::set_run_step_ms`]); seeded ones never move. A new run is `PENDING` for one step, then
 //!   `IN_PROGRESS` with one step running per step length (steps `PENDING` → `IN_PROGRESS` → `COMPLETED`),
 //!   then `COMPLETED` with result `SUCCESSFUL` — except a default (non-custom) run on branch
 //!   [`FAILING_BRANCH`] (`feature/login`, in `acme/api`), whose `Test` step ends `FAILED` (its log,
 //!   `GET …/pipelines/{uuid}/steps/{step_uuid}/log`, ends in the failing test's panic and assertion), the
-//!   steps after it `NOT_RUN` and the pipeline `FAILED`. Step times follow the seeded runs (a step starts
-//!   1 + 4k minutes after the pipeline was created and takes 3); the logical clock moves up to them as
-//!   they happen. Stopping freezes a run as `STOPPED`.
+//!   steps after it `NOT_RUN` and the pipeline `FAILED`. Step times are when each step really ran on the
+//!   run clock. Stopping freezes a run as `STOPPED`.
 
 #![allow(clippy::result_large_err)]
 
@@ -107,45 +110,35 @@ fn enc(uuid: &str) -> String {
     uuid.replace('{', "%7B").replace('}', "%7D")
 }
 
-/// Minutes since 2026-09-01T00:00Z.
+/// Seed times are written in minutes on a calendar of their own (day 0 = the first day of the seed's
+/// history); [`START`] on it is when the sim starts.
 type Minutes = u64;
+
+/// A time in the data: Unix milliseconds. [`Data::seed`] turns the seed's [`Minutes`] into these.
+type Time = u64;
 
 const fn at(day: u64, hour: u64, minute: u64) -> Minutes {
     day * 1440 + hour * 60 + minute
 }
 
-/// The sim's "now" at start: 2026-11-22T12:00Z. Each change advances the clock.
+/// When the sim starts, on the seed's calendar; every seeded time is before it.
 const START: Minutes = at(82, 12, 0);
 
+/// The Unix time of a seed time, for a sim started at `now_ms`. Seconds and milliseconds vary with the
+/// minute (real data is not on round minutes) but stay within it, so the seed's order holds.
+fn seed_time(minutes: Minutes, now_ms: Time) -> Time {
+    let jitter = (minutes * 13 + 7) % 60 * 1000 + (minutes * 7919 + 104_729) % 1000;
+    let ago = (i128::from(START) - i128::from(minutes)) * 60_000 - i128::from(jitter);
+    u64::try_from((i128::from(now_ms) - ago).max(0)).unwrap_or(0)
+}
+
 /// A Bitbucket timestamp: UTC with microseconds.
-fn ts(minutes: Minutes) -> String {
-    const MONTHS: [(u32, u32, u64); 8] = [
-        (2026, 9, 30),
-        (2026, 10, 31),
-        (2026, 11, 30),
-        (2026, 12, 31),
-        (2027, 1, 31),
-        (2027, 2, 28),
-        (2027, 3, 31),
-        (2027, 4, 30),
-    ];
-    let mut day = minutes / 1440;
-    let (mut year, mut month) = (2027, 5);
-    for (y, m, len) in MONTHS {
-        if day < len {
-            (year, month) = (y, m);
-            break;
-        }
-        day -= len;
-    }
-    let micros = (minutes * 7919 + 104_729) % 1_000_000;
-    let seconds = (minutes * 13 + 7) % 60;
-    format!(
-        "{year:04}-{month:02}-{:02}T{:02}:{:02}:{seconds:02}.{micros:06}+00:00",
-        day + 1,
-        (minutes / 60) % 24,
-        minutes % 60
-    )
+fn ts(ms: Time) -> String {
+    let micros = (ms % 1000) * 1000 + (ms.wrapping_mul(7919) + 104_729) % 1000;
+    let seconds = chrono::DateTime::from_timestamp(i64::try_from(ms / 1000).unwrap_or(0), 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S");
+    format!("{seconds}.{micros:06}+00:00")
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -268,8 +261,10 @@ fn rendered(raw: &str) -> Value {
 pub struct Data {
     pub workspaces: Vec<Workspace>,
     pub repos: Vec<Repo>,
-    /// The sim's clock, in minutes since 2026-09-01; advanced by every change.
-    pub clock: Minutes,
+    /// The time of the latest change: the sim's clock when it happened, and later than the one before.
+    pub clock: Time,
+    /// The Unix time (ms) at which the run clock ([`SimState::run_clock_ms`]) reads 0.
+    pub epoch_ms: Time,
     next_comment_id: u64,
 }
 
@@ -324,7 +319,7 @@ pub struct Commit {
     pub hash: String,
     pub message: String,
     pub author: usize,
-    pub date: Minutes,
+    pub date: Time,
     pub parents: Vec<String>,
     pub files: Vec<String>,
 }
@@ -348,8 +343,8 @@ pub struct PullRequest {
     pub closed_by: Option<usize>,
     pub reason: String,
     pub task_count: u32,
-    pub created: Minutes,
-    pub updated: Minutes,
+    pub created: Time,
+    pub updated: Time,
     pub activity: Vec<Activity>,
 }
 
@@ -360,7 +355,8 @@ pub struct Participant {
     pub approved: bool,
     /// `approved`, `changes_requested` or none.
     pub state: Option<&'static str>,
-    pub on: Minutes,
+    /// When they last approved, requested changes or commented; none for a reviewer who has not yet.
+    pub on: Option<Time>,
 }
 
 /// One entry of a PR's activity feed.
@@ -369,15 +365,15 @@ pub enum Activity {
     Update {
         state: String,
         author: usize,
-        date: Minutes,
+        date: Time,
     },
     Approval {
         user: usize,
-        date: Minutes,
+        date: Time,
     },
     ChangesRequested {
         user: usize,
-        date: Minutes,
+        date: Time,
     },
     Comment(u64),
 }
@@ -388,7 +384,7 @@ pub struct Comment {
     pub pr: u64,
     pub user: usize,
     pub raw: String,
-    pub created: Minutes,
+    pub created: Time,
     /// File path and line in the new version.
     pub inline: Option<(String, u64)>,
     pub parent: Option<u64>,
@@ -407,8 +403,8 @@ pub struct Issue {
     pub component: Option<String>,
     pub milestone: Option<String>,
     pub votes: u32,
-    pub created: Minutes,
-    pub updated: Minutes,
+    pub created: Time,
+    pub updated: Time,
 }
 
 #[derive(Debug, Clone)]
@@ -417,7 +413,7 @@ pub struct IssueComment {
     pub issue: u64,
     pub user: usize,
     pub raw: String,
-    pub created: Minutes,
+    pub created: Time,
 }
 
 #[derive(Debug, Clone)]
@@ -431,8 +427,8 @@ pub struct Pipeline {
     pub custom: Option<String>,
     pub manual: bool,
     pub creator: usize,
-    pub created: Minutes,
-    pub completed: Option<Minutes>,
+    pub created: Time,
+    pub completed: Option<Time>,
     /// `PENDING`, `IN_PROGRESS` or `COMPLETED`.
     pub state: &'static str,
     pub result: Option<&'static str>,
@@ -458,13 +454,62 @@ pub struct Step {
     /// `PENDING`, `IN_PROGRESS` or `COMPLETED`.
     pub state: &'static str,
     pub result: Option<&'static str>,
-    pub started: Option<Minutes>,
-    pub completed: Option<Minutes>,
+    pub started: Option<Time>,
+    pub completed: Option<Time>,
     pub script: Vec<String>,
 }
 
 impl Data {
-    pub fn seed() -> Self {
+    /// The seed, for a sim whose run clock started at `now_ms` (Unix milliseconds).
+    pub fn seed(now_ms: Time) -> Self {
+        let mut data = Self::seed_calendar();
+        data.anchor(now_ms);
+        data
+    }
+
+    /// Turns every seeded time from the seed's calendar into Unix time, [`START`] falling on `now_ms`.
+    fn anchor(&mut self, now_ms: Time) {
+        let t = |m: &mut Time| *m = seed_time(*m, now_ms);
+        for repo in &mut self.repos {
+            repo.commits.iter_mut().for_each(|c| t(&mut c.date));
+            repo.comments.iter_mut().for_each(|c| t(&mut c.created));
+            repo.issue_comments
+                .iter_mut()
+                .for_each(|c| t(&mut c.created));
+            for i in &mut repo.issues {
+                t(&mut i.created);
+                t(&mut i.updated);
+            }
+            for pr in &mut repo.pull_requests {
+                t(&mut pr.created);
+                t(&mut pr.updated);
+                pr.participants
+                    .iter_mut()
+                    .filter_map(|p| p.on.as_mut())
+                    .for_each(t);
+                for a in &mut pr.activity {
+                    match a {
+                        Activity::Update { date, .. }
+                        | Activity::Approval { date, .. }
+                        | Activity::ChangesRequested { date, .. } => t(date),
+                        Activity::Comment(_) => {}
+                    }
+                }
+            }
+            for p in &mut repo.pipelines {
+                t(&mut p.created);
+                p.completed.iter_mut().for_each(t);
+                for step in &mut p.steps {
+                    step.started.iter_mut().for_each(t);
+                    step.completed.iter_mut().for_each(t);
+                }
+            }
+        }
+        (self.clock, self.epoch_ms) = (now_ms, now_ms);
+    }
+
+    /// The seed with times in [`Minutes`] on the seed's calendar.
+    fn seed_calendar() -> Self {
         let mut next_comment_id = 611_402_100;
         let repos = vec![
             seed_api(&mut next_comment_id),
@@ -507,13 +552,15 @@ impl Data {
             ],
             repos,
             clock: START,
+            epoch_ms: 0,
             next_comment_id,
         }
     }
 
-    /// Advances the clock and returns the new "now".
-    fn tick(&mut self) -> Minutes {
-        self.clock += 3;
+    /// The time of a change happening at `now_ms` (the sim's clock, [`SimState::now_ms`]): that, or
+    /// just after the previous change, so changes keep their order.
+    fn tick(&mut self, now_ms: Time) -> Time {
+        self.clock = now_ms.max(self.clock + 1);
         self.clock
     }
 
@@ -521,8 +568,9 @@ impl Data {
     /// how many still progress. The logical clock moves up to the latest step time they reached.
     pub fn progress(&mut self, now_ms: u64) -> (bool, usize) {
         let mut changed = false;
+        let epoch = self.epoch_ms;
         for p in self.repos.iter_mut().flat_map(|r| &mut r.pipelines) {
-            if p.progress(now_ms) {
+            if p.progress(now_ms, epoch) {
                 changed = true;
                 self.clock = self.clock.max(p.latest());
             }
@@ -1181,11 +1229,12 @@ fn seed_api(next_comment_id: &mut u64) -> Repo {
                 role: "REVIEWER",
                 approved: approved.contains(&r),
                 state: approved.contains(&r).then_some("approved"),
-                on: updated - 60,
+                on: approved.contains(&r).then_some(updated - 60),
             })
             .collect();
         if id == 17 {
             participants[1].state = Some("changes_requested");
+            participants[1].on = Some(updated - 60);
         }
         let mut activity = vec![Activity::Update {
             state: "OPEN".into(),
@@ -1196,11 +1245,11 @@ fn seed_api(next_comment_id: &mut u64) -> Repo {
             match p.state {
                 Some("approved") => activity.push(Activity::Approval {
                     user: p.user,
-                    date: p.on,
+                    date: p.on.unwrap_or(updated),
                 }),
                 Some(_) => activity.push(Activity::ChangesRequested {
                     user: p.user,
-                    date: p.on,
+                    date: p.on.unwrap_or(updated),
                 }),
                 None => {}
             }
@@ -1268,7 +1317,7 @@ fn seed_api(next_comment_id: &mut u64) -> Repo {
                 role: "PARTICIPANT",
                 approved: false,
                 state: None,
-                on: created,
+                on: Some(created),
             });
         }
         last_id = id;
@@ -1377,7 +1426,7 @@ fn seed_small(
                 role: "REVIEWER",
                 approved: true,
                 state: Some("approved"),
-                on: at(50, 10, 0),
+                on: Some(at(50, 10, 0)),
             }],
             close_source_branch: true,
             merge_commit: Some(commits[3].hash.clone()),
@@ -1410,7 +1459,7 @@ fn seed_small(
                 role: "REVIEWER",
                 approved: false,
                 state: None,
-                on: at(75, 15, 30),
+                on: None,
             }],
             close_source_branch: false,
             merge_commit: None,
@@ -1738,8 +1787,9 @@ fn api_issues(next_id: &mut u64) -> (Vec<Issue>, Vec<IssueComment>) {
 // ---------------------------------------------------------------------------------------------------
 
 impl Pipeline {
-    /// Sets states, results and times to where the pipeline is at `now_ms`; true when a state changed.
-    fn progress(&mut self, now_ms: u64) -> bool {
+    /// Sets states, results and times to where the pipeline is at `now_ms` on the run clock (which reads
+    /// 0 at Unix time `epoch_ms`); true when a state changed.
+    fn progress(&mut self, now_ms: u64, epoch_ms: Time) -> bool {
         let Some(live) = self.live.filter(|_| self.state != "COMPLETED") else {
             return false;
         };
@@ -1758,18 +1808,13 @@ impl Pipeline {
             },
         };
         for (k, s) in self.steps.iter_mut().enumerate() {
-            let started = self.created + 1 + k as u64 * 4;
+            // Step k runs in phase k + 1.
+            let started = epoch_ms + live.since_ms + (k as u64 + 1) * live.step_ms;
+            let done = started + live.step_ms;
             (s.state, s.result, s.started, s.completed) = match state {
                 "PENDING" => ("PENDING", None, None, None),
-                _ if k < current => (
-                    "COMPLETED",
-                    Some("SUCCESSFUL"),
-                    Some(started),
-                    Some(started + 3),
-                ),
-                "COMPLETED" if k == current => {
-                    ("COMPLETED", result, Some(started), Some(started + 3))
-                }
+                _ if k < current => ("COMPLETED", Some("SUCCESSFUL"), Some(started), Some(done)),
+                "COMPLETED" if k == current => ("COMPLETED", result, Some(started), Some(done)),
                 "COMPLETED" => ("COMPLETED", Some("NOT_RUN"), None, None),
                 _ if k == current => ("IN_PROGRESS", None, Some(started), None),
                 _ => ("PENDING", None, None, None),
@@ -1784,7 +1829,7 @@ impl Pipeline {
     }
 
     /// The latest time a step of the pipeline started or completed at (its creation if none did).
-    fn latest(&self) -> Minutes {
+    fn latest(&self) -> Time {
         self.steps
             .iter()
             .flat_map(|s| [s.started, s.completed])
@@ -1827,7 +1872,12 @@ impl Repo {
     }
 
     fn json(&self) -> Value {
-        let updated = self.commits.iter().map(|c| c.date).max().unwrap_or(START);
+        let updated = self
+            .commits
+            .iter()
+            .map(|c| c.date)
+            .max()
+            .unwrap_or_default();
         let (key, name) = &self.project;
         json!({
             "type": "repository",
@@ -1997,7 +2047,7 @@ impl Repo {
             "role": p.role,
             "approved": p.approved,
             "state": p.state,
-            "participated_on": ts(p.on),
+            "participated_on": p.on.map(ts),
         })
     }
 
@@ -2120,7 +2170,7 @@ impl Repo {
         }
     }
 
-    fn activity_date(&self, entry: &Activity) -> Minutes {
+    fn activity_date(&self, entry: &Activity) -> Time {
         match entry {
             Activity::Update { date, .. }
             | Activity::Approval { date, .. }
@@ -2199,7 +2249,10 @@ impl Repo {
             target["ref_type"] = json!("branch");
             target["ref_name"] = json!(branch);
         }
-        let duration = p.completed.map(|c| (c - p.created) * 60 + 17).unwrap_or(0);
+        let duration = p
+            .completed
+            .map(|c| c.saturating_sub(p.created).div_ceil(1000))
+            .unwrap_or(0);
         json!({
             "type": "pipeline",
             "uuid": p.uuid,
@@ -2231,7 +2284,7 @@ impl Repo {
 
     fn step_json(&self, p: &Pipeline, s: &Step) -> Value {
         let duration = match (s.started, s.completed) {
-            (Some(a), Some(b)) => (b - a) * 60 + 41,
+            (Some(a), Some(b)) => b.saturating_sub(a).div_ceil(1000),
             _ => 0,
         };
         let base = format!(
@@ -3147,7 +3200,13 @@ async fn get_pull_request(State(state): St, Path((w, r, id)): ItemPath) -> Reply
     ok(repo.pull_request_json(&repo.pull_requests[pr_index(repo, &id)?], true))
 }
 
-async fn create_pull_request(State(state): St, Path((w, r)): RepoPath, body: Bytes) -> Reply {
+async fn create_pull_request(
+    State(state): St,
+    Path((w, r)): RepoPath,
+    Extension(caller): Extension<Account>,
+    body: Bytes,
+) -> Reply {
+    let me = caller.bitbucket_person();
     let body = json_body(&body)?;
     let title = body["title"]
         .as_str()
@@ -3157,7 +3216,7 @@ async fn create_pull_request(State(state): St, Path((w, r)): RepoPath, body: Byt
         .as_str()
         .ok_or_else(|| field_error("source", "This field is required."))?;
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let repo = data.repo_mut(&w, &r)?;
     let destination = body["destination"]["branch"]["name"]
         .as_str()
@@ -3191,14 +3250,14 @@ async fn create_pull_request(State(state): St, Path((w, r)): RepoPath, body: Byt
             "There is already an open pull request from {source} to {destination}."
         )));
     }
-    let reviewers = parse_reviewers(&body, ME)?;
+    let reviewers = parse_reviewers(&body, me)?;
     let pr = PullRequest {
         id: repo.pull_requests.iter().map(|p| p.id).max().unwrap_or(0) + 1,
         title: title.to_string(),
         description: body["description"].as_str().unwrap_or_default().to_string(),
         state: "OPEN".into(),
         draft: body["draft"].as_bool().unwrap_or(false),
-        author: ME,
+        author: me,
         source: source.to_string(),
         destination,
         source_hash,
@@ -3210,7 +3269,7 @@ async fn create_pull_request(State(state): St, Path((w, r)): RepoPath, body: Byt
                 role: "REVIEWER",
                 approved: false,
                 state: None,
-                on: now,
+                on: None,
             })
             .collect(),
         reviewers,
@@ -3223,7 +3282,7 @@ async fn create_pull_request(State(state): St, Path((w, r)): RepoPath, body: Byt
         updated: now,
         activity: vec![Activity::Update {
             state: "OPEN".into(),
-            author: ME,
+            author: me,
             date: now,
         }],
     };
@@ -3233,10 +3292,16 @@ async fn create_pull_request(State(state): St, Path((w, r)): RepoPath, body: Byt
 }
 
 /// `PUT` replaces: fields left out of the body are cleared, and `title` is required.
-async fn update_pull_request(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) -> Reply {
+async fn update_pull_request(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+    body: Bytes,
+) -> Reply {
+    let me = caller.bitbucket_person();
     let body = json_body(&body)?;
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let repo = data.repo_mut(&w, &r)?;
     let index = pr_index(repo, &id)?;
     require_open(&repo.pull_requests[index], "update")?;
@@ -3285,7 +3350,7 @@ async fn update_pull_request(State(state): St, Path((w, r, id)): ItemPath, body:
                 role: "REVIEWER",
                 approved: false,
                 state: None,
-                on: now,
+                on: None,
             });
         }
     }
@@ -3293,7 +3358,7 @@ async fn update_pull_request(State(state): St, Path((w, r, id)): ItemPath, body:
     pr.updated = now;
     pr.activity.push(Activity::Update {
         state: "OPEN".into(),
-        author: ME,
+        author: me,
         date: now,
     });
     ok(repo.pull_request_json(&repo.pull_requests[index], true))
@@ -3355,7 +3420,13 @@ async fn list_comments(
     page(&state, &uri, &query, items, 100)
 }
 
-async fn add_comment(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) -> Reply {
+async fn add_comment(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+    body: Bytes,
+) -> Reply {
+    let me = caller.bitbucket_person();
     let body = json_body(&body)?;
     let raw = body["content"]["raw"]
         .as_str()
@@ -3377,7 +3448,7 @@ async fn add_comment(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) 
         }
     };
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let comment_id = data.comment_id();
     let repo = data.repo_mut(&w, &r)?;
     let index = pr_index(repo, &id)?;
@@ -3395,7 +3466,7 @@ async fn add_comment(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) 
     let comment = Comment {
         id: comment_id,
         pr: pr_id,
-        user: ME,
+        user: me,
         raw: raw.to_string(),
         created: now,
         inline,
@@ -3404,14 +3475,16 @@ async fn add_comment(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) 
     repo.comments.push(comment.clone());
     let pr = &mut repo.pull_requests[index];
     pr.activity.push(Activity::Comment(comment_id));
-    if pr.author != ME && !pr.participants.iter().any(|p| p.user == ME) {
-        pr.participants.push(Participant {
-            user: ME,
+    match pr.participants.iter_mut().find(|p| p.user == me) {
+        Some(p) => p.on = Some(now),
+        None if pr.author != me => pr.participants.push(Participant {
+            user: me,
             role: "PARTICIPANT",
             approved: false,
             state: None,
-            on: now,
-        });
+            on: Some(now),
+        }),
+        None => {}
     }
     created(repo.comment_json(&comment))
 }
@@ -3436,10 +3509,11 @@ async fn list_activity(
     page(&state, &uri, &query, items, 100)
 }
 
-/// Sets the caller's review state on an open PR and returns the participant.
-fn review(state: &SimState, w: &str, r: &str, id: &str, approve: bool) -> Reply {
+/// Sets the review state of the caller (`me`, the token's person) on an open PR and returns the
+/// participant.
+fn review(state: &SimState, me: usize, w: &str, r: &str, id: &str, approve: bool) -> Reply {
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let repo = data.repo_mut(w, r)?;
     let index = pr_index(repo, id)?;
     let pr = &mut repo.pull_requests[index];
@@ -3451,24 +3525,24 @@ fn review(state: &SimState, w: &str, r: &str, id: &str, approve: bool) -> Reply 
             "request changes on"
         },
     )?;
-    if !pr.participants.iter().any(|p| p.user == ME) {
-        let role = if pr.reviewers.contains(&ME) {
+    if !pr.participants.iter().any(|p| p.user == me) {
+        let role = if pr.reviewers.contains(&me) {
             "REVIEWER"
         } else {
             "PARTICIPANT"
         };
         pr.participants.push(Participant {
-            user: ME,
+            user: me,
             role,
             approved: false,
             state: None,
-            on: now,
+            on: None,
         });
     }
     let p = pr
         .participants
         .iter_mut()
-        .find(|p| p.user == ME)
+        .find(|p| p.user == me)
         .expect("added above");
     (p.approved, p.state, p.on) = (
         approve,
@@ -3477,17 +3551,17 @@ fn review(state: &SimState, w: &str, r: &str, id: &str, approve: bool) -> Reply 
         } else {
             "changes_requested"
         }),
-        now,
+        Some(now),
     );
     let participant = p.clone();
     pr.activity.push(if approve {
         Activity::Approval {
-            user: ME,
+            user: me,
             date: now,
         }
     } else {
         Activity::ChangesRequested {
-            user: ME,
+            user: me,
             date: now,
         }
     });
@@ -3495,7 +3569,7 @@ fn review(state: &SimState, w: &str, r: &str, id: &str, approve: bool) -> Reply 
 }
 
 /// Withdraws the caller's approval or change request.
-fn withdraw(state: &SimState, w: &str, r: &str, id: &str, approval: bool) -> Reply {
+fn withdraw(state: &SimState, me: usize, w: &str, r: &str, id: &str, approval: bool) -> Reply {
     let mut data = lock(&state.bitbucket);
     let repo = data.repo_mut(w, r)?;
     let index = pr_index(repo, id)?;
@@ -3509,7 +3583,7 @@ fn withdraw(state: &SimState, w: &str, r: &str, id: &str, approval: bool) -> Rep
     let Some(p) = pr
         .participants
         .iter_mut()
-        .find(|p| p.user == ME && p.state == Some(wanted))
+        .find(|p| p.user == me && p.state == Some(wanted))
     else {
         return Err(bad_request(if approval {
             "You haven't approved this pull request."
@@ -3519,30 +3593,52 @@ fn withdraw(state: &SimState, w: &str, r: &str, id: &str, approval: bool) -> Rep
     };
     (p.approved, p.state) = (false, None);
     pr.activity.retain(|a| match a {
-        Activity::Approval { user, .. } => !(approval && *user == ME),
-        Activity::ChangesRequested { user, .. } => approval || *user != ME,
+        Activity::Approval { user, .. } => !(approval && *user == me),
+        Activity::ChangesRequested { user, .. } => approval || *user != me,
         _ => true,
     });
     no_content()
 }
 
-async fn approve(State(state): St, Path((w, r, id)): ItemPath) -> Reply {
-    review(&state, &w, &r, &id, true)
+async fn approve(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+) -> Reply {
+    review(&state, caller.bitbucket_person(), &w, &r, &id, true)
 }
 
-async fn unapprove(State(state): St, Path((w, r, id)): ItemPath) -> Reply {
-    withdraw(&state, &w, &r, &id, true)
+async fn unapprove(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+) -> Reply {
+    withdraw(&state, caller.bitbucket_person(), &w, &r, &id, true)
 }
 
-async fn request_changes(State(state): St, Path((w, r, id)): ItemPath) -> Reply {
-    review(&state, &w, &r, &id, false)
+async fn request_changes(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+) -> Reply {
+    review(&state, caller.bitbucket_person(), &w, &r, &id, false)
 }
 
-async fn remove_change_request(State(state): St, Path((w, r, id)): ItemPath) -> Reply {
-    withdraw(&state, &w, &r, &id, false)
+async fn remove_change_request(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+) -> Reply {
+    withdraw(&state, caller.bitbucket_person(), &w, &r, &id, false)
 }
 
-async fn merge(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) -> Reply {
+async fn merge(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+    body: Bytes,
+) -> Reply {
+    let me = caller.bitbucket_person();
     let body = json_body(&body)?;
     let strategy = match body.get("merge_strategy").filter(|v| !v.is_null()) {
         None => "merge_commit",
@@ -3558,7 +3654,7 @@ async fn merge(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) -> Rep
             })?,
     };
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let repo = data.repo_mut(&w, &r)?;
     let index = pr_index(repo, &id)?;
     let pr = repo.pull_requests[index].clone();
@@ -3591,7 +3687,7 @@ async fn merge(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) -> Rep
             .as_str()
             .map(|m| format!("{m}\n"))
             .unwrap_or(default_message),
-        author: ME,
+        author: me,
         date: now,
         parents,
         files: repo
@@ -3611,31 +3707,36 @@ async fn merge(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) -> Rep
     let merged = &mut repo.pull_requests[index];
     merged.state = "MERGED".into();
     merged.merge_commit = Some(commit.hash.clone());
-    merged.closed_by = Some(ME);
+    merged.closed_by = Some(me);
     merged.close_source_branch = close;
     merged.updated = now;
     merged.activity.push(Activity::Update {
         state: "MERGED".into(),
-        author: ME,
+        author: me,
         date: now,
     });
     repo.commits.push(commit);
     ok(repo.pull_request_json(&repo.pull_requests[index], true))
 }
 
-async fn decline(State(state): St, Path((w, r, id)): ItemPath) -> Reply {
+async fn decline(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+) -> Reply {
+    let me = caller.bitbucket_person();
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let repo = data.repo_mut(&w, &r)?;
     let index = pr_index(repo, &id)?;
     let pr = &mut repo.pull_requests[index];
     require_open(pr, "decline")?;
     pr.state = "DECLINED".into();
-    pr.closed_by = Some(ME);
+    pr.closed_by = Some(me);
     pr.updated = now;
     pr.activity.push(Activity::Update {
         state: "DECLINED".into(),
-        author: ME,
+        author: me,
         date: now,
     });
     ok(repo.pull_request_json(&repo.pull_requests[index], true))
@@ -3690,10 +3791,16 @@ async fn get_issue(State(state): St, Path((w, r, id)): ItemPath) -> Reply {
     ok(repo.issue_json(&repo.issues[issue_index(repo, &id)?]))
 }
 
-async fn create_issue(State(state): St, Path((w, r)): RepoPath, body: Bytes) -> Reply {
+async fn create_issue(
+    State(state): St,
+    Path((w, r)): RepoPath,
+    Extension(caller): Extension<Account>,
+    body: Bytes,
+) -> Reply {
+    let me = caller.bitbucket_person();
     let body = json_body(&body)?;
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let repo = data.repo_mut(&w, &r)?;
     tracker(repo)?;
     let title = body["title"]
@@ -3732,7 +3839,7 @@ async fn create_issue(State(state): St, Path((w, r)): RepoPath, body: Bytes) -> 
         state: "new".into(),
         kind,
         priority,
-        reporter: ME,
+        reporter: me,
         assignee,
         component: None,
         milestone: None,
@@ -3765,10 +3872,16 @@ async fn list_issue_comments(
     page(&state, &uri, &query, items, 100)
 }
 
-async fn add_issue_comment(State(state): St, Path((w, r, id)): ItemPath, body: Bytes) -> Reply {
+async fn add_issue_comment(
+    State(state): St,
+    Path((w, r, id)): ItemPath,
+    Extension(caller): Extension<Account>,
+    body: Bytes,
+) -> Reply {
+    let me = caller.bitbucket_person();
     let body = json_body(&body)?;
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let comment_id = data.comment_id();
     let repo = data.repo_mut(&w, &r)?;
     tracker(repo)?;
@@ -3780,7 +3893,7 @@ async fn add_issue_comment(State(state): St, Path((w, r, id)): ItemPath, body: B
     let comment = IssueComment {
         id: comment_id,
         issue: repo.issues[index].id,
-        user: ME,
+        user: me,
         raw: raw.to_string(),
         created: now,
     };
@@ -3856,14 +3969,20 @@ async fn get_pipeline(
     ok(repo.pipeline_json(&repo.pipelines[pipeline_index(repo, &uuid)?]))
 }
 
-async fn run_pipeline(State(state): St, Path((w, r)): RepoPath, body: Bytes) -> Reply {
+async fn run_pipeline(
+    State(state): St,
+    Path((w, r)): RepoPath,
+    Extension(caller): Extension<Account>,
+    body: Bytes,
+) -> Reply {
+    let me = caller.bitbucket_person();
     let body = json_body(&body)?;
     let target = body
         .get("target")
         .filter(|t| t.is_object())
         .ok_or_else(|| field_error("target", "This field is required."))?;
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let repo = data.repo_mut(&w, &r)?;
     let commit_hash = match target["commit"]["hash"].as_str() {
         Some(h) => Some(
@@ -3962,7 +4081,7 @@ async fn run_pipeline(State(state): St, Path((w, r)): RepoPath, body: Bytes) -> 
         commit,
         custom,
         manual: true,
-        creator: ME,
+        creator: me,
         created: now,
         completed: None,
         state: "PENDING",
@@ -3996,7 +4115,7 @@ async fn stop_pipeline(
 ) -> Reply {
     check_encoded(&uri)?;
     let mut data = lock(&state.bitbucket);
-    let now = data.tick();
+    let now = data.tick(state.now_ms());
     let repo = data.repo_mut(&w, &r)?;
     let index = pipeline_index(repo, &uuid)?;
     let p = &mut repo.pipelines[index];

@@ -6,7 +6,10 @@
 //! logs page by line with `offset`/`limit`, dates are UTC with `Z`, the trigger field is camelCase
 //! `triggeredOn`, secret variables come back as `!encrypted …`, and errors are `{"errors":[{"message":…}]}`.
 //!
-//! The seed is deterministic (no clock, no randomness). Workspace `acme` holds most of it: project `web`
+//! The seed is deterministic (no randomness) and dated relative to when the sim started: the runs of
+//! the last hours end before it, and runs started through the API carry the sim's clock (today's time,
+//! [`SimState::now_ms`]), each action's times being when it really ran. Runs are started, approved by
+//! the account whose token made the call (`GET /user`'s). Workspace `acme` holds most of it: project `web`
 //! has pipeline 1 `build-and-test` with 28 runs of every status (5128 ENQUEUED, 5127 INPROGRESS,
 //! 5126 FAILED, 5124 TERMINATED, 5117 FAILED in its tests, …) and pipeline 2 `deploy-production` whose newest
 //! run 5205 waits for approval. Running, stopping, retrying and approving change the seeded runs.
@@ -38,8 +41,12 @@ use super::{Account, SimState, Which, buddy_page, lock, param};
 const API: &str = "https://api.buddy.works";
 const APP: &str = "https://app.buddy.works";
 
-/// The sim's clock, in seconds since 2026-11-01T00:00:00Z (see [`date`]): 2026-11-20T12:00:00Z.
+/// When the sim starts, on the seed's own calendar (seconds): seeded run starts are written relative
+/// to it, and [`Data::seed`] turns them into Unix time.
 const NOW: u32 = 19 * 86_400 + 12 * 3600;
+
+/// A time in the data: Unix milliseconds.
+type Time = u64;
 /// Runs started through the API get ids from here on.
 const FIRST_NEW_RUN: u64 = 6001;
 /// Runs started through the API on this branch fail at their first test action.
@@ -54,6 +61,8 @@ pub struct Data {
     pub tokens: Vec<Value>,
     pub workspaces: Vec<Workspace>,
     next_run: u64,
+    /// The Unix time (ms) at which the run clock ([`SimState::run_clock_ms`]) reads 0.
+    pub epoch_ms: Time,
 }
 
 #[derive(Debug, Clone)]
@@ -134,9 +143,15 @@ pub struct Execution {
     pub triggered_on: &'static str,
     pub refresh: bool,
     pub clear_cache: bool,
-    pub start: u32,
+    /// Unix milliseconds (seconds on the seed's calendar while seeding).
+    pub start: Time,
+    /// Who approved its `WAIT_FOR_APPLY` action through the API (seeded runs: their creator).
+    pub approver: Option<u64>,
     /// How a run started through the API progresses; `None` for seeded runs, which never move by themselves.
     pub live: Option<Live>,
+    /// For runs started through the API: when each action started and finished (Unix ms), as it
+    /// happened. Seeded runs derive theirs from `start`.
+    pub times: Vec<(Option<Time>, Option<Time>)>,
 }
 
 /// The pace of a run started through the API: action `from` starts at `since_ms` on the run clock and
@@ -175,7 +190,29 @@ const COMMITS: &[&str] = &[
 ];
 
 impl Data {
-    pub fn seed() -> Self {
+    /// The seed, for a sim whose run clock started at `now_ms` (Unix milliseconds).
+    pub fn seed(now_ms: Time) -> Self {
+        let mut data = Self::seed_calendar();
+        let at = |secs: u64| {
+            // Milliseconds vary with the second, as real ones do.
+            (now_ms + (secs * 37) % 1000)
+                .saturating_sub((u64::from(NOW) - secs.min(NOW.into())) * 1000)
+        };
+        for e in data
+            .workspaces
+            .iter_mut()
+            .flat_map(|w| &mut w.projects)
+            .flat_map(|p| &mut p.pipelines)
+            .flat_map(|pl| &mut pl.executions)
+        {
+            e.start = at(e.start);
+        }
+        data.tokens = tokens(now_ms);
+        data.epoch_ms = now_ms;
+        data
+    }
+
+    fn seed_calendar() -> Self {
         Self {
             user: json!({
                 "url": "https://api.buddy.works/user",
@@ -186,23 +223,25 @@ impl Data {
                 "email": "mike.benson@buddy.works",
                 "workspaces_url": "https://api.buddy.works/workspaces"
             }),
-            tokens: tokens(),
+            tokens: Vec::new(),
             workspaces: vec![acme(), sidelab()],
             next_run: FIRST_NEW_RUN,
+            epoch_ms: 0,
         }
     }
 }
 
-/// Personal access tokens: `(id, name, expires_at)`.
+/// Personal access tokens: `(id, name, days until it expires)`, for a sim started at `now_ms`.
 #[rustfmt::skip]
-fn tokens() -> Vec<Value> {
+fn tokens(now_ms: Time) -> Vec<Value> {
+    let midnight = now_ms / 86_400_000 * 86_400_000;
     [
-        ("4c5a91e0-1f6b-4d0e-9c43-5d9a2f7e8b10", "devgate", Some("2027-02-18T09:00:00Z")),
+        ("4c5a91e0-1f6b-4d0e-9c43-5d9a2f7e8b10", "devgate", Some(90)),
         ("9e2b7c34-8a1d-4f55-b6e0-0c1f3a9d2e47", "terraform-ci", None),
-        ("1d8f0a6b-3c2e-4b7a-8e95-f4a6c2d1b3e8", "bdy-cli-laptop", Some("2026-12-01T00:00:00Z")),
+        ("1d8f0a6b-3c2e-4b7a-8e95-f4a6c2d1b3e8", "bdy-cli-laptop", Some(11)),
     ]
     .into_iter()
-    .map(|(id, name, expires_at)| token(id, name, expires_at))
+    .map(|(id, name, days)| token(id, name, days.map(|d| date(midnight + d * 86_400_000)).as_deref()))
     .collect()
 }
 
@@ -553,8 +592,10 @@ fn history(
                 triggered_on: "EVENT",
                 refresh: false,
                 clear_cache: false,
-                start: NOW - 240 * (age + 1) - 600 * age * age,
+                start: u64::from(NOW - 240 * (age + 1) - 600 * age * age),
+                approver: None,
                 live: None,
+                times: Vec::new(),
             }
         })
         .collect()
@@ -673,27 +714,42 @@ impl Execution {
         }
     }
 
-    /// Seconds an action takes in this run (deterministic, 15–104 s).
-    fn seconds(&self, idx: usize) -> u32 {
-        15 + ((self.id * 31 + idx as u64 * 17) % 90) as u32
+    /// Milliseconds an action of a seeded run takes (deterministic, 15–104 s).
+    fn duration(&self, idx: usize) -> Time {
+        (15 + (self.id * 31 + idx as u64 * 17) % 90) * 1000
     }
 
-    fn action_start(&self, idx: usize) -> u32 {
-        self.start + 20 + (0..idx).map(|i| self.seconds(i)).sum::<u32>()
+    /// What `times` recorded for an action, for runs started through the API.
+    fn recorded(&self, idx: usize) -> Option<(Option<Time>, Option<Time>)> {
+        self.live.and(self.times.get(idx).copied())
     }
 
-    fn action_finish(&self, idx: usize) -> Option<u32> {
-        match self.action_status(idx) {
-            "SUCCESSFUL" | "FAILED" => Some(self.action_start(idx) + self.seconds(idx)),
-            "TERMINATED" => Some(self.action_start(idx) + self.seconds(idx) / 2),
+    fn action_start(&self, idx: usize) -> Time {
+        match self.recorded(idx) {
+            Some((Some(start), _)) => start,
+            _ => self.start + 20_000 + (0..idx).map(|i| self.duration(i)).sum::<Time>(),
+        }
+    }
+
+    fn action_finish(&self, idx: usize) -> Option<Time> {
+        let status = self.action_status(idx);
+        if let Some((_, finished)) = self.recorded(idx) {
+            return finished.filter(|_| matches!(status, "SUCCESSFUL" | "FAILED" | "TERMINATED"));
+        }
+        match status {
+            "SUCCESSFUL" | "FAILED" => Some(self.action_start(idx) + self.duration(idx)),
+            "TERMINATED" => Some(self.action_start(idx) + self.duration(idx) / 2),
             _ => None,
         }
     }
 
-    fn finish(&self, actions: usize) -> Option<u32> {
+    fn finish(&self, actions: usize) -> Option<Time> {
         match self.status {
-            "SUCCESSFUL" => Some(self.action_start(actions) + 3),
-            "FAILED" | "TERMINATED" => self.action_finish(self.at).map(|f| f + 3),
+            "SUCCESSFUL" if self.live.is_some() => self
+                .action_finish(actions.saturating_sub(1))
+                .map(|f| f + 3000),
+            "SUCCESSFUL" => Some(self.action_start(actions) + 3000),
+            "FAILED" | "TERMINATED" => self.action_finish(self.at).map(|f| f + 3000),
             _ => None,
         }
     }
@@ -708,17 +764,12 @@ fn action_execution_id(run: u64, idx: usize) -> String {
     sha(run * 100 + idx as u64 + 7)[..24].to_string()
 }
 
-/// Seconds since 2026-11-01T00:00:00Z, printed as Buddy prints dates.
-fn date(secs: u32) -> String {
-    let rest = secs % 86_400;
-    format!(
-        "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        1 + secs / 86_400,
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60,
-        secs * 37 % 1000
-    )
+/// A Unix time in milliseconds, printed as Buddy prints dates (UTC, milliseconds, `Z`).
+fn date(ms: Time) -> String {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(0))
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 /// A commit-like hex string (40 digits), stable for a seed.
@@ -885,8 +936,8 @@ fn execution_json(ws: &Workspace, p: &Project, pl: &Pipeline, e: &Execution, ful
             "url": format!("{repo}/commits/{}", e.revision),
             "html_url": format!("{repo_html}/commit/{}", e.revision),
             "revision": e.revision,
-            "author_date": date(e.start.saturating_sub(900)),
-            "commit_date": date(e.start.saturating_sub(840)),
+            "author_date": date(e.start.saturating_sub(900_000)),
+            "commit_date": date(e.start.saturating_sub(840_000)),
             "message": e.message,
             "author": commit,
             "committer": commit,
@@ -1220,7 +1271,9 @@ fn approval_log(e: &Execution, status: &str) -> Vec<String> {
     if status == "SUCCESSFUL" {
         lines.push(format!(
             "Approved by {}",
-            person(e.creator)["name"].as_str().unwrap_or_default()
+            person(e.approver.unwrap_or(e.creator))["name"]
+                .as_str()
+                .unwrap_or_default()
         ));
     }
     lines
@@ -1311,6 +1364,7 @@ impl Data {
     /// Brings runs started through the API up to `now_ms` on the run clock: whether any changed, and
     /// how many still progress.
     pub fn progress(&mut self, now_ms: u64) -> (bool, usize) {
+        let epoch = self.epoch_ms;
         let mut changed = false;
         for pl in self
             .workspaces
@@ -1320,7 +1374,7 @@ impl Data {
         {
             let actions = &pl.actions;
             for e in &mut pl.executions {
-                changed |= e.progress(actions, now_ms);
+                changed |= e.progress(actions, now_ms, epoch);
             }
         }
         (changed, self.live_runs())
@@ -1343,8 +1397,9 @@ impl Execution {
         self.live.is_some() && matches!(self.status, "ENQUEUED" | "INPROGRESS")
     }
 
-    /// Moves `status` and `at` to where the run is at `now_ms`; true when they changed.
-    fn progress(&mut self, actions: &[Action], now_ms: u64) -> bool {
+    /// Moves `status` and `at` to where the run is at `now_ms` on the run clock (which reads 0 at Unix
+    /// time `epoch_ms`), recording when each action started and finished; true when they changed.
+    fn progress(&mut self, actions: &[Action], now_ms: u64, epoch_ms: Time) -> bool {
         let Some(live) = self.live.filter(|_| self.progressing()) else {
             return false;
         };
@@ -1369,7 +1424,22 @@ impl Execution {
         }
         let changed = (self.status, self.at) != next;
         (self.status, self.at) = next;
+        self.times.resize(actions.len(), (None, None));
+        let finished = matches!(self.status, "SUCCESSFUL" | "FAILED");
+        for idx in live.from..actions.len().min(self.at + 1) {
+            let start = epoch_ms + live.since_ms + (idx - live.from) as u64 * live.step_ms;
+            let done = idx < self.at || finished;
+            self.times[idx] = (Some(start), done.then_some(start + live.step_ms));
+        }
         changed
+    }
+
+    /// Marks the current action of a run started through the API as ended at `at_ms` (cancelled, or
+    /// approved).
+    fn end_action(&mut self, at_ms: Time) {
+        if let Some(entry) = self.times.get_mut(self.at).filter(|_| self.live.is_some()) {
+            entry.1 = Some(at_ms);
+        }
     }
 
     /// Restarts progress from action `at`, now (after RETRY or APPLY of a run started through the API).
@@ -1713,6 +1783,7 @@ fn branch_allowed(refs: &[&str], branch: &str) -> bool {
 async fn run_pipeline(
     State(state): State<Arc<SimState>>,
     Path((ws, project, pipeline)): Path<(String, String, String)>,
+    Extension(caller): Extension<Account>,
     body: Bytes,
 ) -> Reply {
     let request = parse_run(&body)?;
@@ -1767,14 +1838,16 @@ async fn run_pipeline(
             },
             message: COMMITS[id as usize % COMMITS.len()].to_string(),
             author: 3,
-            creator: 1,
+            creator: caller.buddy_id(),
             comment: request.comment,
             triggered_on: "CLICK",
             refresh: request.refresh,
             clear_cache: request.clear_cache,
-            start: NOW + ((id - FIRST_NEW_RUN) % 600) as u32 * 60,
+            start: state.now_ms(),
+            approver: None,
             branch,
             live: Some(live),
+            times: Vec::new(),
         },
     );
     state.set_live_runs(Which::Buddy, data.live_runs());
@@ -1786,6 +1859,7 @@ async fn run_pipeline(
 async fn patch_execution(
     State(state): State<Arc<SimState>>,
     Path((ws, project, pipeline, execution)): Path<(String, String, String, String)>,
+    Extension(caller): Extension<Account>,
     body: Bytes,
 ) -> Reply {
     let body: Value =
@@ -1807,7 +1881,10 @@ async fn patch_execution(
                 e.id, e.status
             )));
         }
-        ("CANCEL", _) => e.status = "TERMINATED",
+        ("CANCEL", _) => {
+            e.status = "TERMINATED";
+            e.end_action(state.now_ms());
+        }
         ("RETRY", "FAILED" | "TERMINATED") => {
             e.status = "INPROGRESS";
             e.resume(state.run_clock_ms());
@@ -1818,6 +1895,8 @@ async fn patch_execution(
             ));
         }
         ("APPLY", "WAITING_FOR_APPLY") => {
+            e.approver = Some(caller.buddy_id());
+            e.end_action(state.now_ms());
             e.at += 1;
             e.status = if e.at >= actions {
                 "SUCCESSFUL"

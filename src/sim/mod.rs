@@ -191,9 +191,12 @@ pub struct SimState {
 pub const DEFAULT_RUN_STEP_MS: u64 = 1000;
 
 /// The clock runs started through the API progress by: real time since the sim started plus whatever
-/// tests added with [`SimState::advance`], so tests move runs on without sleeping.
+/// tests added with [`SimState::advance`], so tests move runs on without sleeping. With the wall time
+/// at the start it is also the sim's clock ([`SimState::now_ms`]), which stamps every change.
 struct Runs {
     started: Instant,
+    /// Unix milliseconds when `started` was taken.
+    started_unix_ms: u64,
     advanced_ms: AtomicU64,
     step_ms: AtomicU64,
     /// Runs still progressing, per provider (Buddy, Bitbucket). While both are zero, a request pays one
@@ -203,8 +206,12 @@ struct Runs {
 
 impl Runs {
     fn new() -> Self {
+        let started_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Self {
             started: Instant::now(),
+            started_unix_ms,
             advanced_ms: AtomicU64::new(0),
             step_ms: AtomicU64::new(DEFAULT_RUN_STEP_MS),
             live: Default::default(),
@@ -250,14 +257,16 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SimState {
     pub fn new() -> Arc<Self> {
+        let runs = Runs::new();
+        let now = runs.started_unix_ms;
         Arc::new(Self {
             requests: Mutex::default(),
             faults: Mutex::default(),
             buddy_tokens: Mutex::new(vec![BUDDY_TOKEN.into()]),
             bitbucket_tokens: Mutex::new(vec![BITBUCKET_TOKEN.into()]),
             oauth: Mutex::new(oauth::OAuthState::new()),
-            buddy: Mutex::new(buddy::Data::seed()),
-            bitbucket: Mutex::new(bitbucket::Data::seed()),
+            buddy: Mutex::new(buddy::Data::seed(now)),
+            bitbucket: Mutex::new(bitbucket::Data::seed(now)),
             buddy_base: Mutex::default(),
             bitbucket_base: Mutex::default(),
             streamed: Default::default(),
@@ -265,8 +274,16 @@ impl SimState {
             holding: Default::default(),
             release: tokio::sync::Notify::new(),
             answers: Mutex::default(),
-            runs: Runs::new(),
+            runs,
         })
+    }
+
+    /// The sim's clock, in Unix milliseconds: the time the sim started plus [`SimState::run_clock_ms`],
+    /// so today's time, moving in real time and with [`SimState::advance`]. Changes are stamped with it.
+    pub fn now_ms(&self) -> u64 {
+        self.runs
+            .started_unix_ms
+            .saturating_add(self.run_clock_ms())
     }
 
     /// The run clock in milliseconds: time since the sim started plus every [`SimState::advance`].

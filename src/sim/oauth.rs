@@ -21,9 +21,11 @@
 //! only). Tokens are 32 random bytes in hex. Errors are OAuth-style `{"error","error_description"}`;
 //! no error message echoes a secret, and the recorder replaces secret form fields with `[redacted]`.
 //!
-//! The consent page's form: hidden fields carry the authorize parameters, `<select name="account">` picks
-//! the account (`mike`/`nina` on Buddy, `ann`/`ben` on Bitbucket; the first if left out), and two submit
-//! buttons `name="decision"` with values `allow` and `deny` decide.
+//! The consent page looks like a provider's (its name in a coloured bar, the application asking, the
+//! permissions in the provider's words, where the answer goes back to), not like devgate's own pages,
+//! with a note that it is simulated. Its form: hidden fields carry the authorize parameters,
+//! `<select name="account">` picks the account (`mike`/`nina` on Buddy, `ann`/`ben` on Bitbucket; the
+//! first if left out), and two submit buttons `name="decision"` (ids `allow` and `deny`) decide.
 
 #![allow(clippy::result_large_err)]
 
@@ -572,13 +574,6 @@ fn client_secret(which: Which) -> &'static str {
     }
 }
 
-fn title(which: Which) -> &'static str {
-    match which {
-        Which::Buddy => "Buddy",
-        Which::Bitbucket => "Bitbucket",
-    }
-}
-
 // ---------------------------------------------------------------------------------- authorize
 
 /// An authorize request that passed validation.
@@ -694,47 +689,60 @@ async fn authorize_page(
         Ok(r) => r,
         Err(page) => return page,
     };
-    let provider = title(which);
-    let (intro, permissions): (&str, Vec<String>) = match which {
-        Which::Buddy => ("devgate asks for these scopes:", request.scopes.clone()),
-        Which::Bitbucket => (
-            "The devgate consumer has these permissions:",
-            lock(&state.oauth).bitbucket_scopes.clone(),
-        ),
+    // Buddy grants the scopes asked for; Bitbucket the consumer's permissions, whatever is asked.
+    let scopes = match which {
+        Which::Buddy => request.scopes.clone(),
+        Which::Bitbucket => lock(&state.oauth).bitbucket_scopes.clone(),
     };
-    let action = match which {
-        Which::Buddy => BUDDY_AUTHORIZE_PATH,
-        Which::Bitbucket => BITBUCKET_AUTHORIZE_PATH,
+    let (action, allow, deny) = match which {
+        Which::Buddy => (BUDDY_AUTHORIZE_PATH, "Allow", "Deny"),
+        Which::Bitbucket => (BITBUCKET_AUTHORIZE_PATH, "Grant access", "Cancel"),
     };
-    let mut html = String::new();
+    let back_to = url::Url::parse(&request.redirect_uri)
+        .ok()
+        .and_then(|u| {
+            Some(format!(
+                "{}{}",
+                u.host_str()?,
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ))
+        })
+        .unwrap_or_default();
+    let mut body = String::new();
     let _ = write!(
-        html,
-        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
-         <title>Authorize devgate ({provider}, simulated)</title></head>\n<body>\n\
-         <h1>Authorize devgate to access your {provider} account</h1>\n\
-         <p>This is the simulated {provider} of devgate's sandbox and tests; no real account is involved.</p>\n\
-         <p>{intro}</p>\n<ul id=\"scopes\">\n"
+        body,
+        "<h1><b>devgate</b> {}</h1>\n<p class=\"muted\">An application registered as <code>{}</code>. It will be able to:</p>\n<ul id=\"scopes\">\n",
+        match which {
+            Which::Buddy => "wants to access your Buddy.Works account",
+            Which::Bitbucket => "is requesting access to your Bitbucket account",
+        },
+        escape(&request.client_id),
     );
-    for p in &permissions {
-        let _ = writeln!(html, "<li>{}</li>", escape(p));
+    for scope in &scopes {
+        let _ = writeln!(
+            body,
+            "<li>{} <code>{}</code></li>",
+            escape(scope_meaning(which, scope)),
+            escape(scope)
+        );
     }
-    let _ = write!(html, "</ul>\n<form method=\"post\" action=\"{action}\">\n");
+    let _ = write!(body, "</ul>\n<form method=\"post\" action=\"{action}\">\n");
     for key in CARRIED {
         if let Some(value) = param(&params, key) {
             let _ = writeln!(
-                html,
+                body,
                 "<input type=\"hidden\" name=\"{key}\" value=\"{}\">",
                 escape(value)
             );
         }
     }
     let _ = writeln!(
-        html,
-        "<p><label for=\"account\">Account</label>\n<select id=\"account\" name=\"account\">"
+        body,
+        "<p><label for=\"account\">Signed in as</label>\n<select id=\"account\" name=\"account\">"
     );
     for (i, account) in Account::all(which).into_iter().enumerate() {
         let _ = writeln!(
-            html,
+            body,
             "<option value=\"{}\"{}>{}</option>",
             account.login(),
             if i == 0 { " selected" } else { "" },
@@ -742,12 +750,68 @@ async fn authorize_page(
         );
     }
     let _ = write!(
-        html,
-        "</select></p>\n<p><button type=\"submit\" id=\"allow\" name=\"decision\" value=\"allow\">Allow</button>\n\
-         <button type=\"submit\" id=\"deny\" name=\"decision\" value=\"deny\">Deny</button></p>\n\
-         </form>\n</body>\n</html>\n"
+        body,
+        "</select></p>\n<p class=\"buttons\"><button type=\"submit\" id=\"allow\" name=\"decision\" value=\"allow\">{allow}</button>\n\
+         <button type=\"submit\" id=\"deny\" name=\"decision\" value=\"deny\" class=\"secondary\">{deny}</button></p>\n\
+         </form>\n<p class=\"muted\">Either way you go back to <b id=\"redirect-host\">{}</b>.</p>\n",
+        escape(&back_to)
     );
-    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+    let title = match which {
+        Which::Buddy => "Authorize application",
+        Which::Bitbucket => "Grant access",
+    };
+    provider_page(which, StatusCode::OK, title, &body)
+}
+
+/// What a scope lets the application do, in the provider's words (the sim's own phrasing).
+fn scope_meaning(which: Which, scope: &str) -> &'static str {
+    match (which, scope) {
+        (Which::Buddy, "WORKSPACE") => "View your workspaces, their members and projects",
+        (Which::Buddy, "USER_INFO") => "View your profile: name, email and avatar",
+        (Which::Buddy, "EXECUTION_INFO") => "View pipelines, their runs and logs",
+        (Which::Buddy, "EXECUTION_RUN") => "Run, stop, retry and approve pipelines",
+        (Which::Buddy, "EXECUTION_MANAGE") => "Add, change and delete pipelines",
+        (Which::Buddy, "VARIABLE_INFO") => "View environment variables",
+        (Which::Buddy, "INTEGRATION_INFO") => "View integrations",
+        (Which::Buddy, "TOKEN_INFO") => "View your personal access tokens",
+        (Which::Bitbucket, "account") => "Read your account information",
+        (Which::Bitbucket, "repository") => "Read your repositories",
+        (Which::Bitbucket, "repository:write") => "Read and modify your repositories",
+        (Which::Bitbucket, "pullrequest") => "Read your pull requests",
+        (Which::Bitbucket, "pullrequest:write") => "Read and modify your pull requests",
+        (Which::Bitbucket, "issue") => "Read your issues",
+        (Which::Bitbucket, "issue:write") => "Read and modify your issues",
+        (Which::Bitbucket, "pipeline") => "Read your pipelines",
+        (Which::Bitbucket, "pipeline:write") => "Read and modify your pipelines",
+        _ => "Access this part of your account",
+    }
+}
+
+/// A page in the provider's own look (its name in a coloured bar, its colours and buttons), so a user
+/// can tell it from devgate's pages, with a note that it is the simulated provider.
+fn provider_page(which: Which, status: StatusCode, title: &str, body: &str) -> Response {
+    let (brand, colour, text) = match which {
+        Which::Buddy => ("Buddy.Works", "#1a86fd", "#1d2433"),
+        Which::Bitbucket => ("Bitbucket", "#0052cc", "#172b4d"),
+    };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title} | {brand} (simulated)</title>\n<style>\
+         body{{margin:0;font-family:-apple-system,\"Segoe UI\",Roboto,Helvetica,Arial,sans-serif;color:{text};background:#f4f5f7}}\
+         header{{background:{colour};color:#fff;padding:14px 24px;font-size:20px;font-weight:700;letter-spacing:.2px}}\
+         .sim{{background:#fff4d6;color:#5e4b00;text-align:center;font-size:13px;padding:6px}}\
+         main{{max-width:440px;margin:40px auto;background:#fff;border-radius:6px;box-shadow:0 1px 4px rgba(9,30,66,.25);padding:28px 32px}}\
+         h1{{font-size:20px;font-weight:500;margin:0 0 12px}}.muted{{color:#6b778c;font-size:14px}}\
+         ul{{padding-left:20px}}li{{margin:6px 0}}code{{font-size:12px;color:#6b778c}}\
+         select{{width:100%;padding:6px;margin-top:4px}}.buttons{{display:flex;gap:8px;justify-content:flex-end}}\
+         button{{background:{colour};color:#fff;border:0;border-radius:4px;padding:8px 16px;font-size:14px;cursor:pointer}}\
+         button.secondary{{background:transparent;color:{text}}}\
+         </style></head>\n<body>\n<header>{brand}</header>\n\
+         <p class=\"sim\">Simulated {brand} of devgate's sandbox and tests: no real account is involved.</p>\n\
+         <main>\n{body}</main>\n</body>\n</html>\n"
+    );
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
 async fn authorize_decision(
@@ -808,13 +872,11 @@ async fn authorize_decision(
 }
 
 fn error_page(which: Which, message: &str) -> Response {
-    let provider = title(which);
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Authorization error ({provider}, simulated)</title></head>\n\
-         <body>\n<h1>Authorization error</h1>\n<p id=\"error\">{}</p>\n</body>\n</html>\n",
+    let body = format!(
+        "<h1>Authorization error</h1>\n<p id=\"error\">{}</p>\n",
         escape(message)
     );
-    (StatusCode::BAD_REQUEST, Html(html)).into_response()
+    provider_page(which, StatusCode::BAD_REQUEST, "Authorization error", &body)
 }
 
 fn escape(s: &str) -> String {
@@ -1354,10 +1416,12 @@ mod tests {
             .unwrap();
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
-        assert!(html.contains(&format!(
-            "Authorize devgate to access your {} account",
-            title(which)
-        )));
+        let brand = match which {
+            Which::Buddy => "Buddy.Works",
+            Which::Bitbucket => "Bitbucket",
+        };
+        assert!(html.contains(&format!("<header>{brand}</header>")));
+        assert!(html.contains("<b>devgate</b> ") && html.contains(brand));
         assert!(html.contains("<select id=\"account\" name=\"account\">"));
         assert!(html.contains("name=\"decision\" value=\"allow\""));
         assert!(html.contains("name=\"decision\" value=\"deny\""));
@@ -1906,7 +1970,9 @@ mod tests {
             .text()
             .await
             .unwrap();
-        assert!(page.contains("<li>pullrequest</li>") && !page.contains("<li>pipeline</li>"));
+        assert!(
+            page.contains("<code>pullrequest</code>") && !page.contains("<code>pipeline</code>")
+        );
         let body = connect(&sim, Which::Bitbucket, "ann").await;
         assert_eq!(body["scopes"], "account pullrequest");
         let token = s(&body["access_token"]);

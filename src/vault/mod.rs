@@ -297,6 +297,8 @@ pub trait Store: Send + Sync {
     /// The user an API key (by hash) belongs to.
     async fn api_key_user(&self, key_hash: &str) -> Result<Option<String>, StoreError>;
     async fn api_keys(&self, user: &str) -> Result<Vec<ApiKeyRow>, StoreError>;
+    /// Every user's keys, by user, oldest first (`devgate keys list` without a user).
+    async fn all_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;
     /// Deletes the user's key with this public id; returns whether one was deleted.
     async fn revoke_api_key(&self, user: &str, id: &str) -> Result<bool, StoreError>;
 

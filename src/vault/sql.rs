@@ -396,6 +396,17 @@ macro_rules! sql_store {
                 .map_err(backend)
             }
 
+            async fn all_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+                sqlx::query(
+                    "SELECT id, key_hash, user_id, created_at FROM api_keys \
+                     ORDER BY user_id, created_at, id",
+                )
+                .try_map(|row: $row| api_key_row(&row))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)
+            }
+
             async fn revoke_api_key(&self, user: &str, id: &str) -> Result<bool, StoreError> {
                 sqlx::query("DELETE FROM api_keys WHERE user_id = $1 AND id = $2")
                     .bind(user)

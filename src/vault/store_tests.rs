@@ -3,8 +3,9 @@
 //! Each behaviour is one `async fn` taking the store (an `Arc`, so the race tests can share it between
 //! tasks); [`on_both!`] turns it into two tests, `store_tests::on_sqlite::<behaviour>` (a fresh file)
 //! and `store_tests::on_postgres::<behaviour>` (a fresh database on the server named by
-//! `DEVGATE_TEST_POSTGRES_URL`, dropped afterwards). Without that variable the PostgreSQL tests print
-//! one `SKIPPED: …` line each and pass, unless `DEVGATE_REQUIRE_POSTGRES=1`, which makes them fail.
+//! `DEVGATE_TEST_POSTGRES_URL`, dropped afterwards). Without that variable the PostgreSQL tests pass
+//! without running and the test binary counts them in a note at exit (`tests/common/skip.rs`), unless
+//! `DEVGATE_REQUIRE_POSTGRES=1`, which makes them fail.
 //! `eval "$(.ci/postgres.sh start)"` runs a throwaway server and sets the variable.
 //!
 //! SQLite-only checks (URLs, file mode, WAL, no plaintext in the files) are in `sqlite.rs`;
@@ -20,8 +21,9 @@ use super::*;
 
 /// The test server: `postgres://user@host:port/database` (any database; tests create their own).
 pub(super) const SERVER_VAR: &str = "DEVGATE_TEST_POSTGRES_URL";
-/// `1`: a missing server fails the PostgreSQL tests instead of skipping them (CI).
-pub(super) const REQUIRE_VAR: &str = "DEVGATE_REQUIRE_POSTGRES";
+/// Skips counted in the test summary, and `DEVGATE_REQUIRE_POSTGRES=1` making them failures (CI).
+#[path = "../../tests/common/skip.rs"]
+mod skip;
 
 /// A migrated SQLite store in a fresh temporary directory, removed on drop.
 struct SqliteDb {
@@ -58,22 +60,19 @@ pub(super) struct PgDb {
 }
 
 impl PgDb {
-    /// Creates `devgate_test_<random>`, or returns `None` after one `SKIPPED:` line naming `test`
-    /// when no server is configured. Panics when `DEVGATE_REQUIRE_POSTGRES=1` and no server is
-    /// configured, and when the configured server does not answer.
+    /// Creates `devgate_test_<random>`, or returns `None` after recording a skip of `test` when no
+    /// server is configured. Panics when `DEVGATE_REQUIRE_POSTGRES=1` and no server is configured, and
+    /// when the configured server does not answer.
     pub(super) async fn create(test: &str) -> Option<Self> {
         let server = match std::env::var(SERVER_VAR) {
             Ok(server) if !server.trim().is_empty() => server,
             _ => {
-                let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
-                assert!(
-                    !required,
-                    "{REQUIRE_VAR} is set but {SERVER_VAR} is not: start a server with \
-                     `eval \"$(.ci/postgres.sh start)\"`"
-                );
-                eprintln!(
-                    "SKIPPED: {test} on PostgreSQL ({SERVER_VAR} is not set; \
-                     `eval \"$(.ci/postgres.sh start)\"` runs a server)"
+                skip::skip_test(
+                    test,
+                    skip::POSTGRES,
+                    &format!(
+                        "{SERVER_VAR} is not set (`eval \"$(.ci/postgres.sh start)\"` runs a server)"
+                    ),
                 );
                 return None;
             }
@@ -624,6 +623,11 @@ async fn api_keys_round_trip(store: Arc<dyn Store>) {
         "oldest first"
     );
     assert_eq!(store.api_keys("bob").await.unwrap(), vec![b1.clone()]);
+    assert_eq!(
+        store.all_api_keys().await.unwrap(),
+        vec![a1.clone(), a2.clone(), b1.clone()],
+        "by user, oldest first"
+    );
 
     assert!(
         !store.revoke_api_key("bob", "dg_a1").await.unwrap(),

@@ -2,6 +2,8 @@
 //! spoken to by rmcp's client over stdio or HTTP.
 #![allow(dead_code)]
 
+pub mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
