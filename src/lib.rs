@@ -8,7 +8,7 @@
 //! - [`provider`]: sends the request (timeouts, retries, error mapping);
 //! - [`shape`]: projects the reply to a small result with a cursor.
 //!
-//! Around them: [`request_id`] (one id per request, in logs and error texts), [`config`] (devgate.toml), [`sim`] (simulated providers for tests and the sandbox) and
+//! Around them: [`request_id`] (one id per request, in logs and error texts), [`redact`] (no link ticket in a log line), [`config`] (devgate.toml), [`sim`] (simulated providers for tests and the sandbox) and
 //! [`sandbox`] (the sim plus a gateway, for a first look without accounts).
 
 pub mod app;
@@ -21,6 +21,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod provider;
+pub mod redact;
 pub mod request_id;
 pub mod sandbox;
 pub mod shape;
