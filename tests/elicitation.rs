@@ -271,10 +271,10 @@ async fn an_accepted_connect_waits_for_the_callback_on_another_instance() {
         panic!("expected the result, got {response:?}");
     };
     assert_eq!(ok(tool, &result)["name"], "Ben Ortiz");
+    let callback_done = "oauth::connect: connected";
     assert!(
-        b.stderr.text().contains("connected"),
-        "the callback was B's: {}",
-        b.stderr.text()
+        b.stderr.text().contains(callback_done) && !a.stderr.text().contains(callback_done),
+        "the callback was B's, and A saw the connection in the store"
     );
 
     // Declining ends the call with the link (the same one, reused), at once.
