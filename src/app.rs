@@ -70,6 +70,30 @@ pub async fn open_vault(config: &Config) -> Result<Vault, String> {
     Ok(vault)
 }
 
+/// The scopes a connect link asks `provider` for: those of the tools this config offers, plus those of
+/// the tool that reads the account (the catalog's `whoami` path), which the connect flow calls. Nothing a
+/// user would grant for no tool. In the catalog's order.
+pub fn requested_scopes(config: &Config, catalog: &Catalog, provider: &str) -> Vec<String> {
+    let Some(spec) = catalog.provider(provider) else {
+        return Vec::new();
+    };
+    let whoami = &spec.spec.whoami.path;
+    let needed: std::collections::BTreeSet<&str> = spec
+        .tools
+        .iter()
+        .filter(|t| {
+            crate::gateway::is_offered(config, catalog, t)
+                || (t.spec.method == crate::catalog::Method::Get && &t.spec.path == whoami)
+        })
+        .flat_map(|t| t.spec.scopes.iter().map(String::as_str))
+        .collect();
+    spec.scopes
+        .iter()
+        .map(|s| s.name.clone())
+        .filter(|name| needed.contains(name.as_str()))
+        .collect()
+}
+
 impl App {
     /// Builds the parts. `need_store` opens the vault even when no provider uses OAuth (HTTP with API
     /// keys needs it).
@@ -114,10 +138,7 @@ impl App {
                     .get(id)
                     .cloned()
                     .ok_or_else(|| format!("providers.{id}: no API client"))?;
-                let scopes = pconf
-                    .scopes
-                    .clone()
-                    .unwrap_or_else(|| spec.scopes.iter().map(|s| s.name.clone()).collect());
+                let scopes = requested_scopes(&config, catalog, id);
                 clients.insert(id.clone(), client.clone());
                 providers.insert(
                     id.clone(),
@@ -129,7 +150,9 @@ impl App {
                 );
             }
             let c = Arc::new(
-                Connector::new(vault.clone(), providers, &public_url).with_sink(pending.clone()),
+                Connector::new(vault.clone(), providers, &public_url)
+                    .with_sink(pending.clone())
+                    .with_connect_wait(Duration::from_secs(config.oauth.connect_wait_secs)),
             );
             let lease_secs = config
                 .oauth

@@ -244,13 +244,20 @@ pub struct OAuthConfig {
     /// How long one instance may hold a connection's refresh lease (default: the upstream timeout
     /// plus 5 s). After a crash mid-refresh, the next refresh waits at most this long.
     pub refresh_lease_secs: Option<u64>,
+    /// How long a tool call waits for the user to finish connecting once their client said the connect
+    /// link is open, before answering with the link (under common client request timeouts of 60 s).
+    pub connect_wait_secs: u64,
 }
+
+/// The default of `oauth.connect_wait_secs`.
+pub const DEFAULT_CONNECT_WAIT_SECS: u64 = 30;
 
 impl Default for OAuthConfig {
     fn default() -> Self {
         Self {
             refresh_margin_secs: 60,
             refresh_lease_secs: None,
+            connect_wait_secs: DEFAULT_CONNECT_WAIT_SECS,
         }
     }
 }

@@ -334,20 +334,20 @@ fn page_confirmation(row: Pending) -> PageConfirmation {
 }
 
 fn expired_page() -> PageError {
-    PageError {
-        status: axum::http::StatusCode::GONE,
-        title: "This confirmation link has expired or was used".into(),
-        message: "Confirmation links work once and for 10 minutes. Nothing was approved. If you still want this, ask your agent again: it will give you a new link.".into(),
-    }
+    PageError::new(
+        axum::http::StatusCode::GONE,
+        "This confirmation link has expired or was used",
+        "Confirmation links work once and for 10 minutes. Nothing was approved. If you still want this, ask your agent again: it will give you a new link.",
+    )
 }
 
 fn store_page_error(e: StoreError) -> PageError {
     tracing::error!(error = %e, "the store failed on a confirm page");
-    PageError {
-        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        title: "Try again in a moment".into(),
-        message: "devgate could not reach its database. Nothing was approved; reload this page in a moment.".into(),
-    }
+    PageError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "Try again in a moment",
+        "devgate could not reach its database. Nothing was approved; reload this page in a moment.",
+    )
 }
 
 #[cfg(test)]

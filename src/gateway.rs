@@ -412,7 +412,9 @@ impl Gateway {
         if name == CONNECTIONS_TOOL
             && let Some(connector) = &self.connector
         {
-            return Ok(CallOutcome::Done(connections_result(connector, user).await));
+            return Ok(CallOutcome::Done(
+                connections_result(connector, self.tokens.as_deref(), user).await,
+            ));
         }
         let offered = self
             .offered
@@ -443,6 +445,11 @@ impl Gateway {
                 request_state,
             }),
         }
+    }
+
+    /// The connect flow, when users connect their own accounts.
+    pub fn connector(&self) -> Option<&Arc<Connector>> {
+        self.connector.as_ref()
     }
 
     /// Whether `name` is a tool this gateway answers; only such names appear in metrics, logs and the
@@ -512,7 +519,7 @@ fn connections_tool() -> McpTool {
     output.insert("type".into(), json!("object"));
     McpTool::new(
         CONNECTIONS_TOOL,
-        "Shows your provider connections: account, scopes, expiry, or the link to connect.",
+        "Shows your provider connections, each checked with its provider just now: account, scopes, expiry, or the link to connect or reconnect.",
         Arc::new(schema),
     )
     .with_title("Connections")
@@ -520,8 +527,16 @@ fn connections_tool() -> McpTool {
     .with_raw_output_schema(Arc::new(output))
 }
 
-async fn connections_result(connector: &Connector, user: &str) -> CallToolResult {
-    match connector.statuses(user, true).await {
+async fn connections_result(
+    connector: &Connector,
+    tokens: Option<&TokenManager>,
+    user: &str,
+) -> CallToolResult {
+    let statuses = match tokens {
+        Some(tokens) => connector.checked_statuses(user, tokens).await,
+        None => connector.statuses(user, true).await,
+    };
+    match statuses {
         Ok(items) => CallToolResult::structured(json!({ "items": items })),
         Err(e) => {
             tracing::error!(error = %e, "could not read connections");

@@ -8,8 +8,9 @@
 //! - [`provider`]: sends the request (timeouts, retries, error mapping);
 //! - [`shape`]: projects the reply to a small result with a cursor.
 //!
-//! Around them: [`request_id`] (one id per request, in logs and error texts), [`config`] (devgate.toml),
-//! [`confirm`] (the user's confirmation of destructive calls), [`sim`] (simulated providers for tests and the sandbox) and
+//! Around them: [`request_id`] (one id per request, in logs and error texts), [`redact`] (no link ticket
+//! in a log line), [`config`] (devgate.toml), [`confirm`] (the user's confirmation of destructive calls),
+//! [`sim`] (simulated providers for tests and the sandbox) and
 //! [`sandbox`] (the sim plus a gateway, for a first look without accounts).
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod provider;
+pub mod redact;
 pub mod request_id;
 pub mod sandbox;
 pub mod shape;

@@ -67,7 +67,7 @@ async fn run(cli: cli::Cli) -> ExitCode {
         EnvFilter::try_from_env("DEVGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(devgate::redact::RedactingStderr)
         .with_ansi(false);
     match cli.log_format {
         cli::LogFormat::Json => builder.json().init(),

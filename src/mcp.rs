@@ -7,10 +7,17 @@
 //!
 //! When a call needs the user to connect a provider, the answer depends on the client:
 //! - it declared URL-mode elicitation and speaks 2026-07-28: an `input_required` result carrying an
-//!   `elicitation/create` (mode `url`); the client retries the call once the user is done;
-//! - it declared URL-mode elicitation on 2025-11-25: JSON-RPC error `-32042` with the elicitation, and
-//!   `notifications/elicitation/complete` on the same session when the callback completes;
+//!   `elicitation/create` (mode `url`); the client retries the call with the user's answer. Many
+//!   clients answer `accept` once the link is open, not once the user is done, so a retry carrying an
+//!   answer waits (bounded, `oauth.connect_wait_secs`) for the connection, runs the call once more if
+//!   it came, and otherwise ends with a result that says to finish in the browser: never a second
+//!   question for the same connect, which such a client would answer at once, in a loop;
+//! - it declared URL-mode elicitation on 2025-11-25: JSON-RPC error `-32042` with the elicitation (its
+//!   message carries the link too), and `notifications/elicitation/complete` on the same session when
+//!   the callback completes;
 //! - otherwise: an `isError` result whose text has the link and one sentence of instructions.
+//!
+//! Asking again reuses the live link ([`crate::oauth::connect::Connector::link`]).
 //!
 //! A destructive call is confirmed the same way by capability (see [`crate::confirm`]): a form
 //! elicitation request up to 2025-11-25, an `input_required` form with a `requestState` from
@@ -54,27 +61,44 @@ pub enum Caller {
 }
 
 /// Sessions waiting for a connect to complete, so they can be told (`notifications/elicitation/complete`).
+/// A reused link keeps its elicitation id, so several sessions of one user may wait on the same id.
 #[derive(Default)]
 pub struct PendingElicitations {
-    peers: Mutex<HashMap<String, Peer<RoleServer>>>,
+    /// By elicitation id: each waiting session and its peer.
+    peers: Mutex<HashMap<String, Vec<Waiting>>>,
 }
 
+/// A session waiting for a connect: its `Mcp-Session-Id` (when it has one) and its peer.
+type Waiting = (Option<String>, Peer<RoleServer>);
+
+/// Sessions remembered per elicitation id; more are not told (one user's agents, asking in a loop).
+const WAITING_PER_ELICITATION: usize = 16;
+
 impl PendingElicitations {
-    fn register(&self, id: &str, peer: Peer<RoleServer>) {
+    fn register(&self, id: &str, session: Option<String>, peer: Peer<RoleServer>) {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        peers.retain(|_, p| !p.is_transport_closed());
-        peers.insert(id.to_string(), peer);
+        peers.retain(|_, waiting| {
+            waiting.retain(|(_, p)| !p.is_transport_closed());
+            !waiting.is_empty()
+        });
+        let waiting = peers.entry(id.to_string()).or_default();
+        // One session asking twice is told once.
+        let known = session.is_some() && waiting.iter().any(|(s, _)| *s == session);
+        if !known && waiting.len() < WAITING_PER_ELICITATION {
+            waiting.push((session, peer));
+        }
     }
 }
 
 impl CompletionSink for PendingElicitations {
     fn completed(&self, elicitation_id: &str) {
-        let peer = self
+        let waiting = self
             .peers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(elicitation_id);
-        if let Some(peer) = peer {
+            .remove(elicitation_id)
+            .unwrap_or_default();
+        for (_, peer) in waiting {
             let notification = ServerNotification::CustomNotification(CustomNotification::new(
                 "notifications/elicitation/complete",
                 Some(json!({ "elicitationId": elicitation_id })),
@@ -260,7 +284,7 @@ fn connect_response(
         };
         let mut requests = InputRequests::new();
         requests.insert(
-            format!("connect_{}", request.provider),
+            connect_input(&request.provider),
             InputRequest::Elicitation(ElicitRequest::new(params)),
         );
         return Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
@@ -269,10 +293,20 @@ fn connect_response(
         )));
     }
     if url_mode {
-        pending.register(&request.link.elicitation_id, context.peer.clone());
+        let session = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        pending.register(&request.link.elicitation_id, session, context.peer.clone());
+        // The message carries the link as well: many clients show only the message.
         return Err(McpError::new(
             ErrorCode(URL_ELICITATION_REQUIRED),
-            message.clone(),
+            format!(
+                "{}. Open this link in a browser to connect your {} account, then call the tool again: {}",
+                request.reason, request.title, request.link.url
+            ),
             Some(json!({
                 "elicitations": [{
                     "mode": "url",
@@ -289,6 +323,101 @@ fn connect_response(
     ))]);
     quote_request_id(&mut result, request_id);
     Ok(result.into())
+}
+
+/// The key of a connect elicitation in an `input_required` result and in the client's `inputResponses`.
+fn connect_input(provider: &str) -> String {
+    format!("connect_{provider}")
+}
+
+/// A retried call's answer to the connect elicitation of an earlier round.
+struct ConnectAnswer {
+    provider: String,
+    accepted: bool,
+}
+
+/// The connect answer among a retried call's `inputResponses`, if any.
+fn connect_answer(responses: Option<&rmcp::model::InputResponses>) -> Option<ConnectAnswer> {
+    responses?.iter().find_map(|(key, value)| {
+        let provider = key.strip_prefix("connect_")?;
+        let accepted = serde_json::from_value::<ElicitResult>(value.clone())
+            .is_ok_and(|r| r.action == ElicitationAction::Accept);
+        Some(ConnectAnswer {
+            provider: provider.to_string(),
+            accepted,
+        })
+    })
+}
+
+/// Runs the call. When this is a retry whose client accepted the connect question for the provider the
+/// call still needs, waits (at most `oauth.connect_wait_secs`) for the user to finish, and runs it once
+/// more if they did; otherwise the `Connect` outcome stands, to be answered once ([`connect_pending`]).
+async fn call_answering_connect(
+    gateway: &Gateway,
+    user: &str,
+    request: &CallToolRequestParams,
+    progress: Option<Progress>,
+    confirmer: &dyn Confirmer,
+    answered: Option<&ConnectAnswer>,
+) -> Result<CallOutcome, CallError> {
+    let args = request.arguments.as_ref();
+    let (Some(answer), Some(connector)) = (answered.filter(|a| a.accepted), gateway.connector())
+    else {
+        return gateway
+            .call(user, &request.name, args, progress, Some(confirmer))
+            .await;
+    };
+    // Where the connection stands before this call, so the wait can tell a new one.
+    let before = connector.mark(user, &answer.provider).await.ok().flatten();
+    let first = gateway
+        .call(user, &request.name, args, progress.clone(), Some(confirmer))
+        .await;
+    let Ok(CallOutcome::Connect(connect)) = &first else {
+        return first;
+    };
+    if connect.provider != answer.provider {
+        return first;
+    }
+    let wait = connector.connect_wait();
+    tracing::info!(provider = %connect.provider, wait_secs = wait.as_secs(), "waiting for the user to finish connecting");
+    if connector
+        .wait_for_connection(user, &connect.provider, before, wait)
+        .await
+    {
+        return gateway
+            .call(user, &request.name, args, progress, Some(confirmer))
+            .await;
+    }
+    first
+}
+
+/// The one answer to a client that already answered the connect question: the user has not finished
+/// (or declined), so the call ends here with the link, instead of asking again.
+fn connect_pending(
+    request: &ConnectRequest,
+    answer: Option<&ConnectAnswer>,
+    waited: std::time::Duration,
+    request_id: &RequestId,
+) -> CallToolResult {
+    let text = if answer.is_some_and(|a| a.accepted) {
+        format!(
+            "{}. The {title} connection is not finished yet (devgate waited {} s for it). Ask the user to finish connecting in the browser, opening this link again if the page is closed: {}. Then call the tool again.",
+            request.reason,
+            waited.as_secs(),
+            request.link.url,
+            title = request.title,
+        )
+    } else {
+        format!(
+            "{}. The user did not connect {title}. If they want to, they can open this link in a browser: {}. Then call the tool again.",
+            request.reason,
+            request.link.url,
+            title = request.title,
+        )
+    };
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    quote_request_id(&mut result, request_id);
+    result
 }
 
 /// When the client asked for progress on this request: a sender whose lines go out, in order, as
@@ -377,12 +506,14 @@ impl ServerHandler for McpServer {
                 answer: confirm_answer(&request),
                 request_state: request.request_state.as_deref(),
             };
-            let call = gateway.call(
+            let answered = connect_answer(request.input_responses.as_ref());
+            let call = call_answering_connect(
+                &gateway,
                 &user,
-                &request.name,
-                request.arguments.as_ref(),
+                &request,
                 progress,
-                Some(&confirmer),
+                &confirmer,
+                answered.as_ref(),
             );
             let metrics = crate::metrics::global();
             metrics.in_flight.inc();
@@ -413,6 +544,15 @@ impl ServerHandler for McpServer {
                         quote_request_id(&mut result, &request_id);
                     }
                     Ok(result.into())
+                }
+                Ok(CallOutcome::Connect(connect))
+                    if answered.as_ref().is_some_and(|a| a.provider == connect.provider) =>
+                {
+                    metrics.call(&tool, "connect_pending");
+                    gateway.audit(&user, &tool, request.arguments.as_ref(), "connect_pending", ms, &request_id.0);
+                    tracing::info!(outcome = "connect_pending", provider = %connect.provider, ms, "call");
+                    let waited = std::time::Duration::from_millis(ms);
+                    Ok(connect_pending(&connect, answered.as_ref(), waited, &request_id).into())
                 }
                 Ok(CallOutcome::Connect(connect)) => {
                     metrics.call(&tool, "connect");

@@ -1,6 +1,7 @@
 //! The connect flow in headless Chromium, driven over WebDriver (chromedriver): the connect page, the
 //! simulated provider's consent page (choosing an account, clicking Allow), and devgate's success page;
-//! then the provider's address opened in a second browser, whose callback is refused.
+//! then the provider's address opened in a second browser, whose callback is refused. A denial ends on
+//! devgate's result page with no `error` or `state` in the address bar; `/` and `/mcp` show a page.
 //! A screenshot of each page is kept under `target/browser-artifacts/`.
 //!
 //! `.ci/run` installs Debian's chromium and chromium-driver and sets `DEVGATE_REQUIRE_BROWSER=1`, so in
@@ -224,9 +225,9 @@ async fn connecting_in_headless_chromium() {
     );
     browser.screenshot(&artifacts, "3-connected").await;
 
-    // Using the same link again shows the expired page.
+    // Using the same link again says it was used.
     browser.goto(&link).await;
-    assert!(browser.source().await.contains("expired"));
+    assert!(browser.source().await.contains("already used"));
     browser.screenshot(&artifacts, "4-link-used").await;
 
     // The provider's address copied to another browser (its own profile, no devgate cookies) connects
@@ -328,5 +329,61 @@ async fn confirming_in_headless_chromium() {
             ("devgate's pages", &format!("{page}{approved}")),
         ],
     );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn denying_and_the_root_and_mcp_pages_in_headless_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let key = create_api_key(&setup, "omar");
+    let gateway = oauth_http(&setup, &[]).await;
+    let client = http_client_with_key(&gateway.url, &key).await;
+    let profile = temp_path("chromium-profile-deny");
+    let browser = Browser::start(&profile).await;
+
+    // Deny on the provider's page: devgate's result page, and nothing of the callback's query left.
+    let needs = call(&client, "buddy_get_user", json!({})).await;
+    browser.goto(&link_in(&text(&needs))).await;
+    let page = browser.source().await;
+    assert!(
+        page.contains("See your name and avatar") && page.contains("USER_INFO"),
+        "the scopes with their descriptions: {page}"
+    );
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("/oauth2/authorize").await;
+    browser.click("#deny").await;
+    let done = browser.wait_for_url("/connected").await;
+    assert!(
+        !done.contains("error") && !done.contains("state") && !done.contains('?'),
+        "the address bar keeps no error or state: {done}"
+    );
+    let page = browser.source().await;
+    assert!(page.contains("You did not connect Buddy.Works"), "{page}");
+    browser.screenshot(&artifacts, "6-denied").await;
+    assert!(is_error(&call(&client, "buddy_get_user", json!({})).await));
+
+    // `/` and `/mcp` as a browser opens them.
+    let mcp = format!("{}/mcp", setup.public_url);
+    browser.goto(&format!("{}/", setup.public_url)).await;
+    let home = browser.source().await;
+    assert!(
+        home.contains(&mcp) && home.contains("devgate_connections"),
+        "{home}"
+    );
+    browser.screenshot(&artifacts, "7-home").await;
+    browser.goto(&mcp).await;
+    let hint = browser.source().await;
+    assert!(
+        hint.contains("This address is for MCP clients") && hint.contains(&mcp),
+        "{hint}"
+    );
+    browser.screenshot(&artifacts, "8-mcp-in-a-browser").await;
+    browser.quit().await;
     client.cancel().await.unwrap();
 }

@@ -4,6 +4,10 @@
 //! 2025-11-25, an `isError` link without elicitation), the user follows the link, and the call succeeds.
 //! The MCP Inspector's CLI lists and calls tools over stdio and HTTP.
 //!
+//! With the SDK's defaults and a callback that answers `accept` as soon as the link is shown, devgate
+//! waits (bounded) for the user and answers once: with the result if they finished meanwhile, else with
+//! the link; never a question per round, never a ticket per round.
+//!
 //! Needs a Python with the SDK: `DEVGATE_PYTHON_SDK` names that interpreter (`.ci/run` makes a
 //! virtualenv); and for the Inspector, the Node tools of `.ci/node-tools.sh`. Without them the tests pass
 //! without running and are counted in the note the binary prints at exit, unless
@@ -15,8 +19,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use devgate::sim::Sim;
-use serde_json::Value;
+use devgate::sim::{Account, Sim};
+use devgate::vault::Store;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn python() -> Option<String> {
@@ -150,6 +155,226 @@ async fn the_python_sdk_connects_through_elicitation_in_both_protocol_versions()
         (protocol.as_str(), via.as_str()),
         ("2025-11-25", "is_error")
     );
+}
+
+/// How an `eager` agent's call went: every link its elicitation callback showed, and its last line.
+struct Eager {
+    links: Vec<String>,
+    end: Value,
+}
+
+/// The Python SDK with its defaults and an elicitation callback that accepts at once (`eager` in
+/// `sdk_client.py`), calling `bitbucket_get_current_user` as the owner of `key`. When `finish_as` names
+/// an account, the user follows the first link shown once devgate waits on the retried call, and
+/// consents with that account.
+async fn eager_agent(
+    python: &str,
+    gateway: &HttpGateway,
+    key: &str,
+    finish_as: Option<&str>,
+) -> Eager {
+    let mut agent = tokio::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/sdk_client.py"
+        ))
+        .arg(&gateway.url)
+        .arg(key)
+        .arg("eager")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python starts");
+    let mut lines = BufReader::new(agent.stdout.take().unwrap()).lines();
+    let mut links = Vec::new();
+    let mut walks = Vec::new();
+    let end = loop {
+        let line = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
+            .await
+            .expect("the SDK client answers in time")
+            .unwrap();
+        let Some(line) = line else {
+            let mut stderr = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(
+                agent.stderr.as_mut().unwrap(),
+                &mut stderr,
+            )
+            .await;
+            panic!("the eager SDK client stopped without an answer: {stderr}");
+        };
+        let step: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        match step["step"].as_str() {
+            Some("listed") => {}
+            Some("connect") => {
+                let link = step["link"].as_str().expect("a link").to_string();
+                if let (Some(account), true) = (finish_as, links.is_empty()) {
+                    // The user finishes while devgate waits on the call the SDK retried.
+                    let (link, account) = (link.clone(), account.to_string());
+                    let stderr = gateway.stderr.clone();
+                    walks.push(tokio::spawn(async move {
+                        stderr
+                            .wait_for("waiting for the user to finish connecting")
+                            .await;
+                        walk_connect(&link, &account, "allow").await
+                    }));
+                }
+                links.push(link);
+            }
+            _ => break step,
+        }
+    };
+    for walk in walks {
+        let walk = walk.await.unwrap();
+        assert!(walk.final_url.contains("/connected"), "{}", walk.final_url);
+    }
+    let status = agent.wait().await.unwrap();
+    assert!(status.success(), "the eager SDK client failed: {end}");
+    Eager { links, end }
+}
+
+/// Tickets devgate holds for `user` (live, used or expired, until purged).
+async fn tickets_of(setup: &OAuthSetup, user: &str) -> i64 {
+    let url = format!("sqlite://{}", setup.dir.join("devgate.db").display());
+    let pool = sqlx::sqlite::SqlitePool::connect(&url).await.unwrap();
+    let n = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+/// Stops devgate with SIGTERM (it writes the audit records it holds) and returns each user's records,
+/// newest first.
+async fn audit_after_stop(
+    setup: &OAuthSetup,
+    mut gateway: HttpGateway,
+    users: &[&str],
+) -> Vec<Vec<devgate::vault::AuditRecord>> {
+    let pid = gateway.pid().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::timeout(Duration::from_secs(15), gateway.wait())
+        .await
+        .expect("devgate exits")
+        .unwrap();
+    let store = devgate::vault::sqlite::SqliteStore::open(&format!(
+        "sqlite://{}",
+        setup.dir.join("devgate.db").display()
+    ))
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for user in users {
+        out.push(store.audit(Some(user), 0, 100).await.unwrap());
+    }
+    out
+}
+
+/// A client that says "accept" as soon as it opened the link, and a user who does not finish: one
+/// round, one answer that carries the link (the elicitation's own), one ticket, two audit records; the
+/// same for a connection broken by `invalid_grant`. No ticket reaches the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_accepting_at_once_gets_one_answer_with_the_link() {
+    let Some(python) = python() else {
+        return;
+    };
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "[oauth]\nconnect_wait_secs = 2");
+    let erin = create_api_key(&setup, "erin");
+    let finn = create_api_key(&setup, "finn");
+    let gateway = oauth_http(&setup, &[]).await;
+
+    // finn was connected; then the grant was revoked at the provider: the next call finds it broken.
+    let finn_client = http_client_with_key(&gateway.url, &finn).await;
+    let first = call(&finn_client, "bitbucket_get_current_user", json!({})).await;
+    walk_connect(&link_in(&text(&first)), "ben", "allow").await;
+    ok(
+        "bitbucket_get_current_user",
+        &call(&finn_client, "bitbucket_get_current_user", json!({})).await,
+    );
+    finn_client.cancel().await.unwrap();
+    sim.state.revoke_grants(Account::Ben);
+    let finn_tickets_before = tickets_of(&setup, "finn").await;
+
+    let mut seen = Vec::new();
+    for (user, key) in [("erin", &erin), ("finn", &finn)] {
+        let eager = eager_agent(&python, &gateway, key, None).await;
+        let end = &eager.end;
+        assert_eq!(
+            end["step"], "done",
+            "{user}: the agent got an answer, not an exception: {end}"
+        );
+        assert_eq!(end["is_error"], true, "{user}: {end}");
+        assert_eq!(
+            eager.links.len(),
+            1,
+            "{user}: asked once: {:?}",
+            eager.links
+        );
+        let text = end["text"].as_str().unwrap();
+        assert!(
+            text.contains(&eager.links[0]) && text.contains("finish connecting in the browser"),
+            "{user}: the answer carries the same link: {text}"
+        );
+        let waited = end["seconds"].as_f64().unwrap();
+        assert!(
+            (2.0..30.0).contains(&waited),
+            "{user}: waited about connect_wait_secs: {waited}"
+        );
+        seen.push(eager.links[0].clone());
+    }
+    assert_eq!(tickets_of(&setup, "erin").await, 1, "one ticket for erin");
+    assert_eq!(
+        tickets_of(&setup, "finn").await - finn_tickets_before,
+        1,
+        "one ticket for finn's reconnect"
+    );
+    let stderr = gateway.stderr.clone();
+    let audit = audit_after_stop(&setup, gateway, &["erin"]).await;
+    let outcomes: Vec<&str> = audit[0].iter().rev().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["connect", "connect_pending"],
+        "bounded audit rows"
+    );
+    let logs = stderr.text();
+    for link in &seen {
+        let ticket = link.split("ticket=").nth(1).unwrap();
+        assert!(!logs.contains(ticket), "a ticket reached the log (TRACE)");
+    }
+}
+
+/// The same client, and a user who finishes in the browser while devgate waits: the call the SDK
+/// retried comes back with the result; one ticket, no second question.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_accepting_at_once_gets_the_result_when_the_user_finishes() {
+    let Some(python) = python() else {
+        return;
+    };
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "");
+    let gail = create_api_key(&setup, "gail");
+    let gateway = oauth_http(&setup, &[]).await;
+    let eager = eager_agent(&python, &gateway, &gail, Some("ann")).await;
+    let end = &eager.end;
+    assert_eq!(end["step"], "done", "{end}");
+    assert_eq!(end["is_error"], false, "{end}");
+    assert_eq!(end["result"]["name"], "Ann Dev", "{end}");
+    assert_eq!(eager.links.len(), 1, "asked once: {:?}", eager.links);
+    assert_eq!(tickets_of(&setup, "gail").await, 1);
+    let audit = audit_after_stop(&setup, gateway, &["gail"]).await;
+    let outcomes: Vec<&str> = audit[0].iter().rev().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["connect", "ok"]);
 }
 
 /// The MCP Inspector's CLI (`DEVGATE_INSPECTOR`, run with the Node in `DEVGATE_NODE_BIN`).

@@ -14,9 +14,15 @@
 //!   tokens. A replayed, expired or unknown state is refused with a readable page.
 //!
 //! Only hashes of tickets, states and flow cookies are stored; the PKCE verifier is sealed.
+//!
+//! Asking again for a link reuses the live one ([`Connector::link`]), so an agent that calls in a loop
+//! does not mint a ticket per call; and an agent whose client said "opened" can wait, bounded, for the
+//! connection to appear ([`Connector::wait_for_connection`]): woken in-process by the callback, with
+//! the store polled for callbacks another instance completes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use base64::Engine;
@@ -26,8 +32,9 @@ use serde_json::Value;
 use url::Url;
 
 use crate::oauth::client::TokenHint;
+use crate::oauth::tokens::{TokenError, TokenManager};
 use crate::oauth::{OAuthClient, OAuthError};
-use crate::provider::ProviderClient;
+use crate::provider::{ProviderClient, UpstreamError};
 use crate::shape::pointer;
 use crate::vault::{
     ConnectionRow, ConnectionStatus, StateRow, StoreError, TicketRow, Vault, digest, now,
@@ -35,6 +42,20 @@ use crate::vault::{
 
 /// How long a connect link and an authorization in progress stay usable.
 pub const TTL_SECS: i64 = 600;
+
+/// A live link is handed out again only while it has this long left, so the user still has time to use
+/// it; past that, asking mints a new one.
+const REUSE_MIN_SECS: i64 = 120;
+
+/// Live links remembered for reuse; past this many (an instance serving that many users connecting at
+/// once) the memory starts over, which only costs fresh tickets.
+const LIVE_LINKS_MAX: usize = 10_000;
+
+/// How often a wait for a connection reads the store, for callbacks completed by another instance.
+const WAIT_POLL: Duration = Duration::from_secs(1);
+
+/// How long `devgate_connections` gives each provider to answer the check of a connection.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Told when a connection completes, so an agent waiting on an elicitation can be notified.
 pub trait CompletionSink: Send + Sync {
@@ -47,15 +68,24 @@ pub struct PageError {
     pub status: StatusCode,
     pub title: String,
     pub message: String,
+    /// The (user, provider) whose valid flow this failure ended, when the callback got that far: the
+    /// browser is then sent to the result page, so no code, state or `error` stays in its address bar.
+    pub ended: Option<(String, String)>,
 }
 
 impl PageError {
-    fn new(status: StatusCode, title: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, title: &str, message: impl Into<String>) -> Self {
         Self {
             status,
             title: title.to_string(),
             message: message.into(),
+            ended: None,
         }
+    }
+
+    fn ended(mut self, user: &str, provider: &str) -> Self {
+        self.ended = Some((user.to_string(), provider.to_string()));
+        self
     }
 
     fn store(e: StoreError) -> Self {
@@ -145,6 +175,25 @@ pub struct ProviderStatus {
     /// The link that connects or reconnects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_url: Option<String>,
+    /// For a stored connection, when checked: `true` when the provider just accepted its token; `false`
+    /// when the provider could not be asked (`detail` says why), so the connection may still be fine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+}
+
+/// Where a connection stood at one moment: a completed connect saves it anew (a new version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionMark {
+    version: i64,
+    updated_at: i64,
+}
+
+/// A link handed out and not yet used, remembered (in memory only) so that asking again reuses it.
+#[derive(Clone)]
+struct LiveLink {
+    link: ConnectLink,
+    ticket_hash: String,
+    expires_at: i64,
 }
 
 /// One OAuth provider as the connect flow sees it.
@@ -162,6 +211,12 @@ pub struct Connector {
     providers: HashMap<String, ConnectProvider>,
     public_url: String,
     sink: Option<Arc<dyn CompletionSink>>,
+    /// Live links by (user, provider).
+    live: Mutex<HashMap<(String, String), LiveLink>>,
+    /// Woken whenever this process completes a connection.
+    completed: tokio::sync::Notify,
+    /// How long a call whose client said the link is open waits for the connection.
+    connect_wait: Duration,
 }
 
 fn random_token() -> String {
@@ -179,7 +234,20 @@ impl Connector {
             providers,
             public_url: public_url.trim_end_matches('/').to_string(),
             sink: None,
+            live: Mutex::default(),
+            completed: tokio::sync::Notify::new(),
+            connect_wait: Duration::from_secs(crate::config::DEFAULT_CONNECT_WAIT_SECS),
         }
+    }
+
+    pub fn with_connect_wait(mut self, wait: Duration) -> Self {
+        self.connect_wait = wait;
+        self
+    }
+
+    /// How long a call waits for a connect its client said the user is doing (`oauth.connect_wait_secs`).
+    pub fn connect_wait(&self) -> Duration {
+        self.connect_wait
     }
 
     pub fn with_sink(mut self, sink: Arc<dyn CompletionSink>) -> Self {
@@ -216,8 +284,59 @@ impl Connector {
             .unwrap_or_else(|| provider.to_string())
     }
 
-    /// A fresh connect link for `user`.
+    /// The scopes `provider`'s links ask for, each with its plain-language description from the catalog
+    /// (empty when the catalog has none).
+    pub fn describe_scopes(&self, provider: &str, scopes: &str) -> Vec<(String, String)> {
+        let catalog = self.providers.get(provider).map(|p| &p.api.catalog);
+        scopes
+            .split_whitespace()
+            .map(|name| {
+                let description = catalog
+                    .and_then(|c| c.scopes.iter().find(|s| s.name == name))
+                    .map(|s| s.description.clone())
+                    .unwrap_or_default();
+                (name.to_string(), description)
+            })
+            .collect()
+    }
+
+    /// Whether the provider's consent asks for the scopes devgate names (Buddy), or grants what its
+    /// OAuth app was set up with whatever devgate asks (Bitbucket).
+    pub fn sends_scopes(&self, provider: &str) -> bool {
+        self.providers
+            .get(provider)
+            .is_none_or(|p| p.api.catalog.spec.send_scope)
+    }
+
+    /// A connect link for `user`: the live one this process handed out for the same user and provider
+    /// while it is unused and has at least [`REUSE_MIN_SECS`] left, else a fresh one. Reuse is safe: the
+    /// link is bound to that same user and provider, and works once whoever asked for it.
     pub async fn link(&self, user: &str, provider: &str) -> Result<ConnectLink, StoreError> {
+        let key = (user.to_string(), provider.to_string());
+        let t = now();
+        let live = {
+            let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            live.get(&key)
+                .filter(|l| l.expires_at - t >= REUSE_MIN_SECS)
+                .map(|l| (l.link.clone(), l.ticket_hash.clone()))
+        };
+        if let Some((link, hash)) = live
+            && self.vault.store.ticket(&hash, t).await?.is_some()
+        {
+            return Ok(link);
+        }
+        let link = self.fresh_link(user, provider).await?;
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|_, l| l.expires_at - t >= REUSE_MIN_SECS);
+        if live.len() >= LIVE_LINKS_MAX {
+            live.clear();
+        }
+        live.insert(key, link.clone());
+        Ok(link.link)
+    }
+
+    /// A new ticket and its link.
+    async fn fresh_link(&self, user: &str, provider: &str) -> Result<LiveLink, StoreError> {
         let scopes = self
             .providers
             .get(provider)
@@ -225,21 +344,85 @@ impl Connector {
             .unwrap_or_default();
         let ticket = random_token();
         let elicitation_id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
-        self.vault
-            .store
-            .put_ticket(&TicketRow {
-                ticket_hash: digest(&ticket),
-                user: user.to_string(),
-                provider: provider.to_string(),
-                scopes,
-                elicitation_id: Some(elicitation_id.clone()),
-                expires_at: now() + TTL_SECS,
-            })
-            .await?;
-        Ok(ConnectLink {
-            url: format!("{}/connect/{provider}?ticket={ticket}", self.public_url),
-            elicitation_id,
+        let row = TicketRow {
+            ticket_hash: digest(&ticket),
+            user: user.to_string(),
+            provider: provider.to_string(),
+            scopes,
+            elicitation_id: Some(elicitation_id.clone()),
+            expires_at: now() + TTL_SECS,
+        };
+        self.vault.store.put_ticket(&row).await?;
+        Ok(LiveLink {
+            link: ConnectLink {
+                url: format!("{}/connect/{provider}?ticket={ticket}", self.public_url),
+                elicitation_id,
+            },
+            ticket_hash: row.ticket_hash,
+            expires_at: row.expires_at,
         })
+    }
+
+    /// Where the connection of (user, provider) stands now (`None`: there is none).
+    pub async fn mark(
+        &self,
+        user: &str,
+        provider: &str,
+    ) -> Result<Option<ConnectionMark>, StoreError> {
+        Ok(self
+            .vault
+            .store
+            .connection(user, provider)
+            .await?
+            .map(|row| ConnectionMark {
+                version: row.version,
+                updated_at: row.updated_at,
+            }))
+    }
+
+    /// Waits at most `timeout` for (user, provider) to have an active connection other than `before`
+    /// (a connect completed meanwhile). Returns whether one appeared. A callback this process completes
+    /// wakes the wait at once; one completed by another instance sharing the store is seen within
+    /// [`WAIT_POLL`].
+    pub async fn wait_for_connection(
+        &self,
+        user: &str,
+        provider: &str,
+        before: Option<ConnectionMark>,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before reading, so a completion between the read and the wait still wakes it.
+            let woken = self.completed.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.vault.store.connection(user, provider).await {
+                Ok(Some(row))
+                    if row.status == ConnectionStatus::Active
+                        && before
+                            != Some(ConnectionMark {
+                                version: row.version,
+                                updated_at: row.updated_at,
+                            }) =>
+                {
+                    return true;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the store while waiting for a connect")
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let next = (now + WAIT_POLL).min(deadline);
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep_until(next) => {}
+            }
+        }
     }
 
     fn expired_link(&self, provider: &str) -> PageError {
@@ -253,32 +436,79 @@ impl Connector {
         )
     }
 
+    fn used_link(&self, provider: &str) -> PageError {
+        let title = self.title(provider);
+        PageError::new(
+            StatusCode::GONE,
+            "This link was already used",
+            format!(
+                "Each connect link works once, and this one has been opened and used. If you have just connected {title}, you are done: go back to your agent. \
+Otherwise ask your agent again for a new link, or run `devgate connect {provider}` in a terminal."
+            ),
+        )
+    }
+
+    /// Why a ticket cannot be used: it was used, or it expired (or never existed).
+    async fn unusable(&self, provider: &str, ticket: &str) -> PageError {
+        match self.vault.store.ticket_used(&digest(ticket)).await {
+            Ok(true) => self.used_link(provider),
+            Ok(false) => self.expired_link(provider),
+            Err(e) => PageError::store(e),
+        }
+    }
+
     /// The ticket behind a connect page, without using it up.
     pub async fn ticket(&self, provider: &str, ticket: &str) -> Result<TicketRow, PageError> {
         self.provider(provider)?;
-        let row = self
+        if ticket.is_empty() {
+            let title = self.title(provider);
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                &format!("Connect {title} from your agent or a terminal"),
+                format!(
+                    "This page works with the link your agent gives you when a tool needs {title}, and this address has none. \
+Ask your agent to use a {title} tool (or its devgate_connections tool) and open the link it shows, \
+or run `devgate connect {provider}` in a terminal on the machine devgate runs on."
+                ),
+            ));
+        }
+        let found = self
             .vault
             .store
             .ticket(&digest(ticket), now())
             .await
             .map_err(PageError::store)?
-            .filter(|t| t.provider == provider)
-            .ok_or_else(|| self.expired_link(provider))?;
-        Ok(row)
+            .filter(|t| t.provider == provider);
+        match found {
+            Some(row) => Ok(row),
+            None => Err(self.unusable(provider, ticket).await),
+        }
     }
 
     /// The click on Connect: uses the ticket up and returns the provider's authorize URL and the flow
     /// cookie to give the browser.
     pub async fn begin(&self, provider: &str, ticket: &str) -> Result<Begun, PageError> {
         let p = self.provider(provider)?;
-        let row = self
+        let taken = self
             .vault
             .store
             .take_ticket(&digest(ticket), now())
             .await
             .map_err(PageError::store)?
-            .filter(|t| t.provider == provider)
-            .ok_or_else(|| self.expired_link(provider))?;
+            .filter(|t| t.provider == provider);
+        let Some(row) = taken else {
+            return Err(self.unusable(provider, ticket).await);
+        };
+        {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (row.user.clone(), row.provider.clone());
+            if live
+                .get(&key)
+                .is_some_and(|l| l.ticket_hash == row.ticket_hash)
+            {
+                live.remove(&key);
+            }
+        }
         let scopes: Vec<String> = row.scopes.split_whitespace().map(str::to_string).collect();
         let authorization = p.client.authorize(&scopes);
         let cookie = FlowCookie {
@@ -381,7 +611,8 @@ If someone sent you this {title} address, do not sign in for them: close this pa
                     ),
                 )
             };
-            return Err(PageError::new(StatusCode::BAD_REQUEST, &heading, message));
+            return Err(PageError::new(StatusCode::BAD_REQUEST, &heading, message)
+                .ended(&row.user, &row.provider));
         }
         let code = params.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
             PageError::new(
@@ -389,12 +620,14 @@ If someone sent you this {title} address, do not sign in for them: close this pa
                 "No authorization code",
                 format!("{title} sent you back without a code, so nothing was connected. Go back to your agent and try again."),
             )
+            .ended(&row.user, &row.provider)
         })?;
         let verifier = self
             .vault
             .open(&row.user, &row.provider, &row.pkce_verifier)
             .map_err(PageError::store)?;
-        let tokens = p.client.exchange(code, &verifier).await.map_err(|e| match e {
+        let ended = |e: PageError| e.ended(&row.user, &row.provider);
+        let tokens = p.client.exchange(code, &verifier).await.map_err(|e| ended(match e {
             OAuthError::Rejected { code, .. } => PageError::new(
                 StatusCode::BAD_GATEWAY,
                 &format!("{title} refused the sign-in"),
@@ -405,17 +638,17 @@ If someone sent you this {title} address, do not sign in for them: close this pa
                 &format!("{title} is not answering"),
                 format!("{}. Nothing was connected; try again in a moment.", short(&other.to_string())),
             ),
-        })?;
+        }))?;
         let who = p
             .api
             .whoami(tokens.access_token.expose())
             .await
             .map_err(|e| {
-                PageError::new(
+                ended(PageError::new(
                     StatusCode::BAD_GATEWAY,
                     &format!("{title} did not say who you are"),
                     format!("devgate got a token but could not read your {title} account ({e}). Nothing was connected; try again."),
-                )
+                ))
             })?;
         let spec = &p.api.catalog.spec.whoami;
         let account = string_at(&who, &spec.account).unwrap_or_else(|| "your account".into());
@@ -450,6 +683,7 @@ If someone sent you this {title} address, do not sign in for them: close this pa
             .await
             .map_err(PageError::store)?;
         tracing::info!(user = %row.user, provider = %row.provider, "connected");
+        self.completed.notify_waiters();
         if let (Some(sink), Some(id)) = (&self.sink, &row.elicitation_id) {
             sink.completed(id);
         }
@@ -542,6 +776,7 @@ If someone sent you this {title} address, do not sign in for them: close this pa
                     expires_at: r.expires_at,
                     detail: r.status_detail,
                     connect_url,
+                    verified: None,
                 },
                 None => ProviderStatus {
                     provider: id.clone(),
@@ -551,10 +786,132 @@ If someone sent you this {title} address, do not sign in for them: close this pa
                     expires_at: None,
                     detail: None,
                     connect_url,
+                    verified: None,
                 },
             });
         }
         Ok(out)
+    }
+
+    /// [`Connector::statuses`] with links, each stored connection checked with its provider: the
+    /// token (refreshed if due) must open the account (`whoami`). All providers are asked at once, each
+    /// within [`CHECK_TIMEOUT`], so one call tells every connection that needs renewing, not only the
+    /// one a tool happened to hit.
+    pub async fn checked_statuses(
+        &self,
+        user: &str,
+        tokens: &TokenManager,
+    ) -> Result<Vec<ProviderStatus>, StoreError> {
+        let statuses = self.statuses(user, false).await?;
+        let checks = statuses.into_iter().map(|status| async move {
+            if status.state != "connected" {
+                return self.with_link(user, status).await;
+            }
+            let outcome =
+                tokio::time::timeout(CHECK_TIMEOUT, self.check(user, &status.provider, tokens))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Check::Unknown(format!(
+                            "{} did not answer within {} s",
+                            self.title(&status.provider),
+                            CHECK_TIMEOUT.as_secs()
+                        ))
+                    });
+            let status = match outcome {
+                Check::Good => ProviderStatus {
+                    verified: Some(true),
+                    ..status
+                },
+                Check::Unknown(why) => ProviderStatus {
+                    verified: Some(false),
+                    detail: Some(format!("not checked: {why}; it may still work")),
+                    ..status
+                },
+                Check::Dead(why) => ProviderStatus {
+                    state: "broken".into(),
+                    detail: Some(why),
+                    ..status
+                },
+                Check::Gone => ProviderStatus {
+                    state: "not_connected".into(),
+                    account: None,
+                    scopes: Vec::new(),
+                    expires_at: None,
+                    detail: None,
+                    ..status
+                },
+            };
+            self.with_link(user, status).await
+        });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Adds the connect link to a status that needs one.
+    async fn with_link(
+        &self,
+        user: &str,
+        mut status: ProviderStatus,
+    ) -> Result<ProviderStatus, StoreError> {
+        if matches!(status.state.as_str(), "broken" | "not_connected") {
+            status.connect_url = Some(self.link(user, &status.provider).await?.url);
+        }
+        Ok(status)
+    }
+
+    /// Asks the provider who the stored token belongs to; after a 401, refreshes once and asks again.
+    async fn check(&self, user: &str, provider: &str, tokens: &TokenManager) -> Check {
+        let Some(p) = self.providers.get(provider) else {
+            return Check::Unknown("no such provider".into());
+        };
+        let title = p.api.title();
+        let mut access = match tokens.token(user, provider).await {
+            Ok(access) => access,
+            Err(e) => return Check::from_token(e),
+        };
+        for attempt in 0..2 {
+            match p.api.whoami(access.token.expose()).await {
+                // A 403 still means the token was accepted (it may lack the account scope).
+                Ok(_) | Err(UpstreamError::Status { status: 403, .. }) => return Check::Good,
+                Err(UpstreamError::Status { status: 401, .. }) if attempt == 0 => {
+                    access = match tokens.renew_rejected(user, provider, access.version).await {
+                        Ok(access) => access,
+                        Err(e) => return Check::from_token(e),
+                    };
+                }
+                Err(UpstreamError::Status { status: 401, .. }) => {
+                    return Check::Dead(format!(
+                        "{title} refuses the stored token, also after renewing it"
+                    ));
+                }
+                Err(e) => return Check::Unknown(format!("{title}: {e}")),
+            }
+        }
+        Check::Unknown(format!("{title} gave no answer"))
+    }
+}
+
+/// What checking a connection with its provider came to.
+enum Check {
+    Good,
+    /// The provider could not be asked (timeout, 5xx, token endpoint down): the connection is kept.
+    Unknown(String),
+    /// The grant is dead: the user has to connect again.
+    Dead(String),
+    /// The connection was removed meanwhile.
+    Gone,
+}
+
+impl Check {
+    fn from_token(e: TokenError) -> Self {
+        match e {
+            TokenError::NotConnected => Check::Gone,
+            TokenError::Broken(detail) => Check::Dead(detail),
+            TokenError::Unavailable(detail) => Check::Unknown(detail),
+            TokenError::Store(e) => Check::Unknown(e.to_string()),
+        }
     }
 }
 

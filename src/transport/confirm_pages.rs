@@ -89,11 +89,11 @@ async fn confirm_submit(
 ) -> Response {
     let same = cookie(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && c == form.csrf);
     if !same {
-        return error_page(PageError {
-            status: StatusCode::FORBIDDEN,
-            title: "Open the link again".into(),
-            message: "This form was not sent from the page devgate showed (the security check failed), so nothing was approved. Open the link your agent gave you again.".into(),
-        });
+        return error_page(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Open the link again",
+            "This form was not sent from the page devgate showed (the security check failed), so nothing was approved. Open the link your agent gave you again.",
+        ));
     }
     let approved = match pages.confirmations.approve(&form.ticket).await {
         Ok(a) => a,

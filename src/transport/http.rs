@@ -1,6 +1,7 @@
 //! Streamable HTTP: `/mcp` (rmcp's service, stateful or stateless) behind caller authentication, the
 //! connect and confirm pages, `/.well-known/oauth-protected-resource` and `/healthz`, on axum, served by
 //! hyper.
+//! A browser gets a page at `/` and a hint at `/mcp` ([`pages::home`], [`pages::mcp_hint`]).
 //!
 //! `auth = "none"` (no caller authentication) is only allowed where nobody else can reach devgate: a
 //! loopback listen address, `public_url` and `http.allowed_hosts` ([`check_exposure`]); rmcp's Host check
@@ -208,6 +209,25 @@ pub fn router(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", options.listen));
+    let mut providers: Vec<(String, String)> = parts
+        .gateway
+        .clients()
+        .iter()
+        .map(|(id, c)| (id.clone(), c.title().to_string()))
+        .collect();
+    providers.sort();
+    let home = Arc::new(pages::Home {
+        mcp_url: format!("{}/mcp", public.trim_end_matches('/')),
+        auth: config.http.auth,
+        providers: providers.into_iter().map(|(_, title)| title).collect(),
+    });
+    let mcp = mcp.layer(axum::middleware::from_fn_with_state(
+        home.clone(),
+        pages::browser_hint,
+    ));
+    let site = Router::new()
+        .route("/", get(move || async move { pages::home(&home) }))
+        .route("/docs", get(|| async { pages::docs() }));
     let metadata = axum::Json(resource_metadata(&public, &parts.auth.authenticator));
     let mut app = mcp
         .route("/healthz", get(|| async { "ok\n" }))
@@ -241,11 +261,12 @@ pub fn router(
     let mut browser = confirm_pages::router(ConfirmPages {
         confirmations,
         secure: public.starts_with("https://"),
-    });
+    })
+    .merge(site);
     if let Some(p) = parts.pages {
         browser = browser.merge(pages::router(p));
     }
-    // The pages get the same Host check as `/mcp` (rmcp's covers only `/mcp`).
+    // Every page gets the same Host check as `/mcp` (rmcp's covers only `/mcp`).
     let allowed = Arc::new(allowed_hosts(config, &options.listen));
     app = app.merge(browser.layer(axum::middleware::from_fn_with_state(
         allowed,

@@ -202,8 +202,8 @@ pub struct AuditRecord {
     pub request_id: String,
 }
 
-/// Persistent state. Every method is one atomic step: `take_*` reads and deletes in one statement, so
-/// a state or ticket can be used once even when two requests race for it.
+/// Persistent state. Every method is one atomic step: `take_*` reads and deletes (a ticket: marks used)
+/// in one statement, so a state or ticket can be used once even when two requests race for it.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Runs the schema migrations.
@@ -286,12 +286,16 @@ pub trait Store: Send + Sync {
         ticket_hash: &str,
         now: Timestamp,
     ) -> Result<Option<TicketRow>, StoreError>;
-    /// Removes and returns the ticket if it exists and has not expired at `now`.
+    /// Uses the ticket up and returns it, if it exists, is unused and has not expired at `now`. The used
+    /// ticket stays (marked) until it expires, for [`Store::ticket_used`].
     async fn take_ticket(
         &self,
         ticket_hash: &str,
         now: Timestamp,
     ) -> Result<Option<TicketRow>, StoreError>;
+
+    /// Whether this ticket was used (and has not been purged since), so its page can say so.
+    async fn ticket_used(&self, ticket_hash: &str) -> Result<bool, StoreError>;
 
     async fn put_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError>;
     /// The user an API key (by hash) belongs to.

@@ -337,7 +337,7 @@ macro_rules! sql_store {
             ) -> Result<Option<TicketRow>, StoreError> {
                 sqlx::query(
                     "SELECT ticket_hash, user_id, provider, scopes, elicitation_id, expires_at \
-                     FROM tickets WHERE ticket_hash = $1 AND expires_at > $2",
+                     FROM tickets WHERE ticket_hash = $1 AND expires_at > $2 AND used_at IS NULL",
                 )
                 .bind(ticket_hash)
                 .bind(now)
@@ -353,7 +353,8 @@ macro_rules! sql_store {
                 now: Timestamp,
             ) -> Result<Option<TicketRow>, StoreError> {
                 sqlx::query(
-                    "DELETE FROM tickets WHERE ticket_hash = $1 AND expires_at > $2 \
+                    "UPDATE tickets SET used_at = $2 \
+                     WHERE ticket_hash = $1 AND expires_at > $2 AND used_at IS NULL \
                      RETURNING ticket_hash, user_id, provider, scopes, elicitation_id, expires_at",
                 )
                 .bind(ticket_hash)
@@ -362,6 +363,15 @@ macro_rules! sql_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)
+            }
+
+            async fn ticket_used(&self, ticket_hash: &str) -> Result<bool, StoreError> {
+                sqlx::query("SELECT 1 FROM tickets WHERE ticket_hash = $1 AND used_at IS NOT NULL")
+                    .bind(ticket_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map(|row| row.is_some())
+                    .map_err(backend)
             }
 
             async fn put_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError> {

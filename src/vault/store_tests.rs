@@ -534,6 +534,11 @@ async fn tickets_peek_take_and_expire(store: Arc<dyn Store>) {
     );
     assert_eq!(store.take_ticket(&row.ticket_hash, t).await.unwrap(), None);
     assert_eq!(store.ticket(&row.ticket_hash, t).await.unwrap(), None);
+    assert!(
+        store.ticket_used(&row.ticket_hash).await.unwrap(),
+        "a used ticket says so"
+    );
+    assert!(!store.ticket_used(&digest("never-issued")).await.unwrap());
 
     let plain = TicketRow {
         elicitation_id: None,
@@ -541,6 +546,7 @@ async fn tickets_peek_take_and_expire(store: Arc<dyn Store>) {
         ..ticket("ticket-2", t + 5)
     };
     store.put_ticket(&plain).await.unwrap();
+    assert!(!store.ticket_used(&plain.ticket_hash).await.unwrap());
     assert_eq!(
         store.take_ticket(&plain.ticket_hash, t).await.unwrap(),
         Some(plain)

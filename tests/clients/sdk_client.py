@@ -7,7 +7,11 @@ Usage: sdk_client.py URL API_KEY MODE, where MODE is
 - `legacy`: the `initialize` handshake (2025-11-25) with an elicitation callback; devgate answers the call
   with the URL elicitation error (-32042) and later `notifications/elicitation/complete`;
 - `plain`: the `initialize` handshake without an elicitation callback; devgate answers with an `isError`
-  that carries the link.
+  that carries the link;
+- `eager`: the SDK's defaults (its own negotiation, its own retry loop) with an elicitation callback that
+  answers `accept` as soon as it has shown the link, as clients do that open the browser and move on: the
+  user may or may not finish meanwhile. Each round's link is printed without waiting; the call's end (a
+  result, or the exception the SDK raised) is the last line.
 
 Each step is printed as a JSON line. When a connect link shows up, the script prints it and waits for a
 line on stdin: the test follows the link with an HTTP client by then, as the user would in a browser.
@@ -18,6 +22,8 @@ import re
 import sys
 
 import anyio
+import time
+
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -48,15 +54,36 @@ async def main(url: str, key: str, mode: str) -> None:
         if getattr(getattr(message, "root", message), "method", None) == "notifications/elicitation/complete":
             completed.set()
 
+    async def on_elicitation_eager(_context, params):
+        say(step="connect", via="elicitation", link=getattr(params, "url", None))
+        return ElicitResult(action="accept")
+
     options = {"message_handler": on_message}
-    if mode != "plain":
+    if mode == "eager":
+        options["elicitation_callback"] = on_elicitation_eager
+    elif mode != "plain":
         options["elicitation_callback"] = on_elicitation
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
     transport = streamable_http_client(url, http_client=http)
-    client_mode = "legacy" if mode in ("legacy", "plain") else mode
+    client_mode = "legacy" if mode in ("legacy", "plain") else "auto" if mode == "eager" else mode
     async with http, Client(transport, mode=client_mode, **options) as client:
         tools = await client.list_tools()
         say(step="listed", protocol=client.protocol_version, tools=len(tools.tools))
+        if mode == "eager":
+            started = time.monotonic()
+            try:
+                result = await client.call_tool("bitbucket_get_current_user", {})
+            except Exception as error:  # the test wants to see what the agent would have got
+                say(step="raised", error=type(error).__name__, message=str(error))
+                return
+            say(
+                step="done",
+                is_error=bool(result.is_error),
+                text=" ".join(c.text for c in result.content if getattr(c, "text", None)),
+                result=result.structured_content,
+                seconds=round(time.monotonic() - started, 2),
+            )
+            return
         try:
             result = await client.call_tool("bitbucket_get_current_user", {})
         except MCPError as error:

@@ -84,6 +84,18 @@ impl Stderr {
         self.0.lock().unwrap().clone()
     }
 
+    /// Waits (at most 30 s) until a line containing `marker` has been logged.
+    pub async fn wait_for(&self, marker: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.text().contains(marker) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "devgate never logged {marker:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn collect(&self, stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) {
         let sink = self.0.clone();
         tokio::spawn(async move {
