@@ -539,8 +539,8 @@ Read tools take `fields`, extra dot paths into the provider's object (e.g. [\"li
 pass it again with `cursor`; paths no item had are listed in fields_absent. \
 Run tools take `wait` (seconds, at most 600): devgate follows the run to its end, reports its steps \
 as progress, and returns the final state with the failed step's log tail; cancelling stops the \
-waiting, not the run; a run still going or waiting for someone comes back with next_step, the tool \
-and arguments to call next.",
+waiting, not the run; an unfinished run comes back with next_step, the tool and arguments to call \
+next.",
     );
     if confirms {
         text.push_str(
