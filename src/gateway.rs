@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::schema::{self, Defaults};
 use crate::catalog::{
-    CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination, ResolveWhen, ResponseKind,
-    TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
+    CONFIRM_PARAM, CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination, ResolveWhen,
+    ResponseKind, TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
 };
 use crate::config::Config;
 use crate::confirm::{Binding, Confirmations, Refusal};
@@ -249,12 +249,13 @@ impl Gateway {
                 );
             }
         }
+        let confirms = offered.values().any(|o| o.confirm);
         let mut listed: Vec<McpTool> = offered.values().map(describe).collect();
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Self {
             offered,
             listed: Arc::new(listed),
-            instructions: instructions(config),
+            instructions: instructions(config, confirms),
             text_cap: config.tools.text_cap_bytes,
             clients,
             tokens: None,
@@ -422,6 +423,7 @@ impl Gateway {
             .ok_or_else(|| CallError::UnknownTool(name.to_string()))?;
         let call = Call {
             offered,
+            all: &self.offered,
             user,
             tokens: self.tokens.as_deref(),
             progress: progress.as_ref(),
@@ -547,8 +549,9 @@ async fn connections_result(
     }
 }
 
-/// Conventions shared by all tools, written once instead of in every schema.
-fn instructions(config: &Config) -> String {
+/// Conventions shared by all tools, written once instead of in every schema; the confirmation
+/// sentence only when some offered tool is confirmed.
+fn instructions(config: &Config, confirms: bool) -> String {
     let mut text = String::from(
         "devgate: Buddy.Works (buddy_*) and Bitbucket Cloud (bitbucket_*) tools. \
 Shared arguments: `workspace` is the Buddy workspace domain or the Bitbucket workspace slug; \
@@ -560,16 +563,21 @@ though left out of their schemas. \
 Lists return {items, next_cursor}: pass next_cursor back as `cursor`, with the same arguments, for the next page. \
 Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on; \
 log tools take `tail` (the last N lines). \
-Read tools take `fields`, a list of extra dot paths into the provider's object (e.g. \
-[\"links.html.href\"], `name=path`, `path|200`) added to each result; pass it again with `cursor`; \
-paths no item had are listed in fields_absent. \
+Read tools take `fields`, extra dot paths into the provider's object (e.g. [\"links.html.href\"], \
+`path|200`), each added to every result under the path as written, or as `name` with `name=path`; \
+pass it again with `cursor`; paths no item had are listed in fields_absent. \
 Run tools take `wait` (seconds, at most 600): devgate follows the run to its end, reports its steps \
 as progress, and returns the final state with the failed step's log tail; cancelling stops the \
-waiting, not the run. \
-Destructive tools run only after the user confirms to devgate, never on your word: the user is asked \
-through your client, or the error gives a link for the user to approve; then call again with the same \
-arguments.",
+waiting, not the run; an unfinished run comes back with next_step, the tool and arguments to call \
+next.",
     );
+    if confirms {
+        text.push_str(
+            " Tools whose schema lists `confirm` run only after the user confirms to devgate, never on \
+your word (`confirm` is ignored): the user is asked through your client, or the error gives a link \
+for them to approve; then call again with the same arguments.",
+        );
+    }
     for (id, p) in &config.providers {
         if let Some(ws) = &p.workspace {
             let _ = write!(
@@ -602,7 +610,11 @@ fn describe(offered: &Offered) -> McpTool {
     McpTool::new(
         tool.name.clone(),
         tool.spec.description.clone(),
-        Arc::new(schema::input_schema(tool, &offered.defaults)),
+        Arc::new(schema::input_schema(
+            tool,
+            &offered.defaults,
+            offered.confirm,
+        )),
     )
     .with_title(tool.spec.title.clone())
     .with_annotations(annotations)
@@ -612,6 +624,8 @@ fn describe(offered: &Offered) -> McpTool {
 /// One tool call in progress: the tool, who calls, and where user tokens come from.
 struct Call<'a> {
     offered: &'a Offered,
+    /// Every tool this gateway offers, so a result names only tools the agent can call.
+    all: &'a HashMap<String, Offered>,
     user: &'a str,
     tokens: Option<&'a TokenManager>,
     progress: Option<&'a Progress>,
@@ -630,6 +644,13 @@ impl Call<'_> {
         let tool = &o.tool;
         let mut args =
             schema::validate(tool, args, &o.defaults).map_err(|e| format!("{}: {e}", tool.name))?;
+        // The catalog lets any write tool carry `confirm`; only the ones devgate confirms list it.
+        if !o.confirm && args.contains_key(CONFIRM_PARAM) {
+            return Err(Stop::Message(format!(
+                "{}: {CONFIRM_PARAM}: devgate does not ask the user before this tool, so there is nothing to confirm; call again without it",
+                tool.name
+            )));
+        }
         // As given (before lookups turn names into ids), for the confirmation's summary.
         let given = if o.confirm { Some(args.clone()) } else { None };
         // A cursor is checked before anything goes upstream: one devgate did not issue to this user, for
@@ -804,6 +825,10 @@ impl Call<'_> {
                 last_line = line;
             }
             let running = spec.running.iter().any(|r| r == state);
+            let waiting = spec.waiting.iter().find(|w| {
+                let field = w.field.as_deref().unwrap_or(&spec.state);
+                run.get(field).and_then(Value::as_str) == Some(w.value.as_str())
+            });
             let mut out = run.clone();
             let Value::Object(fields) = &mut out else {
                 return give_up(seen, format!("{provider}_{} returned no object", spec.poll));
@@ -816,14 +841,19 @@ impl Call<'_> {
                 "waited_s".into(),
                 json!(now.duration_since(begun).as_secs()),
             );
-            if running && now >= deadline {
-                fields.insert(
-                    "wait_note".into(),
-                    json!(format!(
-                        "still {state} after {secs} s; the run goes on: check it with {provider}_{}",
-                        spec.poll
-                    )),
-                );
+            if waiting.is_some() || (running && now >= deadline) {
+                let (step, note) = self.next_step(spec, args, &poll_args, waiting);
+                let note = note.unwrap_or_else(|| {
+                    let check = match step {
+                        Some(_) => format!("with {provider}_{}", spec.poll),
+                        None => format!("in {}", self.offered.client.title()),
+                    };
+                    format!("still {state} after {secs} s; the run goes on: check it {check}")
+                });
+                fields.insert("wait_note".into(), json!(note));
+                if let Some(step) = step {
+                    fields.insert("next_step".into(), step);
+                }
                 return out;
             }
             if !running {
@@ -862,6 +892,57 @@ impl Call<'_> {
             let pause = self.wait_poll.min(deadline.saturating_duration_since(now));
             tokio::time::sleep(pause).await;
         }
+    }
+
+    /// What to call next about a run `wait` stopped following before it ended, with its arguments:
+    /// for a run that waits for someone, the tool that moves it on when this devgate offers it;
+    /// otherwise the poll tool, to check the run later. Also the note that says so.
+    fn next_step(
+        &self,
+        spec: &WaitSpec,
+        run_args: &Map<String, Value>,
+        poll_args: &Map<String, Value>,
+        waiting: Option<&crate::catalog::WaitingSpec>,
+    ) -> (Option<Value>, Option<String>) {
+        let o = self.offered;
+        let provider = &o.tool.provider;
+        let exposed = |short: &str| format!("{provider}_{short}");
+        let poll = exposed(&spec.poll);
+        let mover = waiting.and_then(|w| w.next.as_deref()).map(exposed);
+        let offered_mover = mover.as_ref().filter(|m| self.all.contains_key(*m));
+        let name = offered_mover.cloned().unwrap_or_else(|| poll.clone());
+        let step = self.all.get(&name).map(|next| {
+            let arguments: Map<String, Value> = run_args
+                .iter()
+                .chain(poll_args)
+                .filter(|(k, _)| next.tool.spec.params.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            json!({"tool": name, "arguments": arguments})
+        });
+        let Some(waiting) = waiting else {
+            return (step, None);
+        };
+        let title = o.client.title();
+        let then = match step {
+            Some(_) => format!("then check it with {poll} (next_step)"),
+            None => format!("then check it in {title}"),
+        };
+        let note = match (offered_mover, &mover) {
+            (Some(next), _) => format!(
+                "{}: the run waits for {}. Once the user agrees, call {next} with next_step.arguments; then {poll} shows how it goes on.",
+                waiting.value, waiting.waits_for
+            ),
+            (None, Some(next)) => format!(
+                "{}: the run waits for {}. {next} is not offered here, so the user does it in {title}; {then}.",
+                waiting.value, waiting.waits_for
+            ),
+            (None, None) => format!(
+                "{}: the run waits for {}; {then}.",
+                waiting.value, waiting.waits_for
+            ),
+        };
+        (step, Some(note))
     }
 
     /// Runs only on an answer the user gave to devgate's own question about exactly this call (see
@@ -963,7 +1044,28 @@ impl Call<'_> {
                 .map_err(Stop::Message)?,
             None => Value::Null,
         };
+        if let Some(refusal) = self.cannot_succeed(&current) {
+            return Err(Stop::Message(refusal));
+        }
         Ok(crate::confirm::summary::render(tool, given, &current))
+    }
+
+    /// Why the call cannot succeed on the target as devgate just read it (the catalog's
+    /// `confirm.refuse`, e.g. merging a merged PR): then the user is not asked to approve a call the
+    /// provider would refuse, and the agent learns the state and the tool that shows it.
+    fn cannot_succeed(&self, current: &Value) -> Option<String> {
+        let o = self.offered;
+        let confirm = o.tool.spec.confirm.as_ref()?;
+        let read = format!("{}_{}", o.tool.provider, confirm.read.as_ref()?);
+        let (field, value) = confirm.refuse.iter().find_map(|(field, refused)| {
+            let value = current.get(field)?.as_str()?;
+            refused.iter().find(|r| *r == value).map(|r| (field, r))
+        })?;
+        Some(format!(
+            "{}: this cannot succeed while the target's {field} is {value} ({read} shows it), so the user was not asked and nothing was sent to {}. Tell the user, or read the target with {read} first.",
+            o.tool.name,
+            o.client.title()
+        ))
     }
 
     /// Calls another read tool of this provider for `follow`: the run tool's arguments that tool takes,
@@ -999,6 +1101,7 @@ impl Call<'_> {
         };
         let call = Call {
             offered: &offered,
+            all: self.all,
             user: self.user,
             tokens: self.tokens,
             progress: None,
@@ -1468,16 +1571,34 @@ impl Offered {
 
     /// The output fields of this call when the agent asked for more with `fields`.
     fn extra_fields(&self, args: &Map<String, Value>) -> Result<Option<ExtraFields>, String> {
-        let Some(specs) = args.get(FIELDS_PARAM).and_then(Value::as_array) else {
+        let Some(given) = args.get(FIELDS_PARAM).and_then(Value::as_array) else {
             return Ok(None);
         };
-        let specs: Vec<String> = specs
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect();
-        let asked = shape::parse_fields(&specs)
+        let mut specs: Vec<String> = Vec::new();
+        for spec in given.iter().filter_map(Value::as_str) {
+            if !specs.iter().any(|s| s == spec) {
+                specs.push(spec.to_string());
+            }
+        }
+        let mut asked = shape::parse_fields(&specs)
             .map_err(|e| format!("{}: {FIELDS_PARAM}: {e}", self.tool.name))?;
+        // An unnamed path of several segments comes back under the path as asked (`links.html.href`),
+        // not its last segment: paths that end alike stay apart, none replaces a default field, and
+        // `fields_absent` names what the agent wrote.
+        for (field, spec) in asked.iter_mut().zip(&specs) {
+            let path = spec.split(['{', '|']).next().unwrap_or_default();
+            if field.path.len() > 1 && !path.contains('=') {
+                field.out = path.to_string();
+            }
+        }
+        for (i, field) in asked.iter().enumerate() {
+            if let Some(j) = asked[..i].iter().position(|f| f.out == field.out) {
+                return Err(format!(
+                    "{}: {FIELDS_PARAM}: `{}` and `{}` would both come back as `{}`; name one (`other_name=path`)",
+                    self.tool.name, specs[j], specs[i], field.out
+                ));
+            }
+        }
         let mut fields = self.tool.output.clone().unwrap_or_default();
         for field in &asked {
             match fields.iter_mut().find(|f| f.out == field.out) {
@@ -1605,11 +1726,12 @@ impl Offered {
                 message,
                 retry_after,
                 retries,
+                fields,
                 ..
             } => {
-                let _ = write!(text, "{provider} answered {status}: {message}.");
+                let _ = write!(text, "{provider} answered {status}: {}", sentence(message));
                 if let Some(extra) = tool.errors.get(status) {
-                    let _ = write!(text, " {extra}");
+                    let _ = write!(text, " {}", sentence(extra));
                 }
                 let hint = match status {
                     401 => format!(
@@ -1623,7 +1745,7 @@ impl Offered {
                         tool_token_help(&self.client)
                     ),
                     404 => format!(" Check {}.", self.path_values(args)),
-                    400 | 422 => " Correct the argument it names, then call again.".into(),
+                    400 | 422 => self.rejected_hint(fields, changes),
                     409 => format!(
                         " It conflicts with the current state: read it first{}, then decide.",
                         self.check_hint()
@@ -1670,10 +1792,75 @@ impl Offered {
                 );
             }
             UpstreamError::Malformed { .. } | UpstreamError::Redirect { .. } => {
-                let _ = write!(text, "{error}. This is a provider fault; try again later.");
+                let _ = write!(
+                    text,
+                    "{} This is a provider fault; try again later.",
+                    sentence(&error.to_string())
+                );
             }
         }
         text
+    }
+
+    /// The hint after a 400 or 422. Only when the provider named the fields it rejected does it say
+    /// which argument to correct; a change refused without one is more likely refused for the
+    /// target's state than for an argument, so the agent is sent to read the target instead.
+    fn rejected_hint(&self, fields: &[String], changes: bool) -> String {
+        let params = self.params_behind(fields);
+        if !params.is_empty() {
+            return format!(" Correct {}, then call again.", params.join(", "));
+        }
+        if !fields.is_empty() {
+            let named: Vec<String> = fields
+                .iter()
+                .map(|f| format!("`{}`", crate::confirm::summary::clean(f, 64)))
+                .collect();
+            return format!(
+                " It names {}: check the arguments that set it against the tool's description, then call again.",
+                named.join(", ")
+            );
+        }
+        if changes {
+            return format!(
+                " No argument was named as wrong, so the target's current state may not allow this: read it first{}, then decide.",
+                self.check_hint()
+            );
+        }
+        " Check the arguments against the tool's description, then call again.".into()
+    }
+
+    /// The tool's arguments behind request fields a provider named (`destination` in the body is
+    /// filled from the argument `destination`, `merge_strategy` from `strategy`), as `` `name` ``.
+    fn params_behind(&self, fields: &[String]) -> Vec<String> {
+        let spec = &self.tool.spec;
+        let mut params = std::collections::BTreeSet::new();
+        for field in fields {
+            if spec.params.contains_key(field) {
+                params.insert(field.clone());
+                continue;
+            }
+            let mut templates: Vec<String> = Vec::new();
+            if let Some(text) = spec.query.get(field) {
+                templates.push(text.clone());
+            }
+            let mut node = spec.body.as_ref();
+            for key in field.split('.') {
+                node = node.and_then(|n| n.get(key));
+            }
+            if let Some(node) = node {
+                collect_strings(node, &mut templates);
+            }
+            for text in &templates {
+                for piece in template::parse(text).unwrap_or_default() {
+                    if let template::Piece::Hole(p) = piece
+                        && spec.params.contains_key(p.name())
+                    {
+                        params.insert(p.name().to_string());
+                    }
+                }
+            }
+        }
+        params.into_iter().map(|p| format!("`{p}`")).collect()
     }
 
     /// `workspace=acme, repo_slug=api`: the path values a 404 is about.
@@ -1706,6 +1893,26 @@ impl Offered {
             .max_by_key(|t| t.spec.path.len())
             .map(|t| format!(" (e.g. with {})", t.name))
             .unwrap_or_default()
+    }
+}
+
+/// Provider text as one sentence: a full stop added only where it has no closing mark of its own.
+fn sentence(text: &str) -> String {
+    let text = text.trim_end();
+    if text.ends_with(['.', '!', '?', '…']) {
+        text.to_string()
+    } else {
+        format!("{text}.")
+    }
+}
+
+/// Every string in a template value (a body template's leaves).
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Value::Object(fields) => fields.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
     }
 }
 

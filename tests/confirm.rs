@@ -475,10 +475,17 @@ async fn forged_answers_are_asked_again() {
             );
         }
 
-        // The real state runs the call once; the same answer again is asked again.
+        // The real state runs the call once. The same answer again finds the PR merged: refused
+        // without a question (a call that could run again is asked again: see
+        // `a_used_answer_or_approval_is_not_used_again`).
         let merged = complete(&alice, answered(&merge, "accept", Some(&state))).await;
         assert_eq!(ok("merge", &merged)["state"], "MERGED", "{mode:?}");
-        asked(&alice, answered(&merge, "accept", Some(&state))).await;
+        let replayed = complete(&alice, answered(&merge, "accept", Some(&state))).await;
+        assert!(
+            is_error(&replayed) && text(&replayed).contains("state is MERGED"),
+            "{mode:?}: {}",
+            text(&replayed)
+        );
         assert_eq!(posts(&sim, "/merge"), 1, "{mode:?}: merged exactly once");
         assert_no_secrets(&sim, &[state], &[("the logs", &gateway.logs())]);
         alice.cancel().await.unwrap();
@@ -601,7 +608,9 @@ async fn approve_on_page(link: &str, user: &str) -> (String, reqwest::Response) 
 
 /// A client without elicitation (even passing `confirm: true`) gets a link; the page names the user
 /// and states the summary; after the approval one retry with the same arguments runs, once; the next
-/// one needs a new confirmation; another user's identical call cannot use the approval.
+/// finds the PR merged and is refused without a link (a repeatable call's next retry needs a new
+/// confirmation: `a_used_answer_or_approval_is_not_used_again`); another user's identical call cannot
+/// use the approval.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_cannot_ask_gets_a_confirm_page() {
     for mode in [Mode::Stdio, Mode::Stateful, Mode::Stateless] {
@@ -672,14 +681,67 @@ async fn a_client_that_cannot_ask_gets_a_confirm_page() {
         assert_eq!(posts(&sim, "/merge"), 1);
         let second = complete(&alice, request(MERGE, forced)).await;
         assert!(
-            is_error(&second) && text(&second).contains("/confirm?ticket="),
-            "{mode:?}: a second retry needs a new confirmation: {}",
+            is_error(&second)
+                && text(&second).contains("state is MERGED")
+                && !text(&second).contains("/confirm?ticket="),
+            "{mode:?}: a second retry finds the PR merged: {}",
             text(&second)
         );
         assert_eq!(posts(&sim, "/merge"), 1, "{mode:?}: merged exactly once");
         let ticket = link.split("ticket=").nth(1).unwrap().to_string();
         assert_no_secrets(&sim, &[ticket], &[("the logs", &gateway.logs())]);
         alice.cancel().await.unwrap();
+    }
+}
+
+/// An answer or an approval counts once even where the same call could run again (a run, confirmed
+/// through `tools.confirm`, whose target does not change): the answered request replayed is asked
+/// again, and the retry after the one a page approval let through gets a new link. Each ran once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_used_answer_or_approval_is_not_used_again() {
+    const RUN: &str = "buddy_run_pipeline";
+    let runs = |sim: &Sim| posts(sim, "/executions");
+    for mode in [Mode::Stdio, Mode::Stateful, Mode::Stateless] {
+        let sim = Sim::start().await.unwrap();
+        let gateway =
+            Gateway::start(&sim, mode, "[tools]\nconfirm = [\"buddy_run_pipeline\"]").await;
+        let arguments = json!({"project": "web", "pipeline": 1, "branch": "main"});
+
+        let modern = gateway
+            .session(
+                "alice",
+                User::new(true, true, ProtocolVersion::V_2026_07_28),
+            )
+            .await;
+        let run = request(RUN, arguments.clone());
+        let (_, state) = asked(&modern, run.clone()).await;
+        let answer = answered(&run, "accept", Some(&state));
+        ok(RUN, &complete(&modern, answer.clone()).await);
+        asked(&modern, answer).await;
+        assert_eq!(runs(&sim), 1, "{mode:?}: the answer ran one run");
+        modern.cancel().await.unwrap();
+
+        let plain = gateway
+            .session(
+                "alice",
+                User::new(true, false, ProtocolVersion::V_2025_11_25),
+            )
+            .await;
+        let first = complete(&plain, request(RUN, arguments.clone())).await;
+        let (_, approved) = approve_on_page(&link_in(&text(&first)), "alice").await;
+        assert_eq!(approved.status(), 200);
+        ok(
+            RUN,
+            &complete(&plain, request(RUN, arguments.clone())).await,
+        );
+        let second = complete(&plain, request(RUN, arguments)).await;
+        assert!(
+            is_error(&second) && text(&second).contains("/confirm?ticket="),
+            "{mode:?}: the next retry needs a new confirmation: {}",
+            text(&second)
+        );
+        assert_eq!(runs(&sim), 2, "{mode:?}: the approval ran one run");
+        plain.cancel().await.unwrap();
     }
 }
 

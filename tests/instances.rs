@@ -137,16 +137,31 @@ async fn two_instances_share_confirmations() {
     let on_b = http_client_with_key(&b.url, &key).await;
     let asked = call(&on_a, "bitbucket_get_current_user", json!({})).await;
     walk_connect(&link_in(&text(&asked)), "ann", "allow").await;
-    let merges = || {
+    // A change that could run again (a PR's title set to what it is): so a used approval, not the
+    // target's state, is what stops a second run.
+    let updates = |id: u64| {
         sim.requests()
             .iter()
-            .filter(|r| r.method == "POST" && r.path.ends_with("/merge"))
+            .filter(|r| r.method == "PUT" && r.path.ends_with(&format!("/pullrequests/{id}")))
             .count()
+    };
+    let same_title = |id: u64| {
+        let on_a = &on_a;
+        async move {
+            let pr = call(
+                on_a,
+                "bitbucket_get_pull_request",
+                json!({"repo_slug": "api", "pull_request_id": id}),
+            )
+            .await;
+            let title = ok("get", &pr)["title"].clone();
+            json!({"repo_slug": "api", "pull_request_id": id, "title": title})
+        }
     };
 
     // No elicitation: the link A gives points at public_url, which B serves.
-    let merge = json!({"repo_slug": "api", "pull_request_id": 21});
-    let refused = call(&on_a, "bitbucket_merge_pull_request", merge.clone()).await;
+    let update = same_title(21).await;
+    let refused = call(&on_a, "bitbucket_update_pull_request", update.clone()).await;
     let link = link_in(&text(&refused));
     assert!(
         link.starts_with(&format!("{}/confirm?ticket=", setup.public_url)),
@@ -170,16 +185,16 @@ async fn two_instances_share_confirmations() {
         .await
         .unwrap();
     assert_eq!(approved.status(), 200);
-    let merged = call(&on_a, "bitbucket_merge_pull_request", merge.clone()).await;
-    assert_eq!(ok("merge", &merged)["state"], "MERGED");
-    let again = call(&on_b, "bitbucket_merge_pull_request", merge).await;
+    let updated = call(&on_a, "bitbucket_update_pull_request", update.clone()).await;
+    assert_eq!(ok("update", &updated)["title"], update["title"]);
+    let again = call(&on_b, "bitbucket_update_pull_request", update).await;
     assert!(
         text(&again).contains("/confirm?ticket="),
         "{}",
         text(&again)
     );
     assert_eq!(
-        merges(),
+        updates(21),
         1,
         "the approval ran one call across both instances"
     );
@@ -205,33 +220,28 @@ async fn two_instances_share_confirmations() {
     };
     let modern_a = modern(&a.url).await.unwrap();
     let modern_b = modern(&b.url).await.unwrap();
-    let decline = CallToolRequestParams::new("bitbucket_decline_pull_request")
-        .with_arguments(args(json!({"repo_slug": "api", "pull_request_id": 20})));
+    let update_20 = CallToolRequestParams::new("bitbucket_update_pull_request")
+        .with_arguments(args(same_title(20).await));
     let CallToolResponse::InputRequired(question) =
-        modern_a.call_tool_once(decline.clone()).await.unwrap()
+        modern_a.call_tool_once(update_20.clone()).await.unwrap()
     else {
         panic!("A asks first");
     };
-    let mut answered = decline;
+    let mut answered = update_20;
     answered.input_responses = Some([("confirm".to_string(), json!({"action": "accept"}))].into());
     answered.request_state = question.request_state;
-    let CallToolResponse::Complete(declined) =
+    let CallToolResponse::Complete(updated_20) =
         modern_b.call_tool_once(answered.clone()).await.unwrap()
     else {
         panic!("B accepts A's question");
     };
-    assert_eq!(ok("decline", &declined)["state"], "DECLINED");
+    assert!(ok("update", &updated_20)["title"].is_string());
     let replay = modern_a.call_tool_once(answered).await.unwrap();
     assert!(
         matches!(replay, CallToolResponse::InputRequired(_)),
         "a used answer is asked again: {replay:?}"
     );
-    let declines = sim
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/decline"))
-        .count();
-    assert_eq!(declines, 1);
+    assert_eq!(updates(20), 1);
     for client in [modern_a, modern_b] {
         client.cancel().await.unwrap();
     }

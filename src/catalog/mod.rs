@@ -35,8 +35,9 @@ pub const TAIL_PARAM: &str = "tail";
 pub const FIELDS_PARAM: &str = "fields";
 /// Seconds a run tool waits for the run to finish.
 pub const WAIT_PARAM: &str = "wait";
-/// `confirm`: accepted for agents written before devgate asked users itself, and ignored: an agent's
-/// word is never consent (see [`crate::confirm`]).
+/// `confirm`: listed and accepted only on tools devgate confirms, where it is ignored: an agent's word
+/// is never consent (see [`crate::confirm`]). It stays for agents written when it was how to confirm,
+/// and its presence tells an agent that the user will be asked; the server instructions say so once.
 pub const CONFIRM_PARAM: &str = "confirm";
 /// The longest `wait`, in seconds.
 pub const MAX_WAIT_SECS: i64 = 600;
@@ -349,6 +350,13 @@ fn check_confirm(tool: &Tool, confirm: &ConfirmSpec, tools: &[Arc<Tool>]) -> Vec
             ));
         }
     }
+    for name in confirm.refuse.keys() {
+        if !field(name) {
+            problems.push(format!(
+                "refuse: `{name}` is not a field of the read tool's output"
+            ));
+        }
+    }
     if tool.spec.annotations.read_only {
         problems.push("a read-only tool needs no confirmation".into());
     }
@@ -436,8 +444,52 @@ fn check_wait(run: &Tool, wait: &WaitSpec, tools: &[Arc<Tool>]) -> Vec<String> {
             }
         }
     }
+    for waiting in &wait.waiting {
+        problems.extend(check_waiting(run, wait, waiting, tools));
+    }
     if wait.running.is_empty() || wait.success.is_empty() || wait.step_state.is_empty() {
         problems.push("`running`, `success` and `step_state` must not be empty".into());
+    }
+    problems
+}
+
+/// Checks one waiting state of a run tool's `wait`: `poll` shows its field, and the tool that moves the
+/// run on writes and gets every required argument from the run tool's arguments or the wait's `args`.
+fn check_waiting(
+    run: &Tool,
+    wait: &WaitSpec,
+    waiting: &WaitingSpec,
+    tools: &[Arc<Tool>],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let field = waiting.field.as_ref().unwrap_or(&wait.state);
+    let poll = tools.iter().find(|t| t.spec.name == wait.poll);
+    if let Some(poll) = poll
+        && !poll.output.iter().flatten().any(|f| &f.out == field)
+    {
+        problems.push(format!(
+            "waiting: `{field}` is not an output field of `{}`",
+            wait.poll
+        ));
+    }
+    let Some(next) = &waiting.next else {
+        return problems;
+    };
+    match tools.iter().find(|t| &t.spec.name == next) {
+        None => problems.push(format!("waiting: next names unknown tool `{next}`")),
+        Some(t) if t.spec.annotations.read_only => problems.push(format!(
+            "waiting: next tool `{next}` changes nothing, so it cannot move the run on"
+        )),
+        Some(t) => {
+            for (name, param) in &t.spec.params {
+                let given = run.spec.params.contains_key(name) || wait.args.contains_key(name);
+                if param.required && !given {
+                    problems.push(format!(
+                        "waiting: `{next}` needs `{name}`, which is neither a parameter of this tool nor in `args`"
+                    ));
+                }
+            }
+        }
     }
     problems
 }
@@ -849,6 +901,7 @@ example = { id = "t1" }
 confirm.read = "get_thing"
 confirm.summary = "Delete thing {id} ({current.name})"
 confirm.quote = ["name"]
+confirm.refuse = { name = ["GONE"] }
 "#;
         load(&format!("{GOOD}{delete}")).unwrap();
         let m = messages(&format!(
@@ -856,6 +909,7 @@ confirm.quote = ["name"]
             delete
                 .replace("({current.name})", "({current.colour}, {size|?})")
                 .replace("[\"name\"]", "[\"label=notes\"]")
+                .replace("{ name = [", "{ state = [")
         ));
         assert_eq!(
             m,
@@ -863,6 +917,98 @@ confirm.quote = ["name"]
                 "tools/demo.toml: tool `delete_thing`: confirm: summary: `{colour}` is neither a parameter nor a field of the read tool's output",
                 "tools/demo.toml: tool `delete_thing`: confirm: summary: `{size}` is neither a parameter nor a field of the read tool's output",
                 "tools/demo.toml: tool `delete_thing`: confirm: quote: `notes` is not a field of the read tool's output",
+                "tools/demo.toml: tool `delete_thing`: confirm: refuse: `state` is not a field of the read tool's output",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_waiting_state_names_a_field_of_the_poll_and_a_tool_that_can_move_the_run() {
+        let run = r#"
+[[tools]]
+name = "thing_log"
+title = "Thing log"
+description = "Returns a thing's log."
+toolset = "things"
+scopes = ["read"]
+annotations = { read_only = true }
+method = "GET"
+path = "/things/{id}/log"
+params.id = { type = "string", required = true }
+response = "text"
+text_tail = true
+example = { id = "t1" }
+
+[[tools]]
+name = "poke_thing"
+title = "Poke a thing"
+description = "Moves a waiting thing on."
+toolset = "things"
+scopes = ["write"]
+annotations = { read_only = false }
+method = "POST"
+path = "/things/{id}/poke"
+params.id = { type = "string", required = true }
+params.why = { type = "string", required = true }
+body = { why = "{why}" }
+response = "empty"
+example = { id = "t1", why = "test" }
+
+[[tools]]
+name = "start_thing"
+title = "Start a thing"
+description = "Starts a thing."
+toolset = "things"
+scopes = ["write"]
+annotations = { read_only = false }
+method = "POST"
+path = "/things"
+body = { why = "{why}" }
+params.why = { type = "string", required = true }
+output.fields = ["id"]
+example = { why = "test" }
+
+[tools.wait]
+poll = "get_thing"
+args = { id = "id" }
+state = "name"
+running = ["RUNNING"]
+success = ["DONE"]
+steps = "name"
+step_name = "name"
+step_state = ["name"]
+step_failed = ["FAILED"]
+log = "thing_log"
+log_args = {}
+
+[[tools.wait.waiting]]
+value = "WAITING"
+waits_for = "a poke"
+next = "poke_thing"
+"#;
+        load(&format!("{GOOD}{run}")).unwrap();
+        let broken = run
+            .replace(
+                "value = \"WAITING\"",
+                "field = \"colour\"\nvalue = \"WAITING\"",
+            )
+            .replace(
+                "body = { why = \"{why}\" }\nparams.why = { type = \"string\", required = true }\n",
+                "",
+            )
+            .replace("example = { why = \"test\" }", "example = {}");
+        assert_eq!(
+            messages(&format!("{GOOD}{broken}")),
+            [
+                "tools/demo.toml: tool `start_thing`: wait: waiting: `colour` is not an output field of `get_thing`",
+                "tools/demo.toml: tool `start_thing`: wait: waiting: `poke_thing` needs `why`, which is neither a parameter of this tool nor in `args`",
+            ]
+        );
+        let reads = run.replace("next = \"poke_thing\"", "next = \"get_thing\"");
+        assert_eq!(
+            messages(&format!("{GOOD}{reads}")),
+            [
+                "tools/demo.toml: tool `start_thing`: wait: waiting: next tool `get_thing` changes nothing, so it cannot move the run on"
             ]
         );
     }

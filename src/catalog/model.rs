@@ -61,6 +61,10 @@ pub struct ProviderSpec {
     /// Dot paths to extra detail (Bitbucket's `error.detail`, which may be a string or an object).
     #[serde(default)]
     pub error_detail: Vec<String>,
+    /// Dot path to an object whose keys name the request fields the provider rejected (Bitbucket's
+    /// `error.fields`), so an error hint names the argument to correct only when one was named.
+    #[serde(default)]
+    pub error_fields: Option<String>,
     /// Hosts, besides the API's own, that redirects may lead to (e.g. log storage).
     #[serde(default)]
     pub redirect_hosts: Vec<String>,
@@ -352,6 +356,27 @@ pub struct WaitSpec {
     /// The log tool (it must take `tail`), and its parameters filled from fields of the failed step.
     pub log: String,
     pub log_args: BTreeMap<String, String>,
+    /// States in which the run stops until someone acts (an approval, variables, a manual step):
+    /// `wait` returns at once with the tool that moves the run on, instead of polling a run that
+    /// cannot move by itself.
+    #[serde(default)]
+    pub waiting: Vec<WaitingSpec>,
+}
+
+/// One state in which a run waits for someone, e.g. Buddy's `WAITING_FOR_APPLY`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingSpec {
+    /// The output field of `poll` that shows it (default: the wait's `state`) and its value.
+    #[serde(default)]
+    pub field: Option<String>,
+    pub value: String,
+    /// What the run waits for, completing "the run waits for …" ("someone to approve it").
+    pub waits_for: String,
+    /// The tool that moves the run on, called with `poll`'s arguments; without one (or when it is not
+    /// offered) the user acts in the provider's own interface and `poll` checks the run afterwards.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// The sentence a user confirms before a call that cannot be undone, e.g. "Merge PR #42 from `feature/x`
@@ -371,6 +396,11 @@ pub struct ConfirmSpec {
     /// PR's title: text its author chose, which must not sit among the facts.
     #[serde(default)]
     pub quote: Vec<String>,
+    /// States of the target in which the call cannot succeed, by output field of `read` (a merged PR
+    /// cannot be merged, a finished run cannot be stopped): such a call is refused at once, naming the
+    /// state and the read tool, instead of asking the user to approve something that will fail.
+    #[serde(default)]
+    pub refuse: BTreeMap<String, Vec<String>>,
 }
 
 /// How to shape a JSON response for an agent.

@@ -153,8 +153,8 @@ fn param_schema(param: &ParamSpec) -> Value {
     Value::Object(s)
 }
 
-/// The tool's `inputSchema`, given the config defaults in force.
-pub fn input_schema(tool: &Tool, defaults: &Defaults) -> Map<String, Value> {
+/// The tool's `inputSchema`, given the config defaults in force and whether devgate confirms its calls.
+pub fn input_schema(tool: &Tool, defaults: &Defaults, confirmed: bool) -> Map<String, Value> {
     let mut props = Map::new();
     let mut required = Vec::new();
     for (name, param) in &tool.spec.params {
@@ -180,6 +180,9 @@ pub fn input_schema(tool: &Tool, defaults: &Defaults) -> Map<String, Value> {
     }
     if tool.spec.wait.is_some() {
         props.insert(WAIT_PARAM.into(), json!({"type": "integer"}));
+    }
+    if confirmed {
+        props.insert(CONFIRM_PARAM.into(), json!({"type": "boolean"}));
     }
     let mut schema = Map::new();
     schema.insert("type".into(), json!("object"));

@@ -19,6 +19,8 @@ pub enum UpstreamError {
         retries: u32,
         /// Scopes the provider said the call needs (Bitbucket's `error.detail.required` on a 403).
         required_scopes: Vec<String>,
+        /// Request fields the provider named as wrong (the catalog's `error_fields`), if any.
+        fields: Vec<String>,
     },
     /// No answer within the configured timeout.
     #[error("no answer within {timeout_ms} ms")]
@@ -115,6 +117,23 @@ pub fn required_scopes(body: &[u8]) -> Vec<String> {
             items
                 .iter()
                 .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The request fields an error body names as wrong: the keys of the object at `dot_path` (Bitbucket's
+/// `error.fields`), a few and short ones only.
+pub fn rejected_fields(body: &[u8], dot_path: &str) -> Vec<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| pointer(&v, dot_path).and_then(Value::as_object).cloned())
+        .map(|fields| {
+            fields
+                .keys()
+                .filter(|k| k.len() <= 64)
+                .take(8)
+                .cloned()
                 .collect()
         })
         .unwrap_or_default()

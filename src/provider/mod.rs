@@ -455,6 +455,11 @@ impl ProviderClient {
         let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
         let spec = &self.catalog.spec;
         let required_scopes = error::required_scopes(&body);
+        let fields = spec
+            .error_fields
+            .as_deref()
+            .map(|path| error::rejected_fields(&body, path))
+            .unwrap_or_default();
         let mut secrets = self.secrets.clone();
         secrets.extend(error::credential_secrets(auth));
         // Scrubbed before the message is cut to length too, so a token across the cut leaves no prefix.
@@ -469,6 +474,7 @@ impl ProviderClient {
             retry_after,
             retries: 0,
             required_scopes,
+            fields: fields.iter().map(|f| redact(f, &secrets)).collect(),
         }
     }
 
