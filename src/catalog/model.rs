@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
 /// One catalog file: a provider, its scopes and its tools.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogFile {
     /// Bumped when a tool's name, parameters or output change; shown by `devgate --version`.
@@ -30,7 +31,7 @@ pub struct CatalogFile {
 }
 
 /// How to reach a provider and how it behaves on the wire.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
     /// Short id used in tool names (`<id>_<tool>`) and config (`[providers.<id>]`).
@@ -75,7 +76,7 @@ pub struct ProviderSpec {
     pub whoami: Whoami,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     /// HTTP Basic `client_id:client_secret`.
@@ -85,7 +86,7 @@ pub enum ClientAuth {
 }
 
 /// How a provider pages its lists.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Pagination {
     /// `?page=N` (1-based); the next page exists while a page comes back full, or while
@@ -100,7 +101,7 @@ pub enum Pagination {
     NextUrl { next: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Whoami {
     pub path: String,
@@ -110,7 +111,7 @@ pub struct Whoami {
     pub id: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeSpec {
     pub name: String,
@@ -121,7 +122,7 @@ pub struct ScopeSpec {
 }
 
 /// One tool as written in the catalog.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolSpec {
     /// Name without the provider prefix.
@@ -189,7 +190,7 @@ pub struct ToolSpec {
     pub example: Option<serde_json::Map<String, Value>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnnotationSpec {
     pub read_only: bool,
@@ -208,7 +209,7 @@ impl AnnotationSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     Get,
@@ -230,7 +231,7 @@ impl Method {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseKind {
     /// A JSON body, projected by `output`.
@@ -242,7 +243,7 @@ pub enum ResponseKind {
 }
 
 /// A tool parameter; also used for array items and object properties.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParamSpec {
     #[serde(rename = "type")]
@@ -274,7 +275,7 @@ pub struct ParamSpec {
     pub properties: Option<BTreeMap<String, ParamSpec>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamType {
     String,
@@ -298,14 +299,14 @@ impl ParamType {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DefaultFrom {
     Workspace,
 }
 
 /// A lookup that rewrites one parameter before the call.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveSpec {
     pub param: String,
@@ -317,7 +318,7 @@ pub struct ResolveSpec {
     pub take: String,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResolveWhen {
     /// The value is not all digits (a name rather than a numeric id).
@@ -329,7 +330,7 @@ pub enum ResolveWhen {
 /// How a tool that starts a run follows it when called with `wait`: other read tools of the same
 /// provider are called with the run tool's arguments, and every field named here is an output name
 /// of those tools (their shaped result), so the catalog speaks the same language an agent reads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitSpec {
     /// The read tool that returns the run's state.
@@ -364,7 +365,7 @@ pub struct WaitSpec {
 }
 
 /// One state in which a run waits for someone, e.g. Buddy's `WAITING_FOR_APPLY`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitingSpec {
     /// The output field of `poll` that shows it (default: the wait's `state`) and its value.
@@ -385,7 +386,7 @@ pub struct WaitingSpec {
 /// `read`'s result; `{current.name}` is always the field of `read`'s result (the state before the
 /// change); `{name|text}` uses `text` when neither has a value. Every argument the template leaves out
 /// is added after it by the engine, and the `quote` fields after those.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmSpec {
     /// A read tool of the same provider called with this tool's arguments to describe the target.
@@ -404,7 +405,7 @@ pub struct ConfirmSpec {
 }
 
 /// How to shape a JSON response for an agent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// Dot path to the array of items; absent for a single object.
@@ -424,4 +425,121 @@ fn space() -> String {
 
 fn json_kind() -> ResponseKind {
     ResponseKind::Json
+}
+
+/// The JSON Schema of a catalog file, generated from these types so that it cannot drift from what the
+/// loader accepts. `tools/catalog.schema.json` is this, committed for editors (taplo and Even Better
+/// TOML read the `#:schema` line at the top of each catalog) and checked by the test below.
+pub fn file_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(CatalogFile)).expect("a schema is plain JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The committed schema is the one these types generate; `UPDATE_SCHEMA=1 cargo test --lib` writes it.
+    #[test]
+    fn the_committed_catalog_schema_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/catalog.schema.json");
+        let want = serde_json::to_string_pretty(&super::file_schema()).unwrap() + "\n";
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "tools/catalog.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test --lib catalog_schema`"
+        );
+    }
+
+    /// Every key the shipped catalogs use is one the schema names, at the place the schema names it, so
+    /// an editor that validates with it raises no false alarm on a real catalog.
+    #[test]
+    fn the_shipped_catalogs_use_only_keys_the_schema_names() {
+        let schema = super::file_schema();
+        for name in ["bitbucket.toml", "buddy.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tools")
+                .join(name);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let file: toml::Value = toml::from_str(&text).unwrap();
+            let file = serde_json::to_value(file).unwrap();
+            let mut unknown = Vec::new();
+            keys_known(&schema, &schema, &file, name.to_string(), &mut unknown);
+            assert!(
+                unknown.is_empty(),
+                "keys the schema does not name: {unknown:?}"
+            );
+        }
+    }
+
+    /// Walks `value` beside `node` (a schema), collecting object keys that no `properties` allows.
+    fn keys_known(
+        root: &serde_json::Value,
+        node: &serde_json::Value,
+        value: &serde_json::Value,
+        at: String,
+        unknown: &mut Vec<String>,
+    ) {
+        let node = resolve(root, node);
+        let alternatives: Vec<&serde_json::Value> = ["oneOf", "anyOf", "allOf"]
+            .iter()
+            .filter_map(|k| node.get(*k).and_then(|v| v.as_array()))
+            .flatten()
+            .map(|n| resolve(root, n))
+            .collect();
+        if !alternatives.is_empty() {
+            // The alternative whose properties cover this object best is the one it matches.
+            let best = alternatives
+                .into_iter()
+                .min_by_key(|alt| {
+                    let mut miss = Vec::new();
+                    keys_known(root, alt, value, at.clone(), &mut miss);
+                    miss.len()
+                })
+                .unwrap();
+            return keys_known(root, best, value, at, unknown);
+        }
+        match value {
+            serde_json::Value::Object(map) => {
+                let props = node.get("properties").and_then(|p| p.as_object());
+                let extra = node.get("additionalProperties");
+                for (key, v) in map {
+                    let at = format!("{at}.{key}");
+                    if let Some(sub) = props.and_then(|p| p.get(key)) {
+                        keys_known(root, sub, v, at, unknown);
+                    } else if let Some(sub) = extra.filter(|e| e.is_object()) {
+                        keys_known(root, sub, v, at, unknown);
+                    } else if props.is_some() || extra == Some(&serde_json::Value::Bool(false)) {
+                        unknown.push(at);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                if let Some(sub) = node.get("items") {
+                    for (i, v) in items.iter().enumerate() {
+                        keys_known(root, sub, v, format!("{at}[{i}]"), unknown);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn resolve<'a>(
+        root: &'a serde_json::Value,
+        node: &'a serde_json::Value,
+    ) -> &'a serde_json::Value {
+        match node.get("$ref").and_then(|r| r.as_str()) {
+            Some(r) => {
+                let pointer = r.trim_start_matches('#');
+                resolve(
+                    root,
+                    root.pointer(pointer).expect("a $ref inside the schema"),
+                )
+            }
+            None => node,
+        }
+    }
 }
