@@ -13,8 +13,8 @@
 //! Behaviour worth knowing, all as Bitbucket does it:
 //! - A path the API does not host answers 404 "Resource not found" with the detail Bitbucket gives.
 //!   That includes every `…/issues` path: the issue tracker and its endpoints were removed on 2026-08-20
-//!   (Atlassian's announcement; an endpoint removed earlier under CHANGE-2770 answered 410 for a while,
-//!   then 404 in production, so 404 is the best-known answer for removed routes).
+//!   (Atlassian's announcement). No document says what a removed route answers; clients report this 404
+//!   for paths Bitbucket stopped hosting, so it is the best-known answer (a 410 is not ruled out).
 //! - PR lists default to `state=OPEN`, take repeated `state`, BBQL `q` (`=`, `!=`, `~`, `!~`, `<`, `>`,
 //!   `AND`, `OR`, parentheses; unknown fields are a 400), `sort`, and at most `pagelen=50`.
 //! - A PR `PUT` replaces: no `title` is a 400, and a body without `description`, `reviewers` or
