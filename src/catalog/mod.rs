@@ -955,6 +955,42 @@ example = {{ id = "t1" }}
     }
 
     #[test]
+    fn a_retired_name_is_known_as_retired_and_gone_from_the_catalog() {
+        let retired = r#"
+[[retired]]
+why = "Demo removed its archive"
+scopes = ["archive"]
+toolsets = ["archives"]
+tools = ["list_archive"]
+"#;
+        let catalog = load(&format!("{GOOD}{retired}")).unwrap();
+        let provider = catalog.provider("demo").unwrap();
+        let why = Some("Demo removed its archive");
+        assert_eq!(provider.retired_scope("archive"), why);
+        assert_eq!(catalog.retired_tool("demo_list_archive"), why);
+        assert_eq!(catalog.retired_toolset("archives"), why);
+        assert_eq!(provider.retired_scope("read"), None);
+        assert_eq!(
+            catalog.retired_tool("list_archive"),
+            None,
+            "needs the prefix"
+        );
+
+        let still_there = retired
+            .replace("[\"archive\"]", "[\"read\"]")
+            .replace("[\"archives\"]", "[\"things\"]")
+            .replace("[\"list_archive\"]", "[\"get_thing\"]");
+        assert_eq!(
+            messages(&format!("{GOOD}{still_there}")),
+            [
+                "tools/demo.toml: retired scope `read` is still in the catalog",
+                "tools/demo.toml: retired tool `get_thing` is still in the catalog",
+                "tools/demo.toml: retired toolset `things` is still in the catalog",
+            ]
+        );
+    }
+
+    #[test]
     fn a_confirm_table_names_only_parameters_and_read_fields() {
         let delete = r#"
 [[tools]]
