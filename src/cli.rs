@@ -294,7 +294,11 @@ fn load_checked(cli: &Cli, select: &ToolSelection) -> anyhow::Result<(Config, Ca
     let catalog = load_catalog(cli.tools_dir.as_deref())?;
     let mut config = Config::load(cli.config.as_deref())?;
     select.apply(&mut config)?;
-    for warning in &config.warnings {
+    for warning in config
+        .warnings
+        .iter()
+        .chain(&config.retired_names(&catalog))
+    {
         tracing::warn!("{warning}");
     }
     let problems = config.validate(&catalog);
@@ -761,6 +765,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!("warning: {warning}");
                 }
                 if let Some(catalog) = &catalog {
+                    for warning in config.retired_names(catalog) {
+                        eprintln!("warning: {warning}");
+                    }
                     problems.extend(config.validate(catalog));
                     if problems.is_empty() {
                         let needs_store = config.providers.values().any(|p| p.uses_oauth());

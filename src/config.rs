@@ -525,7 +525,10 @@ impl Config {
             .flat_map(|p| p.tools.iter().map(|t| t.spec.toolset.as_str()))
             .collect();
         for set in &self.tools.toolsets {
-            if set != "all" && !toolsets.contains(set.as_str()) {
+            if set != "all"
+                && !toolsets.contains(set.as_str())
+                && catalog.retired_toolset(set).is_none()
+            {
                 let known: Vec<&str> = toolsets.iter().copied().collect();
                 problems.push(format!(
                     "tools.toolsets: unknown toolset `{set}` (known: all, {})",
@@ -538,7 +541,7 @@ impl Config {
                 .providers
                 .iter()
                 .any(|p| p.tools.iter().any(|t| &t.name == name));
-            if !known {
+            if !known && catalog.retired_tool(name).is_none() {
                 problems.push(format!("tools.exclude: unknown tool `{name}`"));
             }
         }
@@ -549,6 +552,7 @@ impl Config {
                 .flat_map(|p| p.tools.iter())
                 .find(|t| &t.name == name);
             match known {
+                None if catalog.retired_tool(name).is_some() => {}
                 None => problems.push(format!("tools.confirm: unknown tool `{name}`")),
                 Some(t) if t.spec.annotations.read_only => problems.push(format!(
                     "tools.confirm: `{name}` changes nothing, so there is nothing to confirm"
@@ -557,6 +561,45 @@ impl Config {
             }
         }
         problems
+    }
+
+    /// Names the config still uses that a provider retired (see [`crate::catalog::RetiredSpec`]): each is
+    /// ignored, and worth a warning rather than a refusal to start, because the config was right when it
+    /// was written and every other tool still works; a name no catalog ever had stays an error.
+    pub fn retired_names(&self, catalog: &Catalog) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (id, p) in &self.providers {
+            let Some(provider) = catalog.provider(id) else {
+                continue;
+            };
+            for scope in p.scopes.iter().flatten() {
+                if let Some(why) = provider.retired_scope(scope) {
+                    warnings.push(format!(
+                        "providers.{id}.scopes: `{scope}` is retired ({why}); it is ignored: remove it"
+                    ));
+                }
+            }
+        }
+        for set in &self.tools.toolsets {
+            if let Some(why) = catalog.retired_toolset(set) {
+                warnings.push(format!(
+                    "tools.toolsets: `{set}` is retired ({why}); it selects no tool: remove it"
+                ));
+            }
+        }
+        for (key, names) in [
+            ("exclude", &self.tools.exclude),
+            ("confirm", &self.tools.confirm),
+        ] {
+            for name in names {
+                if let Some(why) = catalog.retired_tool(name) {
+                    warnings.push(format!(
+                        "tools.{key}: `{name}` is retired ({why}); it is ignored: remove it"
+                    ));
+                }
+            }
+        }
+        warnings
     }
 
     /// Checks the config against the catalog; returns every problem found.
@@ -636,7 +679,7 @@ impl Config {
                 }
             }
             for scope in p.scopes.iter().flatten() {
-                if !provider.knows_scope(scope) {
+                if !provider.knows_scope(scope) && provider.retired_scope(scope).is_none() {
                     problems.push(format!("providers.{id}.scopes: unknown scope `{scope}`"));
                 }
             }

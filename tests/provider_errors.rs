@@ -266,18 +266,3 @@ async fn timeouts_and_malformed_bodies_are_reported() {
     assert!(text(&r).contains("invalid JSON"), "{}", text(&r));
     client.cancel().await.unwrap();
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_retired_issue_tracker_is_explained() {
-    let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
-    let r = call(
-        &client,
-        "bitbucket_list_issues",
-        json!({"repo_slug": "web"}),
-    )
-    .await;
-    assert!(is_error(&r));
-    assert!(text(&r).contains("2026-08-20"), "{}", text(&r));
-    client.cancel().await.unwrap();
-}

@@ -64,6 +64,7 @@ pub struct Provider {
     pub spec: ProviderSpec,
     pub scopes: Vec<ScopeSpec>,
     pub tools: Vec<Arc<Tool>>,
+    pub retired: Vec<RetiredSpec>,
     implies: HashMap<String, Vec<String>>,
 }
 
@@ -189,6 +190,55 @@ impl Provider {
     pub fn knows_scope(&self, scope: &str) -> bool {
         self.implies.contains_key(scope)
     }
+
+    /// Why `scope` is gone, if the provider retired it.
+    pub fn retired_scope(&self, scope: &str) -> Option<&str> {
+        let r = self
+            .retired
+            .iter()
+            .find(|r| r.scopes.iter().any(|s| s == scope));
+        r.map(|r| r.why.as_str())
+    }
+
+    /// Why the tool `name` (with the provider prefix) is gone, if the provider retired it.
+    pub fn retired_tool(&self, name: &str) -> Option<&str> {
+        let bare = name.strip_prefix(&format!("{}_", self.spec.id))?;
+        let r = self
+            .retired
+            .iter()
+            .find(|r| r.tools.iter().any(|t| t == bare));
+        r.map(|r| r.why.as_str())
+    }
+
+    /// Why the toolset is gone, if the provider retired it.
+    pub fn retired_toolset(&self, toolset: &str) -> Option<&str> {
+        let r = self
+            .retired
+            .iter()
+            .find(|r| r.toolsets.iter().any(|t| t == toolset));
+        r.map(|r| r.why.as_str())
+    }
+}
+
+impl Catalog {
+    /// Why a toolset is gone, if a provider retired it and no provider still has it.
+    pub fn retired_toolset(&self, toolset: &str) -> Option<&str> {
+        let live = self
+            .providers
+            .iter()
+            .any(|p| p.tools.iter().any(|t| t.spec.toolset == toolset));
+        if live {
+            return None;
+        }
+        self.providers
+            .iter()
+            .find_map(|p| p.retired_toolset(toolset))
+    }
+
+    /// Why a tool (full name) is gone, if its provider retired it.
+    pub fn retired_tool(&self, name: &str) -> Option<&str> {
+        self.providers.iter().find_map(|p| p.retired_tool(name))
+    }
 }
 
 fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
@@ -298,6 +348,26 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
             }
         }
     }
+    for retired in &parsed.retired {
+        let live_scope = retired.scopes.iter().find(|s| implies.contains_key(*s));
+        let live_tool = retired.tools.iter().find(|n| seen.contains(*n));
+        let live_set = retired
+            .toolsets
+            .iter()
+            .find(|set| tools.iter().any(|t| &t.spec.toolset == *set));
+        for (what, name) in [
+            ("scope", live_scope),
+            ("tool", live_tool),
+            ("toolset", live_set),
+        ] {
+            if let Some(name) = name {
+                push(
+                    None,
+                    format!("retired {what} `{name}` is still in the catalog"),
+                );
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(Provider {
             file: file.to_string(),
@@ -305,6 +375,7 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
             spec: parsed.provider,
             scopes: parsed.scopes,
             tools,
+            retired: parsed.retired,
             implies,
         })
     } else {
@@ -880,6 +951,42 @@ example = {{ id = "t1" }}
             m.iter()
                 .any(|e| e.contains("`id` is declared but never sent")),
             "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_retired_name_is_known_as_retired_and_gone_from_the_catalog() {
+        let retired = r#"
+[[retired]]
+why = "Demo removed its archive"
+scopes = ["archive"]
+toolsets = ["archives"]
+tools = ["list_archive"]
+"#;
+        let catalog = load(&format!("{GOOD}{retired}")).unwrap();
+        let provider = catalog.provider("demo").unwrap();
+        let why = Some("Demo removed its archive");
+        assert_eq!(provider.retired_scope("archive"), why);
+        assert_eq!(catalog.retired_tool("demo_list_archive"), why);
+        assert_eq!(catalog.retired_toolset("archives"), why);
+        assert_eq!(provider.retired_scope("read"), None);
+        assert_eq!(
+            catalog.retired_tool("list_archive"),
+            None,
+            "needs the prefix"
+        );
+
+        let still_there = retired
+            .replace("[\"archive\"]", "[\"read\"]")
+            .replace("[\"archives\"]", "[\"things\"]")
+            .replace("[\"list_archive\"]", "[\"get_thing\"]");
+        assert_eq!(
+            messages(&format!("{GOOD}{still_there}")),
+            [
+                "tools/demo.toml: retired scope `read` is still in the catalog",
+                "tools/demo.toml: retired tool `get_thing` is still in the catalog",
+                "tools/demo.toml: retired toolset `things` is still in the catalog",
+            ]
         );
     }
 

@@ -28,6 +28,26 @@ pub struct CatalogFile {
     pub resolve: Vec<ResolveSpec>,
     #[serde(default)]
     pub tools: Vec<ToolSpec>,
+    /// What the provider took away (scopes, toolsets, tools), for configs written before: devgate warns
+    /// about such a name and ignores it, rather than refusing to start over a line that can no longer
+    /// mean anything.
+    #[serde(default)]
+    pub retired: Vec<RetiredSpec>,
+}
+
+/// Names a provider retired, and why.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredSpec {
+    /// Why, as the warning says it: "Bitbucket removed its issue tracker on 2026-08-20".
+    pub why: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub toolsets: Vec<String>,
+    /// Tool names without the provider prefix.
+    #[serde(default)]
+    pub tools: Vec<String>,
 }
 
 /// How to reach a provider and how it behaves on the wire.

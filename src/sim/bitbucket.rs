@@ -8,10 +8,13 @@
 //! Seed (deterministic, no randomness): the token's owner Ann Dev and five colleagues; workspaces `acme`
 //! and `acme-labs` (plus `bortiz`, seen only by the second OAuth account, Ben Ortiz); repositories `acme/api` (30 pull requests in every state, branches including
 //! `feature/login`, commits, files with a 100 KB+ `CHANGELOG.md`, a ~250-line PR diff, pipelines with
-//! steps and logs, and the last surviving issue tracker), `acme/web` (issue tracker retired: 410),
-//! `acme/infra` (no tracker: 404) and `acme-labs/prototype`.
+//! steps and logs), `acme/web`, `acme/infra` and `acme-labs/prototype`.
 //!
 //! Behaviour worth knowing, all as Bitbucket does it:
+//! - A path the API does not host answers 404 "Resource not found" with the detail Bitbucket gives.
+//!   That includes every `…/issues` path: the issue tracker and its endpoints were removed on 2026-08-20
+//!   (Atlassian's announcement). No document says what a removed route answers; clients report this 404
+//!   for paths Bitbucket stopped hosting, so it is the best-known answer (a 410 is not ruled out).
 //! - PR lists default to `state=OPEN`, take repeated `state`, BBQL `q` (`=`, `!=`, `~`, `!~`, `<`, `>`,
 //!   `AND`, `OR`, parentheses; unknown fields are a 400), `sort`, and at most `pagelen=50`.
 //! - A PR `PUT` replaces: no `title` is a 400, and a body without `description`, `reviewers` or
@@ -275,16 +278,6 @@ pub struct Workspace {
     pub members: Vec<(usize, bool)>,
 }
 
-/// What the issue endpoints of a repository answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tracker {
-    Enabled,
-    /// 410, as after the 2026-08-20 sunset.
-    Retired,
-    /// 404, as for a repository that never had one.
-    Absent,
-}
-
 #[derive(Debug, Clone)]
 pub struct Repo {
     pub workspace: String,
@@ -292,7 +285,6 @@ pub struct Repo {
     pub description: String,
     pub language: String,
     pub project: (String, String),
-    pub tracker: Tracker,
     pub created_on: String,
     pub size: u64,
     pub main: String,
@@ -301,8 +293,6 @@ pub struct Repo {
     pub files: BTreeMap<String, String>,
     pub pull_requests: Vec<PullRequest>,
     pub comments: Vec<Comment>,
-    pub issues: Vec<Issue>,
-    pub issue_comments: Vec<IssueComment>,
     pub pipelines: Vec<Pipeline>,
     /// Names under `pipelines: custom:` in the repository's bitbucket-pipelines.yml.
     pub custom_pipelines: Vec<String>,
@@ -391,32 +381,6 @@ pub struct Comment {
 }
 
 #[derive(Debug, Clone)]
-pub struct Issue {
-    pub id: u64,
-    pub title: String,
-    pub content: String,
-    pub state: String,
-    pub kind: String,
-    pub priority: String,
-    pub reporter: usize,
-    pub assignee: Option<usize>,
-    pub component: Option<String>,
-    pub milestone: Option<String>,
-    pub votes: u32,
-    pub created: Time,
-    pub updated: Time,
-}
-
-#[derive(Debug, Clone)]
-pub struct IssueComment {
-    pub id: u64,
-    pub issue: u64,
-    pub user: usize,
-    pub raw: String,
-    pub created: Time,
-}
-
-#[derive(Debug, Clone)]
 pub struct Pipeline {
     pub uuid: String,
     pub build_number: u64,
@@ -473,13 +437,6 @@ impl Data {
         for repo in &mut self.repos {
             repo.commits.iter_mut().for_each(|c| t(&mut c.date));
             repo.comments.iter_mut().for_each(|c| t(&mut c.created));
-            repo.issue_comments
-                .iter_mut()
-                .for_each(|c| t(&mut c.created));
-            for i in &mut repo.issues {
-                t(&mut i.created);
-                t(&mut i.updated);
-            }
             for pr in &mut repo.pull_requests {
                 t(&mut pr.created);
                 t(&mut pr.updated);
@@ -518,21 +475,18 @@ impl Data {
                 "web",
                 "Customer dashboard: TypeScript and React.",
                 "typescript",
-                Tracker::Retired,
             ),
             seed_small(
                 "acme",
                 "infra",
                 "Terraform and Helm charts for every environment.",
                 "hcl",
-                Tracker::Absent,
             ),
             seed_small(
                 "acme-labs",
                 "prototype",
                 "Experiments that may never ship.",
                 "python",
-                Tracker::Retired,
             ),
         ];
         Self {
@@ -1113,7 +1067,6 @@ fn seed_api(next_comment_id: &mut u64) -> Repo {
         description: "Public REST API of the Acme platform (Rust, axum, Postgres).".into(),
         language: "rust".into(),
         project: ("PLAT".into(), "Platform".into()),
-        tracker: Tracker::Enabled,
         created_on: "2024-02-12T09:30:41.207318+00:00".into(),
         size: 48_213_554,
         main: "main".into(),
@@ -1122,8 +1075,6 @@ fn seed_api(next_comment_id: &mut u64) -> Repo {
         files: api_files(),
         pull_requests: Vec::new(),
         comments: Vec::new(),
-        issues: Vec::new(),
-        issue_comments: Vec::new(),
         pipelines: Vec::new(),
         custom_pipelines: vec!["deploy-production".into(), "nightly-e2e".into()],
     };
@@ -1363,18 +1314,11 @@ fn seed_api(next_comment_id: &mut u64) -> Repo {
     repo.commits.push(export);
 
     repo.pipelines = api_pipelines(&repo);
-    (repo.issues, repo.issue_comments) = api_issues(next_comment_id);
     repo
 }
 
 /// A smaller repository: a few commits, one open and one merged PR, two pipelines.
-fn seed_small(
-    workspace: &str,
-    slug: &str,
-    description: &str,
-    language: &str,
-    tracker: Tracker,
-) -> Repo {
+fn seed_small(workspace: &str, slug: &str, description: &str, language: &str) -> Repo {
     let mut commits: Vec<Commit> = Vec::new();
     for (i, message) in [
         "Initial commit",
@@ -1529,7 +1473,6 @@ fn seed_small(
         description: description.into(),
         language: language.into(),
         project: ("APP".into(), "Applications".into()),
-        tracker,
         created_on: "2025-05-06T08:14:59.551203+00:00".into(),
         size: 3_120_448,
         main: "main".into(),
@@ -1538,8 +1481,6 @@ fn seed_small(
         files,
         pull_requests,
         comments: Vec::new(),
-        issues: Vec::new(),
-        issue_comments: Vec::new(),
         pipelines,
         custom_pipelines: Vec::new(),
     }
@@ -1657,129 +1598,6 @@ fn step_script(name: &str) -> Vec<String> {
             ),
         ],
     }
-}
-
-/// The issues of `acme/api`, the last repository with a tracker.
-fn api_issues(next_id: &mut u64) -> (Vec<Issue>, Vec<IssueComment>) {
-    // (title, state, kind, priority, reporter, assignee, content)
-    type IssueSeed = (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        usize,
-        Option<usize>,
-        &'static str,
-    );
-    let seeds: [IssueSeed; 6] = [
-        (
-            "Login page returns 500 when the session cookie is malformed",
-            "resolved",
-            "bug",
-            "major",
-            2,
-            Some(0),
-            "Steps: set `session=abc` by hand and open `/login`. Expected a fresh login, got a 500 and a stack trace in the logs.",
-        ),
-        (
-            "Document rate limit headers",
-            "open",
-            "task",
-            "minor",
-            3,
-            Some(2),
-            "The docs should list `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `Retry-After` with examples.",
-        ),
-        (
-            "Support cursor pagination on /teams",
-            "new",
-            "enhancement",
-            "major",
-            4,
-            None,
-            "`/users` has cursors since #7; `/teams` still uses `offset`, which skips rows under concurrent inserts.",
-        ),
-        (
-            "Webhook retries ignore Retry-After",
-            "open",
-            "bug",
-            "critical",
-            5,
-            Some(4),
-            "When a receiver answers 429 with `Retry-After: 120` we retry after 2 s anyway and get rate limited again.",
-        ),
-        (
-            "Add OpenTelemetry trace export",
-            "new",
-            "proposal",
-            "minor",
-            1,
-            None,
-            "Export spans over OTLP so requests can be followed across the gateway and the API.",
-        ),
-        (
-            "Flaky test: users::pagination::next_cursor_is_stable",
-            "on hold",
-            "bug",
-            "trivial",
-            3,
-            Some(3),
-            "Fails about once in 50 runs on CI, never locally. Probably ordering by `created_at` without a tie-breaker.",
-        ),
-    ];
-    let issues = seeds
-        .iter()
-        .enumerate()
-        .map(
-            |(i, (title, state, kind, priority, reporter, assignee, content))| Issue {
-                id: i as u64 + 1,
-                title: title.to_string(),
-                content: content.to_string(),
-                state: state.to_string(),
-                kind: kind.to_string(),
-                priority: priority.to_string(),
-                reporter: *reporter,
-                assignee: *assignee,
-                component: Some(if i % 2 == 0 { "api" } else { "docs" }.to_string()),
-                milestone: (i < 3).then(|| "2.5".to_string()),
-                votes: (i as u32 * 3) % 5,
-                created: at(30 + i as u64 * 6, 10, 0),
-                updated: at(60 + i as u64 * 3, 16, 30),
-            },
-        )
-        .collect();
-    let comments = [
-        (
-            1,
-            0,
-            "Fixed in 2.4.1: a malformed cookie now starts a fresh login.",
-        ),
-        (
-            3,
-            1,
-            "We could reuse the cursor encoder from `/users` as is.",
-        ),
-        (3, 4, "+1, the SDK team needs this for the sync job."),
-        (
-            4,
-            4,
-            "Confirmed; the delivery worker never reads the header.",
-        ),
-    ]
-    .iter()
-    .enumerate()
-    .map(|(k, (issue, author, raw))| {
-        *next_id += 1;
-        IssueComment {
-            id: *next_id,
-            issue: *issue,
-            user: *author,
-            raw: raw.to_string(),
-            created: at(61 + k as u64 * 2, 9, 15),
-        }
-    })
-    .collect();
-    (issues, comments)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1937,7 +1755,7 @@ impl Repo {
             "override_settings": {"default_merge_strategy": true, "branching_model": true},
             "parent": null,
             "enforced_signed_commits": null,
-            "has_issues": self.tracker == Tracker::Enabled,
+            "has_issues": false,
             "has_wiki": false,
         })
     }
@@ -2128,7 +1946,7 @@ impl Repo {
             v["links"]["code"] = json!({"href": format!("{}/diff/{}?path={path}", self.api(), pr.map(|p| &p.source_hash[..12]).unwrap_or(""))});
         }
         if let Some(parent) = c.parent {
-            v["parent"] = json!({"id": parent, "links": links(&[("self", format!("{}/pullrequests/{}/comments/{parent}", self.api(), c.pr))])});
+            v["parent"] = json!({"type": "pullrequest_comment", "id": parent, "links": links(&[("self", format!("{}/pullrequests/{}/comments/{parent}", self.api(), c.pr))])});
         }
         v
     }
@@ -2184,55 +2002,6 @@ impl Repo {
         }
     }
 
-    fn issue_json(&self, i: &Issue) -> Value {
-        let base = format!("{}/issues/{}", self.api(), i.id);
-        json!({
-            "type": "issue",
-            "id": i.id,
-            "repository": self.reference(),
-            "links": {
-                "self": {"href": base},
-                "html": {"href": format!("{}/issues/{}", self.web(), i.id)},
-                "comments": {"href": format!("{base}/comments")},
-                "attachments": {"href": format!("{base}/attachments")},
-                "watch": {"href": format!("{base}/watch")},
-                "vote": {"href": format!("{base}/vote")}
-            },
-            "title": i.title,
-            "content": rendered(&i.content),
-            "reporter": user(i.reporter),
-            "assignee": i.assignee.map(user),
-            "created_on": ts(i.created),
-            "edited_on": null,
-            "updated_on": ts(i.updated),
-            "state": i.state,
-            "kind": i.kind,
-            "priority": i.priority,
-            "milestone": i.milestone.as_ref().map(|m| json!({"type": "milestone", "name": m, "id": 5012})),
-            "component": i.component.as_ref().map(|c| json!({"type": "component", "name": c, "id": 30215})),
-            "version": null,
-            "votes": i.votes,
-            "watches": 1 + i.votes / 2,
-        })
-    }
-
-    fn issue_comment_json(&self, c: &IssueComment) -> Value {
-        json!({
-            "type": "issue_comment",
-            "id": c.id,
-            "created_on": ts(c.created),
-            "updated_on": null,
-            "content": rendered(&c.raw),
-            "user": user(c.user),
-            "issue": {"type": "issue", "id": c.issue, "repository": self.reference(),
-                      "links": links(&[("self", format!("{}/issues/{}", self.api(), c.issue))])},
-            "links": links(&[
-                ("self", format!("{}/issues/{}/comments/{}", self.api(), c.issue, c.id)),
-                ("html", format!("{}/issues/{}#comment-{}", self.web(), c.issue, c.id)),
-            ]),
-        })
-    }
-
     fn pipeline_json(&self, p: &Pipeline) -> Value {
         let state = pipeline_state(p.state, p.result, false);
         let selector = match (&p.custom, &p.branch) {
@@ -2274,9 +2043,11 @@ impl Repo {
             "first_successful": false,
             "expired": false,
             "has_variables": !p.variables.is_empty(),
+            // Typed as Atlassian's document types them (pipelines_pipeline_links).
             "links": {
-                "self": {"href": format!("{}/pipelines/{}", self.api(), enc(&p.uuid))},
-                "steps": {"href": format!("{}/pipelines/{}/steps", self.api(), enc(&p.uuid))}
+                "type": "pipelines_pipeline_links",
+                "self": {"type": "pipelines_links_section_href", "href": format!("{}/pipelines/{}", self.api(), enc(&p.uuid))},
+                "steps": {"type": "pipelines_links_section_href", "href": format!("{}/pipelines/{}/steps", self.api(), enc(&p.uuid))}
             },
             "configuration_sources": [{"source": "bitbucket-pipelines.yml", "uri": format!("{}/src/{}/bitbucket-pipelines.yml", self.api(), p.commit)}],
         })
@@ -2726,12 +2497,6 @@ pub fn router() -> Router<Arc<SimState>> {
         )
         .route(&format!("{PR}/merge"), post(merge))
         .route(&format!("{PR}/decline"), post(decline))
-        .route(&format!("{R}/issues"), get(list_issues).post(create_issue))
-        .route(&format!("{R}/issues/{{id}}"), get(get_issue))
-        .route(
-            &format!("{R}/issues/{{id}}/comments"),
-            get(list_issue_comments).post(add_issue_comment),
-        )
         .route(
             &format!("{R}/pipelines"),
             get(list_pipelines).post(run_pipeline),
@@ -2741,6 +2506,16 @@ pub fn router() -> Router<Arc<SimState>> {
         .route(&format!("{PIPE}/steps"), get(list_steps))
         .route(&format!("{PIPE}/steps/{{step}}"), get(get_step))
         .route(&format!("{PIPE}/steps/{{step}}/log"), get(get_step_log))
+        .fallback(no_api_here)
+}
+
+/// What Bitbucket answers for a path it does not host (an unknown or removed endpoint).
+async fn no_api_here() -> Response {
+    let body = json!({"type": "error", "error": {
+        "message": "Resource not found",
+        "detail": "There is no API hosted at this URL.\n\nFor information about our API's, please refer to the documentation at: https://developer.atlassian.com/bitbucket/api/2/reference/",
+    }});
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 type St = State<Arc<SimState>>;
@@ -3740,167 +3515,6 @@ async fn decline(
         date: now,
     });
     ok(repo.pull_request_json(&repo.pull_requests[index], true))
-}
-
-// --- issues ----------------------------------------------------------------------------------------
-
-/// The tracker was sunset on 2026-08-20; only `acme/api` keeps one in the sim.
-fn tracker(repo: &Repo) -> Result<(), Response> {
-    match repo.tracker {
-        Tracker::Enabled => Ok(()),
-        Tracker::Absent => Err(not_found("Repository has no issue tracker.")),
-        Tracker::Retired => {
-            let body = json!({
-                "type": "error",
-                "error": {
-                    "message": "The issue tracker is no longer available: Bitbucket Issues and Wikis were retired on 2026-08-20.",
-                    "data": {"announcement_url": "https://community.atlassian.com/forums/Bitbucket-articles/Announcing-sunset-of-Bitbucket-Issues-and-Wikis/ba-p/3058125"}
-                }
-            });
-            Err((StatusCode::GONE, axum::Json(body)).into_response())
-        }
-    }
-}
-
-fn issue_index(repo: &Repo, id: &str) -> Result<usize, Response> {
-    id.parse::<u64>()
-        .ok()
-        .and_then(|n| repo.issues.iter().position(|i| i.id == n))
-        .ok_or_else(|| not_found(&format!("Issue {id} not found in {}", repo.full_name())))
-}
-
-async fn list_issues(
-    State(state): St,
-    OriginalUri(uri): Uri,
-    Path((w, r)): RepoPath,
-    Query(query): Q,
-) -> Reply {
-    let items = {
-        let data = lock(&state.bitbucket);
-        let repo = data.repo(&w, &r)?;
-        tracker(repo)?;
-        repo.issues.iter().map(|i| repo.issue_json(i)).collect()
-    };
-    page(&state, &uri, &query, items, 100)
-}
-
-async fn get_issue(State(state): St, Path((w, r, id)): ItemPath) -> Reply {
-    let data = lock(&state.bitbucket);
-    let repo = data.repo(&w, &r)?;
-    tracker(repo)?;
-    ok(repo.issue_json(&repo.issues[issue_index(repo, &id)?]))
-}
-
-async fn create_issue(
-    State(state): St,
-    Path((w, r)): RepoPath,
-    Extension(caller): Extension<Account>,
-    body: Bytes,
-) -> Reply {
-    let me = caller.bitbucket_person();
-    let body = json_body(&body)?;
-    let mut data = lock(&state.bitbucket);
-    let now = data.tick(state.now_ms());
-    let repo = data.repo_mut(&w, &r)?;
-    tracker(repo)?;
-    let title = body["title"]
-        .as_str()
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| field_error("title", "This field is required."))?;
-    let pick = |field: &str, allowed: &[&str], default: &str| -> Result<String, Response> {
-        match body.get(field).filter(|v| !v.is_null()) {
-            None => Ok(default.to_string()),
-            Some(v) => v
-                .as_str()
-                .filter(|s| allowed.contains(s))
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    field_error(field, &format!("Must be one of: {}.", allowed.join(", ")))
-                }),
-        }
-    };
-    let kind = pick("kind", &["bug", "enhancement", "proposal", "task"], "bug")?;
-    let priority = pick(
-        "priority",
-        &["trivial", "minor", "major", "critical", "blocker"],
-        "major",
-    )?;
-    let assignee = match body.get("assignee").filter(|v| !v.is_null()) {
-        None => None,
-        Some(a) => Some(find_user(a).ok_or_else(|| field_error("assignee", "Unknown user."))?),
-    };
-    let issue = Issue {
-        id: repo.issues.iter().map(|i| i.id).max().unwrap_or(0) + 1,
-        title: title.to_string(),
-        content: body["content"]["raw"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        state: "new".into(),
-        kind,
-        priority,
-        reporter: me,
-        assignee,
-        component: None,
-        milestone: None,
-        votes: 0,
-        created: now,
-        updated: now,
-    };
-    let out = repo.issue_json(&issue);
-    repo.issues.push(issue);
-    created(out)
-}
-
-async fn list_issue_comments(
-    State(state): St,
-    OriginalUri(uri): Uri,
-    Path((w, r, id)): ItemPath,
-    Query(query): Q,
-) -> Reply {
-    let items = {
-        let data = lock(&state.bitbucket);
-        let repo = data.repo(&w, &r)?;
-        tracker(repo)?;
-        let issue = repo.issues[issue_index(repo, &id)?].id;
-        repo.issue_comments
-            .iter()
-            .filter(|c| c.issue == issue)
-            .map(|c| repo.issue_comment_json(c))
-            .collect()
-    };
-    page(&state, &uri, &query, items, 100)
-}
-
-async fn add_issue_comment(
-    State(state): St,
-    Path((w, r, id)): ItemPath,
-    Extension(caller): Extension<Account>,
-    body: Bytes,
-) -> Reply {
-    let me = caller.bitbucket_person();
-    let body = json_body(&body)?;
-    let mut data = lock(&state.bitbucket);
-    let now = data.tick(state.now_ms());
-    let comment_id = data.comment_id();
-    let repo = data.repo_mut(&w, &r)?;
-    tracker(repo)?;
-    let index = issue_index(repo, &id)?;
-    let raw = body["content"]["raw"]
-        .as_str()
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| field_error("content", "This field is required."))?;
-    let comment = IssueComment {
-        id: comment_id,
-        issue: repo.issues[index].id,
-        user: me,
-        raw: raw.to_string(),
-        created: now,
-    };
-    repo.issues[index].updated = now;
-    let out = repo.issue_comment_json(&comment);
-    repo.issue_comments.push(comment);
-    created(out)
 }
 
 // --- pipelines -------------------------------------------------------------------------------------
@@ -5459,36 +5073,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn issue_endpoints_answer_410_or_404_where_the_tracker_is_gone() {
+    async fn removed_issue_endpoints_answer_like_any_path_the_api_does_not_host() {
         let sim = Sim::start().await.unwrap();
-        let (status, body) = get(&sim, "/repositories/acme/web/issues").await;
-        assert_eq!(status, 410);
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("2026-08-20"),
-            "{body}"
-        );
-        assert!(body["error"]["data"]["announcement_url"].is_string());
-        let (status, _) = send(
+        for repo in ["api", "web", "infra"] {
+            for path in ["issues", "issues/1", "issues/1/comments"] {
+                let (status, body) = get(&sim, &format!("/repositories/acme/{repo}/{path}")).await;
+                assert_eq!(status, 404, "{repo}/{path}");
+                assert_eq!(body["error"]["message"], "Resource not found", "{body}");
+            }
+        }
+        let (status, body) = send(
             &sim,
             reqwest::Method::POST,
-            "/repositories/acme/web/issues",
+            "/repositories/acme/api/issues",
             Some(json!({"title": "x"})),
         )
         .await;
-        assert_eq!(status, 410);
-        let (status, body) = get(&sim, "/repositories/acme/infra/issues/1").await;
         assert_eq!(status, 404);
-        assert_eq!(body["error"]["message"], "Repository has no issue tracker.");
-        let (status, issues) = get(
-            &sim,
-            "/repositories/acme/api/issues?q=state%20%3D%20%22new%22",
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert_eq!(issues["size"], 2);
+        assert!(
+            body["error"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("There is no API hosted at this URL.")),
+            "{body}"
+        );
+        let (_, repo) = get(&sim, "/repositories/acme/api").await;
+        assert_eq!(repo["has_issues"], false);
     }
 
     #[tokio::test]

@@ -83,6 +83,19 @@ pub struct Recorded {
     pub account: Option<String>,
 }
 
+/// One answer the sim gave, kept while [`SimState::keep_answers`] is on: the contract tests
+/// (`tests/contract.rs`) validate what the sim answered against the providers' published schemas.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Answered {
+    pub provider: Which,
+    pub method: String,
+    /// The path exactly as sent, still percent-encoded.
+    pub path: String,
+    pub status: u16,
+    /// The body, when it was JSON.
+    pub body: Option<Value>,
+}
+
 /// A fault the sim injects into matching requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fault {
@@ -185,6 +198,8 @@ pub struct SimState {
     answers: Mutex<AnswerCache>,
     /// The clock and pace of runs started through the API.
     runs: Runs,
+    /// Answers given while [`SimState::keep_answers`] is on (`None`: off, the default).
+    answered: Mutex<Option<Vec<Answered>>>,
 }
 
 /// How long one action (Buddy) or step (Bitbucket) of a run started through the API takes by default.
@@ -275,6 +290,7 @@ impl SimState {
             release: tokio::sync::Notify::new(),
             answers: Mutex::default(),
             runs,
+            answered: Mutex::default(),
         })
     }
 
@@ -367,6 +383,20 @@ impl SimState {
     /// Lets every held request go on.
     pub fn release_held(&self) {
         self.release.notify_waiters();
+    }
+
+    /// Starts (or stops) keeping every answer with its status and JSON body ([`SimState::take_answers`]).
+    /// Off by default: buffering each body costs the benchmarks what they measure.
+    pub fn keep_answers(&self, on: bool) {
+        *lock(&self.answered) = on.then(Vec::new);
+    }
+
+    /// The answers kept since the last call, oldest first.
+    pub fn take_answers(&self) -> Vec<Answered> {
+        lock(&self.answered)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Every request received so far, oldest first.
@@ -676,8 +706,48 @@ async fn recorder(
         done: false,
     };
     let response = apply(&state, which, &method, &path, parts, bytes, next).await;
+    let response = if lock(&state.answered).is_some() {
+        keep_answer(&state, which, method, path, response).await
+    } else {
+        response
+    };
     guard.done = true;
     response
+}
+
+/// Records an answer for [`SimState::take_answers`]; bodies of unknown length (streamed fault bodies) are
+/// passed on unread.
+async fn keep_answer(
+    state: &SimState,
+    provider: Which,
+    method: String,
+    path: String,
+    response: Response,
+) -> Response {
+    use http_body::Body as _;
+    if response.body().size_hint().exact().is_none() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let answer = Answered {
+        provider,
+        method,
+        path,
+        status: parts.status.as_u16(),
+        body: json.then(|| serde_json::from_slice(&bytes).ok()).flatten(),
+    };
+    if let Some(kept) = lock(&state.answered).as_mut() {
+        kept.push(answer);
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Counts a request as aborted when its handling is dropped before it finished (the client went away).

@@ -66,8 +66,6 @@ pub const DEFAULT_BITBUCKET_SCOPES: &[&str] = &[
     "repository:write",
     "pullrequest",
     "pullrequest:write",
-    "issue",
-    "issue:write",
     "pipeline",
     "pipeline:write",
 ];
@@ -779,8 +777,6 @@ fn scope_meaning(which: Which, scope: &str) -> &'static str {
         (Which::Bitbucket, "repository:write") => "Read and modify your repositories",
         (Which::Bitbucket, "pullrequest") => "Read your pull requests",
         (Which::Bitbucket, "pullrequest:write") => "Read and modify your pull requests",
-        (Which::Bitbucket, "issue") => "Read your issues",
-        (Which::Bitbucket, "issue:write") => "Read and modify your issues",
         (Which::Bitbucket, "pipeline") => "Read your pipelines",
         (Which::Bitbucket, "pipeline:write") => "Read and modify your pipelines",
         _ => "Access this part of your account",
@@ -1247,9 +1243,6 @@ pub(crate) fn required_scope(method: &Method, path: &str) -> Option<&'static str
         // Commenting is a `pullrequest` right; creating, updating, approving, merging need write.
         ("pullrequests", false) if last == "comments" => "pullrequest",
         ("pullrequests", false) => "pullrequest:write",
-        // Creating and commenting issues is an `issue` right; `issue:write` adds changing them.
-        ("issues", _) if read || method == Method::POST => "issue",
-        ("issues", _) => "issue:write",
         ("pipelines", true) => "pipeline",
         ("pipelines", false) => "pipeline:write",
         (_, true) => "repository",
@@ -1265,7 +1258,6 @@ pub(crate) fn grants_scope(granted: &[String], required: &str) -> bool {
             "pullrequest" => &["repository"],
             "repository:write" => &["repository"],
             "project" => &["repository"],
-            "issue:write" => &["issue"],
             "snippet:write" => &["snippet"],
             _ => &[],
         }
