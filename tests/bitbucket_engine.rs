@@ -602,3 +602,56 @@ async fn a_commit_runs_with_a_branch_or_a_named_pipeline() {
     );
     client.cancel().await.unwrap();
 }
+
+/// A merge task that fails (here the pull request is declined in Bitbucket while the merge waits) comes
+/// back as the provider's error, not as a success.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_task_that_fails_is_an_error() {
+    let sim = Sim::start().await.unwrap();
+    sim.state.set_merge_ms(600_000);
+    let config = config_for(
+        &sim,
+        "\n[tools]\nconfirm_destructive = false\nwait_poll_ms = 15",
+    );
+    let (client, _) = watched(&config, None).await;
+    let meddler = {
+        let state = sim.state.clone();
+        let base = sim.bitbucket_url.clone();
+        tokio::spawn(async move {
+            // Once devgate polls the task, someone declines the pull request and the merge ends.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !state
+                .requests()
+                .iter()
+                .any(|r| r.path.contains("/merge/task-status/"))
+            {
+                assert!(Instant::now() < deadline, "the task was never polled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let declined = reqwest::Client::new()
+                .post(format!(
+                    "{base}/repositories/acme/api/pullrequests/21/decline"
+                ))
+                .bearer_auth(devgate::sim::BITBUCKET_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert!(declined.status().is_success(), "{}", declined.status());
+            state.advance(Duration::from_secs(600));
+        })
+    };
+    let failed = call_watched(
+        &client,
+        "bitbucket_merge_pull_request",
+        json!({"repo_slug": "api", "pull_request_id": 21}),
+    )
+    .await;
+    meddler.await.unwrap();
+    assert!(is_error(&failed), "{}", text(&failed));
+    let message = text(&failed);
+    assert!(
+        message.contains("400") && message.contains("declined"),
+        "{message}"
+    );
+    client.cancel().await.unwrap();
+}
