@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::schema::{self, Defaults};
 use crate::catalog::{
-    CONFIRM_PARAM, CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination, ResolveWhen,
-    ResponseKind, TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
+    AcceptedSpec, CONFIRM_PARAM, CURSOR_PARAM, Catalog, FIELDS_PARAM, OFFSET_PARAM, Pagination,
+    ResolveWhen, ResponseKind, TAIL_PARAM, Tool, WAIT_PARAM, WaitSpec, template,
 };
 use crate::config::Config;
 use crate::confirm::{Binding, Confirmations, Refusal};
@@ -454,6 +454,14 @@ impl Gateway {
         self.connector.as_ref()
     }
 
+    /// Whether a call of `name` may report progress without `wait`: it follows a task the provider
+    /// accepted with 202 (a slow merge).
+    pub fn follows_tasks(&self, name: &str) -> bool {
+        self.offered
+            .get(name)
+            .is_some_and(|o| o.tool.spec.accepted.is_some())
+    }
+
     /// Whether `name` is a tool this gateway answers; only such names appear in metrics, logs and the
     /// audit (anything else is `unknown`, so a caller cannot grow them with made-up names).
     pub fn offers(&self, name: &str) -> bool {
@@ -695,6 +703,7 @@ impl Call<'_> {
                             text_cap,
                             tool.spec.text_lines.as_deref(),
                             auth.header(),
+                            tool.spec.redirects,
                         )
                         .await;
                     match outcome {
@@ -714,7 +723,7 @@ impl Call<'_> {
                 }
                 let body = self.body(&args, &url, &mut auth).await?;
                 let reply = self
-                    .json(
+                    .json_reply(
                         tool.spec.method.as_reqwest(),
                         url.clone(),
                         body.as_ref(),
@@ -725,6 +734,18 @@ impl Call<'_> {
                             .map_or(o.reads.as_ref(), |e| e.reads.as_ref()),
                     )
                     .await?;
+                let reply = match (&tool.spec.accepted, reply.status.as_u16()) {
+                    (Some(spec), 202) => {
+                        match self
+                            .follow_task(spec, reply.location.as_ref(), &args, &mut auth)
+                            .await?
+                        {
+                            Task::Done(result) => result,
+                            Task::Running(note) => return Ok(CallToolResult::structured(note)),
+                        }
+                    }
+                    _ => reply.body,
+                };
                 if tool.spec.response == ResponseKind::Empty || reply.is_null() {
                     return Ok(CallToolResult::structured(json!({"ok": true})));
                 }
@@ -1142,13 +1163,13 @@ impl Call<'_> {
         let Some(lines_path) = spec.text_lines.as_deref() else {
             return match o
                 .client
-                .text_tail(url.clone(), lines, cap, auth.header())
+                .text_tail(url.clone(), lines, cap, auth.header(), spec.redirects)
                 .await
             {
                 Err(e) if self.renewable(&e, auth) => {
                     *auth = self.renew(auth).await?;
                     o.client
-                        .text_tail(url, lines, cap, auth.header())
+                        .text_tail(url, lines, cap, auth.header(), spec.redirects)
                         .await
                         .map_err(|e| self.stop(&e, args))
                 }
@@ -1321,21 +1342,135 @@ impl Call<'_> {
         args: &Map<String, Value>,
         reads: Option<&Reads>,
     ) -> Result<Value, Stop> {
+        self.json_reply(method, url, body, auth, args, reads)
+            .await
+            .map(|r| r.body)
+    }
+
+    /// [`Self::json`] with the reply's status and `Location`.
+    async fn json_reply(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Option<&Value>,
+        auth: &mut Auth,
+        args: &Map<String, Value>,
+        reads: Option<&Reads>,
+    ) -> Result<crate::provider::JsonReply, Stop> {
         let client = &self.offered.client;
         match client
             .json(method.clone(), url.clone(), body, auth.header(), reads)
             .await
         {
-            Ok(reply) => Ok(reply.body),
+            Ok(reply) => Ok(reply),
             Err(e) if self.renewable(&e, auth) => {
                 *auth = self.renew(auth).await?;
                 client
                     .json(method, url, body, auth.header(), reads)
                     .await
-                    .map(|r| r.body)
                     .map_err(|e| self.stop(&e, args))
             }
             Err(e) => Err(self.stop(&e, args)),
+        }
+    }
+
+    /// Follows the task a 202 answer named (the tool's `accepted`): polls its status at the `Location`,
+    /// which must be one of this tool's own tasks inside the API, every `wait_poll` with a progress line
+    /// per change, until it leaves the pending states (its result) or `seconds` pass (a note saying it
+    /// still runs and the tool that checks the target). A failed task is the provider's error.
+    async fn follow_task(
+        &self,
+        spec: &AcceptedSpec,
+        location: Option<&url::Url>,
+        args: &Map<String, Value>,
+        auth: &mut Auth,
+    ) -> Result<Task, Stop> {
+        let o = self.offered;
+        let (name, title) = (&o.tool.name, o.client.title());
+        let check = format!("{}_{}", o.tool.provider, spec.check);
+        let under = o
+            .tool
+            .accepted_under
+            .as_ref()
+            .map(|t| t.render(args))
+            .transpose()
+            .map_err(|e| format!("{name}: {}: {}", e.param, e.reason))?;
+        let own = |url: &url::Url| {
+            let relative = o.client.relative(url.as_str())?;
+            let path = relative.split('?').next().unwrap_or_default();
+            under
+                .as_deref()
+                .is_some_and(|u| path.starts_with(u))
+                .then(|| o.client.absolute(&relative))
+                .flatten()
+        };
+        let Some(url) = location.and_then(own) else {
+            let place = match location {
+                Some(l) => format!(
+                    "a task at {}, not one of this tool's",
+                    l.origin().ascii_serialization()
+                ),
+                None => "no task".into(),
+            };
+            return Err(Stop::Message(format!(
+                "{name}: {title} accepted the request (202) and named {place}, so devgate cannot follow it. It may still complete: check with {check} before trying again."
+            )));
+        };
+        let begun = tokio::time::Instant::now();
+        let deadline = begun + std::time::Duration::from_secs(spec.seconds);
+        let mut last = String::new();
+        loop {
+            let status = self
+                .json(reqwest::Method::GET, url.clone(), None, auth, args, None)
+                .await?;
+            let state = shape::pointer(&status, &spec.state)
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
+            if !spec.pending.contains(&state) {
+                return match shape::pointer(&status, &spec.result).filter(|v| !v.is_null()) {
+                    Some(result) => Ok(Task::Done(result.clone())),
+                    None => Err(Stop::Message(format!(
+                        "{name}: {title}'s task ended {state} without a result; check with {check} what happened."
+                    ))),
+                };
+            }
+            if state != last {
+                if let Some(progress) = self.progress {
+                    let _ = progress.send(format!("{state}: {title} is still working on it"));
+                }
+                last = state.clone();
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let step = self.all.get(&check).map(|next| {
+                    let arguments: Map<String, Value> = args
+                        .iter()
+                        .filter(|(k, _)| next.tool.spec.params.contains_key(*k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    json!({"tool": check, "arguments": arguments})
+                });
+                let how = match step {
+                    Some(_) => format!("check the outcome with {check} (next_step)"),
+                    None => format!("check the outcome in {title}"),
+                };
+                let mut out = Map::new();
+                out.insert(spec.state.clone(), json!(state));
+                out.insert(
+                    "wait_note".into(),
+                    json!(format!(
+                        "{title} accepted the request and is still working on it ({state} after {} s); it goes on without devgate: {how} before trying again.",
+                        now.duration_since(begun).as_secs()
+                    )),
+                );
+                if let Some(step) = step {
+                    out.insert("next_step".into(), step);
+                }
+                return Ok(Task::Running(Value::Object(out)));
+            }
+            let pause = self.wait_poll.min(deadline.saturating_duration_since(now));
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -1452,6 +1587,14 @@ impl Call<'_> {
     }
 }
 
+/// Where a task the provider accepted with 202 ended up, as far as devgate followed it.
+enum Task {
+    /// Finished: the object the task produced (shaped like the tool's own reply).
+    Done(Value),
+    /// Still running at the bound: the result to return, saying so.
+    Running(Value),
+}
+
 /// A call's projection widened by the agent's `fields`.
 struct ExtraFields {
     /// The output names the agent asked for.
@@ -1494,7 +1637,14 @@ fn reads_of(tool: &Tool, pagination: &Pagination) -> Option<Reads> {
     reads.add_fields(list.unwrap_or_default(), fields);
     if list.is_some() {
         match pagination {
-            Pagination::NextUrl { next } => reads.add_path(next),
+            Pagination::NextUrl { next, numbered } => {
+                reads.add_path(next);
+                if let Some(n) = numbered {
+                    [&n.page, &n.pagelen, &n.size]
+                        .into_iter()
+                        .for_each(|p| reads.add_path(p));
+                }
+            }
             Pagination::Page {
                 total_pages: Some(total),
                 ..
@@ -1503,6 +1653,27 @@ fn reads_of(tool: &Tool, pagination: &Pagination) -> Option<Reads> {
         }
     }
     Some(reads)
+}
+
+/// The URL of the page after this one by number, when the body's counters say there is one
+/// (`page * pagelen < size`): for lists that leave out `next` (see [`crate::catalog::Numbered`]).
+fn numbered_next(body: &Value, url: &url::Url, n: &crate::catalog::Numbered) -> Option<String> {
+    let count = |path: &str| shape::pointer(body, path).and_then(Value::as_u64);
+    let (page, pagelen, size) = (count(&n.page)?, count(&n.pagelen)?, count(&n.size)?);
+    if pagelen == 0 || page.saturating_mul(pagelen) >= size {
+        return None;
+    }
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| k != &n.page)
+        .collect();
+    let mut next = url.clone();
+    next.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair(&n.page, &(page + 1).to_string());
+    Some(next.to_string())
 }
 
 /// What a list call needs to issue the cursor of its next page.
@@ -1662,9 +1833,12 @@ impl Offered {
         args: &Map<String, Value>,
     ) -> Option<String> {
         match &self.client.catalog.spec.pagination {
-            Pagination::NextUrl { next } => {
-                let link = shape::pointer(body, next)?.as_str()?;
-                let relative = self.client.relative(link);
+            Pagination::NextUrl { next, numbered } => {
+                let link = match shape::pointer(body, next).and_then(Value::as_str) {
+                    Some(link) => link.to_string(),
+                    None => numbered_next(body, url, numbered.as_ref()?)?,
+                };
+                let relative = self.client.relative(&link);
                 // A cursor that the next call would refuse is not handed out.
                 let own = relative
                     .as_deref()

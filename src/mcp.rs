@@ -491,12 +491,14 @@ impl ServerHandler for McpServer {
         let gateway = self.gateway.clone();
         let pending = self.pending.clone();
         async move {
-            // Only a call that waits has progress to report (rmcp clients put a token on every request).
+            // Only a call that waits, or may follow a task, has progress to report (rmcp clients put a
+            // token on every request).
             let waits = request
                 .arguments
                 .as_ref()
                 .and_then(|a| a.get(crate::catalog::WAIT_PARAM))
-                .is_some_and(|w| w.as_u64().is_some_and(|s| s > 0) || w.is_string());
+                .is_some_and(|w| w.as_u64().is_some_and(|s| s > 0) || w.is_string())
+                || gateway.follows_tasks(&request.name);
             let (progress, forwarder) = match waits.then(|| progress_sender(&context)).flatten() {
                 Some((sender, forwarder)) => (Some(sender), Some(forwarder)),
                 None => (None, None),

@@ -87,13 +87,13 @@ async fn runs_and_merges_send_the_providers_shapes() {
         })
     );
 
-    let commit_run =
-        json!({"repo_slug": "api", "commit": "0123456789abcdef0123456789abcdef01234567"});
+    let commit_run = json!({"repo_slug": "api", "commit": "0123456789abcdef0123456789abcdef01234567", "pipeline": "nightly-e2e"});
     call(&client, "bitbucket_run_pipeline", commit_run).await;
     assert_eq!(
         last_body(&sim, "POST", "/pipelines"),
         json!({"target": {"type": "pipeline_commit_target",
-                          "commit": {"type": "commit", "hash": "0123456789abcdef0123456789abcdef01234567"}}})
+                          "commit": {"type": "commit", "hash": "0123456789abcdef0123456789abcdef01234567"},
+                          "selector": {"type": "custom", "pattern": "nightly-e2e"}}})
     );
 
     let merged = ok(

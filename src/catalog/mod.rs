@@ -81,6 +81,8 @@ pub struct Tool {
     pub keep_current: Option<Vec<Field>>,
     pub output: Option<Vec<Field>>,
     pub cursor_prefix: Option<PathTemplate>,
+    /// Where the tasks of a 202 answer live ([`AcceptedSpec::under`]).
+    pub accepted_under: Option<PathTemplate>,
     pub errors: BTreeMap<u16, String>,
     /// Whether the engine adds a `cursor` parameter and returns `next_cursor`.
     pub paginated: bool,
@@ -345,6 +347,24 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
         if let Some(wait) = &tool.spec.wait {
             for problem in check_wait(tool, wait, &tools) {
                 push(Some(&tool.spec.name), format!("wait: {problem}"));
+            }
+        }
+        if let Some(accepted) = &tool.spec.accepted {
+            let check = tools.iter().find(|t| t.spec.name == accepted.check);
+            if !check.is_some_and(|t| t.spec.annotations.read_only) {
+                push(
+                    Some(&tool.spec.name),
+                    format!(
+                        "accepted: check `{}` must be a read-only tool of this provider",
+                        accepted.check
+                    ),
+                );
+            }
+            if tool.output.is_none() {
+                push(
+                    Some(&tool.spec.name),
+                    "accepted: the tool needs an `output` to shape the task's result".into(),
+                );
             }
         }
     }
@@ -711,6 +731,30 @@ fn compile_tool(
         .cursor_prefix
         .as_deref()
         .and_then(|p| PathTemplate::parse(p).map_err(|e| problems.push(e)).ok());
+    let accepted_under = spec.accepted.as_ref().and_then(|a| {
+        PathTemplate::parse(&a.under)
+            .map_err(|e| problems.push(format!("accepted: under: {e}")))
+            .ok()
+    });
+    if let (Some(under), Some(accepted)) = (&accepted_under, &spec.accepted) {
+        if !under.is_prefix() {
+            problems.push(format!(
+                "accepted: under `{}` must end with `/`",
+                accepted.under
+            ));
+        }
+        for p in under.placeholders() {
+            if !spec.params.contains_key(p.name()) {
+                problems.push(format!(
+                    "accepted: under: `{{{}}}` has no parameter",
+                    p.name()
+                ));
+            }
+        }
+        if accepted.pending.is_empty() || accepted.seconds == 0 {
+            problems.push("accepted: `pending` and `seconds` must not be empty".into());
+        }
+    }
 
     let declared: BTreeSet<String> = spec.params.keys().cloned().collect();
     let referenced = template::names(&used);
@@ -727,6 +771,18 @@ fn compile_tool(
                     "require_one_of names undeclared parameter `{name}`"
                 ));
             }
+        }
+    }
+    for (name, others) in &spec.requires {
+        for name in std::iter::once(name).chain(others) {
+            if !declared.contains(name) {
+                problems.push(format!("requires names undeclared parameter `{name}`"));
+            }
+        }
+        if others.is_empty() {
+            problems.push(format!(
+                "requires: `{name}` needs at least one other parameter"
+            ));
         }
     }
     for (name, param) in &spec.params {
@@ -769,6 +825,12 @@ fn compile_tool(
     if spec.text_tail && spec.response != ResponseKind::Text {
         problems.push("`text_tail` needs `response = \"text\"`".into());
     }
+    if spec.redirects == Redirects::Storage
+        && (spec.response != ResponseKind::Text || spec.method != Method::Get)
+    {
+        problems
+            .push("`redirects = \"storage\"` is for GET tools with `response = \"text\"`".into());
+    }
     if (spec.text_total.is_some() || spec.text_start.is_some()) && spec.text_lines.is_none() {
         problems.push("`text_total` and `text_start` need `text_lines`".into());
     }
@@ -807,6 +869,7 @@ fn compile_tool(
         keep_current,
         output,
         cursor_prefix,
+        accepted_under,
         errors,
         paginated,
         spec,

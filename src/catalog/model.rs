@@ -118,7 +118,24 @@ pub enum Pagination {
         total_pages: Option<String>,
     },
     /// The body carries the absolute URL of the next page.
-    NextUrl { next: String },
+    NextUrl {
+        next: String,
+        /// When a page comes without `next` but its counters say more follow, the next page by number.
+        #[serde(default)]
+        numbered: Option<Numbered>,
+    },
+}
+
+/// The counters of a page (`page`, `pagelen`, `size`), for lists that leave out `next` although more
+/// follow: Bitbucket's pipelines list has been reported to (BCLOUD-20639), and clients page it by number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Numbered {
+    /// The page number: the field of the body, and the query parameter that asks for a page.
+    pub page: String,
+    /// The body's page length and total count.
+    pub pagelen: String,
+    pub size: String,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -169,6 +186,10 @@ pub struct ToolSpec {
     /// Groups of parameters of which at least one must be given.
     #[serde(default)]
     pub require_one_of: Vec<Vec<String>>,
+    /// Parameters that, when given, need at least one of the listed others too, where the provider
+    /// accepts no request with the one alone (a Bitbucket commit runs with a branch or a named pipeline).
+    #[serde(default)]
+    pub requires: BTreeMap<String, Vec<String>>,
     /// Lookups run before the call, rewriting a parameter (e.g. a pipeline identifier to its id).
     #[serde(default)]
     pub resolve: Vec<ResolveSpec>,
@@ -189,6 +210,9 @@ pub struct ToolSpec {
     pub text_total: Option<String>,
     #[serde(default)]
     pub text_start: Option<String>,
+    /// Where the tool's redirects may lead (default: only within the API).
+    #[serde(default)]
+    pub redirects: Redirects,
     #[serde(default)]
     pub output: Option<OutputSpec>,
     /// A prefix template a pagination cursor's path must start with, when the provider's next-page
@@ -205,6 +229,10 @@ pub struct ToolSpec {
     /// For a tool that starts a run: how `wait` follows the run to its end.
     #[serde(default)]
     pub wait: Option<WaitSpec>,
+    /// What a 202 answer means for this tool: the provider works on the request as a task (see
+    /// [`AcceptedSpec`]), which devgate follows to its result.
+    #[serde(default)]
+    pub accepted: Option<AcceptedSpec>,
     /// Example arguments: checked at load, shown in docs, and called against the sim by the tests.
     #[serde(default)]
     pub example: Option<serde_json::Map<String, Value>>,
@@ -260,6 +288,19 @@ pub enum ResponseKind {
     Text,
     /// No body worth returning (204); the result says the call succeeded.
     Empty,
+}
+
+/// Where a tool's redirects may lead.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Redirects {
+    /// Within the provider's API only.
+    #[default]
+    Api,
+    /// Also to the provider's long-term storage on another host (Bitbucket moves a finished step's
+    /// log there and answers 307 with a pre-signed URL): fetched without credentials, https only, never
+    /// a private or loopback address unless the API base itself is on loopback. Text tools only.
+    Storage,
 }
 
 /// A tool parameter; also used for array items and object properties.
@@ -382,6 +423,32 @@ pub struct WaitSpec {
     /// cannot move by itself.
     #[serde(default)]
     pub waiting: Vec<WaitingSpec>,
+}
+
+/// A request the provider answers with 202 and a `Location` to a task's status (Bitbucket's slow merges:
+/// `…/merge/task-status/{id}`). devgate polls that status, bounded and with progress, until it leaves the
+/// `pending` states, then returns the task's `result` shaped as the tool's output; when the bound is
+/// reached first it says the task still runs and which tool checks the target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedSpec {
+    /// A path template (ending in `/`) the `Location` must lie under, inside the API: only this tool's
+    /// own tasks are polled, with the user's credential.
+    pub under: String,
+    /// Dot path to the task's state in its status body, and the states that mean it still runs.
+    pub state: String,
+    pub pending: Vec<String>,
+    /// Dot path to the finished object in the status body.
+    pub result: String,
+    /// A read tool of the same provider that shows the target, for when the task outlasts the wait.
+    pub check: String,
+    /// How long devgate follows the task before it answers that the task still runs.
+    #[serde(default = "accepted_secs")]
+    pub seconds: u64,
+}
+
+fn accepted_secs() -> u64 {
+    30
 }
 
 /// One state in which a run waits for someone, e.g. Buddy's `WAITING_FOR_APPLY`.

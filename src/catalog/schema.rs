@@ -312,6 +312,18 @@ pub fn validate(
             ));
         }
     }
+    for (name, others) in &tool.spec.requires {
+        if out.contains_key(name) && !others.iter().any(|n| out.contains_key(n)) {
+            let others: Vec<String> = others.iter().map(|n| format!("`{n}`")).collect();
+            return Err(arg_error(
+                name.as_str(),
+                format!(
+                    "needs {} with it (the provider accepts no request with it alone)",
+                    others.join(" or ")
+                ),
+            ));
+        }
+    }
     Ok(out)
 }
 

@@ -34,9 +34,10 @@ pub enum UpstreamError {
     /// The body was not what the provider promised (e.g. malformed JSON).
     #[error("unreadable response: {detail}")]
     Malformed { detail: String },
-    /// A redirect led outside the provider's API.
-    #[error("refused a redirect to {target}")]
-    Redirect { target: String },
+    /// A redirect led where devgate does not follow: outside the provider's API, or, for a tool
+    /// whose redirects may reach the provider's storage, somewhere storage cannot be (`why`).
+    #[error("refused a redirect to {target}: {why}")]
+    Redirect { target: String, why: String },
 }
 
 impl UpstreamError {

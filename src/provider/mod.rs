@@ -1,11 +1,14 @@
 //! The HTTP client for one provider: base URL, credentials, timeouts, bounded retries of idempotent
-//! GETs, bounded body reads, and redirects kept inside the provider.
+//! GETs, bounded body reads, and redirects kept inside the provider — except, for tools that declare
+//! `redirects = "storage"`, one to the provider's long-term storage, fetched without credentials by a
+//! second client that reaches only public https hosts (see [`storage_target`]).
 //!
 //! A request that changes something is sent exactly once: a 5xx or a timeout after it is reported,
 //! never retried, because the change may already have happened.
 
 pub mod error;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use url::Url;
 pub use error::UpstreamError;
 use error::{provider_message, redact};
 
-use crate::catalog;
+use crate::catalog::{self, Redirects};
 use crate::config::{ProviderConfig, UpstreamConfig};
 use crate::shape::Reads;
 
@@ -28,6 +31,8 @@ pub struct JsonReply {
     pub status: StatusCode,
     /// `Value::Null` for an empty body (204).
     pub body: Value,
+    /// The `Location` header, resolved against the request URL (a 202's task, a 201's new object).
+    pub location: Option<Url>,
 }
 
 /// A window of a text response.
@@ -47,6 +52,11 @@ pub struct ProviderClient {
     base: String,
     base_url: Url,
     http: reqwest::Client,
+    /// For redirects to the provider's storage: never sends credentials, follows only
+    /// [`storage_target`]s, and resolves names to public addresses only (unless `loopback`).
+    storage: reqwest::Client,
+    /// The API base is on loopback (the simulator, tests): storage may then be on loopback too.
+    loopback: bool,
     /// The static credential (config `token`, or `email` + `api_token`); `None` when users connect
     /// their own accounts and each call brings its user's token.
     static_auth: Option<HeaderValue>,
@@ -134,11 +144,33 @@ impl ProviderClient {
             .user_agent(concat!("devgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("providers.{id}: HTTP client: {e}"))?;
+        let loopback = is_loopback_host(&base_url);
+        let mut storage = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
+            .timeout(Duration::from_millis(upstream.timeout_ms))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 3 {
+                    attempt.error("too many redirects")
+                } else if storage_target(attempt.url(), loopback).is_ok() {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .user_agent(concat!("devgate/", env!("CARGO_PKG_VERSION")));
+        if !loopback {
+            storage = storage.dns_resolver(Arc::new(PublicOnly));
+        }
+        let storage = storage
+            .build()
+            .map_err(|e| format!("providers.{id}: HTTP client: {e}"))?;
         Ok(Self {
             catalog,
             base,
             base_url,
             http,
+            storage,
+            loopback,
             static_auth,
             upstream: upstream.clone(),
             secrets,
@@ -229,11 +261,17 @@ impl ProviderClient {
         self.retrying(&method, || async {
             let response = self.send_once(&method, &url, body, auth).await?;
             let status = response.status();
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| response.url().join(l).ok());
             let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(JsonReply {
                     status,
                     body: Value::Null,
+                    location,
                 });
             }
             let parsed = match reads {
@@ -243,13 +281,18 @@ impl ProviderClient {
             let body = parsed.map_err(|e| UpstreamError::Malformed {
                 detail: format!("{} sent invalid JSON ({e})", self.title()),
             })?;
-            Ok(JsonReply { status, body })
+            Ok(JsonReply {
+                status,
+                body,
+                location,
+            })
         })
         .await
     }
 
     /// Sends a GET and reads a window of its text: `cap` bytes from `offset`, without reading further.
-    /// With `lines`, the body is JSON and the text is that array of lines joined by newlines.
+    /// With `lines`, the body is JSON and the text is that array of lines joined by newlines. The text
+    /// may come from the provider's storage when `redirects` allows it, under the same caps.
     pub async fn text(
         &self,
         url: Url,
@@ -257,9 +300,10 @@ impl ProviderClient {
         cap: usize,
         lines: Option<&str>,
         auth: &HeaderValue,
+        redirects: Redirects,
     ) -> Result<TextWindow, UpstreamError> {
         self.retrying(&Method::GET, || {
-            self.text_once(&url, offset, cap, lines, auth)
+            self.text_once(&url, offset, cap, lines, auth, redirects)
         })
         .await
     }
@@ -271,8 +315,9 @@ impl ProviderClient {
         cap: usize,
         lines: Option<&str>,
         auth: &HeaderValue,
+        redirects: Redirects,
     ) -> Result<TextWindow, UpstreamError> {
-        let mut response = self.send_once(&Method::GET, url, None, auth).await?;
+        let mut response = self.get_following(url, auth, redirects).await?;
         if let Some(path) = lines {
             let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
             let json: Value =
@@ -329,9 +374,10 @@ impl ProviderClient {
         lines: usize,
         cap: usize,
         auth: &HeaderValue,
+        redirects: Redirects,
     ) -> Result<TextWindow, UpstreamError> {
         self.retrying(&Method::GET, || async {
-            let mut response = self.send_once(&Method::GET, &url, None, auth).await?;
+            let mut response = self.get_following(&url, auth, redirects).await?;
             let mut kept = BytesMut::new();
             let mut total: u64 = 0;
             while let Some(chunk) = response
@@ -381,8 +427,100 @@ impl ProviderClient {
         }
     }
 
+    /// Sends one GET; a redirect that leaves the API leads to the provider's storage when `redirects`
+    /// allows it (and the target passes [`storage_target`]), which is fetched without credentials.
+    async fn get_following(
+        &self,
+        url: &Url,
+        auth: &HeaderValue,
+        redirects: Redirects,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        if redirects != Redirects::Storage {
+            return self.send_once(&Method::GET, url, None, auth).await;
+        }
+        let response = self.send_raw(&Method::GET, url, None, auth).await?;
+        if !response.status().is_redirection() {
+            return Ok(response);
+        }
+        match redirect_target(&response) {
+            RedirectTarget {
+                location: Some(location),
+                ..
+            } => self.fetch_storage(&location, auth).await,
+            RedirectTarget { origin, .. } => Err(UpstreamError::Redirect {
+                target: origin,
+                why: "the provider named no place to go".into(),
+            }),
+        }
+    }
+
+    /// Fetches what a redirect to the provider's storage points at: no `Authorization` (a pre-signed URL
+    /// carries its own; storage refuses both), the target checked first, errors without the URL (its
+    /// query is the signature).
+    async fn fetch_storage(
+        &self,
+        location: &Url,
+        auth: &HeaderValue,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        storage_target(location, self.loopback).map_err(|why| UpstreamError::Redirect {
+            target: origin_of(location),
+            why: why.into(),
+        })?;
+        let started = std::time::Instant::now();
+        let sent = self.storage.get(location.clone()).send().await;
+        crate::metrics::global().upstream(self.id(), started.elapsed().as_secs_f64());
+        let origin = origin_of(location);
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                tracing::debug!(provider = self.id(), storage = %origin, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "upstream storage");
+                Ok(response)
+            }
+            Ok(response) if response.status().is_redirection() => Err(UpstreamError::Redirect {
+                target: redirect_target(&response).origin,
+                why: "storage sent devgate on to a place storage cannot be".into(),
+            }),
+            Ok(response) => match self.status_error(response, auth).await {
+                UpstreamError::Status {
+                    status,
+                    message,
+                    retry_after,
+                    retries,
+                    required_scopes,
+                    fields,
+                } => Err(UpstreamError::Status {
+                    status,
+                    message: format!("its storage at {origin} said: {message}"),
+                    retry_after,
+                    retries,
+                    required_scopes,
+                    fields,
+                }),
+                other => Err(other),
+            },
+            Err(e) => Err(self.transport_error(e.without_url())),
+        }
+    }
+
     /// Sends one request; a non-success status is an error carrying the provider's message.
     async fn send_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        auth: &HeaderValue,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let response = self.send_raw(method, url, body, auth).await?;
+        if response.status().is_redirection() {
+            return Err(UpstreamError::Redirect {
+                target: redirect_target(&response).origin,
+                why: "it leads outside the provider's API".into(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Sends one request; a redirect the client did not follow (it leaves the API) comes back as it is.
+    async fn send_raw(
         &self,
         method: &Method,
         url: &Url,
@@ -408,16 +546,7 @@ impl ProviderClient {
                 tracing::debug!(provider = self.id(), %method, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "upstream");
                 Ok(response)
             }
-            Ok(response) if response.status().is_redirection() => {
-                let target = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|l| response.url().join(l).ok())
-                    .map(|u| origin_of(&u))
-                    .unwrap_or_else(|| "an unknown place".into());
-                Err(UpstreamError::Redirect { target })
-            }
+            Ok(response) if response.status().is_redirection() => Ok(response),
             Ok(response) => Err(self.status_error(response, auth).await),
             Err(e) => Err(self.transport_error(e)),
         }
@@ -488,6 +617,7 @@ impl ProviderClient {
         if e.is_redirect() {
             return UpstreamError::Redirect {
                 target: e.url().map(origin_of).unwrap_or_default(),
+                why: "too many redirects".into(),
             };
         }
         // reqwest's Display includes the URL, which holds no secret (credentials go in headers).
@@ -518,6 +648,127 @@ pub fn bearer(token: &str) -> Option<HeaderValue> {
 
 fn origin_of(url: &Url) -> String {
     url.origin().ascii_serialization()
+}
+
+/// Where a redirect leads: the whole URL (for following it) and its origin (all an error names).
+struct RedirectTarget {
+    location: Option<Url>,
+    origin: String,
+}
+
+fn redirect_target(response: &reqwest::Response) -> RedirectTarget {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| response.url().join(l).ok());
+    let origin = location
+        .as_ref()
+        .map(origin_of)
+        .unwrap_or_else(|| "an unknown place".into());
+    RedirectTarget { location, origin }
+}
+
+/// Whether devgate follows a provider's redirect to `target` as its long-term storage, and if not, why:
+/// https only, no credentials in the URL, and no loopback, private or otherwise non-public address —
+/// unless the provider's own API base is on loopback (`loopback`: the simulator and tests), when a
+/// loopback target is fine, over http too. Names are checked again when resolved ([`PublicOnly`]).
+pub fn storage_target(target: &Url, loopback: bool) -> Result<(), &'static str> {
+    if !target.username().is_empty() || target.password().is_some() {
+        return Err("the URL carries credentials");
+    }
+    let local = is_loopback_host(target);
+    match target.scheme() {
+        "https" => {}
+        "http" if loopback && local => {}
+        _ => return Err("storage is reached over https only"),
+    }
+    if loopback && local {
+        return Ok(());
+    }
+    match target.host() {
+        Some(url::Host::Ipv4(ip)) if !is_public(IpAddr::V4(ip)) => {
+            Err("it is a loopback or private address")
+        }
+        Some(url::Host::Ipv6(ip)) if !is_public(IpAddr::V6(ip)) => {
+            Err("it is a loopback or private address")
+        }
+        Some(url::Host::Domain(name)) if name == "localhost" || name.ends_with(".localhost") => {
+            Err("it is a loopback or private address")
+        }
+        Some(_) => Ok(()),
+        None => Err("it names no host"),
+    }
+}
+
+/// Whether a URL's host is loopback (`127.0.0.0/8`, `::1`, `localhost`).
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        None => false,
+    }
+}
+
+/// Whether an address is reachable on the public internet: not loopback, private, link-local, shared,
+/// unspecified, documentation, benchmarking, multicast or reserved (IPv4 inside IPv6 checked as IPv4).
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            // NAT64 (64:ff9b::/96): the IPv4 address in its last 32 bits decides.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
+    }
+}
+
+/// A resolver for the storage client that keeps only public addresses, so a storage name that
+/// resolves into the local network is refused, not reached.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if found.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// Reads a body up to `limit` bytes; more is an error, found without reading it all.
@@ -611,6 +862,53 @@ mod tests {
         assert_eq!(tail_window(log, 2, 1000, 19).text, "three\nfour");
         assert_eq!(tail_window(log, 10, 1000, 19).text, "one\ntwo\nthree\nfour");
         assert_eq!(tail_window(log, 2, 3, 19).text, "our");
+    }
+
+    #[test]
+    fn storage_is_public_https_unless_the_api_itself_is_on_loopback() {
+        let url = |u: &str| Url::parse(u).unwrap();
+        let ok = |u: &str, loopback: bool| storage_target(&url(u), loopback).is_ok();
+        let signed = "https://bbuseruploads.s3.amazonaws.com/logs/1?X-Amz-Signature=abc";
+        assert!(ok(signed, false) && ok(signed, true));
+        for refused in [
+            "http://bbuseruploads.s3.amazonaws.com/logs/1",
+            "https://127.0.0.1/logs/1",
+            "https://localhost:9000/logs/1",
+            "https://10.1.2.3/logs/1",
+            "https://192.168.0.10/logs/1",
+            "https://172.16.5.4/logs/1",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/x",
+            "https://0.0.0.0/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://[fe80::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://[64:ff9b::a00:1]/x",
+            "https://user:pass@bbuseruploads.s3.amazonaws.com/x",
+            "ftp://bbuseruploads.s3.amazonaws.com/x",
+        ] {
+            assert!(!ok(refused, false), "{refused} must be refused");
+        }
+        assert!(
+            ok("https://[64:ff9b::808:808]/x", false),
+            "NAT64 of a public address"
+        );
+        // With the API on loopback (the sim), storage on loopback is fine, over http too; private
+        // addresses elsewhere and plain http to other hosts still are not.
+        assert!(ok("http://127.0.0.1:41000/step-logs/x", true));
+        assert!(ok("https://localhost/x", true));
+        assert!(!ok("http://10.1.2.3/x", true));
+        assert!(!ok("https://10.1.2.3/x", true));
+        assert!(!ok("http://bbuseruploads.s3.amazonaws.com/x", true));
+    }
+
+    #[tokio::test]
+    async fn storage_names_resolve_to_public_addresses_only() {
+        use reqwest::dns::Resolve;
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().unwrap();
+        let refused = PublicOnly.resolve(name("localhost")).await;
+        assert!(refused.is_err(), "localhost resolves to loopback only");
     }
 
     #[test]

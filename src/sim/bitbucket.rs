@@ -23,10 +23,21 @@
 //! - `src/{commit}/{path}` takes a branch without `/`, or a (short) hash; a branch with `/` is read as
 //!   branch + path, as Bitbucket does, so callers must resolve such branches to a hash first.
 //! - Pipeline and step UUIDs must arrive percent-encoded (`%7B…%7D`); raw braces are a 400.
+//! - Running a pipeline takes the documented bodies only: a `pipeline_ref_target` (branch, optionally at
+//!   a commit, optionally with a selector) or a `pipeline_commit_target` with a selector; a commit target
+//!   without one is a 400 naming `target.selector`.
+//! - The pipelines list answers `page`, `pagelen` and `size` but never `next` (BCLOUD-20639), so a
+//!   client pages it by number.
+//! - A finished step's log answers 307 to long-term storage: a pre-signed URL on a host of its own
+//!   ([`storage_router`], [`super::Sim::storage_url`]) that refuses requests carrying `Authorization`.
 //! - Mutations (merge, decline, approve, comment, update, create, run, stop) change the data, are made by
 //!   the account whose token made the call (`GET /user`'s), and are stamped with the sim's clock:
 //!   today's time, moving in real time (and with [`SimState::advance`]). Seeded times are relative to
 //!   when the sim started (the newest within the hour before), so the seed always reads as recent.
+//! - A merge answers 200 with the pull request, or — with `async=true`, or while the sim's merges take
+//!   time ([`SimState::set_merge_ms`]) — 202 with a `Location` to `…/merge/task-status/{id}` and no body;
+//!   the task reads `{"task_status": "PENDING"}` until the merge is done, then `SUCCESS` with the merged
+//!   pull request as `merge_result`.
 //! - Reviewers who have not voted are participants with role `REVIEWER`, `approved: false` and no
 //!   `state` or `participated_on`, as on Bitbucket.
 //! - Pipelines run through the API progress on the sim's run clock ([`SimState::advance`],
@@ -36,7 +47,10 @@
 //!   [`FAILING_BRANCH`] (`feature/login`, in `acme/api`), whose `Test` step ends `FAILED` (its log,
 //!   `GET …/pipelines/{uuid}/steps/{step_uuid}/log`, ends in the failing test's panic and assertion), the
 //!   steps after it `NOT_RUN` and the pipeline `FAILED`. Step times are when each step really ran on the
-//!   run clock. Stopping freezes a run as `STOPPED`.
+//!   run clock. Stopping freezes a run as `STOPPED`. A step with `trigger: manual` (`Deploy to production`
+//!   of the `deploy-production` custom pipeline) pauses the run before it: `IN_PROGRESS` with stage
+//!   `PAUSED` (`pipeline_state_in_progress_paused`), the step `PENDING`, until someone runs it in
+//!   Bitbucket (the sim has no such button, so it stays paused until stopped).
 
 #![allow(clippy::result_large_err)]
 
@@ -269,6 +283,25 @@ pub struct Data {
     /// The Unix time (ms) at which the run clock ([`SimState::run_clock_ms`]) reads 0.
     pub epoch_ms: Time,
     next_comment_id: u64,
+    /// Merges answered with 202, finished when the run clock reaches their time.
+    pub merge_tasks: Vec<MergeTask>,
+}
+
+/// A merge that takes longer than Bitbucket waits before answering: `POST …/merge` answered 202 with a
+/// `Location` to `…/merge/task-status/{id}`, which reads `PENDING` until `due_ms` on the run clock and
+/// then `SUCCESS` with the merged pull request as `merge_result` (or the merge's error).
+#[derive(Debug, Clone)]
+pub struct MergeTask {
+    pub id: String,
+    pub workspace: String,
+    pub slug: String,
+    pub pr: u64,
+    /// Who merges (the account whose token made the call), and the request body.
+    pub caller: usize,
+    pub body: Value,
+    pub due_ms: u64,
+    /// The outcome once finished: the merged pull request, or (status, message).
+    pub outcome: Option<Result<Value, (StatusCode, String)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -421,6 +454,8 @@ pub struct Step {
     pub started: Option<Time>,
     pub completed: Option<Time>,
     pub script: Vec<String>,
+    /// `trigger: manual` in bitbucket-pipelines.yml: the run pauses before it until someone runs it.
+    pub manual: bool,
 }
 
 impl Data {
@@ -508,6 +543,7 @@ impl Data {
             clock: START,
             epoch_ms: 0,
             next_comment_id,
+            merge_tasks: Vec::new(),
         }
     }
 
@@ -529,15 +565,53 @@ impl Data {
                 self.clock = self.clock.max(p.latest());
             }
         }
+        changed |= self.finish_merges(now_ms);
         (changed, self.live_runs())
     }
 
-    /// Pipelines run through the API that are pending or in progress.
+    /// Finishes the merge tasks due by `now_ms` on the run clock, stamped with when they were due.
+    fn finish_merges(&mut self, now_ms: u64) -> bool {
+        let due: Vec<usize> = (0..self.merge_tasks.len())
+            .filter(|&i| {
+                let t = &self.merge_tasks[i];
+                t.outcome.is_none() && t.due_ms <= now_ms
+            })
+            .collect();
+        for &i in &due {
+            let task = self.merge_tasks[i].clone();
+            let at = self.tick(self.epoch_ms + task.due_ms);
+            let outcome = self
+                .repo_mut(&task.workspace, &task.slug)
+                .map_err(|_| (StatusCode::NOT_FOUND, "The repository is gone.".to_string()))
+                .and_then(|repo| {
+                    let index = repo
+                        .pull_requests
+                        .iter()
+                        .position(|p| p.id == task.pr)
+                        .ok_or((
+                            StatusCode::NOT_FOUND,
+                            "The pull request is gone.".to_string(),
+                        ))?;
+                    merge_now(repo, index, task.caller, at, &task.body)
+                });
+            self.merge_tasks[i].outcome = Some(outcome);
+        }
+        !due.is_empty()
+    }
+
+    /// Pipelines run through the API that are pending or in progress, and merges still running: what
+    /// changes with time alone.
     pub fn live_runs(&self) -> usize {
-        self.repos
+        let runs = self
+            .repos
             .iter()
             .flat_map(|r| &r.pipelines)
             .filter(|p| p.live.is_some() && p.state != "COMPLETED")
+            .count();
+        runs + self
+            .merge_tasks
+            .iter()
+            .filter(|t| t.outcome.is_none())
             .count()
     }
 
@@ -1461,6 +1535,7 @@ fn seed_small(workspace: &str, slug: &str, description: &str, language: &str) ->
                     started: Some(created),
                     completed: Some(created + 4),
                     script: vec!["make test".into()],
+                    manual: false,
                 }],
                 variables: Vec::new(),
                 live: None,
@@ -1547,6 +1622,7 @@ fn api_pipelines(repo: &Repo) -> Vec<Pipeline> {
                         started: ran.then_some(started),
                         completed: (state == "COMPLETED" && ran).then_some(started + 3),
                         script: step_script(name),
+                        manual: is_manual(name),
                     }
                 })
                 .collect::<Vec<_>>();
@@ -1579,6 +1655,11 @@ fn api_pipelines(repo: &Repo) -> Vec<Pipeline> {
             }
         })
         .collect()
+}
+
+/// Whether a step has `trigger: manual` in the repository's bitbucket-pipelines.yml.
+fn is_manual(name: &str) -> bool {
+    name == "Deploy to production"
 }
 
 fn step_script(name: &str) -> Vec<String> {
@@ -1616,11 +1697,16 @@ impl Pipeline {
             .collect();
         let phase = (now_ms.saturating_sub(live.since_ms) / live.step_ms.max(1)) as usize;
         let n = self.steps.len();
+        // The run stops before its first manual step, unless it failed earlier.
+        let pause = self.steps.iter().position(|s| s.manual);
         // Phase 0 is PENDING; in phase k + 1 step k runs.
         let (state, result, current) = match phase.checked_sub(1) {
             None => ("PENDING", None, 0),
-            Some(j) => match live.fail_at {
-                Some(f) if j > f => ("COMPLETED", Some("FAILED"), f),
+            Some(j) => match (live.fail_at, pause) {
+                (Some(f), _) if j > f && pause.is_none_or(|m| f < m) => {
+                    ("COMPLETED", Some("FAILED"), f)
+                }
+                (_, Some(m)) if j >= m => ("PAUSED", None, m),
                 _ if j >= n => ("COMPLETED", Some("SUCCESSFUL"), n),
                 _ => ("IN_PROGRESS", None, j),
             },
@@ -1632,18 +1718,36 @@ impl Pipeline {
             (s.state, s.result, s.started, s.completed) = match state {
                 "PENDING" => ("PENDING", None, None, None),
                 _ if k < current => ("COMPLETED", Some("SUCCESSFUL"), Some(started), Some(done)),
+                "PAUSED" => ("PENDING", None, None, None),
                 "COMPLETED" if k == current => ("COMPLETED", result, Some(started), Some(done)),
                 "COMPLETED" => ("COMPLETED", Some("NOT_RUN"), None, None),
                 _ if k == current => ("IN_PROGRESS", None, Some(started), None),
                 _ => ("PENDING", None, None, None),
             };
         }
-        (self.state, self.result) = (state, result);
+        // A paused run is IN_PROGRESS with stage PAUSED ([`Pipeline::paused`]).
+        self.state = if state == "PAUSED" {
+            "IN_PROGRESS"
+        } else {
+            state
+        };
+        self.result = result;
         self.completed = (state == "COMPLETED").then(|| self.latest());
         let after: Vec<_> = std::iter::once((self.state, self.result))
             .chain(self.steps.iter().map(|s| (s.state, s.result)))
             .collect();
         before != after
+    }
+
+    /// Whether the run waits at a manual step: in progress, no step running, the next one manual.
+    fn paused(&self) -> bool {
+        self.state == "IN_PROGRESS"
+            && !self.steps.iter().any(|s| s.state == "IN_PROGRESS")
+            && self
+                .steps
+                .iter()
+                .find(|s| s.state == "PENDING")
+                .is_some_and(|s| s.manual)
     }
 
     /// The latest time a step of the pipeline started or completed at (its creation if none did).
@@ -2003,7 +2107,10 @@ impl Repo {
     }
 
     fn pipeline_json(&self, p: &Pipeline) -> Value {
-        let state = pipeline_state(p.state, p.result, false);
+        let mut state = pipeline_state(p.state, p.result, false);
+        if p.paused() {
+            state["stage"] = json!({"name": "PAUSED", "type": "pipeline_state_in_progress_paused"});
+        }
         let selector = match (&p.custom, &p.branch) {
             (Some(name), _) => json!({"type": "custom", "pattern": name}),
             (None, Some(b)) if b == &self.main => json!({"type": "branches", "pattern": b}),
@@ -2078,7 +2185,7 @@ impl Repo {
             ],
             "script_commands": s.script.iter().map(|c| json!({"name": c, "command": c, "action": "SCRIPT_COMMAND"})).collect::<Vec<_>>(),
             "run_number": 1,
-            "trigger": {"type": "pipeline_step_trigger_automatic"},
+            "trigger": {"type": if s.manual { "pipeline_step_trigger_manual" } else { "pipeline_step_trigger_automatic" }},
             "duration_in_seconds": duration,
             "build_seconds_used": duration,
             "max_time": 120,
@@ -2496,6 +2603,10 @@ pub fn router() -> Router<Arc<SimState>> {
             post(request_changes).delete(remove_change_request),
         )
         .route(&format!("{PR}/merge"), post(merge))
+        .route(
+            &format!("{PR}/merge/task-status/{{task}}"),
+            get(merge_task_status),
+        )
         .route(&format!("{PR}/decline"), post(decline))
         .route(
             &format!("{R}/pipelines"),
@@ -3407,38 +3518,86 @@ async fn remove_change_request(
     withdraw(&state, caller.bitbucket_person(), &w, &r, &id, false)
 }
 
+/// Merges now (200 with the pull request), or, when the sim's merges take time
+/// ([`SimState::set_merge_ms`]) or the caller asked `async=true`, answers 202 with a `Location` to the
+/// task's status and no body, as Bitbucket does when a merge outlasts its wait.
 async fn merge(
     State(state): St,
     Path((w, r, id)): ItemPath,
     Extension(caller): Extension<Account>,
+    Query(query): Q,
     body: Bytes,
 ) -> Reply {
     let me = caller.bitbucket_person();
     let body = json_body(&body)?;
-    let strategy = match body.get("merge_strategy").filter(|v| !v.is_null()) {
-        None => "merge_commit",
-        Some(s) => s
-            .as_str()
-            .and_then(|s| MERGE_STRATEGIES.iter().find(|m| **m == s))
-            .copied()
-            .ok_or_else(|| {
-                field_error(
-                    "merge_strategy",
-                    &format!("Must be one of: {}.", MERGE_STRATEGIES.join(", ")),
-                )
-            })?,
-    };
+    if let Some(s) = body.get("merge_strategy").filter(|v| !v.is_null())
+        && !s.as_str().is_some_and(|s| MERGE_STRATEGIES.contains(&s))
+    {
+        return Err(field_error(
+            "merge_strategy",
+            &format!("Must be one of: {}.", MERGE_STRATEGIES.join(", ")),
+        ));
+    }
+    let takes = state.merge_ms();
+    let asked_async = param(&query, "async") == Some("true");
     let mut data = lock(&state.bitbucket);
     let now = data.tick(state.now_ms());
     let repo = data.repo_mut(&w, &r)?;
     let index = pr_index(repo, &id)?;
+    require_open(&repo.pull_requests[index], "merge")?;
+    if takes == 0 && !asked_async {
+        return merge_now(repo, index, me, now, &body)
+            .map(|pr| axum::Json(pr).into_response())
+            .map_err(|(status, message)| super::error(Which::Bitbucket, status, &message));
+    }
+    let pr = repo.pull_requests[index].id;
+    let task_id = hex(&format!("merge-task-{w}-{r}-{pr}-{now}"), 32);
+    let location = format!(
+        "{}/repositories/{w}/{r}/pullrequests/{pr}/merge/task-status/{task_id}",
+        lock(&state.bitbucket_base)
+    );
+    data.merge_tasks.push(MergeTask {
+        id: task_id,
+        workspace: w,
+        slug: r,
+        pr,
+        caller: me,
+        body,
+        due_ms: state.run_clock_ms() + takes,
+        outcome: None,
+    });
+    state.set_live_runs(Which::Bitbucket, data.live_runs());
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)]).into_response())
+}
+
+/// Merges pull request `index` of `repo` as `me` at time `now`: the merge commit on the destination,
+/// the source branch closed if asked, the pull request `MERGED`. The merged pull request, or why not.
+fn merge_now(
+    repo: &mut Repo,
+    index: usize,
+    me: usize,
+    now: Time,
+    body: &Value,
+) -> Result<Value, (StatusCode, String)> {
     let pr = repo.pull_requests[index].clone();
-    require_open(&pr, "merge")?;
+    if pr.state != "OPEN" {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "You can't merge a pull request that is {}; only open pull requests can be changed.",
+                pr.state.to_lowercase()
+            ),
+        ));
+    }
+    let strategy = body["merge_strategy"].as_str().unwrap_or("merge_commit");
     let target = repo
         .branches
         .iter()
         .position(|b| b.name == pr.destination)
-        .ok_or_else(|| bad_request("The destination branch no longer exists."))?;
+        .ok_or((
+            StatusCode::BAD_REQUEST,
+            "The destination branch no longer exists.".to_string(),
+        ))?;
     let source_head = repo
         .branches
         .iter()
@@ -3491,7 +3650,35 @@ async fn merge(
         date: now,
     });
     repo.commits.push(commit);
-    ok(repo.pull_request_json(&repo.pull_requests[index], true))
+    Ok(repo.pull_request_json(&repo.pull_requests[index], true))
+}
+
+/// `GET …/merge/task-status/{task}`: `PENDING`, `SUCCESS` with `merge_result`, or the merge's error; a
+/// task of another pull request is a 400, as documented.
+async fn merge_task_status(
+    State(state): St,
+    Path((w, r, id, task)): Path<(String, String, String, String)>,
+) -> Reply {
+    let data = lock(&state.bitbucket);
+    let repo = data.repo(&w, &r)?;
+    let pr = repo.pull_requests[pr_index(repo, &id)?].id;
+    let task = data
+        .merge_tasks
+        .iter()
+        .find(|t| t.id == task && t.workspace == w && t.slug == r && t.pr == pr)
+        .ok_or_else(|| bad_request("The task ID does not relate to this pull request."))?;
+    let link = json!({"self": {"href": format!(
+        "{}/repositories/{w}/{r}/pullrequests/{pr}/merge/task-status/{}",
+        lock(&state.bitbucket_base),
+        task.id
+    )}});
+    match &task.outcome {
+        None => ok(json!({"task_status": "PENDING", "links": link})),
+        Some(Ok(merged)) => {
+            ok(json!({"task_status": "SUCCESS", "links": link, "merge_result": merged}))
+        }
+        Some(Err((status, message))) => Err(super::error(Which::Bitbucket, *status, message)),
+    }
 }
 
 async fn decline(
@@ -3569,7 +3756,12 @@ async fn list_pipelines(
         return Err(bad_request(&format!("Invalid sort field: '{field}'")));
     }
     let items = filter_and_sort(items, &sort)?;
-    ok(bitbucket_page(&state, &uri, &query, items, 100)?)
+    let mut page = bitbucket_page(&state, &uri, &query, items, 100)?;
+    // As reported of the real list (BCLOUD-20639): `page`, `pagelen` and `size`, but no `next`.
+    if let Some(fields) = page.as_object_mut() {
+        fields.remove("next");
+    }
+    ok(page)
 }
 
 async fn get_pipeline(
@@ -3625,6 +3817,13 @@ async fn run_pipeline(
                 .map(|b| b.head.clone())
                 .ok_or_else(|| bad_request(&format!("Branch \"{name}\" not found.")))?;
             (Some(name.to_string()), commit_hash.unwrap_or(head))
+        }
+        // Documented only with a selector naming the pipeline definition: a commit alone names none.
+        Some("pipeline_commit_target") if !target["selector"].is_object() => {
+            return Err(field_error(
+                "target.selector",
+                "A commit target needs a selector naming the pipeline to run.",
+            ));
         }
         Some("pipeline_commit_target") => (
             None,
@@ -3711,6 +3910,7 @@ async fn run_pipeline(
                 started: None,
                 completed: None,
                 script: step_script(name),
+                manual: is_manual(name),
             })
             .collect(),
         variables,
@@ -3801,7 +4001,8 @@ async fn get_step(
     ok(repo.step_json(p, s))
 }
 
-/// A step's log: raw bytes as `application/octet-stream`, 404 until the step has started.
+/// A step's log: 404 until the step has started; raw bytes as `application/octet-stream` while it runs;
+/// once it has finished, 307 to the log in long-term storage ([`storage_router`]), as Bitbucket does.
 async fn get_step_log(
     State(state): St,
     OriginalUri(uri): Uri,
@@ -3814,6 +4015,90 @@ async fn get_step_log(
     if s.started.is_none() {
         return Err(not_found("No log for this step yet: it has not started."));
     }
+    if s.state == "COMPLETED" {
+        let key = storage_key(repo, p, s);
+        let location = format!(
+            "{}/{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-Signature={}",
+            lock(&state.storage_base),
+            storage_signature(&key)
+        );
+        return Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response());
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        step_log(repo, p, s),
+    )
+        .into_response())
+}
+
+// --- long-term storage of finished steps' logs ----------------------------------------------------
+
+/// Where a finished step's log lies in storage: `step-logs/{workspace}/{repo}/{pipeline}/{step}`, the
+/// UUIDs without braces.
+fn storage_key(repo: &Repo, p: &Pipeline, s: &Step) -> String {
+    let bare = |u: &str| u.trim_matches(['{', '}']).to_string();
+    format!(
+        "step-logs/{}/{}/{}/{}",
+        repo.workspace,
+        repo.slug,
+        bare(&p.uuid),
+        bare(&s.uuid)
+    )
+}
+
+/// The pre-signed URL's signature over its key (deterministic; storage checks it).
+fn storage_signature(key: &str) -> String {
+    hex(&format!("storage-signature:{key}"), 64)
+}
+
+/// Long-term storage for finished steps' logs, on a host (port) of its own as on Bitbucket: it answers
+/// pre-signed URLs only, and refuses a request that also carries `Authorization`, as S3 does, so a
+/// client that forwards its Bitbucket credentials there fails.
+pub fn storage_router() -> Router<Arc<SimState>> {
+    Router::new().route(
+        "/step-logs/{workspace}/{repo_slug}/{pipeline}/{step}",
+        get(get_stored_log),
+    )
+}
+
+/// An S3-style XML error.
+fn storage_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+async fn get_stored_log(
+    State(state): St,
+    OriginalUri(uri): Uri,
+    headers: axum::http::HeaderMap,
+    Path((w, r, pipeline, step)): Path<(String, String, String, String)>,
+    Query(query): Q,
+) -> Reply {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return Err(storage_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "This URL is pre-signed; a request that also carries an Authorization header is refused.",
+        ));
+    }
+    let key = uri.path().trim_start_matches('/').to_string();
+    if param(&query, "X-Amz-Signature") != Some(storage_signature(&key).as_str()) {
+        return Err(storage_error(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature does not match.",
+        ));
+    }
+    let data = lock(&state.bitbucket);
+    let missing = || storage_error(StatusCode::NOT_FOUND, "NoSuchKey", "No such key.");
+    let repo = data.repo(&w, &r).map_err(|_| missing())?;
+    let (p, s) = find_step(repo, &pipeline, &step).map_err(|_| missing())?;
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         step_log(repo, p, s),
@@ -5170,12 +5455,43 @@ mod tests {
             .unwrap()
             .replace('{', "%7B")
             .replace('}', "%7D");
-        let response = client()
+        let moved = client()
             .get(format!("{}/repositories/acme/api/pipelines/%7B50d9818b-bf4a-4c9c-ad2c-f6e9f32c28af%7D/steps/{step}/log", sim.bitbucket_url))
             .bearer_auth(BITBUCKET_TOKEN)
             .send()
             .await
             .unwrap();
+        assert_eq!(moved.status(), 307, "a finished step's log is in storage");
+        let location = moved.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with(&sim.storage_url), "{location}");
+        assert!(location.contains("X-Amz-Signature="), "{location}");
+        let with_credentials = client()
+            .get(&location)
+            .bearer_auth(BITBUCKET_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            with_credentials.status(),
+            400,
+            "storage refuses credentials"
+        );
+        assert!(
+            with_credentials
+                .text()
+                .await
+                .unwrap()
+                .contains("InvalidArgument")
+        );
+        let unsigned = location.split("X-Amz-Signature=").next().unwrap();
+        let forged = client()
+            .get(format!("{unsigned}X-Amz-Signature=00"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403, "the signature is checked");
+        let response = client().get(&location).send().await.unwrap();
+        assert_eq!(response.status(), 200);
         assert_eq!(
             response.headers()["content-type"],
             "application/octet-stream"
@@ -5288,8 +5604,26 @@ mod tests {
             .unwrap()
             .replace('{', "%7B")
             .replace('}', "%7D");
-        let (status, log) = get(sim, &format!("{run}/steps/{uuid}/log")).await;
-        (status, log.as_str().map(str::to_string).unwrap_or_default())
+        let response = client()
+            .get(format!("{}{run}/steps/{uuid}/log", sim.bitbucket_url))
+            .bearer_auth(BITBUCKET_TOKEN)
+            .send()
+            .await
+            .expect("sim answers");
+        // A finished step's log is in storage, fetched without credentials.
+        let response = if response.status() == 307 {
+            let location = response.headers()["location"].to_str().unwrap().to_string();
+            assert!(location.starts_with(&sim.storage_url), "{location}");
+            client()
+                .get(location)
+                .send()
+                .await
+                .expect("storage answers")
+        } else {
+            response
+        };
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
     }
 
     #[tokio::test]
@@ -5470,5 +5804,158 @@ mod tests {
         assert_eq!(after["values"][14]["state"]["name"], "IN_PROGRESS");
         let seeded = |v: &Value| v["values"].as_array().unwrap()[..15].to_vec();
         assert_eq!(seeded(&before), seeded(&after));
+    }
+
+    /// The pipelines list pages by number: `page`, `pagelen` and `size`, never `next`.
+    #[tokio::test]
+    async fn the_pipelines_list_has_no_next_link() {
+        let sim = Sim::start().await.unwrap();
+        let (_, first) = get(&sim, "/repositories/acme/api/pipelines?pagelen=4").await;
+        assert_eq!(
+            (
+                first["page"].as_u64(),
+                first["pagelen"].as_u64(),
+                first["size"].as_u64()
+            ),
+            (Some(1), Some(4), Some(15))
+        );
+        assert!(first.get("next").is_none(), "{first}");
+        let (_, last) = get(&sim, "/repositories/acme/api/pipelines?pagelen=4&page=4").await;
+        assert_eq!(last["values"].as_array().unwrap().len(), 3);
+    }
+
+    /// A run of `deploy-production` stops before its manual step: IN_PROGRESS with stage PAUSED, the
+    /// step PENDING with a manual trigger, and more time changes nothing.
+    #[tokio::test]
+    async fn a_manual_step_pauses_the_run() {
+        let sim = Sim::start().await.unwrap();
+        sim.state.set_run_step_ms(STEP.as_millis() as u64);
+        let (status, run) = send(
+            &sim,
+            reqwest::Method::POST,
+            "/repositories/acme/api/pipelines",
+            Some(json!({"target": {"type": "pipeline_ref_target", "ref_type": "branch", "ref_name": "main",
+                                   "selector": {"type": "custom", "pattern": "deploy-production"}}})),
+        )
+        .await;
+        assert_eq!(status, 201, "{run}");
+        let run = format!(
+            "/repositories/acme/api/pipelines/{}",
+            super::enc(run["uuid"].as_str().unwrap())
+        );
+        sim.state.advance(STEP * 2);
+        for _ in 0..2 {
+            let (_, p) = get(&sim, &run).await;
+            assert_eq!(
+                p["state"],
+                json!({"name": "IN_PROGRESS", "type": "pipeline_state_in_progress",
+                       "stage": {"name": "PAUSED", "type": "pipeline_state_in_progress_paused"}})
+            );
+            let (_, steps) = get(&sim, &format!("{run}/steps")).await;
+            assert_eq!(steps["values"][0]["state"]["result"]["name"], "SUCCESSFUL");
+            assert_eq!(steps["values"][1]["state"]["name"], "PENDING");
+            assert_eq!(
+                steps["values"][1]["trigger"]["type"],
+                "pipeline_step_trigger_manual"
+            );
+            sim.state.advance(STEP * 10);
+        }
+    }
+
+    /// A merge that takes time: 202, no body, a `Location` to its task, which reads PENDING, then
+    /// SUCCESS with the merged pull request; a task of another pull request is a 400.
+    #[tokio::test]
+    async fn a_slow_merge_is_a_task_to_poll() {
+        let sim = Sim::start().await.unwrap();
+        sim.state.set_merge_ms(STEP.as_millis() as u64);
+        let response = client()
+            .post(format!(
+                "{}/repositories/acme/api/pullrequests/21/merge",
+                sim.bitbucket_url
+            ))
+            .bearer_auth(BITBUCKET_TOKEN)
+            .json(&json!({"merge_strategy": "squash"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        assert!(response.text().await.unwrap().is_empty(), "no body");
+        let path = location
+            .strip_prefix(&sim.bitbucket_url)
+            .expect("inside the API")
+            .to_string();
+        assert!(
+            path.starts_with("/repositories/acme/api/pullrequests/21/merge/task-status/"),
+            "{path}"
+        );
+        let (status, pending) = get(&sim, &path).await;
+        assert_eq!(status, 200);
+        assert_eq!(pending["task_status"], "PENDING");
+        assert!(pending.get("merge_result").is_none());
+        let (_, pr) = get(&sim, "/repositories/acme/api/pullrequests/21").await;
+        assert_eq!(pr["state"], "OPEN", "not merged yet");
+        let other = path.replace("/pullrequests/21/", "/pullrequests/20/");
+        assert_eq!(get(&sim, &other).await.0, 400);
+
+        sim.state.advance(STEP);
+        let (_, done) = get(&sim, &path).await;
+        assert_eq!(done["task_status"], "SUCCESS", "{done}");
+        assert_eq!(done["merge_result"]["state"], "MERGED");
+        assert_eq!(done["merge_result"]["id"], 21);
+        let (_, pr) = get(&sim, "/repositories/acme/api/pullrequests/21").await;
+        assert_eq!(pr["state"], "MERGED");
+        assert_eq!(sim.state.live_runs(super::Which::Bitbucket), 0);
+
+        // `async=true` always answers 202, even when merges are quick.
+        sim.state.set_merge_ms(0);
+        let response = client()
+            .post(format!(
+                "{}/repositories/acme/api/pullrequests/24/merge?async=true",
+                sim.bitbucket_url
+            ))
+            .bearer_auth(BITBUCKET_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+
+    /// The documented run bodies pass; a commit target without a selector is refused naming it.
+    #[tokio::test]
+    async fn a_commit_target_needs_a_selector() {
+        let sim = Sim::start().await.unwrap();
+        let head = crate::sim::lock(&sim.state.bitbucket).repos[0].branches[0]
+            .head
+            .clone();
+        let run = |target: Value| {
+            send(
+                &sim,
+                reqwest::Method::POST,
+                "/repositories/acme/api/pipelines",
+                Some(json!({"target": target})),
+            )
+        };
+        let (status, body) = run(
+            json!({"type": "pipeline_commit_target", "commit": {"type": "commit", "hash": head}}),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(
+            body["error"]["fields"].get("target.selector").is_some(),
+            "{body}"
+        );
+        let (status, _) = run(
+            json!({"type": "pipeline_commit_target", "commit": {"type": "commit", "hash": head},
+                                     "selector": {"type": "custom", "pattern": "nightly-e2e"}}),
+        )
+        .await;
+        assert_eq!(status, 201);
+        let (status, _) = run(
+            json!({"type": "pipeline_ref_target", "ref_type": "branch", "ref_name": "main",
+                                     "commit": {"type": "commit", "hash": head}}),
+        )
+        .await;
+        assert_eq!(status, 201);
     }
 }

@@ -6,17 +6,19 @@
 //! fault knobs (a status N times, a delay, 429 with `Retry-After`). It lives in the crate, not only in
 //! the tests, because `devgate sandbox` serves it to new users.
 //!
-//! Each provider listens on its own port, so the two have different origins as in real life.
+//! Each provider listens on its own port, so the two have different origins as in real life; so does
+//! Bitbucket's long-term storage of finished steps' logs ([`bitbucket::storage_router`]).
 //! Knobs are reachable in-process ([`SimState`]) and over HTTP under `/_sim/` on either port.
 //!
 //! Pipeline runs started through the API progress with time (seeded runs never change): each Buddy
 //! action / Bitbucket step takes [`SimState::run_step_ms`] (default [`DEFAULT_RUN_STEP_MS`]) on a clock
 //! tests move with [`SimState::advance`]; `GET`/`POST /_sim/runs` (`{"step_ms": 50, "advance_ms": 1000}`)
-//! do the same over HTTP. A run waiting at creation (Buddy `ENQUEUED`, Bitbucket `PENDING`) waits one
-//! step first. Runs on one branch per provider fail deterministically, with the error at the end of the
-//! failing step's log: Buddy `fix/cart-rounding` (its first test action, e.g. `Unit tests` of
-//! `acme/web/build-and-test`), Bitbucket `feature/login` of `acme/api` (step `Test`). See [`buddy`] and
-//! [`bitbucket`] for the details.
+//! do the same over HTTP. Bitbucket merges may take time on the same clock ([`SimState::set_merge_ms`],
+//! `{"merge_ms": 5000}`), and are then answered 202 with a task to poll. A run waiting at creation
+//! (Buddy `ENQUEUED`, Bitbucket `PENDING`) waits one step first. Runs on one branch per provider fail
+//! deterministically, with the error at the end of the failing step's log: Buddy `fix/cart-rounding`
+//! (its first test action, e.g. `Unit tests` of `acme/web/build-and-test`), Bitbucket `feature/login` of
+//! `acme/api` (step `Test`). See [`buddy`] and [`bitbucket`] for the details.
 //!
 //! Each provider has two accounts ([`Account`]): the static tokens belong to the first, and the OAuth
 //! side ([`oauth`]: consent page, token endpoint, refresh, revoke) issues tokens for either. Every request
@@ -187,6 +189,8 @@ pub struct SimState {
     /// Base URLs as clients reach them (set once the listeners are bound).
     pub buddy_base: Mutex<String>,
     pub bitbucket_base: Mutex<String>,
+    /// Bitbucket's long-term log storage, e.g. `http://127.0.0.1:41236`.
+    pub storage_base: Mutex<String>,
     /// Bytes of `body_bytes` fault bodies actually sent.
     streamed: std::sync::atomic::AtomicU64,
     /// Requests whose client went away before the answer was ready.
@@ -214,6 +218,8 @@ struct Runs {
     started_unix_ms: u64,
     advanced_ms: AtomicU64,
     step_ms: AtomicU64,
+    /// How long a Bitbucket merge takes; above 0 it is answered 202 with a task to poll.
+    merge_ms: AtomicU64,
     /// Runs still progressing, per provider (Buddy, Bitbucket). While both are zero, a request pays one
     /// atomic load for all this.
     live: [AtomicUsize; 2],
@@ -229,6 +235,7 @@ impl Runs {
             started_unix_ms,
             advanced_ms: AtomicU64::new(0),
             step_ms: AtomicU64::new(DEFAULT_RUN_STEP_MS),
+            merge_ms: AtomicU64::new(0),
             live: Default::default(),
         }
     }
@@ -284,6 +291,7 @@ impl SimState {
             bitbucket: Mutex::new(bitbucket::Data::seed(now)),
             buddy_base: Mutex::default(),
             bitbucket_base: Mutex::default(),
+            storage_base: Mutex::default(),
             streamed: Default::default(),
             aborted: Default::default(),
             holding: Default::default(),
@@ -326,6 +334,16 @@ impl SimState {
 
     pub fn run_step_ms(&self) -> u64 {
         self.runs.step_ms.load(Ordering::SeqCst)
+    }
+
+    /// How long a Bitbucket merge takes on the run clock. 0 (the default) merges at once (200); longer
+    /// merges are answered 202 with a task-status URL, as Bitbucket answers merges that outlast its wait.
+    pub fn set_merge_ms(&self, ms: u64) {
+        self.runs.merge_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn merge_ms(&self) -> u64 {
+        self.runs.merge_ms.load(Ordering::SeqCst)
     }
 
     /// Runs of the provider started through the API that are still queued or running (as of the last
@@ -504,6 +522,9 @@ pub struct Sim {
     pub buddy_url: String,
     /// Bitbucket API base, e.g. `http://127.0.0.1:41235/2.0`.
     pub bitbucket_url: String,
+    /// Bitbucket's long-term storage of finished steps' logs, on a port of its own (another origin,
+    /// as on Bitbucket), e.g. `http://127.0.0.1:41236`.
+    pub storage_url: String,
     shutdown: CancellationToken,
 }
 
@@ -525,10 +546,13 @@ impl Sim {
         let shutdown = CancellationToken::new();
         let buddy_listener = TcpListener::bind(buddy_addr).await?;
         let bitbucket_listener = TcpListener::bind(bitbucket_addr).await?;
+        let storage_listener = TcpListener::bind(SocketAddr::new(bitbucket_addr.ip(), 0)).await?;
         let buddy_url = format!("http://{}", buddy_listener.local_addr()?);
         let bitbucket_url = format!("http://{}/2.0", bitbucket_listener.local_addr()?);
+        let storage_url = format!("http://{}", storage_listener.local_addr()?);
         *lock(&state.buddy_base) = buddy_url.clone();
         *lock(&state.bitbucket_base) = bitbucket_url.clone();
+        *lock(&state.storage_base) = storage_url.clone();
 
         let buddy_app = with_common(
             buddy::router(),
@@ -542,9 +566,17 @@ impl Sim {
             Which::Bitbucket,
             state.clone(),
         );
+        // Storage has no bearer check (it takes pre-signed URLs), but its requests are recorded.
+        let storage_app = bitbucket::storage_router()
+            .layer(middleware::from_fn_with_state(
+                (Which::Bitbucket, state.clone()),
+                recorder,
+            ))
+            .with_state(state.clone());
         for (listener, app) in [
             (buddy_listener, buddy_app),
             (bitbucket_listener, bitbucket_app),
+            (storage_listener, storage_app),
         ] {
             let token = shutdown.clone();
             tokio::spawn(async move {
@@ -557,6 +589,7 @@ impl Sim {
             state,
             buddy_url,
             bitbucket_url,
+            storage_url,
             shutdown,
         })
     }
@@ -626,7 +659,8 @@ async fn clear_faults(State(state): State<Arc<SimState>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// `POST /_sim/runs` bodies: either field or both (`{"step_ms": 50}`, `{"advance_ms": 3000}`).
+/// `POST /_sim/runs` bodies: any of the fields (`{"step_ms": 50}`, `{"advance_ms": 3000}`,
+/// `{"merge_ms": 5000}`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunsKnob {
@@ -636,6 +670,9 @@ pub struct RunsKnob {
     /// [`SimState::advance`] by this many milliseconds.
     #[serde(default)]
     pub advance_ms: Option<u64>,
+    /// [`SimState::set_merge_ms`].
+    #[serde(default)]
+    pub merge_ms: Option<u64>,
 }
 
 async fn post_runs(
@@ -644,6 +681,9 @@ async fn post_runs(
 ) -> StatusCode {
     if let Some(ms) = knob.step_ms {
         state.set_run_step_ms(ms);
+    }
+    if let Some(ms) = knob.merge_ms {
+        state.set_merge_ms(ms);
     }
     state.advance(Duration::from_millis(knob.advance_ms.unwrap_or(0)));
     StatusCode::NO_CONTENT
@@ -654,6 +694,7 @@ async fn get_runs(State(state): State<Arc<SimState>>) -> axum::Json<Value> {
     state.advance(Duration::ZERO);
     axum::Json(json!({
         "step_ms": state.run_step_ms(),
+        "merge_ms": state.merge_ms(),
         "clock_ms": state.run_clock_ms(),
         "advanced_ms": state.runs.advanced_ms.load(Ordering::SeqCst),
         "live": {
