@@ -807,8 +807,13 @@ fn check_paths(contract: &Contract) -> Vec<String> {
             let roots = check.roots.clone();
             if tool.paginated {
                 match &provider.spec.pagination {
-                    Pagination::NextUrl { next } => {
+                    Pagination::NextUrl { next, numbered } => {
                         check.dot_path(next, "the next page's URL");
+                        if let Some(numbered) = numbered {
+                            check.dot_path(&numbered.page, "the page number");
+                            check.dot_path(&numbered.pagelen, "the page length");
+                            check.dot_path(&numbered.size, "the item count");
+                        }
                     }
                     Pagination::Page {
                         total_pages: Some(total),

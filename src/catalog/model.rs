@@ -128,7 +128,7 @@ pub enum Pagination {
 
 /// The counters of a page (`page`, `pagelen`, `size`), for lists that leave out `next` although more
 /// follow: Bitbucket's pipelines list has been reported to (BCLOUD-20639), and clients page it by number.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Numbered {
     /// The page number: the field of the body, and the query parameter that asks for a page.
@@ -291,7 +291,7 @@ pub enum ResponseKind {
 }
 
 /// Where a tool's redirects may lead.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Redirects {
     /// Within the provider's API only.
@@ -429,7 +429,7 @@ pub struct WaitSpec {
 /// `…/merge/task-status/{id}`). devgate polls that status, bounded and with progress, until it leaves the
 /// `pending` states, then returns the task's `result` shaped as the tool's output; when the bound is
 /// reached first it says the task still runs and which tool checks the target.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptedSpec {
     /// A path template (ending in `/`) the `Location` must lie under, inside the API: only this tool's
