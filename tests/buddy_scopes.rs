@@ -1,8 +1,9 @@
 //! Buddy's scopes as the real API enforces them, through devgate over HTTP with OAuth against the sim
 //! (which refuses a token without the route's scope, like Buddy): the identifier lookup needs
 //! `WORKSPACE`, members' e-mails need `MEMBER_EMAIL`, and Buddy's newer scope names (`PIPELINE_READ`,
-//! `PIPELINE_RUN`, `VARIABLE_READ`, `INTEGRATION_READ`) work as well as the classic ones: the config's
-//! `scopes` decide which a connect link asks for, and a grant under either name satisfies a tool.
+//! `PIPELINE_RUN`, `VARIABLE_READ`, `INTEGRATION_READ`, `USER_READ`, `USER_PAT_READ`, …) work as well as
+//! the classic ones: the config's `scopes` decide which a connect link asks for, and a grant under
+//! either name satisfies a tool.
 
 mod common;
 
@@ -125,7 +126,7 @@ async fn the_newer_scope_names_are_asked_for_when_configured_and_either_name_ser
     let setup = oauth_setup(&sim, "");
     buddy_setting(
         &setup,
-        r#"scopes = ["WORKSPACE", "USER_INFO", "PIPELINE_READ", "PIPELINE_RUN", "VARIABLE_READ", "INTEGRATION_READ", "TOKEN_INFO"]"#,
+        r#"scopes = ["WORKSPACE", "USER_READ", "PIPELINE_READ", "PIPELINE_RUN", "VARIABLE_READ", "INTEGRATION_READ", "USER_PAT_READ", "MEMBER_EMAIL_READ"]"#,
     );
     let (gateway, client) = gateway_for(&setup).await;
     let scope = connect_through(&client, "buddy_get_user", json!({})).await;
@@ -135,6 +136,9 @@ async fn the_newer_scope_names_are_asked_for_when_configured_and_either_name_ser
         "PIPELINE_RUN",
         "VARIABLE_READ",
         "INTEGRATION_READ",
+        "USER_READ",
+        "USER_PAT_READ",
+        "MEMBER_EMAIL_READ",
         "WORKSPACE",
     ] {
         assert!(asked.contains(&name), "{name} asked for: {scope}");
@@ -144,6 +148,9 @@ async fn the_newer_scope_names_are_asked_for_when_configured_and_either_name_ser
         "EXECUTION_RUN",
         "VARIABLE_INFO",
         "INTEGRATION_INFO",
+        "USER_INFO",
+        "TOKEN_INFO",
+        "MEMBER_EMAIL",
     ] {
         assert!(
             !asked.contains(&classic),
@@ -165,10 +172,19 @@ async fn the_newer_scope_names_are_asked_for_when_configured_and_either_name_ser
         ),
         ("buddy_list_variables", json!({})),
         ("buddy_list_integrations", json!({})),
+        ("buddy_list_tokens", json!({})),
     ];
     for (tool, arguments) in &read {
         ok(tool, &call(&client, tool, arguments.clone()).await);
     }
+    let members = ok(
+        "buddy_list_members",
+        &call(&client, "buddy_list_members", json!({})).await,
+    );
+    assert!(
+        members["items"][0]["email"].is_string(),
+        "MEMBER_EMAIL_READ shows e-mails: {members}"
+    );
     drop(client);
     drop(gateway);
 
@@ -178,7 +194,10 @@ async fn the_newer_scope_names_are_asked_for_when_configured_and_either_name_ser
         .replace("PIPELINE_READ", "EXECUTION_INFO")
         .replace("PIPELINE_RUN", "EXECUTION_RUN")
         .replace("VARIABLE_READ", "VARIABLE_INFO")
-        .replace("INTEGRATION_READ", "INTEGRATION_INFO");
+        .replace("INTEGRATION_READ", "INTEGRATION_INFO")
+        .replace("USER_PAT_READ", "TOKEN_INFO")
+        .replace("USER_READ", "USER_INFO")
+        .replace("MEMBER_EMAIL_READ", "MEMBER_EMAIL");
     std::fs::write(&setup.config, text).unwrap();
     let gateway = oauth_http(&setup, &[]).await;
     let key = create_api_key(&setup, "alice");

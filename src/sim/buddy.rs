@@ -2089,9 +2089,13 @@ async fn get_integration(
 
 /// Buddy's scopes as the sim enforces them: `(classic name, newer name, classic scopes it implies)`.
 /// The newer names are those of Buddy's 2026 API pages (`PIPELINE_READ` for reading runs,
-/// `PIPELINE_RUN` for starting them) and of `bdy` 1.25 (`VARIABLE_READ`, `INTEGRATION_READ`); a grant
-/// in either name does the same.
+/// `PIPELINE_RUN` for starting them), of `bdy` 1.25 (`VARIABLE_READ`, `INTEGRATION_READ`) and of the Go
+/// SDK's token scopes (`USER_READ`, `USER_PAT_READ`, `MEMBER_EMAIL_READ`); a grant in either name does
+/// the same.
 const SCOPES: &[(&str, Option<&str>, &[&str])] = &[
+    ("USER_INFO", Some("USER_READ"), &[]),
+    ("TOKEN_INFO", Some("USER_PAT_READ"), &[]),
+    ("MEMBER_EMAIL", Some("MEMBER_EMAIL_READ"), &[]),
     ("EXECUTION_INFO", Some("PIPELINE_READ"), &[]),
     ("EXECUTION_RUN", Some("PIPELINE_RUN"), &["EXECUTION_INFO"]),
     (
@@ -2252,6 +2256,11 @@ mod tests {
         assert!(grants_scope(
             &granted(&["INTEGRATION_READ"]),
             "INTEGRATION_INFO"
+        ));
+        assert!(grants_scope(&granted(&["USER_PAT_READ"]), "TOKEN_INFO"));
+        assert!(grants_scope(
+            &granted(&["MEMBER_EMAIL_READ"]),
+            "MEMBER_EMAIL"
         ));
         assert!(!grants_scope(&granted(&["PIPELINE_READ"]), "EXECUTION_RUN"));
         assert!(!grants_scope(
