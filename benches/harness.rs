@@ -495,7 +495,7 @@ async fn main() {
         .await,
     )
     .len();
-    let log = text(&call(&client, "buddy_get_action_log", &json!({"project": "web", "pipeline": "1", "execution_id": 5117, "action_execution_id": "9b0676a41e8f6178c0cd50dc", "tail": 200})).await).len();
+    let log = text(&call(&client, "buddy_get_action_log", &json!({"project": "web", "pipeline": "1", "execution_id": 5117, "action_id": 103, "tail": 200})).await).len();
     println!("\n## Sizes (bytes; ≈ tokens = bytes / 4)");
     println!("| what | bytes | ≈ tokens | budget |\n|---|---|---|---|");
     println!(

@@ -72,7 +72,8 @@ pub async fn open_vault(config: &Config) -> Result<Vault, String> {
 
 /// The scopes a connect link asks `provider` for: those of the tools this config offers, plus those of
 /// the tool that reads the account (the catalog's `whoami` path), which the connect flow calls. Nothing a
-/// user would grant for no tool. In the catalog's order.
+/// user would grant for no tool. In the catalog's order, each under the name the config's `scopes` use
+/// for it (a provider that renamed its scopes accepts either family; the app decides which one).
 pub fn requested_scopes(config: &Config, catalog: &Catalog, provider: &str) -> Vec<String> {
     let Some(spec) = catalog.provider(provider) else {
         return Vec::new();
@@ -87,10 +88,14 @@ pub fn requested_scopes(config: &Config, catalog: &Catalog, provider: &str) -> V
         })
         .flat_map(|t| t.spec.scopes.iter().map(String::as_str))
         .collect();
+    let configured = config
+        .providers
+        .get(provider)
+        .and_then(|p| p.scopes.as_deref());
     spec.scopes
         .iter()
-        .map(|s| s.name.clone())
-        .filter(|name| needed.contains(name.as_str()))
+        .filter(|s| needed.contains(s.name.as_str()))
+        .map(|s| spec.scope_to_request(&s.name, configured).to_string())
         .collect()
 }
 

@@ -1257,7 +1257,7 @@ impl Call<'_> {
         if !missing.is_empty() {
             let list = missing
                 .iter()
-                .map(|s| format!("`{s}`"))
+                .map(|s| o.client.catalog.scope_label(s))
                 .collect::<Vec<_>>()
                 .join(", ");
             return Err(Stop::Connect {

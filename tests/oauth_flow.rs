@@ -842,11 +842,12 @@ async fn links_ask_only_for_scopes_an_offered_tool_needs() {
     for (toolsets, expected) in [
         (
             "",
-            "WORKSPACE USER_INFO EXECUTION_INFO EXECUTION_RUN VARIABLE_INFO INTEGRATION_INFO TOKEN_INFO",
+            "WORKSPACE USER_INFO EXECUTION_INFO EXECUTION_RUN VARIABLE_INFO INTEGRATION_INFO TOKEN_INFO MEMBER_EMAIL",
         ),
         (
+            // WORKSPACE for the pipeline identifier lookup the pipeline tools make.
             "[tools]\ntoolsets = [\"pipelines\"]",
-            "USER_INFO EXECUTION_INFO EXECUTION_RUN",
+            "WORKSPACE USER_INFO EXECUTION_INFO EXECUTION_RUN",
         ),
     ] {
         let setup = oauth_setup(&sim, toolsets);

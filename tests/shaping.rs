@@ -160,7 +160,7 @@ async fn long_text_is_cut_and_read_on_with_offset() {
 async fn log_tails_are_the_last_lines() {
     let sim = Sim::start().await.unwrap();
     let (client, _) = stdio(&config_for(&sim, "")).await;
-    let args = json!({"project": "web", "pipeline": "build-and-test", "execution_id": 5117, "action_execution_id": "9b0676a41e8f6178c0cd50dc"});
+    let args = json!({"project": "web", "pipeline": "build-and-test", "execution_id": 5117, "action_id": 103});
     let full = ok(
         "buddy_get_action_log",
         &call(&client, "buddy_get_action_log", args.clone()).await,

@@ -66,6 +66,8 @@ pub struct Provider {
     pub tools: Vec<Arc<Tool>>,
     pub retired: Vec<RetiredSpec>,
     implies: HashMap<String, Vec<String>>,
+    /// Every scope name the provider accepts (names and aliases) to the name tools use.
+    canonical: HashMap<String, String>,
 }
 
 /// A tool ready to be called.
@@ -172,13 +174,17 @@ impl Catalog {
 }
 
 impl Provider {
-    /// The scopes granted by `granted`, with everything they imply.
+    /// The scopes granted by `granted` (names or aliases), as the names tools use, with everything they
+    /// imply.
     pub fn expand_scopes<'a>(
         &self,
         granted: impl IntoIterator<Item = &'a str>,
     ) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        let mut stack: Vec<String> = granted.into_iter().map(str::to_string).collect();
+        let mut stack: Vec<String> = granted
+            .into_iter()
+            .map(|s| self.canonical_scope(s).to_string())
+            .collect();
         while let Some(scope) = stack.pop() {
             if out.insert(scope.clone())
                 && let Some(implied) = self.implies.get(&scope)
@@ -189,8 +195,61 @@ impl Provider {
         out
     }
 
+    /// Whether `scope` is a name or an alias the catalog declares.
     pub fn knows_scope(&self, scope: &str) -> bool {
-        self.implies.contains_key(scope)
+        self.canonical.contains_key(scope)
+    }
+
+    /// The name tools use for `scope` (itself when it is no alias, or unknown).
+    pub fn canonical_scope<'a>(&'a self, scope: &'a str) -> &'a str {
+        self.canonical.get(scope).map_or(scope, String::as_str)
+    }
+
+    /// The name to ask the provider for `scope` (a name tools use): the one `configured` lists for it,
+    /// else its first alias when `configured` names any alias at all (that family is what the
+    /// provider's app was set up with), else the name itself.
+    pub fn scope_to_request<'a>(
+        &'a self,
+        scope: &'a str,
+        configured: Option<&'a [String]>,
+    ) -> &'a str {
+        let configured = configured.unwrap_or_default();
+        if let Some(listed) = configured.iter().find(|c| self.canonical_scope(c) == scope) {
+            return listed;
+        }
+        let aliases_configured = configured
+            .iter()
+            .any(|c| self.canonical_scope(c) != c.as_str());
+        let spec = self.scopes.iter().find(|s| s.name == scope);
+        match spec.and_then(|s| s.aliases.first()) {
+            Some(alias) if aliases_configured => alias,
+            _ => scope,
+        }
+    }
+
+    /// A scope's name with its aliases, for messages: `` `EXECUTION_INFO` (or `PIPELINE_READ`) ``.
+    pub fn scope_label(&self, scope: &str) -> String {
+        let aliases = self
+            .scopes
+            .iter()
+            .find(|s| s.name == scope)
+            .map(|s| s.aliases.as_slice())
+            .unwrap_or_default();
+        let mut label = format!("`{scope}`");
+        if !aliases.is_empty() {
+            let others: Vec<String> = aliases.iter().map(|a| format!("`{a}`")).collect();
+            label.push_str(&format!(" (or {})", others.join(" or ")));
+        }
+        label
+    }
+
+    /// The description of a scope, by name or alias.
+    pub fn scope_description(&self, scope: &str) -> Option<&str> {
+        let name = self.canonical_scope(scope);
+        self.scopes
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.description.as_str())
     }
 
     /// Why `scope` is gone, if the provider retired it.
@@ -290,6 +349,24 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
             }
         }
     }
+    let mut canonical: HashMap<String, String> =
+        implies.keys().map(|k| (k.clone(), k.clone())).collect();
+    for scope in &parsed.scopes {
+        for alias in &scope.aliases {
+            if canonical
+                .insert(alias.clone(), scope.name.clone())
+                .is_some()
+            {
+                push(
+                    None,
+                    format!(
+                        "scope alias `{alias}` (of `{}`) is already a scope name or alias",
+                        scope.name
+                    ),
+                );
+            }
+        }
+    }
 
     let mut tools = Vec::new();
     let mut seen = BTreeSet::new();
@@ -307,6 +384,12 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
             .filter(|r| spec.params.contains_key(&r.param))
             .cloned();
         spec.resolve = shared.chain(std::mem::take(&mut spec.resolve)).collect();
+        // A tool needs the scopes of its lookups as well.
+        for scope in spec.resolve.iter().flat_map(|r| &r.scopes) {
+            if !spec.scopes.contains(scope) {
+                spec.scopes.push(scope.clone());
+            }
+        }
         let name = spec.name.clone();
         if !seen.insert(name.clone()) {
             push(Some(&name), "declared twice".into());
@@ -397,6 +480,7 @@ fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<CatalogError>> {
             tools,
             retired: parsed.retired,
             implies,
+            canonical,
         })
     } else {
         Err(errors)

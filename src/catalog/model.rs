@@ -156,6 +156,11 @@ pub struct ScopeSpec {
     /// Scopes this one grants as well (`repository:write` implies `repository`).
     #[serde(default)]
     pub implies: Vec<String>,
+    /// Other names the provider accepts for the same permission (Buddy's newer `PIPELINE_READ` for
+    /// `EXECUTION_INFO`). A grant under any of them satisfies a tool; tools name `name`; a config that
+    /// lists an alias makes devgate ask for the aliases rather than the names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// One tool as written in the catalog.
@@ -377,6 +382,10 @@ pub struct ResolveSpec {
     pub query: BTreeMap<String, String>,
     /// Dot path to the replacement value in the lookup's response.
     pub take: String,
+    /// Scopes the lookup needs; every tool that has it needs them too (Buddy's identifiers lookup
+    /// needs `WORKSPACE`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]

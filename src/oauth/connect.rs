@@ -292,9 +292,9 @@ impl Connector {
             .split_whitespace()
             .map(|name| {
                 let description = catalog
-                    .and_then(|c| c.scopes.iter().find(|s| s.name == name))
-                    .map(|s| s.description.clone())
-                    .unwrap_or_default();
+                    .and_then(|c| c.scope_description(name))
+                    .unwrap_or_default()
+                    .to_string();
                 (name.to_string(), description)
             })
             .collect()

@@ -20,10 +20,19 @@
 //! on `build-and-test`). Each action then takes one step: `at` moves action by action and the run ends
 //! `SUCCESSFUL`, except on branch [`FAILING_BRANCH`] (`fix/cart-rounding`), where the first test action
 //! (`Unit tests` on `acme/web` pipeline 1 `build-and-test`, `Run tests` on `acme/api` `ci`) ends `FAILED`,
-//! its log (`GET …/executions/{id}/action_executions/{action_execution_id}/logs`) ending in the failing
-//! jest test and its assertion, and the actions after it `NOT_EXECUTED`. A `WAIT_FOR_APPLY` action stops
-//! the run at `WAITING_FOR_APPLY` until `APPLY`. `CANCEL` freezes a run as `TERMINATED`; `RETRY` of a
-//! failed or terminated API run resumes it from that action (on the failing branch it fails again).
+//! its log ending in the failing jest test and its assertion, and the actions after it `NOT_EXECUTED`.
+//! A run's `action_executions[]` have the documented shape (status, progress, dates, `action`) without
+//! an `action_execution_id`; an action's log comes whole from `GET …/executions/{id}/actions/{action_id}`
+//! (`log[]`) or by line from `…/action_executions/{action_execution_id}/logs`.
+//! A `WAIT_FOR_APPLY` action stops the run at `WAITING_FOR_APPLY` until `APPLY`. `CANCEL` freezes a run
+//! as `TERMINATED`; `RETRY` of a failed or terminated API run resumes it from that action (on the failing
+//! branch it fails again).
+//!
+//! OAuth tokens get only what their scopes allow, as the API pages' "Required scopes" say
+//! ([`required_scope`]; a 403 otherwise): `WORKSPACE` for workspaces, members, projects and the
+//! identifiers lookup, `EXECUTION_INFO`/`EXECUTION_RUN` for pipelines and runs, and so on, each also
+//! under its newer name (`PIPELINE_READ`, `PIPELINE_RUN`, `VARIABLE_READ`, `INTEGRATION_READ`); members
+//! carry `email` only with `MEMBER_EMAIL`. Static tokens may do everything.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -36,7 +45,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{Account, SimState, Which, buddy_page, lock, param};
+use super::{Account, Granted, SimState, Which, buddy_page, lock, param};
 
 const API: &str = "https://api.buddy.works";
 const APP: &str = "https://app.buddy.works";
@@ -912,8 +921,8 @@ fn execution_json(ws: &Workspace, p: &Project, pl: &Pipeline, e: &Execution, ful
         ws.domain, p.name
     );
     let repo_html = format!("{APP}/{}/{}/repository", ws.domain, p.name);
-    let author = person(e.author);
-    let commit = json!({"name": author["name"], "email": author["email"]});
+    // A commit's author and committer are workspace members, as in Buddy's commit examples.
+    let commit = member(ws, (e.author, false));
     let mut v = json!({
         "url": format!("{pipeline_url}/executions/{}", e.id),
         "html_url": format!("{pipeline_html}/execution/{}/", &sha(e.id ^ 0x5EED)[..24]),
@@ -950,40 +959,51 @@ fn execution_json(ws: &Workspace, p: &Project, pl: &Pipeline, e: &Execution, ful
             .actions
             .iter()
             .enumerate()
-            .map(|(idx, a)| action_execution_json(&v, pl, e, idx, a))
+            .map(|(idx, a)| action_execution_json(ws, p, pl, e, idx, a))
             .collect();
     }
     v
 }
 
+/// One entry of a run's `action_executions[]`, in the shape of Buddy's documented run example and the
+/// PHP SDK's `ActionExecution` (status, progress, dates, the action): it carries no
+/// `action_execution_id`, so an action's log is reached through its action id
+/// (`GET …/executions/{id}/actions/{action_id}`, [`action_details`]).
 fn action_execution_json(
-    run: &Value,
+    ws: &Workspace,
+    p: &Project,
     pl: &Pipeline,
     e: &Execution,
     idx: usize,
     a: &Action,
 ) -> Value {
-    let id = action_execution_id(e.id, idx);
     let status = e.action_status(idx);
     let started = !matches!(status, "ENQUEUED" | "NOT_EXECUTED");
-    let (pipeline_url, pipeline_html) = (&run["pipeline"]["url"], &run["pipeline"]["html_url"]);
     json!({
-        "url": format!("{}/action_executions/{id}", run["url"].as_str().unwrap_or_default()),
-        "html_url": format!("{}?actionExecutionId={id}", run["html_url"].as_str().unwrap_or_default()),
-        "action_execution_id": id,
         "start_date": started.then(|| date(e.action_start(idx))),
         "finish_date": e.action_finish(idx).map(date),
         "status": status,
         "progress": match status { "SUCCESSFUL" | "FAILED" => 100, "INPROGRESS" => 40, _ => 0 },
-        "action": {
-            "url": format!("{}/actions/{}", pipeline_url.as_str().unwrap_or_default(), a.id),
-            "html_url": format!("{}/action/{}/edit", pipeline_html.as_str().unwrap_or_default(), a.id),
-            "id": a.id,
-            "name": a.name,
-            "type": a.kind,
-            "trigger_time": "ON_EVERY_EXECUTION",
-            "pipeline_id": pl.id,
-        },
+        "action": action_ref(ws, p, pl, a),
+    })
+}
+
+/// An action as runs and action details show it.
+fn action_ref(ws: &Workspace, p: &Project, pl: &Pipeline, a: &Action) -> Value {
+    let (pipeline_url, pipeline_html) = pipeline_url(ws, p, pl);
+    let last = pl.executions.first().map_or("INITIAL", |e| {
+        let idx = pl.actions.iter().position(|x| x.id == a.id).unwrap_or(0);
+        e.action_status(idx)
+    });
+    json!({
+        "url": format!("{pipeline_url}/actions/{}", a.id),
+        "html_url": format!("{pipeline_html}/action/{}/edit", a.id),
+        "id": a.id,
+        "name": a.name,
+        "type": a.kind,
+        "trigger_time": "ON_EVERY_EXECUTION",
+        "last_execution_status": last,
+        "disabled": false,
     })
 }
 
@@ -1483,6 +1503,7 @@ pub fn router() -> Router<Arc<SimState>> {
             get(list_executions).post(run_pipeline),
         )
         .route(RUN, get(get_execution).patch(patch_execution))
+        .route(&format!("{RUN}/actions/{{action}}"), get(action_details))
         .route(
             &format!("{RUN}/action_executions/{{action_execution}}/logs"),
             get(action_log),
@@ -1583,17 +1604,26 @@ async fn identifiers(
     Ok(Json(out))
 }
 
+/// Members carry `email` only for a token granted `MEMBER_EMAIL` (static tokens may do everything).
 async fn list_members(
     State(state): State<Arc<SimState>>,
     Path(ws): Path<String>,
+    Extension(Granted(granted)): Extension<Granted>,
     Query(q): Q,
 ) -> Reply {
     let data = lock(&state.buddy);
     let workspace = data.workspace(&ws)?;
+    let emails = granted.is_none_or(|g| grants_scope(&g, "MEMBER_EMAIL"));
     let members: Vec<Value> = workspace
         .members
         .iter()
-        .map(|m| member(workspace, *m))
+        .map(|m| {
+            let mut m = member(workspace, *m);
+            if !emails && let Some(fields) = m.as_object_mut() {
+                fields.remove("email");
+            }
+            m
+        })
         .collect();
     let (page, _, _) = buddy_page(&q, &members);
     Ok(Json(json!({
@@ -1917,6 +1947,32 @@ async fn patch_execution(
     Ok(Json(execution_json(w, p, pl, &pl.executions[index], true)))
 }
 
+/// `GET …/executions/{id}/actions/{action_id}`: one action of a run by its action id, with its whole
+/// console output in `log[]` (Buddy's "Get details and logs by action_id").
+async fn action_details(
+    State(state): State<Arc<SimState>>,
+    Path((ws, project, pipeline, execution, action)): Path<(
+        String,
+        String,
+        String,
+        String,
+        String,
+    )>,
+) -> Reply {
+    let data = lock(&state.buddy);
+    let (w, p, pl) = data.view(data.locate(&ws, &project, &pipeline)?);
+    let e = &pl.executions[pl.execution(&execution)?];
+    let id: Option<u64> = action.parse().ok();
+    let idx = pl
+        .actions
+        .iter()
+        .position(|a| Some(a.id) == id)
+        .ok_or_else(|| not_found(format!("Action {action} not found")))?;
+    let mut details = action_execution_json(w, p, pl, e, idx, &pl.actions[idx]);
+    details["log"] = json!(log_lines(p, e, idx, &pl.actions[idx]));
+    Ok(Json(details))
+}
+
 async fn action_log(
     State(state): State<Arc<SimState>>,
     Path((ws, project, pipeline, execution, action_execution)): Path<(
@@ -2029,6 +2085,83 @@ async fn get_integration(
         .ok_or_else(|| not_found(format!("Integration {hash_id} not found")))
 }
 
+// ------------------------------------------------------------------------------------------- scopes
+
+/// Buddy's scopes as the sim enforces them: `(classic name, newer name, classic scopes it implies)`.
+/// The newer names are those of Buddy's 2026 API pages (`PIPELINE_READ` for reading runs,
+/// `PIPELINE_RUN` for starting them), of `bdy` 1.25 (`VARIABLE_READ`, `INTEGRATION_READ`) and of the Go
+/// SDK's token scopes (`USER_READ`, `USER_PAT_READ`, `MEMBER_EMAIL_READ`); a grant in either name does
+/// the same.
+const SCOPES: &[(&str, Option<&str>, &[&str])] = &[
+    ("USER_INFO", Some("USER_READ"), &[]),
+    ("TOKEN_INFO", Some("USER_PAT_READ"), &[]),
+    ("MEMBER_EMAIL", Some("MEMBER_EMAIL_READ"), &[]),
+    ("EXECUTION_INFO", Some("PIPELINE_READ"), &[]),
+    ("EXECUTION_RUN", Some("PIPELINE_RUN"), &["EXECUTION_INFO"]),
+    (
+        "EXECUTION_MANAGE",
+        None,
+        &["EXECUTION_RUN", "EXECUTION_INFO"],
+    ),
+    ("VARIABLE_INFO", Some("VARIABLE_READ"), &[]),
+    ("INTEGRATION_INFO", Some("INTEGRATION_READ"), &[]),
+];
+
+/// The (classic) scope a Buddy API route needs, per the "Required scopes" of Buddy's API pages: the
+/// workspace routes and the identifiers lookup need `WORKSPACE`; pipelines and runs `EXECUTION_INFO`,
+/// starting or changing a run `EXECUTION_RUN`.
+pub(crate) fn required_scope(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    Some(match segments.as_slice() {
+        ["user", "tokens", ..] | ["user", "token"] => "TOKEN_INFO",
+        ["user", ..] => "USER_INFO",
+        [
+            "workspaces",
+            _,
+            "projects",
+            _,
+            "pipelines",
+            _,
+            "executions",
+            ..,
+        ] if !read => "EXECUTION_RUN",
+        ["workspaces", _, "projects", _, "pipelines", ..] => "EXECUTION_INFO",
+        ["workspaces", _, "variables", ..] => "VARIABLE_INFO",
+        ["workspaces", _, "integrations", ..] => "INTEGRATION_INFO",
+        ["workspaces", ..] => "WORKSPACE",
+        _ => return None,
+    })
+}
+
+/// Whether granted scopes (in either name) cover `required` (a classic name).
+pub(crate) fn grants_scope(granted: &[String], required: &str) -> bool {
+    granted.iter().any(|g| {
+        let row = SCOPES
+            .iter()
+            .find(|(c, n, _)| *c == g.as_str() || *n == Some(g.as_str()));
+        match row {
+            Some((classic, _, implies)) => *classic == required || implies.contains(&required),
+            None => g == required,
+        }
+    })
+}
+
+/// A 403 for a token without the route's scope (the sim's wording; Buddy's own is not documented).
+pub(crate) fn scope_denied(required: &str) -> Response {
+    let newer = SCOPES
+        .iter()
+        .find(|(c, _, _)| *c == required)
+        .and_then(|(_, n, _)| *n)
+        .map(|n| format!(" (or {n})"))
+        .unwrap_or_default();
+    super::error(
+        Which::Buddy,
+        StatusCode::FORBIDDEN,
+        &format!("Insufficient token scopes: this request needs {required}{newer}."),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use reqwest::{Method, StatusCode};
@@ -2076,6 +2209,64 @@ mod tests {
             .iter()
             .map(|a| a["status"].as_str().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn routes_need_buddys_scopes_under_either_name() {
+        use super::{grants_scope, required_scope};
+        use axum::http::Method;
+        let granted = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (method, path, scope) in [
+            (Method::GET, "/user", "USER_INFO"),
+            (Method::GET, "/user/tokens", "TOKEN_INFO"),
+            (Method::GET, "/workspaces/acme/identifiers", "WORKSPACE"),
+            (Method::GET, "/workspaces/acme/members", "WORKSPACE"),
+            (
+                Method::GET,
+                &format!("{WEB}/1/executions/5117"),
+                "EXECUTION_INFO",
+            ),
+            (
+                Method::POST,
+                &format!("{WEB}/1/executions"),
+                "EXECUTION_RUN",
+            ),
+            (
+                Method::PATCH,
+                &format!("{WEB}/1/executions/5127"),
+                "EXECUTION_RUN",
+            ),
+            (Method::GET, "/workspaces/acme/variables", "VARIABLE_INFO"),
+            (
+                Method::GET,
+                "/workspaces/acme/integrations/x",
+                "INTEGRATION_INFO",
+            ),
+        ] {
+            assert_eq!(
+                required_scope(&method, path),
+                Some(scope),
+                "{method} {path}"
+            );
+        }
+        assert!(grants_scope(&granted(&["PIPELINE_READ"]), "EXECUTION_INFO"));
+        assert!(grants_scope(&granted(&["PIPELINE_RUN"]), "EXECUTION_INFO"));
+        assert!(grants_scope(&granted(&["EXECUTION_RUN"]), "EXECUTION_RUN"));
+        assert!(grants_scope(&granted(&["VARIABLE_READ"]), "VARIABLE_INFO"));
+        assert!(grants_scope(
+            &granted(&["INTEGRATION_READ"]),
+            "INTEGRATION_INFO"
+        ));
+        assert!(grants_scope(&granted(&["USER_PAT_READ"]), "TOKEN_INFO"));
+        assert!(grants_scope(
+            &granted(&["MEMBER_EMAIL_READ"]),
+            "MEMBER_EMAIL"
+        ));
+        assert!(!grants_scope(&granted(&["PIPELINE_READ"]), "EXECUTION_RUN"));
+        assert!(!grants_scope(
+            &granted(&["EXECUTION_INFO", "USER_INFO"]),
+            "WORKSPACE"
+        ));
     }
 
     #[tokio::test]
@@ -2127,6 +2318,7 @@ mod tests {
             format!("{WEB}/build-and-test"),
             format!("{WEB}/1/executions/1"),
             format!("{WEB}/1/executions/5117/action_executions/0123456789abcdef01234567/logs"),
+            format!("{WEB}/1/executions/5117/actions/999"),
             "/workspaces/acme/identifiers?project=web&pipeline=nope".into(),
             "/workspaces/acme/variables/999".into(),
             "/workspaces/acme/integrations/nope".into(),
@@ -2265,12 +2457,13 @@ mod tests {
             statuses(&run),
             ["SUCCESSFUL", "SUCCESSFUL", "FAILED", "NOT_EXECUTED"]
         );
-        let id = |i: usize| {
-            run["action_executions"][i]["action_execution_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
+        // As in Buddy's documented run example, the run's actions carry no action execution id.
+        assert!(
+            run["action_executions"][0]
+                .get("action_execution_id")
+                .is_none()
+        );
+        let id = |i: usize| super::action_execution_id(5117, i);
         let logs = |i: usize, query: &str| {
             format!(
                 "{WEB}/1/executions/5117/action_executions/{}/logs?{query}",
@@ -2355,17 +2548,16 @@ mod tests {
         (format!("{WEB}/{pipeline}/executions/{}", run["id"]), run)
     }
 
+    /// An action's log through the per-action endpoint, by the action id the run shows.
     async fn log_of(sim: &Sim, path: &str, run: &Value, idx: usize) -> Vec<String> {
-        let id = run["action_executions"][idx]["action_execution_id"]
-            .as_str()
-            .unwrap();
-        let (status, log) = get(
-            sim,
-            &format!("{path}/action_executions/{id}/logs?limit=1000"),
-        )
-        .await;
+        let id = &run["action_executions"][idx]["action"]["id"];
+        let (status, details) = get(sim, &format!("{path}/actions/{id}")).await;
         assert_eq!(status, 200);
-        log["logs"]
+        assert_eq!(
+            details["status"], run["action_executions"][idx]["status"],
+            "{details}"
+        );
+        details["log"]
             .as_array()
             .unwrap()
             .iter()

@@ -184,7 +184,7 @@ impl Account {
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
     pub account: Account,
-    /// A Bitbucket OAuth token's granted scopes; `None` for static credentials and Buddy tokens.
+    /// An OAuth token's granted scopes; `None` for static credentials (which may do everything).
     pub scopes: Option<Vec<String>>,
 }
 
@@ -321,7 +321,7 @@ impl OAuthState {
         }
         Ok(Resolved {
             account: grant.account,
-            scopes: (provider == Which::Bitbucket).then(|| grant.scopes.clone()),
+            scopes: Some(grant.scopes.clone()),
         })
     }
 
@@ -772,6 +772,14 @@ fn scope_meaning(which: Which, scope: &str) -> &'static str {
         (Which::Buddy, "VARIABLE_INFO") => "View environment variables",
         (Which::Buddy, "INTEGRATION_INFO") => "View integrations",
         (Which::Buddy, "TOKEN_INFO") => "View your personal access tokens",
+        (Which::Buddy, "PIPELINE_READ") => "View pipelines, their runs and logs",
+        (Which::Buddy, "PIPELINE_RUN") => "Run, stop, retry and approve pipelines",
+        (Which::Buddy, "VARIABLE_READ") => "View environment variables",
+        (Which::Buddy, "INTEGRATION_READ") => "View integrations",
+        (Which::Buddy, "MEMBER_EMAIL") => "See the e-mail addresses of workspace members",
+        (Which::Buddy, "USER_READ") => "View your profile: name, email and avatar",
+        (Which::Buddy, "USER_PAT_READ") => "View your personal access tokens",
+        (Which::Buddy, "MEMBER_EMAIL_READ") => "See the e-mail addresses of workspace members",
         (Which::Bitbucket, "account") => "Read your account information",
         (Which::Bitbucket, "repository") => "Read your repositories",
         (Which::Bitbucket, "repository:write") => "Read and modify your repositories",
