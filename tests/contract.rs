@@ -68,6 +68,10 @@ struct Described {
     #[allow(dead_code)] // read by people
     operation: Option<String>,
     schema: String,
+    /// When this schema comes from elsewhere than `[source]`.
+    #[serde(default)]
+    #[allow(dead_code)] // read by people
+    source: Option<String>,
     #[serde(default)]
     cited: BTreeMap<String, String>,
 }
@@ -770,6 +774,7 @@ fn check_paths(contract: &Contract) -> Vec<String> {
     let id = &provider.spec.id;
     let mut problems = Vec::new();
     let mut entries: BTreeSet<&String> = contract.index.tools.keys().collect();
+    let mut page_counts = 0;
     for tool in &provider.tools {
         let name = &tool.spec.name;
         let what = format!("{id}/{name}");
@@ -819,7 +824,16 @@ fn check_paths(contract: &Contract) -> Vec<String> {
                         total_pages: Some(total),
                         ..
                     } => {
+                        // The engine reads a page count where a list has one and otherwise pages on
+                        // while pages come full, so a list whose document shows none is not wrong;
+                        // but some list must show it, or the catalog names a field nobody sends.
+                        let before = check.problems.len();
                         check.dot_path(total, "the page count");
+                        if check.problems.len() == before {
+                            page_counts += 1;
+                        } else {
+                            check.problems.truncate(before);
+                        }
                     }
                     Pagination::Page { .. } => {}
                 }
@@ -898,6 +912,17 @@ fn check_paths(contract: &Contract) -> Vec<String> {
     for name in entries {
         problems.push(format!(
             "{id}/{name}: an index entry for a tool the catalog lacks"
+        ));
+    }
+    if let Pagination::Page {
+        total_pages: Some(total),
+        ..
+    } = &provider.spec.pagination
+        && page_counts == 0
+        && provider.tools.iter().any(|t| t.paginated)
+    {
+        problems.push(format!(
+            "{id}: no list's schema has the page count `{total}` the catalog reads"
         ));
     }
     problems
