@@ -262,6 +262,11 @@ fn readme_build_instructions_match_cargo_toml_and_cargo_lock() {
     let dist = profiles["dist"].as_table().expect("[profile.dist]");
     assert_eq!(dist["inherits"].as_str(), Some("release"));
     assert_eq!(dist["lto"].as_str(), Some("fat"));
+    assert_eq!(dist["codegen-units"].as_integer(), Some(1));
+    assert!(
+        readme.contains("cargo bench --bench harness --profile dist"),
+        "the README measures the budgets with the profile it recommends for running devgate"
+    );
     assert!(
         readme.contains("cargo install --path . --profile dist"),
         "the README names the packaging profile"
