@@ -315,6 +315,8 @@ async fn main() {
         quick: std::env::args().any(|a| a == "--quick")
             || std::env::var_os("DEVGATE_BENCH_QUICK").is_some(),
     };
+    // The baseline's reqwest client and rmcp's HTTP client need the process's TLS provider.
+    devgate::app::install_tls_provider();
     let sim = Sim::start().await.unwrap();
     let dir = std::env::temp_dir().join(format!("devgate-bench-{}", std::process::id()));
     let config = config(&sim, &dir);

@@ -19,6 +19,15 @@ use crate::transport::pages::Pages;
 use crate::vault::seal::Sealer;
 use crate::vault::{Store, Vault, key};
 
+/// Makes ring's primitives the process's rustls provider, once; later calls do nothing. reqwest is built
+/// without a provider of its own (Cargo.toml: aws-lc's C build costs minutes) and panics when it builds
+/// a client before one is installed, so everything that builds a client calls this first: `main`, the
+/// library's own HTTP clients, and the test and bench processes.
+pub fn install_tls_provider() {
+    // An error only says a provider is already installed (by an earlier call, or by the embedder).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The label the cursor MAC key is derived under (see [`crate::vault::seal::Sealer::derive`]).
 const CURSOR_KEY_LABEL: &[u8] = b"devgate cursor mac v1";
 

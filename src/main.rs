@@ -42,6 +42,7 @@ static MIMALLOC_OPTIONS: extern "C" fn() = mimalloc_options;
 fn main() -> ExitCode {
     #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
     mimalloc_options();
+    devgate::app::install_tls_provider();
     let cli = cli::Cli::parse();
     // One stdio connection is one client whose calls are small and mostly waiting on the provider: a
     // single-threaded runtime keeps each call on one thread instead of waking the other worker for every

@@ -137,6 +137,7 @@ impl ProviderClient {
                 attempt.stop()
             }
         });
+        crate::app::install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
             .timeout(Duration::from_millis(upstream.timeout_ms))

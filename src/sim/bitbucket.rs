@@ -5006,6 +5006,7 @@ mod tests {
 
     /// A client that does not follow redirects, so tests see the 302s themselves.
     fn client() -> reqwest::Client {
+        crate::app::install_tls_provider();
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -2177,6 +2177,7 @@ mod tests {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        crate::app::install_tls_provider();
         let mut request = reqwest::Client::new()
             .request(method, format!("{}{path}", sim.buddy_url))
             .bearer_auth(BUDDY_TOKEN);

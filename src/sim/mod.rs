@@ -1144,6 +1144,7 @@ pub(crate) async fn example_failures(provider_id: &str) -> Vec<String> {
         "buddy" => (sim.buddy_url.clone(), BUDDY_TOKEN),
         _ => (sim.bitbucket_url.clone(), BITBUCKET_TOKEN),
     };
+    crate::app::install_tls_provider();
     let client = reqwest::Client::new();
     let mut failures = Vec::new();
     for tool in &provider.tools {
@@ -1230,6 +1231,7 @@ mod tests {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        crate::app::install_tls_provider();
         let mut request = reqwest::Client::new()
             .request(method, url)
             .bearer_auth(token);

@@ -1328,6 +1328,7 @@ mod tests {
     use crate::sim::{BITBUCKET_TOKEN, BUDDY_TOKEN, Fault, Sim};
 
     fn client() -> reqwest::Client {
+        crate::app::install_tls_provider();
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

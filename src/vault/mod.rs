@@ -13,6 +13,7 @@
 //! and states, flow cookies, tickets and API keys are kept as their SHA-256 ([`digest`]).
 
 pub mod key;
+mod migrations;
 pub mod postgres;
 pub mod seal;
 pub mod sql;

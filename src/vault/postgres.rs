@@ -14,10 +14,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 
+use super::migrations::POSTGRES_MIGRATOR as MIGRATOR;
 use super::{
     ApiKeyRow, AuditRecord, ConfirmationRow, ConnectionRow, ConnectionStatus, StateRow, Store,
     StoreError, TicketRow, Timestamp,
@@ -36,8 +36,6 @@ pub struct PgStore {
     /// `host:port/database`, for messages (never the user or password).
     location: String,
 }
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl PgStore {
     /// Connects to a `postgres://` or `postgresql://` URL, waiting at most five seconds for the

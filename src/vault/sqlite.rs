@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
 
+use super::migrations::SQLITE_MIGRATOR as MIGRATOR;
 use super::{
     ApiKeyRow, AuditRecord, ConfirmationRow, ConnectionRow, ConnectionStatus, StateRow, Store,
     StoreError, TicketRow, Timestamp,
@@ -59,8 +59,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
     /// Opens (creating if missing) the database of a `sqlite://path` or `sqlite::memory:` URL. Run
     /// [`Store::migrate`] before use.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -135,7 +133,7 @@ impl SqliteStore {
     }
 
     async fn run_migrations(&self) -> Result<(), StoreError> {
-        Self::MIGRATOR.run(&self.pool).await.map_err(|e| {
+        MIGRATOR.run(&self.pool).await.map_err(|e| {
             StoreError::Backend(format!(
                 "the schema migrations of {} failed: {e}",
                 self.location

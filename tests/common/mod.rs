@@ -23,6 +23,25 @@ pub type Client = RunningService<RoleClient, ()>;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_devgate");
 
+/// reqwest panics when it builds a client before the process has a rustls provider (see
+/// `devgate::app::install_tls_provider`), and tests build clients of their own (reqwest, rmcp's HTTP
+/// client) at any point. So every test binary that includes this module installs it before `main`,
+/// from the platform's list of initialisers, as src/main.rs sets mimalloc's options. (Tests run on
+/// Linux; on Windows, where they are only compiled, no initialiser is registered.)
+extern "C" fn install_tls_provider() {
+    devgate::app::install_tls_provider();
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INSTALL_TLS_PROVIDER: extern "C" fn() = install_tls_provider;
+
+#[cfg(target_vendor = "apple")]
+#[used]
+#[unsafe(link_section = "__DATA,__mod_init_func")]
+static INSTALL_TLS_PROVIDER: extern "C" fn() = install_tls_provider;
+
 /// Environment variables the test configs reference for the providers' tokens.
 pub fn token_env() -> Vec<(&'static str, &'static str)> {
     vec![
