@@ -241,6 +241,7 @@ impl Runs {
     }
 }
 
+/// The index of a provider in the per-provider arrays here and in [`oauth`]: Buddy 0, Bitbucket 1.
 fn slot(which: Which) -> usize {
     match which {
         Which::Buddy => 0,
