@@ -84,27 +84,7 @@ impl Call<'_> {
             }
             ResponseKind::Text => {
                 let offset = args.get(OFFSET_PARAM).and_then(Value::as_u64).unwrap_or(0);
-                let mut attempt = 0;
-                let window = loop {
-                    let outcome = o
-                        .client
-                        .text(
-                            url.clone(),
-                            offset,
-                            text_cap,
-                            tool.spec.text_lines.as_deref(),
-                            auth.header(),
-                            tool.spec.redirects,
-                        )
-                        .await;
-                    match outcome {
-                        Err(e) if attempt == 0 && self.renewable(&e, &auth) => {
-                            auth = self.renew(&auth).await?;
-                            attempt += 1;
-                        }
-                        other => break other.map_err(|e| self.stop(&e, &args))?,
-                    }
-                };
+                let window = self.window(&args, url, offset, text_cap, &mut auth).await?;
                 Ok(text_result(window, offset))
             }
             ResponseKind::Json | ResponseKind::Empty => {
@@ -163,8 +143,8 @@ impl Call<'_> {
         }
     }
 
-    /// Sends a JSON request; a 401 on a user token is answered by one refresh and one retry (the
-    /// provider did not act on a request it refused to authenticate, so even a write is safe to resend).
+    /// Sends a JSON request; a 401 on a user token is answered by one refresh and one retry
+    /// ([`Self::with_renewal`]).
     pub(super) async fn json(
         &self,
         method: reqwest::Method,
@@ -190,20 +170,11 @@ impl Call<'_> {
         reads: Option<&Reads>,
     ) -> Result<crate::provider::JsonReply, Stop> {
         let client = &self.offered.client;
-        match client
-            .json(method.clone(), url.clone(), body, auth.header(), reads)
-            .await
-        {
-            Ok(reply) => Ok(reply),
-            Err(e) if self.renewable(&e, auth) => {
-                *auth = self.renew(auth).await?;
-                client
-                    .json(method, url, body, auth.header(), reads)
-                    .await
-                    .map_err(|e| self.stop(&e, args))
-            }
-            Err(e) => Err(self.stop(&e, args)),
-        }
+        self.with_renewal(auth, args, |header| {
+            let (method, url) = (method.clone(), url.clone());
+            async move { client.json(method, url, body, &header, reads).await }
+        })
+        .await
     }
 
     /// Runs the tool's lookups, e.g. a pipeline identifier to its numeric id.

@@ -1,6 +1,9 @@
 //! The credential a call goes out with: the provider's static one, or the user's own token with its
 //! scopes checked, renewed once when the provider answers 401.
 
+use reqwest::header::HeaderValue;
+use serde_json::{Map, Value};
+
 use super::Stop;
 use super::call::Call;
 use crate::oauth::tokens::TokenError;
@@ -106,12 +109,31 @@ impl Call<'_> {
         }
     }
 
-    /// Whether a failure is a 401 on a user token, which one refresh may cure.
-    pub(super) fn renewable(&self, e: &UpstreamError, auth: &Auth) -> bool {
-        matches!(e, UpstreamError::Status { status: 401, .. }) && matches!(auth, Auth::User { .. })
+    /// Sends one request with `auth`; a 401 on a user token is answered by one refresh and one retry
+    /// (the provider did not act on a request it refused to authenticate, so even a write is safe to
+    /// resend). Any other failure, or a second one, is the agent's error ([`Self::stop`]). `send` gets
+    /// the header by value (a reference count; the client copies it into the request anyway).
+    pub(super) async fn with_renewal<T, F>(
+        &self,
+        auth: &mut Auth,
+        args: &Map<String, Value>,
+        send: impl Fn(HeaderValue) -> F,
+    ) -> Result<T, Stop>
+    where
+        F: Future<Output = Result<T, UpstreamError>>,
+    {
+        match send(auth.header().clone()).await {
+            Err(e) if renewable(&e, auth) => {
+                *auth = self.renew(auth).await?;
+                send(auth.header().clone())
+                    .await
+                    .map_err(|e| self.stop(&e, args))
+            }
+            other => other.map_err(|e| self.stop(&e, args)),
+        }
     }
 
-    pub(super) async fn renew(&self, auth: &Auth) -> Result<Auth, Stop> {
+    async fn renew(&self, auth: &Auth) -> Result<Auth, Stop> {
         let Auth::User { version, .. } = auth else {
             return Err(Stop::Message(
                 "a static credential cannot be renewed".into(),
@@ -130,4 +152,9 @@ impl Call<'_> {
             version: access.version,
         })
     }
+}
+
+/// Whether a failure is a 401 on a user token, which one refresh may cure.
+fn renewable(e: &UpstreamError, auth: &Auth) -> bool {
+    matches!(e, UpstreamError::Status { status: 401, .. }) && matches!(auth, Auth::User { .. })
 }

@@ -13,6 +13,30 @@ use crate::catalog::template;
 use crate::shape;
 
 impl Call<'_> {
+    /// The window of a text reply from byte `offset`, at most `cap` bytes (a 401 renewed once, as
+    /// everywhere: [`Self::with_renewal`]).
+    pub(super) async fn window(
+        &self,
+        args: &Map<String, Value>,
+        url: url::Url,
+        offset: u64,
+        cap: usize,
+        auth: &mut Auth,
+    ) -> Result<crate::provider::TextWindow, Stop> {
+        let o = self.offered;
+        let spec = &o.tool.spec;
+        self.with_renewal(auth, args, |header| {
+            let url = url.clone();
+            async move {
+                let lines = spec.text_lines.as_deref();
+                o.client
+                    .text(url, offset, cap, lines, &header, spec.redirects)
+                    .await
+            }
+        })
+        .await
+    }
+
     /// The last `lines` lines of a text result. A byte stream is read through with a bounded buffer; JSON
     /// lines (Buddy's logs) are fetched again from the right line when the first page did not reach the end.
     pub(super) async fn tail(
@@ -26,20 +50,16 @@ impl Call<'_> {
         let o = self.offered;
         let spec = &o.tool.spec;
         let Some(lines_path) = spec.text_lines.as_deref() else {
-            return match o
-                .client
-                .text_tail(url.clone(), lines, cap, auth.header(), spec.redirects)
-                .await
-            {
-                Err(e) if self.renewable(&e, auth) => {
-                    *auth = self.renew(auth).await?;
-                    o.client
-                        .text_tail(url, lines, cap, auth.header(), spec.redirects)
-                        .await
-                        .map_err(|e| self.stop(&e, args))
-                }
-                other => other.map_err(|e| self.stop(&e, args)),
-            };
+            return self
+                .with_renewal(auth, args, |header| {
+                    let url = url.clone();
+                    async move {
+                        o.client
+                            .text_tail(url, lines, cap, &header, spec.redirects)
+                            .await
+                    }
+                })
+                .await;
         };
         let read = |body: &Value| -> Vec<String> {
             shape::pointer(body, lines_path)
