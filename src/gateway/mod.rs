@@ -1,11 +1,16 @@
-//! The gateway: the offered tools, and one tool call from name to result ([`Gateway::call`]).
+//! The gateway: the tools it offers, and what one tool call does ([`Gateway::call`]).
 //!
-//! A call runs, one file per step: which tools are offered ([`offer`](self::offer)) → the call
-//! pipeline: arguments checked (an `isError` naming the field), identifiers resolved, the request
-//! built from the tool's templates or a cursor, sent through the provider client, the reply shaped
-//! (`call`) → the credential and its refresh (`credentials`) → cursors and next pages (`paging`) →
-//! text windows and tails (`text`) → following what the call started (`wait`) → the user's
-//! confirmation (`confirm`) → calls to sibling tools (`siblings`) → error texts (`explain`).
+//! Follow a call through its files in this order:
+//! - `offer`: which tools config offers, and how `tools/list` and the server instructions describe them;
+//! - `call`: the pipeline: arguments checked (an `isError` naming the field), a cursor opened,
+//!   identifiers resolved, the request built from the tool's templates and sent, the reply shaped;
+//! - `credentials`: the static credential or the user's token with its scopes; one renewal on a 401;
+//! - `paging`: sealed cursors and the next page; `text`: text windows (`offset`) and tails (`tail`);
+//! - `confirm`: the user's own confirmation before a confirmed tool runs;
+//! - `wait`: following a run (`wait`) or a task the provider accepted with 202;
+//! - `siblings`: the other read tools those steps call (poll, steps, logs, the confirmed target);
+//! - `explain`: upstream failures as texts the agent can act on.
+//!
 //! [`crate::mcp`] adapts this to rmcp; the transports only carry it.
 
 mod call;
@@ -96,7 +101,8 @@ pub struct ConnectRequest {
     pub link: ConnectLink,
 }
 
-/// Why a call stopped before a result: a message for the agent, or a connect link to hand out.
+/// Why a call stopped before a result: a message for the agent, a connect link to hand out, or a
+/// question for the user.
 enum Stop {
     Message(String),
     Connect {

@@ -173,15 +173,7 @@ impl Call<'_> {
         let mover = waiting.and_then(|w| w.next.as_deref()).map(exposed);
         let offered_mover = mover.as_ref().filter(|m| self.all.contains_key(*m));
         let name = offered_mover.cloned().unwrap_or_else(|| poll.clone());
-        let step = self.all.get(&name).map(|next| {
-            let arguments: Map<String, Value> = run_args
-                .iter()
-                .chain(poll_args)
-                .filter(|(k, _)| next.tool.spec.params.contains_key(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            json!({"tool": name, "arguments": arguments})
-        });
+        let step = self.next_step_to(&name, run_args.iter().chain(poll_args));
         let Some(waiting) = waiting else {
             return (step, None);
         };
@@ -276,14 +268,7 @@ impl Call<'_> {
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                let step = self.all.get(&check).map(|next| {
-                    let arguments: Map<String, Value> = args
-                        .iter()
-                        .filter(|(k, _)| next.tool.spec.params.contains_key(*k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    json!({"tool": check, "arguments": arguments})
-                });
+                let step = self.next_step_to(&check, args);
                 let how = match step {
                     Some(_) => format!("check the outcome with {check} (next_step)"),
                     None => format!("check the outcome in {title}"),
