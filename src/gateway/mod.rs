@@ -326,8 +326,11 @@ impl Gateway {
         self.listed.clone()
     }
 
+    /// The `tools/list` entry of `name` (rmcp checks a call's arguments against its schema).
     pub fn tool(&self, name: &str) -> Option<&McpTool> {
-        self.listed.iter().find(|t| t.name == name)
+        // `listed` is in name order.
+        let at = self.listed.binary_search_by(|t| t.name.as_ref().cmp(name));
+        at.ok().map(|i| &self.listed[i])
     }
 
     /// Runs one tool call for `user`. Everything the agent can act on (bad arguments, provider errors)
@@ -459,4 +462,27 @@ fn rate_limiter(config: &Config) -> Option<governor::DefaultKeyedRateLimiter<Str
     Some(governor::RateLimiter::keyed(
         governor::Quota::per_minute(per_minute).allow_burst(burst),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_finds_every_listed_entry_by_name() {
+        let text = "[providers.buddy]\ntoken = \"t\"\n[providers.bitbucket]\ntoken = \"t\"\n";
+        let config = Config::from_toml(text, "t.toml", []).unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let gateway = Gateway::new(&config, &catalog).unwrap();
+        let listed = gateway.tools();
+        assert!(listed.len() > 10);
+        for entry in listed.iter() {
+            assert_eq!(
+                gateway.tool(&entry.name).map(|t| &t.name),
+                Some(&entry.name)
+            );
+        }
+        assert!(gateway.tool("buddy_nope").is_none());
+        assert!(gateway.tool("").is_none());
+    }
 }
