@@ -160,7 +160,7 @@ impl Call<'_> {
     }
 
     /// [`Self::json`] with the reply's status and `Location`.
-    pub(super) async fn json_reply(
+    async fn json_reply(
         &self,
         method: reqwest::Method,
         url: url::Url,
@@ -178,11 +178,7 @@ impl Call<'_> {
     }
 
     /// Runs the tool's lookups, e.g. a pipeline identifier to its numeric id.
-    pub(super) async fn resolve(
-        &self,
-        args: &mut Map<String, Value>,
-        auth: &mut Auth,
-    ) -> Result<(), Stop> {
+    async fn resolve(&self, args: &mut Map<String, Value>, auth: &mut Auth) -> Result<(), Stop> {
         let o = self.offered;
         for step in &o.tool.resolve {
             let Some(value) = template::scalar(args.get(&step.param)) else {
@@ -240,7 +236,7 @@ impl Call<'_> {
 
     /// The request body: the template filled from the arguments, laid over the current object's kept
     /// fields when the provider's update replaces the whole object.
-    pub(super) async fn body(
+    async fn body(
         &self,
         args: &Map<String, Value>,
         url: &url::Url,
@@ -267,7 +263,7 @@ impl Call<'_> {
 }
 
 /// A call's projection widened by the agent's `fields`.
-pub(super) struct ExtraFields {
+struct ExtraFields {
     /// The output names the agent asked for.
     asked: Vec<String>,
     fields: Vec<Field>,
@@ -301,10 +297,7 @@ impl ExtraFields {
 
 impl Offered {
     /// The output fields of this call when the agent asked for more with `fields`.
-    pub(super) fn extra_fields(
-        &self,
-        args: &Map<String, Value>,
-    ) -> Result<Option<ExtraFields>, String> {
+    fn extra_fields(&self, args: &Map<String, Value>) -> Result<Option<ExtraFields>, String> {
         let Some(given) = args.get(FIELDS_PARAM).and_then(Value::as_array) else {
             return Ok(None);
         };
@@ -358,7 +351,7 @@ impl Offered {
     }
 
     /// Projects a JSON reply and adds the cursor of the next page.
-    pub(super) fn shape(
+    fn shape(
         &self,
         body: &Value,
         url: &url::Url,
@@ -389,7 +382,7 @@ impl Offered {
 }
 
 /// Deep-merges `over` onto `base`: objects merge key by key, anything else replaces.
-pub(super) fn merge(base: &mut Value, over: Value) {
+fn merge(base: &mut Value, over: Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {

@@ -130,7 +130,7 @@ impl Call<'_> {
     /// The sentence the user confirms ([`crate::confirm::summary`]): facts from the catalog's
     /// `confirm.summary` and the target as the `confirm.read` tool shows it, then every other argument,
     /// then the target's quoted free text.
-    pub(super) async fn summary(
+    async fn summary(
         &self,
         given: &Map<String, Value>,
         args: &Map<String, Value>,
@@ -154,7 +154,7 @@ impl Call<'_> {
     /// Why the call cannot succeed on the target as devgate just read it (the catalog's
     /// `confirm.refuse`, e.g. merging a merged PR): then the user is not asked to approve a call the
     /// provider would refuse, and the agent learns the state and the tool that shows it.
-    pub(super) fn cannot_succeed(&self, current: &Value) -> Option<String> {
+    fn cannot_succeed(&self, current: &Value) -> Option<String> {
         let o = self.offered;
         let confirm = o.tool.spec.confirm.as_ref()?;
         let read = format!("{}_{}", o.tool.provider, confirm.read.as_ref()?);

@@ -80,7 +80,7 @@ impl Call<'_> {
         })
     }
 
-    pub(super) fn token_stop(&self, e: TokenError) -> Stop {
+    fn token_stop(&self, e: TokenError) -> Stop {
         let o = self.offered;
         let title = o.client.title();
         match e {

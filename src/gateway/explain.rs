@@ -50,7 +50,7 @@ impl Offered {
         format!("{}: {}", self.tool.name, self.explain(error, args))
     }
 
-    pub(super) fn explain(&self, error: &UpstreamError, args: &Map<String, Value>) -> String {
+    fn explain(&self, error: &UpstreamError, args: &Map<String, Value>) -> String {
         let provider = self.client.title();
         let tool = &self.tool;
         let changes = tool.spec.method != crate::catalog::Method::Get;
@@ -140,7 +140,7 @@ impl Offered {
     /// The hint after a 400 or 422. Only when the provider named the fields it rejected does it say
     /// which argument to correct; a change refused without one is more likely refused for the
     /// target's state than for an argument, so the agent is sent to read the target instead.
-    pub(super) fn rejected_hint(&self, fields: &[String], changes: bool) -> String {
+    fn rejected_hint(&self, fields: &[String], changes: bool) -> String {
         let params = self.params_behind(fields);
         if !params.is_empty() {
             return format!(" Correct {}, then call again.", params.join(", "));
@@ -166,7 +166,7 @@ impl Offered {
 
     /// The tool's arguments behind request fields a provider named (`destination` in the body is
     /// filled from the argument `destination`, `merge_strategy` from `strategy`), as `` `name` ``.
-    pub(super) fn params_behind(&self, fields: &[String]) -> Vec<String> {
+    fn params_behind(&self, fields: &[String]) -> Vec<String> {
         let spec = &self.tool.spec;
         let mut params = std::collections::BTreeSet::new();
         for field in fields {
@@ -199,7 +199,7 @@ impl Offered {
     }
 
     /// `workspace=acme, repo_slug=api`: the path values a 404 is about.
-    pub(super) fn path_values(&self, args: &Map<String, Value>) -> String {
+    fn path_values(&self, args: &Map<String, Value>) -> String {
         let names: Vec<String> = self
             .tool
             .path
@@ -215,7 +215,7 @@ impl Offered {
     }
 
     /// A read-only tool of the same provider that looks at what this one changes, if the catalog has one.
-    pub(super) fn check_hint(&self) -> String {
+    fn check_hint(&self) -> String {
         let path = &self.tool.spec.path;
         self.client
             .catalog
@@ -232,7 +232,7 @@ impl Offered {
 }
 
 /// Provider text as one sentence: a full stop added only where it has no closing mark of its own.
-pub(super) fn sentence(text: &str) -> String {
+fn sentence(text: &str) -> String {
     let text = text.trim_end();
     if text.ends_with(['.', '!', '?', '…']) {
         text.to_string()
@@ -242,7 +242,7 @@ pub(super) fn sentence(text: &str) -> String {
 }
 
 /// Every string in a template value (a body template's leaves).
-pub(super) fn collect_strings(value: &Value, out: &mut Vec<String>) {
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) => out.push(s.clone()),
         Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
@@ -251,7 +251,7 @@ pub(super) fn collect_strings(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-pub(super) fn tool_token_help(client: &ProviderClient) -> String {
+fn tool_token_help(client: &ProviderClient) -> String {
     client
         .catalog
         .spec

@@ -9,11 +9,7 @@ use crate::shape::{self, CursorScope};
 
 /// The URL of the page after this one by number, when the body's counters say there is one
 /// (`page * pagelen < size`): for lists that leave out `next` (see [`crate::catalog::Numbered`]).
-pub(super) fn numbered_next(
-    body: &Value,
-    url: &url::Url,
-    n: &crate::catalog::Numbered,
-) -> Option<String> {
+fn numbered_next(body: &Value, url: &url::Url, n: &crate::catalog::Numbered) -> Option<String> {
     let count = |path: &str| shape::pointer(body, path).and_then(Value::as_u64);
     let (page, pagelen, size) = (count(&n.page)?, count(&n.pagelen)?, count(&n.size)?);
     if pagelen == 0 || page.saturating_mul(pagelen) >= size {
@@ -41,7 +37,7 @@ pub(super) struct Paging<'a> {
 
 /// Arguments that size or shape a page but do not choose what is listed: a cursor is not bound to them.
 /// (`limit` is the page size of every list; the cursor's URL keeps the size it was issued with.)
-pub(super) const UNBOUND_BY_CURSOR: [&str; 3] = [CURSOR_PARAM, FIELDS_PARAM, "limit"];
+const UNBOUND_BY_CURSOR: [&str; 3] = [CURSOR_PARAM, FIELDS_PARAM, "limit"];
 
 impl Offered {
     /// What this tool's cursors are bound to for `user` calling with `args` (as validated).
@@ -49,7 +45,7 @@ impl Offered {
         CursorScope::new(&self.tool.name, user, args, &UNBOUND_BY_CURSOR)
     }
 
-    pub(super) fn refuse_cursor(&self, why: &str) -> String {
+    fn refuse_cursor(&self, why: &str) -> String {
         format!(
             "{}: cursor: {why}; pass next_cursor exactly as returned, with the same arguments as the call that returned it, or omit it for the first page",
             self.tool.name
@@ -83,7 +79,7 @@ impl Offered {
 
     /// Whether `url` is this tool's own resource for `args`: its path exactly, or under its
     /// `cursor_prefix` where the provider pages elsewhere (e.g. after a redirect).
-    pub(super) fn within_resource(
+    fn within_resource(
         &self,
         url: &url::Url,
         args: &Map<String, Value>,

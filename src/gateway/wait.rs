@@ -10,7 +10,7 @@ use crate::catalog::{AcceptedSpec, TAIL_PARAM, WaitSpec};
 use crate::shape;
 
 /// Lines of the failed step's log a waited-for run returns.
-pub(super) const WAIT_LOG_LINES: u64 = 40;
+const WAIT_LOG_LINES: u64 = 40;
 
 impl Call<'_> {
     /// Follows a run this call started until it ends or `secs` pass, reporting its steps as progress.
@@ -159,7 +159,7 @@ impl Call<'_> {
     /// What to call next about a run `wait` stopped following before it ended, with its arguments:
     /// for a run that waits for someone, the tool that moves it on when this devgate offers it;
     /// otherwise the poll tool, to check the run later. Also the note that says so.
-    pub(super) fn next_step(
+    fn next_step(
         &self,
         spec: &WaitSpec,
         run_args: &Map<String, Value>,
