@@ -3,7 +3,8 @@
 //! Follow one tool call through the modules in this order:
 //! - [`transport`]: stdio or streamable HTTP carries the JSON-RPC request in;
 //! - [`mcp`]: the rmcp `ServerHandler` answers `tools/list` and hands `tools/call` to the gateway;
-//! - [`gateway`]: looks the tool up, validates arguments, builds the upstream request;
+//! - [`gateway`]: one tool call, a file per step: the tools offered, the call pipeline (arguments,
+//!   request, shaping), credentials and their renewal, paging, text, `wait`, confirmation, error texts;
 //! - [`catalog`]: where tools come from (`tools/*.toml`): schemas, templates, scopes;
 //! - [`provider`]: sends the request (timeouts, retries, error mapping);
 //! - [`shape`]: projects the reply to a small result with a cursor.

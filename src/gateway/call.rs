@@ -1,0 +1,414 @@
+//! The call pipeline: arguments checked, cursor opened, credential fetched, identifiers resolved,
+//! the request built from the tool's templates and sent, the reply shaped (with the agent's `fields`).
+
+use std::collections::HashMap;
+
+use rmcp::model::{CallToolResult, JsonObject};
+use serde_json::{Map, Value, json};
+
+use super::credentials::Auth;
+use super::paging::Paging;
+use super::text::text_result;
+use super::wait::Task;
+use super::{Confirmer, Offered, Progress, Stop};
+use crate::catalog::schema;
+use crate::catalog::{
+    CONFIRM_PARAM, CURSOR_PARAM, FIELDS_PARAM, OFFSET_PARAM, ResolveWhen, ResponseKind, TAIL_PARAM,
+    WAIT_PARAM, template,
+};
+use crate::confirm::Confirmations;
+use crate::oauth::tokens::TokenManager;
+use crate::shape::{self, Field, Reads};
+
+/// One tool call in progress: the tool, who calls, and where user tokens come from.
+pub(super) struct Call<'a> {
+    pub(super) offered: &'a Offered,
+    /// Every tool this gateway offers, so a result names only tools the agent can call.
+    pub(super) all: &'a HashMap<String, Offered>,
+    pub(super) user: &'a str,
+    pub(super) tokens: Option<&'a TokenManager>,
+    pub(super) progress: Option<&'a Progress>,
+    pub(super) wait_poll: std::time::Duration,
+    pub(super) confirmer: Option<&'a dyn Confirmer>,
+    pub(super) confirmations: &'a Confirmations,
+}
+
+impl Call<'_> {
+    pub(super) async fn run(
+        &self,
+        args: Option<&JsonObject>,
+        text_cap: usize,
+    ) -> Result<CallToolResult, Stop> {
+        let o = self.offered;
+        let tool = &o.tool;
+        let mut args =
+            schema::validate(tool, args, &o.defaults).map_err(|e| format!("{}: {e}", tool.name))?;
+        // The catalog lets any write tool carry `confirm`; only the ones devgate confirms list it.
+        if !o.confirm && args.contains_key(CONFIRM_PARAM) {
+            return Err(Stop::Message(format!(
+                "{}: {CONFIRM_PARAM}: devgate does not ask the user before this tool, so there is nothing to confirm; call again without it",
+                tool.name
+            )));
+        }
+        // As given (before lookups turn names into ids), for the confirmation's summary.
+        let given = if o.confirm { Some(args.clone()) } else { None };
+        // A cursor is checked before anything goes upstream: one devgate did not issue to this user, for
+        // this tool and these arguments, is refused.
+        let scope = tool.paginated.then(|| o.cursor_scope(self.user, &args));
+        let from_cursor = match (args.get(CURSOR_PARAM).and_then(Value::as_str), &scope) {
+            (Some(cursor), Some(scope)) => Some(o.open_cursor(cursor, scope)?),
+            _ => None,
+        };
+        let mut auth = self.auth().await?;
+        self.resolve(&mut args, &mut auth).await?;
+
+        let url = match &from_cursor {
+            Some(relative) => o.cursor_url(relative, &args)?,
+            None => {
+                let path = tool
+                    .path
+                    .render(&args)
+                    .map_err(|e| format!("{}: {}: {}", tool.name, e.param, e.reason))?;
+                let query = template::render_query(&tool.query, &args);
+                o.client
+                    .url(&path, &query)
+                    .map_err(|e| o.upstream_message(&e, &args))?
+            }
+        };
+
+        match tool.spec.response {
+            ResponseKind::Text if args.contains_key(TAIL_PARAM) => {
+                let lines = args.get(TAIL_PARAM).and_then(Value::as_u64).unwrap_or(1) as usize;
+                let window = self.tail(&args, url, lines, text_cap, &mut auth).await?;
+                Ok(text_result(window, 0))
+            }
+            ResponseKind::Text => {
+                let offset = args.get(OFFSET_PARAM).and_then(Value::as_u64).unwrap_or(0);
+                let window = self.window(&args, url, offset, text_cap, &mut auth).await?;
+                Ok(text_result(window, offset))
+            }
+            ResponseKind::Json | ResponseKind::Empty => {
+                let extra = o.extra_fields(&args)?;
+                if let Some(given) = &given {
+                    self.confirmed(given, &args, text_cap).await?;
+                }
+                let body = self.body(&args, &url, &mut auth).await?;
+                let reply = self
+                    .json_reply(
+                        tool.spec.method.as_reqwest(),
+                        url.clone(),
+                        body.as_ref(),
+                        &mut auth,
+                        &args,
+                        extra
+                            .as_ref()
+                            .map_or(o.reads.as_ref(), |e| e.reads.as_ref()),
+                    )
+                    .await?;
+                let reply = match (&tool.spec.accepted, reply.status.as_u16()) {
+                    (Some(spec), 202) => {
+                        match self
+                            .follow_task(spec, reply.location.as_ref(), &args, &mut auth)
+                            .await?
+                        {
+                            Task::Done(result) => result,
+                            Task::Running(note) => return Ok(CallToolResult::structured(note)),
+                        }
+                    }
+                    _ => reply.body,
+                };
+                if tool.spec.response == ResponseKind::Empty || reply.is_null() {
+                    return Ok(CallToolResult::structured(json!({"ok": true})));
+                }
+                let paging = scope.as_ref().map(|scope| Paging { scope, args: &args });
+                let shaped = match &extra {
+                    Some(extra) => extra.shape(o, &reply, &url, paging.as_ref()),
+                    None => o.shape(
+                        &reply,
+                        &url,
+                        o.tool.output.as_deref().unwrap_or_default(),
+                        paging.as_ref(),
+                    ),
+                };
+                let wait = args
+                    .get(WAIT_PARAM)
+                    .and_then(Value::as_u64)
+                    .filter(|s| *s > 0);
+                if let (Some(spec), Some(secs)) = (&tool.spec.wait, wait) {
+                    let followed = self.follow(spec, &args, shaped, secs, text_cap).await;
+                    return Ok(CallToolResult::structured(followed));
+                }
+                Ok(CallToolResult::structured(shaped))
+            }
+        }
+    }
+
+    /// Sends a JSON request; a 401 on a user token is answered by one refresh and one retry
+    /// ([`Self::with_renewal`]).
+    pub(super) async fn json(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Option<&Value>,
+        auth: &mut Auth,
+        args: &Map<String, Value>,
+        reads: Option<&Reads>,
+    ) -> Result<Value, Stop> {
+        self.json_reply(method, url, body, auth, args, reads)
+            .await
+            .map(|r| r.body)
+    }
+
+    /// [`Self::json`] with the reply's status and `Location`.
+    async fn json_reply(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Option<&Value>,
+        auth: &mut Auth,
+        args: &Map<String, Value>,
+        reads: Option<&Reads>,
+    ) -> Result<crate::provider::JsonReply, Stop> {
+        let client = &self.offered.client;
+        self.with_renewal(auth, args, |header| {
+            let (method, url) = (method.clone(), url.clone());
+            async move { client.json(method, url, body, &header, reads).await }
+        })
+        .await
+    }
+
+    /// Runs the tool's lookups, e.g. a pipeline identifier to its numeric id.
+    async fn resolve(&self, args: &mut Map<String, Value>, auth: &mut Auth) -> Result<(), Stop> {
+        let o = self.offered;
+        for step in &o.tool.resolve {
+            let Some(value) = template::scalar(args.get(&step.param)) else {
+                continue;
+            };
+            let needed = match step.when {
+                ResolveWhen::NotNumeric => !value.bytes().all(|b| b.is_ascii_digit()),
+                ResolveWhen::ContainsSlash => value.contains('/'),
+            };
+            if !needed {
+                continue;
+            }
+            let path = step
+                .path
+                .render(args)
+                .map_err(|e| format!("{}: {}: {}", o.tool.name, e.param, e.reason))?;
+            let url = o
+                .client
+                .url(&path, &template::render_query(&step.query, args))
+                .map_err(|e| o.upstream_message(&e, args))?;
+            let reply = match self
+                .json(reqwest::Method::GET, url, None, auth, args, None)
+                .await
+            {
+                Ok(r) => r,
+                Err(Stop::Message(m)) => {
+                    return Err(Stop::Message(format!(
+                        "{}: could not look up {} `{value}`: {}",
+                        o.tool.name,
+                        step.param,
+                        m.trim_start_matches(&format!("{}: ", o.tool.name))
+                    )));
+                }
+                Err(other) => return Err(other),
+            };
+            let found = shape::pointer(&reply, &step.take)
+                .filter(|v| !v.is_null())
+                .cloned();
+            match found {
+                Some(v) => {
+                    args.insert(step.param.clone(), v);
+                }
+                None => {
+                    return Err(Stop::Message(format!(
+                        "{}: {}: `{value}` was not found by {}; check the value",
+                        o.tool.name,
+                        step.param,
+                        o.client.title()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The request body: the template filled from the arguments, laid over the current object's kept
+    /// fields when the provider's update replaces the whole object.
+    async fn body(
+        &self,
+        args: &Map<String, Value>,
+        url: &url::Url,
+        auth: &mut Auth,
+    ) -> Result<Option<Value>, Stop> {
+        let tool = &self.offered.tool;
+        let body = tool
+            .spec
+            .body
+            .as_ref()
+            .and_then(|t| template::render_body(t, args));
+        let Some(keep) = &tool.keep_current else {
+            return Ok(body);
+        };
+        let current = self
+            .json(reqwest::Method::GET, url.clone(), None, auth, args, None)
+            .await?;
+        let mut merged = shape::project(&current, keep);
+        if let Some(body) = body {
+            merge(&mut merged, body);
+        }
+        Ok(Some(merged))
+    }
+}
+
+/// A call's projection widened by the agent's `fields`.
+struct ExtraFields {
+    /// The output names the agent asked for.
+    asked: Vec<String>,
+    fields: Vec<Field>,
+    reads: Option<Reads>,
+}
+
+impl ExtraFields {
+    /// Shapes the reply with the widened projection, naming any asked field that no item had, so an
+    /// agent that guessed a path wrong is told rather than handed a silently narrower result.
+    fn shape(
+        &self,
+        offered: &Offered,
+        reply: &Value,
+        url: &url::Url,
+        paging: Option<&Paging>,
+    ) -> Value {
+        let mut shaped = offered.shape(reply, url, &self.fields, paging);
+        let found = |name: &str| match shaped.get("items").and_then(Value::as_array) {
+            Some(items) => items.iter().any(|i| i.get(name).is_some()),
+            None => shaped.get(name).is_some(),
+        };
+        let absent: Vec<&String> = self.asked.iter().filter(|n| !found(n)).collect();
+        if !absent.is_empty()
+            && let Value::Object(out) = &mut shaped
+        {
+            out.insert("fields_absent".into(), json!(absent));
+        }
+        shaped
+    }
+}
+
+impl Offered {
+    /// The output fields of this call when the agent asked for more with `fields`.
+    fn extra_fields(&self, args: &Map<String, Value>) -> Result<Option<ExtraFields>, String> {
+        let Some(given) = args.get(FIELDS_PARAM).and_then(Value::as_array) else {
+            return Ok(None);
+        };
+        let mut specs: Vec<String> = Vec::new();
+        for spec in given.iter().filter_map(Value::as_str) {
+            if !specs.iter().any(|s| s == spec) {
+                specs.push(spec.to_string());
+            }
+        }
+        let mut asked = shape::parse_fields(&specs)
+            .map_err(|e| format!("{}: {FIELDS_PARAM}: {e}", self.tool.name))?;
+        // An unnamed path of several segments comes back under the path as asked (`links.html.href`),
+        // not its last segment: paths that end alike stay apart, none replaces a default field, and
+        // `fields_absent` names what the agent wrote.
+        for (field, spec) in asked.iter_mut().zip(&specs) {
+            let path = spec.split(['{', '|']).next().unwrap_or_default();
+            if field.path.len() > 1 && !path.contains('=') {
+                field.out = path.to_string();
+            }
+        }
+        for (i, field) in asked.iter().enumerate() {
+            if let Some(j) = asked[..i].iter().position(|f| f.out == field.out) {
+                return Err(format!(
+                    "{}: {FIELDS_PARAM}: `{}` and `{}` would both come back as `{}`; name one (`other_name=path`)",
+                    self.tool.name, specs[j], specs[i], field.out
+                ));
+            }
+        }
+        let mut fields = self.tool.output.clone().unwrap_or_default();
+        for field in &asked {
+            match fields.iter_mut().find(|f| f.out == field.out) {
+                Some(slot) => *slot = field.clone(),
+                None => fields.push(field.clone()),
+            }
+        }
+        let list = self
+            .tool
+            .spec
+            .output
+            .as_ref()
+            .and_then(|o| o.list.as_deref());
+        let reads = self.reads.clone().map(|mut reads| {
+            reads.add_fields(list.unwrap_or_default(), &asked);
+            reads
+        });
+        Ok(Some(ExtraFields {
+            asked: asked.into_iter().map(|f| f.out).collect(),
+            fields,
+            reads,
+        }))
+    }
+
+    /// Projects a JSON reply and adds the cursor of the next page.
+    fn shape(
+        &self,
+        body: &Value,
+        url: &url::Url,
+        fields: &[Field],
+        paging: Option<&Paging>,
+    ) -> Value {
+        let tool = &self.tool;
+        let Some(list) = tool.spec.output.as_ref().and_then(|o| o.list.as_deref()) else {
+            return shape::project(body, fields);
+        };
+        let items: Vec<Value> = shape::pointer(body, list)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().map(|i| shape::project(i, fields)).collect())
+            .unwrap_or_default();
+        let mut out = Map::new();
+        let next = match paging {
+            Some(paging) if tool.paginated => self
+                .next_page(body, url, items.len(), paging.args)
+                .map(|relative| self.cursors.issue(paging.scope, &relative)),
+            _ => None,
+        };
+        out.insert("items".into(), Value::Array(items));
+        if let Some(cursor) = next {
+            out.insert("next_cursor".into(), json!(cursor));
+        }
+        Value::Object(out)
+    }
+}
+
+/// Deep-merges `over` onto `base`: objects merge key by key, anything else replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_overlays_nested_objects() {
+        let mut base = json!({"title": "Old", "destination": {"branch": {"name": "main"}}, "reviewers": [{"uuid": "{a}"}]});
+        merge(&mut base, json!({"title": "New", "reviewers": []}));
+        assert_eq!(
+            base,
+            json!({"title": "New", "destination": {"branch": {"name": "main"}}, "reviewers": []})
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! The credential a call goes out with: the provider's static one, or the user's own token with its
+//! scopes checked, renewed once when the provider answers 401.
+
+use reqwest::header::HeaderValue;
+use serde_json::{Map, Value};
+
+use super::Stop;
+use super::call::Call;
+use crate::oauth::tokens::TokenError;
+use crate::provider::UpstreamError;
+
+/// The credential one call goes out with.
+pub(super) enum Auth {
+    Static(reqwest::header::HeaderValue),
+    /// The user's own token; `version` tells a 401 retry whether someone refreshed since.
+    User {
+        header: reqwest::header::HeaderValue,
+        version: i64,
+    },
+}
+
+impl Auth {
+    pub(super) fn header(&self) -> &reqwest::header::HeaderValue {
+        match self {
+            Auth::Static(h) | Auth::User { header: h, .. } => h,
+        }
+    }
+}
+
+impl Call<'_> {
+    /// The credential for this call: the provider's static one, or the user's own token (refreshed
+    /// if it is about to expire), after checking it carries the tool's scopes.
+    pub(super) async fn auth(&self) -> Result<Auth, Stop> {
+        let o = self.offered;
+        if let Some(header) = o.client.static_auth() {
+            return Ok(Auth::Static(header.clone()));
+        }
+        let tokens = self.tokens.ok_or_else(|| {
+            format!(
+                "{}: no credentials are configured for {}",
+                o.tool.name,
+                o.client.title()
+            )
+        })?;
+        let access = tokens
+            .token(self.user, &o.tool.provider)
+            .await
+            .map_err(|e| self.token_stop(e))?;
+        let granted = o
+            .client
+            .catalog
+            .expand_scopes(access.scopes.iter().map(String::as_str));
+        let missing: Vec<&String> = o
+            .tool
+            .spec
+            .scopes
+            .iter()
+            .filter(|s| !granted.contains(*s))
+            .collect();
+        if !missing.is_empty() {
+            let list = missing
+                .iter()
+                .map(|s| o.client.catalog.scope_label(s))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Stop::Connect {
+                provider: o.tool.provider.clone(),
+                reason: format!(
+                    "{} needs the {list} scope, which your {} connection was not granted; reconnect to grant it",
+                    o.tool.name,
+                    o.client.title()
+                ),
+            });
+        }
+        let header = crate::provider::bearer(access.token.expose())
+            .ok_or_else(|| format!("{}: the stored token is unusable; reconnect", o.tool.name))?;
+        Ok(Auth::User {
+            header,
+            version: access.version,
+        })
+    }
+
+    fn token_stop(&self, e: TokenError) -> Stop {
+        let o = self.offered;
+        let title = o.client.title();
+        match e {
+            TokenError::NotConnected => Stop::Connect {
+                provider: o.tool.provider.clone(),
+                reason: format!(
+                    "{} needs your {title} account, which is not connected yet",
+                    o.tool.name
+                ),
+            },
+            TokenError::Broken(detail) => Stop::Connect {
+                provider: o.tool.provider.clone(),
+                reason: format!("Your {title} connection has to be renewed ({detail})"),
+            },
+            TokenError::Unavailable(detail) => Stop::Message(format!(
+                "{}: {title} could not renew your access ({detail}); your connection is kept, try again in a minute.",
+                o.tool.name
+            )),
+            TokenError::Store(e) => {
+                tracing::error!(error = %e, "the store failed while reading tokens");
+                Stop::Message(format!(
+                    "{}: devgate could not read its database; try again shortly.",
+                    o.tool.name
+                ))
+            }
+        }
+    }
+
+    /// Sends one request with `auth`; a 401 on a user token is answered by one refresh and one retry
+    /// (the provider did not act on a request it refused to authenticate, so even a write is safe to
+    /// resend). Any other failure, or a second one, is the agent's error ([`Self::stop`]). `send` gets
+    /// the header by value (a reference count; the client copies it into the request anyway).
+    pub(super) async fn with_renewal<T, F>(
+        &self,
+        auth: &mut Auth,
+        args: &Map<String, Value>,
+        send: impl Fn(HeaderValue) -> F,
+    ) -> Result<T, Stop>
+    where
+        F: Future<Output = Result<T, UpstreamError>>,
+    {
+        match send(auth.header().clone()).await {
+            Err(e) if renewable(&e, auth) => {
+                *auth = self.renew(auth).await?;
+                send(auth.header().clone())
+                    .await
+                    .map_err(|e| self.stop(&e, args))
+            }
+            other => other.map_err(|e| self.stop(&e, args)),
+        }
+    }
+
+    async fn renew(&self, auth: &Auth) -> Result<Auth, Stop> {
+        let Auth::User { version, .. } = auth else {
+            return Err(Stop::Message(
+                "a static credential cannot be renewed".into(),
+            ));
+        };
+        let o = self.offered;
+        let tokens = self.tokens.ok_or_else(|| "no token manager".to_string())?;
+        let access = tokens
+            .renew_rejected(self.user, &o.tool.provider, *version)
+            .await
+            .map_err(|e| self.token_stop(e))?;
+        let header = crate::provider::bearer(access.token.expose())
+            .ok_or_else(|| format!("{}: the renewed token is unusable; reconnect", o.tool.name))?;
+        Ok(Auth::User {
+            header,
+            version: access.version,
+        })
+    }
+}
+
+/// Whether a failure is a 401 on a user token, which one refresh may cure.
+fn renewable(e: &UpstreamError, auth: &Auth) -> bool {
+    matches!(e, UpstreamError::Status { status: 401, .. }) && matches!(auth, Auth::User { .. })
+}

@@ -1,0 +1,488 @@
+//! The gateway: the tools it offers, and what one tool call does ([`Gateway::call`]).
+//!
+//! Follow a call through its files in this order:
+//! - `offer`: which tools config offers, and how `tools/list` and the server instructions describe them;
+//! - `call`: the pipeline: arguments checked (an `isError` naming the field), a cursor opened,
+//!   identifiers resolved, the request built from the tool's templates and sent, the reply shaped;
+//! - `credentials`: the static credential or the user's token with its scopes; one renewal on a 401;
+//! - `paging`: sealed cursors and the next page; `text`: text windows (`offset`) and tails (`tail`);
+//! - `confirm`: the user's own confirmation before a confirmed tool runs;
+//! - `wait`: following a run (`wait`) or a task the provider accepted with 202;
+//! - `siblings`: the other read tools those steps call (poll, steps, logs, the confirmed target);
+//! - `explain`: upstream failures as texts the agent can act on.
+//!
+//! [`crate::mcp`] adapts this to rmcp; the transports only carry it.
+
+mod call;
+mod confirm;
+mod credentials;
+mod explain;
+mod offer;
+mod paging;
+mod siblings;
+mod text;
+mod wait;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool};
+
+use crate::catalog::schema::Defaults;
+use crate::catalog::{Catalog, Tool, template};
+use crate::config::Config;
+use crate::confirm::Confirmations;
+use crate::oauth::connect::{ConnectLink, Connector};
+use crate::oauth::tokens::TokenManager;
+use crate::provider::ProviderClient;
+use crate::shape::{CursorKey, Reads};
+
+use call::Call;
+pub use confirm::{Answer, Channel, Confirmation, Confirmer};
+pub use offer::is_offered;
+use offer::{connections_result, connections_tool, describe, instructions, reads_of};
+
+/// The built-in tool that reports the caller's connections.
+pub const CONNECTIONS_TOOL: &str = "devgate_connections";
+
+/// Where a call reports progress (one line per change, e.g. the steps of a run it waits for); the MCP
+/// layer forwards each line as a `notifications/progress` when the client asked for progress.
+pub type Progress = tokio::sync::mpsc::UnboundedSender<String>;
+
+/// How much of each path value the audit keeps (ids and slugs are far shorter).
+const AUDIT_VALUE_CHARS: usize = 100;
+
+/// How much of an unknown tool's name its error repeats.
+const SHOWN_NAME_CHARS: usize = 64;
+
+/// A tool as offered to agents: its catalog entry and the client that serves it.
+struct Offered {
+    tool: Arc<Tool>,
+    client: Arc<ProviderClient>,
+    defaults: Defaults,
+    /// What the tool's output reads of a JSON reply; the rest is skipped while parsing.
+    reads: Option<Reads>,
+    /// The user confirms each call first (destructive, or listed in `tools.confirm`).
+    confirm: bool,
+    /// Signs and checks this tool's cursors (one key for the whole gateway).
+    cursors: Arc<CursorKey>,
+}
+
+/// Why a call could not even start: answered as a JSON-RPC error, not a tool result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown tool `{0}`; call tools/list for the tools this gateway offers")]
+    UnknownTool(String),
+}
+
+/// What a call came to.
+#[derive(Debug)]
+pub enum CallOutcome {
+    /// A result for the agent (possibly an `isError` it can act on).
+    Done(CallToolResult),
+    /// The user has to connect (or reconnect) a provider first; the MCP layer turns this into an
+    /// elicitation or a link in an `isError` text, depending on the client.
+    Connect(ConnectRequest),
+    /// The user has to confirm this summary; the client is asked through the result and calls again
+    /// with the answer and this `requestState`.
+    Confirm {
+        summary: String,
+        request_state: String,
+    },
+}
+
+/// A link the user must open before the call can succeed.
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    pub provider: String,
+    pub title: String,
+    /// One sentence on why, naming the tool (and scopes) where that is the reason.
+    pub reason: String,
+    pub link: ConnectLink,
+}
+
+/// Why a call stopped before a result: a message for the agent, a connect link to hand out, or a
+/// question for the user.
+enum Stop {
+    Message(String),
+    Connect {
+        provider: String,
+        reason: String,
+    },
+    Confirm {
+        summary: String,
+        request_state: String,
+    },
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Self {
+        Stop::Message(message)
+    }
+}
+
+/// The offered tools and everything needed to call them. Cheap to share (`Arc`).
+pub struct Gateway {
+    offered: HashMap<String, Offered>,
+    /// `tools/list` entries, built once, in name order.
+    listed: Arc<Vec<McpTool>>,
+    instructions: String,
+    text_cap: usize,
+    clients: HashMap<String, Arc<ProviderClient>>,
+    /// Users' own tokens, for providers configured with an OAuth client.
+    tokens: Option<Arc<TokenManager>>,
+    connector: Option<Arc<Connector>>,
+    /// Per-user call rate (token bucket), when configured.
+    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+    /// How often `wait` polls a run.
+    wait_poll: std::time::Duration,
+    /// Where each call is recorded, when devgate has a store.
+    audit: Option<crate::audit::AuditLog>,
+    /// Questions to the user before destructive calls, and their answers.
+    confirmations: Arc<Confirmations>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("tools", &self.listed.len())
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated config.
+    pub fn new(config: &Config, catalog: &Catalog) -> Result<Self, String> {
+        let mut offered = HashMap::new();
+        let mut clients = HashMap::new();
+        let cursors = Arc::new(CursorKey::random());
+        for (id, pconf) in &config.providers {
+            let provider = catalog
+                .provider(id)
+                .ok_or_else(|| format!("providers.{id}: unknown provider"))?;
+            let client = Arc::new(ProviderClient::new(
+                provider.clone(),
+                pconf,
+                &config.upstream,
+            )?);
+            clients.insert(id.clone(), client.clone());
+            let defaults = Defaults {
+                workspace: pconf.workspace.clone(),
+            };
+            for tool in provider
+                .tools
+                .iter()
+                .filter(|t| is_offered(config, catalog, t))
+            {
+                offered.insert(
+                    tool.name.clone(),
+                    Offered {
+                        confirm: config.tools.confirm.contains(&tool.name)
+                            || (config.tools.confirm_destructive
+                                && tool.spec.annotations.destructive),
+                        reads: reads_of(tool, &provider.spec.pagination),
+                        tool: tool.clone(),
+                        client: client.clone(),
+                        defaults: defaults.clone(),
+                        cursors: cursors.clone(),
+                    },
+                );
+            }
+        }
+        let confirms = offered.values().any(|o| o.confirm);
+        let mut listed: Vec<McpTool> = offered.values().map(describe).collect();
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self {
+            offered,
+            listed: Arc::new(listed),
+            instructions: instructions(config, confirms),
+            text_cap: config.tools.text_cap_bytes,
+            clients,
+            tokens: None,
+            connector: None,
+            limiter: rate_limiter(config),
+            wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
+            audit: None,
+            confirmations: Arc::new(Confirmations::new(None)),
+        })
+    }
+
+    /// Keeps confirmations where `confirmations` does (the store, when devgate has one).
+    pub fn with_confirmations(mut self, confirmations: Arc<Confirmations>) -> Self {
+        self.confirmations = confirmations;
+        self
+    }
+
+    /// Where confirm pages find the confirmations they approve.
+    pub fn confirmations(&self) -> &Arc<Confirmations> {
+        &self.confirmations
+    }
+
+    /// Adds users' own connections: tokens for calls, and connect links when one is missing. Also
+    /// lists the built-in `devgate_connections` tool.
+    pub fn with_connections(
+        mut self,
+        tokens: Arc<TokenManager>,
+        connector: Arc<Connector>,
+    ) -> Self {
+        let mut listed = self.listed.as_ref().clone();
+        listed.push(connections_tool());
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        self.listed = Arc::new(listed);
+        self.tokens = Some(tokens);
+        self.connector = Some(connector);
+        self
+    }
+
+    /// Signs cursors with `key` instead of a random per-process key, so they survive a restart and every
+    /// instance sharing the key accepts them (the key is derived from the sealing key).
+    pub fn with_cursor_key(mut self, key: [u8; 32]) -> Self {
+        let cursors = Arc::new(CursorKey::new(key));
+        for offered in self.offered.values_mut() {
+            offered.cursors = cursors.clone();
+        }
+        self
+    }
+
+    /// Records every call in the store's audit log (starts its writer on the current runtime).
+    pub fn with_audit(mut self, store: Arc<dyn crate::vault::Store>) -> Self {
+        self.audit = Some(crate::audit::AuditLog::start(store));
+        self
+    }
+
+    /// Waits (bounded) until the audit records of finished calls are written; for shutdown.
+    pub async fn close_audit(&self) {
+        if let Some(audit) = &self.audit {
+            audit.close().await;
+        }
+    }
+
+    /// Adds a call to the audit log: the resource is named by the tool's path values only (workspace,
+    /// repository, ids), never by other arguments, which may be free text or secrets. A tool not
+    /// offered is recorded as `unknown`, and every string is length-capped.
+    pub fn audit(
+        &self,
+        user: &str,
+        name: &str,
+        args: Option<&JsonObject>,
+        outcome: &str,
+        duration_ms: u64,
+        request_id: &str,
+    ) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        let (provider, target) = match self.offered.get(name) {
+            Some(o) => {
+                let values: Vec<String> = o
+                    .tool
+                    .path
+                    .placeholders()
+                    .map(|p| p.name().to_string())
+                    .filter_map(|n| {
+                        let given = args.and_then(|a| template::scalar(a.get(&n)));
+                        let default = (n == "workspace")
+                            .then(|| o.defaults.workspace.clone())
+                            .flatten();
+                        given
+                            .or(default)
+                            .map(|v| format!("{n}={}", crate::audit::clip(&v, AUDIT_VALUE_CHARS)))
+                    })
+                    .collect();
+                (o.tool.provider.clone(), values.join(", "))
+            }
+            None => (String::new(), String::new()),
+        };
+        let tool = if self.offers(name) {
+            name
+        } else {
+            crate::audit::UNKNOWN_TOOL
+        };
+        audit.record(crate::vault::AuditRecord {
+            at: crate::vault::now(),
+            user: crate::audit::clip(user, crate::audit::MAX_USER_CHARS).into_owned(),
+            tool: tool.to_string(),
+            provider,
+            target,
+            outcome: outcome.to_string(),
+            duration_ms: duration_ms as i64,
+            request_id: crate::audit::clip(request_id, 64).into_owned(),
+        });
+    }
+
+    /// The provider clients, by provider id.
+    pub fn clients(&self) -> &HashMap<String, Arc<ProviderClient>> {
+        &self.clients
+    }
+
+    /// What the server tells an agent once, at the start: the conventions every tool shares, so the
+    /// tool schemas need not repeat them.
+    pub fn instructions(&self) -> String {
+        self.instructions.clone()
+    }
+
+    /// The `tools/list` entries.
+    pub fn tools(&self) -> Arc<Vec<McpTool>> {
+        self.listed.clone()
+    }
+
+    /// The `tools/list` entry of `name` (rmcp checks a call's arguments against its schema).
+    pub fn tool(&self, name: &str) -> Option<&McpTool> {
+        // `listed` is in name order.
+        let at = self.listed.binary_search_by(|t| t.name.as_ref().cmp(name));
+        at.ok().map(|i| &self.listed[i])
+    }
+
+    /// Runs one tool call for `user`. Everything the agent can act on (bad arguments, provider errors)
+    /// comes back as an `isError` result; a missing connection as [`CallOutcome::Connect`]; only an
+    /// unknown tool is an `Err`.
+    pub async fn call(
+        &self,
+        user: &str,
+        name: &str,
+        args: Option<&JsonObject>,
+        progress: Option<Progress>,
+        confirmer: Option<&dyn Confirmer>,
+    ) -> Result<CallOutcome, CallError> {
+        // The name first: a call to nothing costs no rate budget and is never counted under its name.
+        if !self.offers(name) {
+            return Err(CallError::UnknownTool(
+                crate::audit::clip(name, SHOWN_NAME_CHARS).into_owned(),
+            ));
+        }
+        if let Some(limited) = self.rate_limited(user) {
+            return Ok(CallOutcome::Done(limited));
+        }
+        if name == CONNECTIONS_TOOL
+            && let Some(connector) = &self.connector
+        {
+            return Ok(CallOutcome::Done(
+                connections_result(connector, self.tokens.as_deref(), user).await,
+            ));
+        }
+        let offered = self
+            .offered
+            .get(name)
+            .ok_or_else(|| CallError::UnknownTool(name.to_string()))?;
+        let call = Call {
+            offered,
+            all: &self.offered,
+            user,
+            tokens: self.tokens.as_deref(),
+            progress: progress.as_ref(),
+            wait_poll: self.wait_poll,
+            confirmer,
+            confirmations: &self.confirmations,
+        };
+        match call.run(args, self.text_cap).await {
+            Ok(result) => Ok(CallOutcome::Done(result)),
+            Err(Stop::Message(message)) => Ok(CallOutcome::Done(CallToolResult::error(vec![
+                ContentBlock::text(message),
+            ]))),
+            Err(Stop::Connect { provider, reason }) => {
+                Ok(self.connect_request(user, &provider, reason).await)
+            }
+            Err(Stop::Confirm {
+                summary,
+                request_state,
+            }) => Ok(CallOutcome::Confirm {
+                summary,
+                request_state,
+            }),
+        }
+    }
+
+    /// The connect flow, when users connect their own accounts.
+    pub fn connector(&self) -> Option<&Arc<Connector>> {
+        self.connector.as_ref()
+    }
+
+    /// Whether a call of `name` may report progress without `wait`: it follows a task the provider
+    /// accepted with 202 (a slow merge).
+    pub fn follows_tasks(&self, name: &str) -> bool {
+        self.offered
+            .get(name)
+            .is_some_and(|o| o.tool.spec.accepted.is_some())
+    }
+
+    /// Whether `name` is a tool this gateway answers; only such names appear in metrics, logs and the
+    /// audit (anything else is `unknown`, so a caller cannot grow them with made-up names).
+    pub fn offers(&self, name: &str) -> bool {
+        self.offered.contains_key(name) || (name == CONNECTIONS_TOOL && self.connector.is_some())
+    }
+
+    /// Takes one call from `user`'s rate budget, or says how many seconds until there is one. A new
+    /// HTTP session counts too.
+    pub fn admit(&self, user: &str) -> Result<(), u64> {
+        use governor::clock::Clock;
+        let Some(limiter) = self.limiter.as_ref() else {
+            return Ok(());
+        };
+        limiter.check_key(&user.to_string()).map_err(|not_until| {
+            crate::metrics::global().rate_limited.inc();
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
+    }
+
+    /// An `isError` result when `user` is over the call rate, saying when to try again.
+    fn rate_limited(&self, user: &str) -> Option<CallToolResult> {
+        let secs = self.admit(user).err()?;
+        tracing::info!(user, outcome = "rate_limited", "call");
+        Some(CallToolResult::error(vec![ContentBlock::text(format!(
+            "Rate limit: too many tool calls from {user} in the last minute. Wait {secs} s, then call again; batch or narrow the work if you can."
+        ))]))
+    }
+
+    async fn connect_request(&self, user: &str, provider: &str, reason: String) -> CallOutcome {
+        let Some(connector) = &self.connector else {
+            return CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(reason)]));
+        };
+        match connector.link(user, provider).await {
+            Ok(link) => CallOutcome::Connect(ConnectRequest {
+                provider: provider.to_string(),
+                title: connector.title(provider),
+                reason,
+                link,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "could not create a connect link");
+                CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "{reason}. devgate could not create a connect link because its database failed; try again shortly."
+                ))]))
+            }
+        }
+    }
+}
+
+/// The per-user token bucket from `[limits]`, unless turned off.
+fn rate_limiter(config: &Config) -> Option<governor::DefaultKeyedRateLimiter<String>> {
+    let per_minute = std::num::NonZeroU32::new(config.limits.calls_per_minute)?;
+    let burst = std::num::NonZeroU32::new(config.limits.burst.max(1))?;
+    Some(governor::RateLimiter::keyed(
+        governor::Quota::per_minute(per_minute).allow_burst(burst),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_finds_every_listed_entry_by_name() {
+        let text = "[providers.buddy]\ntoken = \"t\"\n[providers.bitbucket]\ntoken = \"t\"\n";
+        let config = Config::from_toml(text, "t.toml", []).unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let gateway = Gateway::new(&config, &catalog).unwrap();
+        let listed = gateway.tools();
+        assert!(listed.len() > 10);
+        for entry in listed.iter() {
+            assert_eq!(
+                gateway.tool(&entry.name).map(|t| &t.name),
+                Some(&entry.name)
+            );
+        }
+        assert!(gateway.tool("buddy_nope").is_none());
+        assert!(gateway.tool("").is_none());
+    }
+}
