@@ -14,9 +14,9 @@
 
 pub mod key;
 mod migrations;
-pub mod postgres;
+pub(crate) mod postgres;
 pub mod seal;
-pub mod sql;
+pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod store_tests;
