@@ -1,6 +1,7 @@
 //! `devgate connect`, `devgate disconnect` and `devgate status`: a user's connections from a terminal.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::bail;
 use devgate::app::App;
@@ -18,12 +19,7 @@ pub(super) async fn connect(
     provider: &str,
     user: &Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let (config, catalog) = load_checked(cli, &ToolSelection::default())?;
-    let app = App::build(config, &catalog, true)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let connector = connector_for(&app, &catalog, provider)?;
-    let user = user.clone().unwrap_or_else(|| default_user(&app.config));
+    let (app, connector, user) = app_for(cli, provider, user).await?;
     let link = connector.link(&user, provider).await?;
     let server = serve_pages_for_stdio(&app).await;
     println!(
@@ -66,14 +62,25 @@ pub(super) async fn disconnect(
     provider: &str,
     user: &Option<String>,
 ) -> anyhow::Result<ExitCode> {
+    let (_app, connector, user) = app_for(cli, provider, user).await?;
+    println!("{}", connector.disconnect(&user, provider).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `connect` and `disconnect` work with: the app (store and OAuth clients), the connector for
+/// `provider`, and the user they act for.
+async fn app_for(
+    cli: &Cli,
+    provider: &str,
+    user: &Option<String>,
+) -> anyhow::Result<(App, Arc<Connector>, String)> {
     let (config, catalog) = load_checked(cli, &ToolSelection::default())?;
     let app = App::build(config, &catalog, true)
         .await
         .map_err(anyhow::Error::msg)?;
-    let connector = connector_for(&app, &catalog, provider)?;
+    let connector = connector_for(&app, &catalog, provider)?.clone();
     let user = user.clone().unwrap_or_else(|| default_user(&app.config));
-    println!("{}", connector.disconnect(&user, provider).await?);
-    Ok(ExitCode::SUCCESS)
+    Ok((app, connector, user))
 }
 
 /// `devgate status`: one line per provider; reads the store only.
@@ -135,7 +142,7 @@ fn connector_for<'a>(
     app: &'a App,
     catalog: &Catalog,
     provider: &str,
-) -> anyhow::Result<&'a Connector> {
+) -> anyhow::Result<&'a Arc<Connector>> {
     if catalog.provider(provider).is_none() {
         let mut known: Vec<&str> = catalog
             .providers
