@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::shape::pointer;
 
 /// A failed upstream exchange. Messages never carry a credential: provider text is passed through
-/// [`redact`] (the configured credential and the one the request carried) before it is stored here.
+/// `redact` (the configured credential and the one the request carried) before it is stored here.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     /// The provider answered with an error status.
