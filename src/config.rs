@@ -303,7 +303,8 @@ pub struct UpstreamConfig {
     pub timeout_ms: u64,
     /// Extra attempts for GETs that failed with 429, 5xx, a timeout or a dropped connection.
     pub retries: u32,
-    /// First backoff; doubled per attempt, with full jitter.
+    /// First backoff ceiling; doubled per attempt. Each wait is drawn between half the ceiling and all
+    /// of it, so attempts spread out without any wait falling near zero.
     pub backoff_ms: u64,
     /// A `Retry-After` longer than this is reported instead of waited for.
     pub max_retry_after_ms: u64,

@@ -15,18 +15,18 @@
 //! [`sandbox`] (the sim plus a gateway, for a first look without accounts).
 
 pub mod app;
-pub mod audit;
+pub(crate) mod audit;
 pub mod catalog;
 pub mod config;
 pub mod confirm;
 pub mod gateway;
 pub mod identity;
 pub mod mcp;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod oauth;
 pub mod provider;
 pub mod redact;
-pub mod request_id;
+pub(crate) mod request_id;
 pub mod sandbox;
 pub mod shape;
 pub mod sim;

@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::shape::pointer;
 
 /// A failed upstream exchange. Messages never carry a credential: provider text is passed through
-/// [`redact`] (the configured credential and the one the request carried) before it is stored here.
+/// `redact` (the configured credential and the one the request carried) before it is stored here.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     /// The provider answered with an error status.
@@ -50,15 +50,6 @@ impl UpstreamError {
         }
     }
 
-    pub fn retries(&self) -> u32 {
-        match self {
-            UpstreamError::Status { retries, .. }
-            | UpstreamError::Timeout { retries, .. }
-            | UpstreamError::Connection { retries, .. } => *retries,
-            _ => 0,
-        }
-    }
-
     pub fn set_retries(&mut self, n: u32) {
         match self {
             UpstreamError::Status { retries, .. }
@@ -69,75 +60,84 @@ impl UpstreamError {
     }
 }
 
-/// The provider's own message from an error body, tried through the catalog's pointers; raw text
-/// (one line, bounded) when the body is not JSON.
-pub fn provider_message(body: &[u8], message_paths: &[String], detail_paths: &[String]) -> String {
-    const MAX: usize = 600;
-    let text = match serde_json::from_slice::<Value>(body) {
-        Ok(json) => {
-            let message = message_paths
-                .iter()
-                .find_map(|p| pointer(&json, p).and_then(Value::as_str))
-                .map(str::to_string);
-            let detail = detail_paths.iter().find_map(|p| match pointer(&json, p)? {
-                Value::String(s) if !s.is_empty() => Some(s.clone()),
-                Value::Null | Value::String(_) => None,
-                other => Some(other.to_string()),
-            });
-            match (message, detail) {
-                (Some(m), Some(d)) => format!("{m} ({d})"),
-                (Some(m), None) => m,
-                (None, Some(d)) => d,
-                (None, None) => json.to_string(),
+/// A provider's error body, parsed once: its JSON when it is JSON, and its text.
+pub struct ErrorBody {
+    text: String,
+    json: Option<Value>,
+}
+
+impl ErrorBody {
+    /// Parses a body whose text is already scrubbed of secrets (see [`redact`]).
+    pub fn parse(text: String) -> Self {
+        let json = serde_json::from_str(&text).ok();
+        Self { text, json }
+    }
+
+    /// The provider's own message, tried through the catalog's pointers; raw text (one line, bounded)
+    /// when the body is not JSON.
+    pub fn message(&self, message_paths: &[String], detail_paths: &[String]) -> String {
+        const MAX: usize = 600;
+        let text = match &self.json {
+            Some(json) => {
+                let message = message_paths
+                    .iter()
+                    .find_map(|p| pointer(json, p).and_then(Value::as_str))
+                    .map(str::to_string);
+                let detail = detail_paths.iter().find_map(|p| match pointer(json, p)? {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Null | Value::String(_) => None,
+                    other => Some(other.to_string()),
+                });
+                match (message, detail) {
+                    (Some(m), Some(d)) => format!("{m} ({d})"),
+                    (Some(m), None) => m,
+                    (None, Some(d)) => d,
+                    (None, None) => json.to_string(),
+                }
             }
+            None => self.text.split_whitespace().collect::<Vec<_>>().join(" "),
+        };
+        if text.is_empty() {
+            return "no message".into();
         }
-        Err(_) => String::from_utf8_lossy(body)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
-    if text.is_empty() {
-        return "no message".into();
+        match text.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        }
     }
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+
+    /// The scopes the body says are required (Bitbucket: `error.detail.required`).
+    pub fn required_scopes(&self) -> Vec<String> {
+        self.json
+            .as_ref()
+            .and_then(|v| pointer(v, "error.detail.required"))
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
-}
 
-/// The scopes a provider's error body says are required (Bitbucket: `error.detail.required`).
-pub fn required_scopes(body: &[u8]) -> Vec<String> {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            pointer(&v, "error.detail.required")
-                .and_then(Value::as_array)
-                .cloned()
-        })
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The request fields an error body names as wrong: the keys of the object at `dot_path` (Bitbucket's
-/// `error.fields`), a few and short ones only.
-pub fn rejected_fields(body: &[u8], dot_path: &str) -> Vec<String> {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| pointer(&v, dot_path).and_then(Value::as_object).cloned())
-        .map(|fields| {
-            fields
-                .keys()
-                .filter(|k| k.len() <= 64)
-                .take(8)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
+    /// The request fields the body names as wrong: the keys of the object at `dot_path` (Bitbucket's
+    /// `error.fields`), a few and short ones only.
+    pub fn rejected_fields(&self, dot_path: &str) -> Vec<String> {
+        self.json
+            .as_ref()
+            .and_then(|v| pointer(v, dot_path))
+            .and_then(Value::as_object)
+            .map(|fields| {
+                fields
+                    .keys()
+                    .filter(|k| k.len() <= 64)
+                    .take(8)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// What an `Authorization` header gives away if echoed: the whole value and the credential after the
@@ -170,6 +170,11 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn provider_message(body: &[u8], message_paths: &[String], detail_paths: &[String]) -> String {
+        ErrorBody::parse(String::from_utf8_lossy(body).into_owned())
+            .message(message_paths, detail_paths)
+    }
 
     #[test]
     fn reads_both_providers_error_formats() {

@@ -6,7 +6,7 @@
 //! A request that changes something is sent exactly once: a 5xx or a timeout after it is reported,
 //! never retried, because the change may already have happened.
 
-pub mod error;
+pub(crate) mod error;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use serde_json::Value;
 use url::Url;
 
 pub use error::UpstreamError;
-use error::{provider_message, redact};
+use error::{ErrorBody, redact};
 
 use crate::catalog::{self, Redirects};
 use crate::config::{ProviderConfig, UpstreamConfig};
@@ -206,10 +206,6 @@ impl ProviderClient {
         &self.credential_setting
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// An absolute URL for a path (already percent-encoded) and query pairs.
     pub fn url(&self, path: &str, query: &[(String, String)]) -> Result<Url, UpstreamError> {
         let mut url =
@@ -267,7 +263,12 @@ impl ProviderClient {
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|l| response.url().join(l).ok());
-            let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
+            let bytes = read_limited(
+                response,
+                self.upstream.max_body_bytes,
+                self.upstream.timeout_ms,
+            )
+            .await?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(JsonReply {
                     status,
@@ -320,7 +321,12 @@ impl ProviderClient {
     ) -> Result<TextWindow, UpstreamError> {
         let mut response = self.get_following(url, auth, redirects).await?;
         if let Some(path) = lines {
-            let bytes = read_limited(response, self.upstream.max_body_bytes).await?;
+            let bytes = read_limited(
+                response,
+                self.upstream.max_body_bytes,
+                self.upstream.timeout_ms,
+            )
+            .await?;
             let json: Value =
                 serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Malformed {
                     detail: format!("{} sent invalid JSON ({e})", self.title()),
@@ -582,20 +588,23 @@ impl ProviderClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
+        let body = read_limited(response, 64 * 1024, self.upstream.timeout_ms)
+            .await
+            .unwrap_or_default();
         let spec = &self.catalog.spec;
-        let required_scopes = error::required_scopes(&body);
+        let mut secrets = self.secrets.clone();
+        secrets.extend(error::credential_secrets(auth));
+        // Scrubbed before it is parsed and the message is cut to length, so a token across the cut
+        // leaves no prefix; parsed once for the message, the required scopes and the rejected fields.
+        let body = ErrorBody::parse(redact(&String::from_utf8_lossy(&body), &secrets));
+        let required_scopes = body.required_scopes();
         let fields = spec
             .error_fields
             .as_deref()
-            .map(|path| error::rejected_fields(&body, path))
+            .map(|path| body.rejected_fields(path))
             .unwrap_or_default();
-        let mut secrets = self.secrets.clone();
-        secrets.extend(error::credential_secrets(auth));
-        // Scrubbed before the message is cut to length too, so a token across the cut leaves no prefix.
-        let body = redact(&String::from_utf8_lossy(&body), &secrets);
         let message = redact(
-            &provider_message(body.as_bytes(), &spec.error_message, &spec.error_detail),
+            &body.message(&spec.error_message, &spec.error_detail),
             &secrets,
         );
         UpstreamError::Status {
@@ -772,10 +781,12 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
-/// Reads a body up to `limit` bytes; more is an error, found without reading it all.
+/// Reads a body up to `limit` bytes; more is an error, found without reading it all. The body read
+/// counts against the client's whole-request timeout, `timeout_ms`, which a stalled body reports.
 async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
+    timeout_ms: u64,
 ) -> Result<BytesMut, UpstreamError> {
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(UpstreamError::TooLarge { limit });
@@ -792,7 +803,7 @@ async fn read_limited(
             Ok(None) => return Ok(out),
             Err(e) if e.is_timeout() => {
                 return Err(UpstreamError::Timeout {
-                    timeout_ms: 0,
+                    timeout_ms,
                     retries: 0,
                 });
             }

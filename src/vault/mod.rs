@@ -1,8 +1,8 @@
 //! The vault: where devgate keeps what it holds on users' behalf.
 //!
 //! - [`Store`] is the storage contract (connections, OAuth states, connect tickets, API keys, confirm
-//!   tickets and used request states), with an SQLite implementation ([`sqlite::SqliteStore`]);
-//!   PostgreSQL follows for several instances.
+//!   tickets and used request states), with an SQLite implementation ([`sqlite::SqliteStore`]) and a
+//!   PostgreSQL one for several instances sharing a store ([`postgres::PgStore`]).
 //! - [`seal::Sealer`] encrypts provider tokens with AES-256-GCM before they reach a store; the
 //!   additional data binds each sealed value to its (user, provider), so a value copied to another row
 //!   does not open.
@@ -14,9 +14,9 @@
 
 pub mod key;
 mod migrations;
-pub mod postgres;
+pub(crate) mod postgres;
 pub mod seal;
-pub mod sql;
+pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod store_tests;

@@ -75,16 +75,6 @@ impl PgStore {
         Ok(Self { pool, location })
     }
 
-    /// `host:port/database`, for messages.
-    pub fn location(&self) -> &str {
-        &self.location
-    }
-
-    /// Closes the pool's connections.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
     /// Runs the migrations on one connection. sqlx leaves its advisory lock held when a migration
     /// fails; that connection is then closed rather than returned to the pool, so the lock goes with
     /// it instead of blocking every other instance's (and this one's next) attempt. (`run_direct` is
@@ -264,9 +254,9 @@ mod tests {
             .unwrap();
         assert_eq!(applied as usize, MIGRATOR.iter().count());
         stores[0].ping().await.unwrap();
-        assert!(stores[0].location().ends_with(&format!("/{}", db.name())));
+        assert!(stores[0].location.ends_with(&format!("/{}", db.name())));
         for store in &stores {
-            store.close().await;
+            store.pool.close().await;
         }
         db.remove().await;
     }
@@ -297,8 +287,8 @@ mod tests {
                 "a later attempt fails at once instead of waiting for the lock: {attempt:?}"
             );
         }
-        first.close().await;
-        second.close().await;
+        first.pool.close().await;
+        second.pool.close().await;
         db.remove().await;
     }
 }

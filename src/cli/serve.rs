@@ -1,0 +1,232 @@
+//! `devgate sandbox`, `devgate stdio` and `devgate http`: serve MCP, and the connect and confirm pages beside it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use devgate::app::App;
+use devgate::sandbox::{self, SandboxOptions};
+use devgate::transport::http::{self, HttpOptions};
+use devgate::transport::stdio;
+use tokio_util::sync::CancellationToken;
+
+use super::{Cli, ToolSelection, default_user, load_catalog, load_checked, shutdown_signal};
+
+/// `devgate sandbox`: simulated providers plus a gateway on loopback, until Ctrl-C.
+pub(super) async fn sandbox(
+    cli: &Cli,
+    listen: &SocketAddr,
+    buddy: &SocketAddr,
+    bitbucket: &SocketAddr,
+    write_config: &Option<PathBuf>,
+    state_dir: &Option<PathBuf>,
+    select: &ToolSelection,
+) -> anyhow::Result<ExitCode> {
+    let catalog = load_catalog(cli.tools_dir.as_deref())?;
+    // Its own state per sandbox: what the user named, else a fresh temporary directory.
+    let state_dir = match (state_dir, write_config) {
+        (Some(dir), _) => sandbox::StateDir::named(dir.clone()),
+        (None, Some(file)) => sandbox::StateDir::named(
+            file.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        ),
+        (None, None) => sandbox::StateDir::fresh().map_err(anyhow::Error::msg)?,
+    };
+    let config_path = write_config
+        .clone()
+        .unwrap_or_else(|| state_dir.path.join("devgate.toml"));
+    let sandbox = sandbox::start(
+        SandboxOptions {
+            listen: *listen,
+            buddy: *buddy,
+            bitbucket: *bitbucket,
+            config_path,
+            state_dir,
+            toolsets: select.toolsets()?,
+            read_only: select.read_only,
+        },
+        &catalog,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    print_sandbox_banner(&sandbox);
+    shutdown_signal().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `devgate stdio`: one MCP client on stdin/stdout.
+pub(super) async fn stdio(
+    cli: &Cli,
+    user: &Option<String>,
+    select: &ToolSelection,
+) -> anyhow::Result<ExitCode> {
+    let (config, catalog) = load_checked(cli, select)?;
+    let app = App::build(config, &catalog, false)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let user = user.clone().unwrap_or_else(|| default_user(&app.config));
+    let _pages = serve_pages_for_stdio(&app).await;
+    tracing::info!(user = %user, tools = app.gateway.tools().len(), "serving MCP on stdio");
+    stdio::serve(app.gateway.clone(), user, app.pending.clone())
+        .await
+        .context("stdio transport")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `devgate http`: MCP over streamable HTTP, with the pages, until Ctrl-C or SIGTERM.
+pub(super) async fn http(
+    cli: &Cli,
+    listen: &Option<SocketAddr>,
+    stateless: &bool,
+    select: &ToolSelection,
+) -> anyhow::Result<ExitCode> {
+    let (mut config, catalog) = load_checked(cli, select)?;
+    let listen = match listen {
+        Some(l) => *l,
+        None => config.http.listen.parse().context("http.listen")?,
+    };
+    http::check_exposure(&config, &listen).map_err(anyhow::Error::msg)?;
+    let stateless = *stateless || config.http.stateless;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{bound}"));
+    }
+    let app = App::build(config, &catalog, true)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let shutdown = CancellationToken::new();
+    let sessions = CancellationToken::new();
+    let router = http::router(
+        app.http_parts(bound).map_err(anyhow::Error::msg)?,
+        &app.config,
+        &HttpOptions {
+            listen: bound,
+            stateless,
+        },
+        sessions.clone(),
+    );
+    // The address line on stderr lets scripts and tests find an ephemeral port.
+    eprintln!("devgate listening on http://{bound}/mcp");
+    tracing::info!(%bound, stateless, tools = app.gateway.tools().len(), "serving MCP over HTTP");
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        token.cancel();
+    });
+    let grace = std::time::Duration::from_secs(app.config.limits.shutdown_grace_secs);
+    let limits = http::EdgeLimits::new(&app.config.limits);
+    http::serve_with_grace(listener, router, limits, shutdown, sessions, grace).await?;
+    app.gateway.close_audit().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "devgate".into());
+    let config = sandbox.config_path.display();
+    let state = format!(
+        "{}{}",
+        sandbox.state_dir.path.display(),
+        if sandbox.state_dir.temporary {
+            " (removed when the sandbox stops)"
+        } else {
+            ""
+        }
+    );
+    let links: String = sandbox
+        .connect_links
+        .iter()
+        .map(|(title, url)| format!("  {title}: {url}\n"))
+        .collect();
+    println!(
+        r#"devgate sandbox is running (Ctrl-C to stop).
+
+  MCP over HTTP:   {mcp}
+  Simulated Buddy: {buddy}
+  Simulated Bitbucket: {bitbucket}
+  Config written:  {config}
+  State (database, sealing key): {state}
+
+1. Connect your (simulated) accounts in a browser; each link works once, for 10 minutes
+   (your agent gets fresh ones from devgate_connections or when a tool needs a connection):
+{links}
+2. Point an agent at devgate:
+  HTTP (Claude Code):  claude mcp add --transport http devgate {mcp}
+  stdio (mcp.json):
+    {{"mcpServers": {{"devgate": {{"command": "{exe}", "args": ["stdio", "--user", "local", "--config", "{config}"]}}}}}}
+
+3. Ask it, for example: "List the open pull requests in acme/api" or "Run the build pipeline of the web project"."#,
+        mcp = sandbox.mcp_url,
+        buddy = sandbox.sim.buddy_url,
+        bitbucket = sandbox.sim.bitbucket_url,
+    );
+}
+
+/// Serves the connect and confirm pages on `public_url` when it is a loopback address and free, so a
+/// link given to a stdio agent (or printed by `devgate connect`) works without a separate `devgate http`.
+/// Like `devgate http`, it answers only to the allowed `Host` names and caps request bodies at
+/// `limits.max_request_bytes`. Where another process serves `public_url`, confirm links point there only
+/// if this process keeps confirmations in a store that process can share; otherwise no confirm page is
+/// offered.
+pub(super) async fn serve_pages_for_stdio(app: &App) -> Option<CancellationToken> {
+    let public_url = app.config.public_url.as_deref()?;
+    let url = url::Url::parse(public_url).ok()?;
+    let confirmations = app.gateway.confirmations().clone();
+    let served_elsewhere = || {
+        if confirmations.shared() {
+            confirmations.serve_pages_at(public_url);
+        }
+    };
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    let addr: std::net::SocketAddr = format!("{}:{port}", host.trim_matches(['[', ']']))
+        .parse()
+        .ok()?;
+    if !addr.ip().is_loopback() {
+        served_elsewhere();
+        return None;
+    }
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(_) => {
+            tracing::info!(%addr, "another process serves the connect and confirm pages");
+            served_elsewhere();
+            return None;
+        }
+    };
+    let secure = url.scheme() == "https";
+    let mut router = devgate::transport::confirm_pages::router(
+        devgate::transport::confirm_pages::ConfirmPages {
+            confirmations: confirmations.clone(),
+            secure,
+        },
+    );
+    if let Some(connector) = app.connector.clone() {
+        router = router.merge(devgate::transport::pages::router(
+            devgate::transport::pages::Pages { connector, secure },
+        ));
+    }
+    let allowed = std::sync::Arc::new(http::allowed_hosts(&app.config, &addr));
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            allowed,
+            devgate::transport::pages::check_host,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            app.config.limits.max_request_bytes,
+        ));
+    confirmations.serve_pages_at(public_url);
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        let _ = http::serve(listener, router, stop).await;
+    });
+    Some(token)
+}
