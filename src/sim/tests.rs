@@ -1,4 +1,4 @@
-//! Tests of the sim as a whole (recorder, faults, knobs, caching), and the catalog examples check the providers' tests share.
+//! Tests of the sim as a whole (recorder, faults, knobs, cache), and the catalog-examples check.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! Repository contents: the files of `acme/api` (text under `src/sim/fixtures/bitbucket/`) and the diffs built from them.
+//! The files of `acme/api` (texts in `src/sim/fixtures/bitbucket/`) and the diffs built from them.
 
 use super::*;
 

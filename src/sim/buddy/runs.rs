@@ -1,4 +1,4 @@
-//! Routes that start and change runs (run, retry, cancel, approve) and read an action's details and log.
+//! Routes for runs: start one, change it (cancel, retry, apply), read an action's details and log.
 
 use super::*;
 

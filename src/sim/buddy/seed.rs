@@ -1,4 +1,4 @@
-//! The seed: people, commits, workspaces `acme` and `sidelab`, their projects, pipelines, run history, variables and integrations.
+//! The seed: people, commits, workspaces `acme` and `sidelab` with their projects, runs and settings.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! Routes for the user, tokens, workspaces, members, projects, pipelines and their executions.
+//! Read routes: the user, tokens, workspaces, members, identifiers, projects, pipelines and runs.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! Tests of the simulated authorization servers: code flows, PKCE, client authentication, refresh and revoke.
+//! Tests of the simulated authorization servers: code flows, PKCE, client auth, refresh, revoke.
 
 use super::*;
 use crate::sim::{BITBUCKET_TOKEN, BUDDY_TOKEN, Fault, Sim};

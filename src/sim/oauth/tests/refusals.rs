@@ -1,4 +1,4 @@
-//! Tests of refusals and knobs: denied consent, bad requests, expiry, revocation, narrowed scopes, faults.
+//! Tests of refusals and knobs: denied consent, bad requests, expiry, revocation, scopes, faults.
 
 use super::*;
 
