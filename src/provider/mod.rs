@@ -5,10 +5,14 @@
 //!
 //! A request that changes something is sent exactly once: a 5xx or a timeout after it is reported,
 //! never retried, because the change may already have happened.
+//!
+//! Beside the client: `error.rs` (what can go wrong, and reading a provider's error body once),
+//! `body.rs` (bounded body reads, windows of text) and `storage.rs` (which storage redirects to follow).
 
+mod body;
 pub(crate) mod error;
+mod storage;
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +22,17 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
+pub use body::{TextWindow, tail_window};
+use body::{read_limited, window};
 pub use error::UpstreamError;
 use error::{ErrorBody, redact};
 
 use crate::catalog::{self, Redirects};
 use crate::config::{ProviderConfig, UpstreamConfig};
 use crate::shape::Reads;
+use storage::{
+    PublicOnly, RedirectTarget, is_loopback_host, origin_of, redirect_target, storage_target,
+};
 
 /// A successful JSON exchange.
 #[derive(Debug)]
@@ -33,16 +42,6 @@ pub struct JsonReply {
     pub body: Value,
     /// The `Location` header, resolved against the request URL (a 202's task, a 201's new object).
     pub location: Option<Url>,
-}
-
-/// A window of a text response.
-#[derive(Debug)]
-pub struct TextWindow {
-    pub text: String,
-    /// Where to continue reading, when the text was cut.
-    pub next_offset: Option<u64>,
-    /// The full size, when the provider said it.
-    pub total: Option<u64>,
 }
 
 /// One configured provider, ready to send requests.
@@ -654,283 +653,4 @@ fn sensitive(value: &str) -> Option<HeaderValue> {
 /// `Authorization: Bearer <token>`, marked sensitive.
 pub fn bearer(token: &str) -> Option<HeaderValue> {
     sensitive(&format!("Bearer {token}"))
-}
-
-fn origin_of(url: &Url) -> String {
-    url.origin().ascii_serialization()
-}
-
-/// Where a redirect leads: the whole URL (for following it) and its origin (all an error names).
-struct RedirectTarget {
-    location: Option<Url>,
-    origin: String,
-}
-
-fn redirect_target(response: &reqwest::Response) -> RedirectTarget {
-    let location = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|l| response.url().join(l).ok());
-    let origin = location
-        .as_ref()
-        .map(origin_of)
-        .unwrap_or_else(|| "an unknown place".into());
-    RedirectTarget { location, origin }
-}
-
-/// Whether devgate follows a provider's redirect to `target` as its long-term storage, and if not, why:
-/// https only, no credentials in the URL, and no loopback, private or otherwise non-public address —
-/// unless the provider's own API base is on loopback (`loopback`: the simulator and tests), when a
-/// loopback target is fine, over http too. Names are checked again when resolved ([`PublicOnly`]).
-pub fn storage_target(target: &Url, loopback: bool) -> Result<(), &'static str> {
-    if !target.username().is_empty() || target.password().is_some() {
-        return Err("the URL carries credentials");
-    }
-    let local = is_loopback_host(target);
-    match target.scheme() {
-        "https" => {}
-        "http" if loopback && local => {}
-        _ => return Err("storage is reached over https only"),
-    }
-    if loopback && local {
-        return Ok(());
-    }
-    match target.host() {
-        Some(url::Host::Ipv4(ip)) if !is_public(IpAddr::V4(ip)) => {
-            Err("it is a loopback or private address")
-        }
-        Some(url::Host::Ipv6(ip)) if !is_public(IpAddr::V6(ip)) => {
-            Err("it is a loopback or private address")
-        }
-        Some(url::Host::Domain(name)) if name == "localhost" || name.ends_with(".localhost") => {
-            Err("it is a loopback or private address")
-        }
-        Some(_) => Ok(()),
-        None => Err("it names no host"),
-    }
-}
-
-/// Whether a URL's host is loopback (`127.0.0.0/8`, `::1`, `localhost`).
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
-        None => false,
-    }
-}
-
-/// Whether an address is reachable on the public internet: not loopback, private, link-local, shared,
-/// unspecified, documentation, benchmarking, multicast or reserved (IPv4 inside IPv6 checked as IPv4).
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0 && c == 0)
-                || (a == 198 && (18..20).contains(&b))
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            // NAT64 (64:ff9b::/96): the IPv4 address in its last 32 bits decides.
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] == 0x2001 && s[1] == 0x0db8))
-        }
-    }
-}
-
-/// A resolver for the storage client that keeps only public addresses, so a storage name that
-/// resolves into the local network is refused, not reached.
-struct PublicOnly;
-
-impl reqwest::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| is_public(a.ip()))
-                .collect();
-            if found.is_empty() {
-                return Err(format!("{host} has no public address").into());
-            }
-            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// Reads a body up to `limit` bytes; more is an error, found without reading it all. The body read
-/// counts against the client's whole-request timeout, `timeout_ms`, which a stalled body reports.
-async fn read_limited(
-    mut response: reqwest::Response,
-    limit: usize,
-    timeout_ms: u64,
-) -> Result<BytesMut, UpstreamError> {
-    if response.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(UpstreamError::TooLarge { limit });
-    }
-    let mut out = BytesMut::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if out.len() + chunk.len() > limit {
-                    return Err(UpstreamError::TooLarge { limit });
-                }
-                out.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(out),
-            Err(e) if e.is_timeout() => {
-                return Err(UpstreamError::Timeout {
-                    timeout_ms,
-                    retries: 0,
-                });
-            }
-            Err(e) => {
-                return Err(UpstreamError::Connection {
-                    detail: format!("the body broke off: {e}"),
-                    retries: 0,
-                });
-            }
-        }
-    }
-}
-
-/// The last `lines` lines of `bytes` (a trailing newline does not count as a line), within `cap` bytes.
-pub fn tail_window(bytes: &[u8], lines: usize, cap: usize, total: u64) -> TextWindow {
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    let mut start = body.len();
-    let mut seen = 0;
-    while start > 0 && seen < lines {
-        start -= 1;
-        if body[start] == b'\n' {
-            seen += 1;
-            if seen == lines {
-                start += 1;
-                break;
-            }
-        }
-    }
-    if body.len() - start > cap {
-        start = body.len() - cap;
-    }
-    while start < body.len() && (body[start] & 0xC0) == 0x80 {
-        start += 1;
-    }
-    TextWindow {
-        text: String::from_utf8_lossy(&body[start..]).into_owned(),
-        next_offset: None,
-        total: Some(total),
-    }
-}
-
-/// Cuts `cap` bytes out of `bytes` from `offset`, on UTF-8 character boundaries.
-fn window(bytes: &[u8], offset: u64, cap: usize, total: Option<u64>) -> TextWindow {
-    let mut start = (offset as usize).min(bytes.len());
-    // An offset in the middle of a character moves forward to the next character.
-    while start < bytes.len() && (bytes[start] & 0xC0) == 0x80 {
-        start += 1;
-    }
-    let mut end = (start + cap).min(bytes.len());
-    while end > start && end < bytes.len() && (bytes[end] & 0xC0) == 0x80 {
-        end -= 1;
-    }
-    let text = String::from_utf8_lossy(&bytes[start..end]).into_owned();
-    TextWindow {
-        text,
-        next_offset: (end < bytes.len()).then_some(end as u64),
-        total,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tails_take_the_last_lines() {
-        let log = b"one\ntwo\nthree\nfour\n";
-        assert_eq!(tail_window(log, 2, 1000, 19).text, "three\nfour");
-        assert_eq!(tail_window(log, 10, 1000, 19).text, "one\ntwo\nthree\nfour");
-        assert_eq!(tail_window(log, 2, 3, 19).text, "our");
-    }
-
-    #[test]
-    fn storage_is_public_https_unless_the_api_itself_is_on_loopback() {
-        let url = |u: &str| Url::parse(u).unwrap();
-        let ok = |u: &str, loopback: bool| storage_target(&url(u), loopback).is_ok();
-        let signed = "https://bbuseruploads.s3.amazonaws.com/logs/1?X-Amz-Signature=abc";
-        assert!(ok(signed, false) && ok(signed, true));
-        for refused in [
-            "http://bbuseruploads.s3.amazonaws.com/logs/1",
-            "https://127.0.0.1/logs/1",
-            "https://localhost:9000/logs/1",
-            "https://10.1.2.3/logs/1",
-            "https://192.168.0.10/logs/1",
-            "https://172.16.5.4/logs/1",
-            "https://169.254.169.254/latest/meta-data",
-            "https://100.64.0.1/x",
-            "https://0.0.0.0/x",
-            "https://[::1]/x",
-            "https://[fd00::1]/x",
-            "https://[fe80::1]/x",
-            "https://[::ffff:127.0.0.1]/x",
-            "https://[64:ff9b::a00:1]/x",
-            "https://user:pass@bbuseruploads.s3.amazonaws.com/x",
-            "ftp://bbuseruploads.s3.amazonaws.com/x",
-        ] {
-            assert!(!ok(refused, false), "{refused} must be refused");
-        }
-        assert!(
-            ok("https://[64:ff9b::808:808]/x", false),
-            "NAT64 of a public address"
-        );
-        // With the API on loopback (the sim), storage on loopback is fine, over http too; private
-        // addresses elsewhere and plain http to other hosts still are not.
-        assert!(ok("http://127.0.0.1:41000/step-logs/x", true));
-        assert!(ok("https://localhost/x", true));
-        assert!(!ok("http://10.1.2.3/x", true));
-        assert!(!ok("https://10.1.2.3/x", true));
-        assert!(!ok("http://bbuseruploads.s3.amazonaws.com/x", true));
-    }
-
-    #[tokio::test]
-    async fn storage_names_resolve_to_public_addresses_only() {
-        use reqwest::dns::Resolve;
-        let name = |n: &str| n.parse::<reqwest::dns::Name>().unwrap();
-        let refused = PublicOnly.resolve(name("localhost")).await;
-        assert!(refused.is_err(), "localhost resolves to loopback only");
-    }
-
-    #[test]
-    fn windows_respect_character_boundaries() {
-        let text = "ab€cd".as_bytes(); // € is 3 bytes at 2..5
-        let w = window(text, 0, 3, None);
-        assert_eq!(w.text, "ab");
-        assert_eq!(w.next_offset, Some(2));
-        let w = window(text, 3, 10, None);
-        assert_eq!(w.text, "cd");
-        assert_eq!(w.next_offset, None);
-    }
 }
