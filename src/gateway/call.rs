@@ -143,23 +143,21 @@ impl Call<'_> {
         }
     }
 
-    /// Sends a JSON request; a 401 on a user token is answered by one refresh and one retry
-    /// ([`Self::with_renewal`]).
-    pub(super) async fn json(
+    /// GETs a JSON body (a lookup, the current object, a log page, a task's status); a 401 on a user
+    /// token is answered by one refresh and one retry ([`Self::with_renewal`]).
+    pub(super) async fn get_json(
         &self,
-        method: reqwest::Method,
         url: url::Url,
-        body: Option<&Value>,
         auth: &mut Auth,
         args: &Map<String, Value>,
-        reads: Option<&Reads>,
     ) -> Result<Value, Stop> {
-        self.json_reply(method, url, body, auth, args, reads)
+        self.json_reply(reqwest::Method::GET, url, None, auth, args, None)
             .await
             .map(|r| r.body)
     }
 
-    /// [`Self::json`] with the reply's status and `Location`.
+    /// Sends a JSON request and returns the reply with its status and `Location`; a 401 on a user token
+    /// is answered by one refresh and one retry ([`Self::with_renewal`]).
     async fn json_reply(
         &self,
         method: reqwest::Method,
@@ -199,10 +197,7 @@ impl Call<'_> {
                 .client
                 .url(&path, &template::render_query(&step.query, args))
                 .map_err(|e| o.upstream_message(&e, args))?;
-            let reply = match self
-                .json(reqwest::Method::GET, url, None, auth, args, None)
-                .await
-            {
+            let reply = match self.get_json(url, auth, args).await {
                 Ok(r) => r,
                 Err(Stop::Message(m)) => {
                     return Err(Stop::Message(format!(
@@ -251,9 +246,7 @@ impl Call<'_> {
         let Some(keep) = &tool.keep_current else {
             return Ok(body);
         };
-        let current = self
-            .json(reqwest::Method::GET, url.clone(), None, auth, args, None)
-            .await?;
+        let current = self.get_json(url.clone(), auth, args).await?;
         let mut merged = shape::project(&current, keep);
         if let Some(body) = body {
             merge(&mut merged, body);

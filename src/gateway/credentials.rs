@@ -46,17 +46,18 @@ impl Call<'_> {
             .token(self.user, &o.tool.provider)
             .await
             .map_err(|e| self.token_stop(e))?;
-        let granted = o
-            .client
-            .catalog
-            .expand_scopes(access.scopes.iter().map(String::as_str));
-        let missing: Vec<&String> = o
-            .tool
-            .spec
-            .scopes
-            .iter()
-            .filter(|s| !granted.contains(*s))
-            .collect();
+        let needed = &o.tool.spec.scopes;
+        // A token granted each scope by name (the usual case) needs no set of aliases and implied
+        // scopes worked out per call: scope names are never aliases, so nothing is missing.
+        let missing: Vec<&String> = if needed.iter().all(|s| access.scopes.contains(s)) {
+            Vec::new()
+        } else {
+            let granted = o
+                .client
+                .catalog
+                .expand_scopes(access.scopes.iter().map(String::as_str));
+            needed.iter().filter(|s| !granted.contains(*s)).collect()
+        };
         if !missing.is_empty() {
             let list = missing
                 .iter()

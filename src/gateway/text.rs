@@ -72,9 +72,7 @@ impl Call<'_> {
                 })
                 .unwrap_or_default()
         };
-        let first = self
-            .json(reqwest::Method::GET, url, None, auth, args, None)
-            .await?;
+        let first = self.get_json(url, auth, args).await?;
         let mut text = read(&first);
         let total = spec
             .text_total
@@ -95,11 +93,7 @@ impl Call<'_> {
                 .client
                 .url(&path, &template::render_query(&o.tool.query, &from_end))
                 .map_err(|e| o.upstream_message(&e, args))?;
-            text = read(
-                &self
-                    .json(reqwest::Method::GET, url, None, auth, args, None)
-                    .await?,
-            );
+            text = read(&self.get_json(url, auth, args).await?);
         }
         let joined = text.join("\n");
         Ok(crate::provider::tail_window(

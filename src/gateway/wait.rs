@@ -245,9 +245,7 @@ impl Call<'_> {
         let deadline = begun + std::time::Duration::from_secs(spec.seconds);
         let mut last = String::new();
         loop {
-            let status = self
-                .json(reqwest::Method::GET, url.clone(), None, auth, args, None)
-                .await?;
+            let status = self.get_json(url.clone(), auth, args).await?;
             let state = shape::pointer(&status, &spec.state)
                 .and_then(Value::as_str)
                 .unwrap_or("?")
