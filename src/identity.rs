@@ -222,7 +222,7 @@ const JWT_LEEWAY_SECS: u64 = 30;
 
 /// Verifies JWTs against an issuer's JWKS. One fetch runs at a time and every waiting caller uses its
 /// result; failures back off, so no number of tokens makes devgate hammer the issuer. Each key verifies
-/// only the algorithms it is for (see [`algorithms_for`]).
+/// only the algorithms it is for (see `algorithms_for`).
 pub struct JwtVerifier {
     config: JwtConfig,
     /// `http.jwt.algorithms`, parsed; empty when not configured.

@@ -309,7 +309,7 @@ impl Connector {
     }
 
     /// A connect link for `user`: the live one this process handed out for the same user and provider
-    /// while it is unused and has at least [`REUSE_MIN_SECS`] left, else a fresh one. Reuse is safe: the
+    /// while it is unused and has at least `REUSE_MIN_SECS` left, else a fresh one. Reuse is safe: the
     /// link is bound to that same user and provider, and works once whoever asked for it.
     pub async fn link(&self, user: &str, provider: &str) -> Result<ConnectLink, StoreError> {
         let key = (user.to_string(), provider.to_string());
@@ -383,7 +383,7 @@ impl Connector {
     /// Waits at most `timeout` for (user, provider) to have an active connection other than `before`
     /// (a connect completed meanwhile). Returns whether one appeared. A callback this process completes
     /// wakes the wait at once; one completed by another instance sharing the store is seen within
-    /// [`WAIT_POLL`].
+    /// `WAIT_POLL`.
     pub async fn wait_for_connection(
         &self,
         user: &str,

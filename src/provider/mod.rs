@@ -1,7 +1,7 @@
 //! The HTTP client for one provider: base URL, credentials, timeouts, bounded retries of idempotent
 //! GETs, bounded body reads, and redirects kept inside the provider — except, for tools that declare
 //! `redirects = "storage"`, one to the provider's long-term storage, fetched without credentials by a
-//! second client that reaches only public https hosts (see [`storage_target`]).
+//! second client that reaches only public https hosts (see `storage_target`).
 //!
 //! A request that changes something is sent exactly once: a 5xx or a timeout after it is reported,
 //! never retried, because the change may already have happened.

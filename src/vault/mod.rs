@@ -2,7 +2,7 @@
 //!
 //! - [`Store`] is the storage contract (connections, OAuth states, connect tickets, API keys, confirm
 //!   tickets and used request states), with an SQLite implementation ([`sqlite::SqliteStore`]) and a
-//!   PostgreSQL one for several instances sharing a store ([`postgres::PgStore`]).
+//!   PostgreSQL one for several instances sharing a store (`postgres::PgStore`).
 //! - [`seal::Sealer`] encrypts provider tokens with AES-256-GCM before they reach a store; the
 //!   additional data binds each sealed value to its (user, provider), so a value copied to another row
 //!   does not open.

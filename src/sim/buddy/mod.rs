@@ -29,7 +29,7 @@
 //! branch it fails again).
 //!
 //! OAuth tokens get only what their scopes allow, as the API pages' "Required scopes" say
-//! ([`required_scope`]; a 403 otherwise): `WORKSPACE` for workspaces, members, projects and the
+//! (`required_scope`; a 403 otherwise): `WORKSPACE` for workspaces, members, projects and the
 //! identifiers lookup, `EXECUTION_INFO`/`EXECUTION_RUN` for pipelines and runs, and so on, each also
 //! under its newer name (`PIPELINE_READ`, `PIPELINE_RUN`, `VARIABLE_READ`, `INTEGRATION_READ`); members
 //! carry `email` only with `MEMBER_EMAIL`. Static tokens may do everything.

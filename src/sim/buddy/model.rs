@@ -20,7 +20,7 @@ pub struct Workspace {
     pub name: String,
     pub owner_id: u64,
     pub create_date: &'static str,
-    /// `(person id, admin)`; people are [`PEOPLE`].
+    /// `(person id, admin)`; people are `PEOPLE`.
     pub members: Vec<(u64, bool)>,
     pub projects: Vec<Project>,
     pub variables: Vec<Value>,
