@@ -21,11 +21,18 @@ use crate::vault::{Store, Vault, key};
 
 /// Makes ring's primitives the process's rustls provider, once; later calls do nothing. reqwest is built
 /// without a provider of its own (Cargo.toml: aws-lc's C build costs minutes) and panics when it builds
-/// a client before one is installed, so everything that builds a client calls this first: `main`, the
-/// library's own HTTP clients, and the test and bench processes.
+/// a client before one is installed: the library's clients come from [`http_client`], and `main`, the
+/// test and the bench processes call this for clients built elsewhere (rmcp's, the tests' own).
 pub fn install_tls_provider() {
     // An error only says a provider is already installed (by an earlier call, or by the embedder).
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Where every HTTP client of the library starts: a reqwest builder with the TLS provider installed, so
+/// no client can be built before it.
+pub fn http_client() -> reqwest::ClientBuilder {
+    install_tls_provider();
+    reqwest::Client::builder()
 }
 
 /// The label the cursor MAC key is derived under (see [`crate::vault::seal::Sealer::derive`]).

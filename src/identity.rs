@@ -337,8 +337,7 @@ struct Claims {
 
 impl JwtVerifier {
     pub fn new(config: JwtConfig) -> Result<Self, String> {
-        crate::app::install_tls_provider();
-        let http = reqwest::Client::builder()
+        let http = crate::app::http_client()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| e.to_string())?;

@@ -178,8 +178,7 @@ impl OAuthClient {
             ClientAuth::Basic => AuthType::BasicAuth,
             ClientAuth::Form => AuthType::RequestBody,
         });
-        crate::app::install_tls_provider();
-        let http = reqwest::Client::builder()
+        let http = crate::app::http_client()
             .timeout(timeout)
             // Token endpoints answer directly; following a redirect could carry the code elsewhere.
             .redirect(reqwest::redirect::Policy::none())

@@ -136,8 +136,7 @@ impl ProviderClient {
                 attempt.stop()
             }
         });
-        crate::app::install_tls_provider();
-        let http = reqwest::Client::builder()
+        let http = crate::app::http_client()
             .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
             .timeout(Duration::from_millis(upstream.timeout_ms))
             .redirect(policy)
@@ -145,7 +144,7 @@ impl ProviderClient {
             .build()
             .map_err(|e| format!("providers.{id}: HTTP client: {e}"))?;
         let loopback = is_loopback_host(&base_url);
-        let mut storage = reqwest::Client::builder()
+        let mut storage = crate::app::http_client()
             .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
             .timeout(Duration::from_millis(upstream.timeout_ms))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {

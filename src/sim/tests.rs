@@ -15,8 +15,7 @@ pub(crate) async fn example_failures(provider_id: &str) -> Vec<String> {
         "buddy" => (sim.buddy_url.clone(), BUDDY_TOKEN),
         _ => (sim.bitbucket_url.clone(), BITBUCKET_TOKEN),
     };
-    crate::app::install_tls_provider();
-    let client = reqwest::Client::new();
+    let client = crate::app::http_client().build().unwrap();
     let mut failures = Vec::new();
     for tool in &provider.tools {
         let mut args = match schema::validate(
@@ -98,8 +97,9 @@ async fn send(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    crate::app::install_tls_provider();
-    let mut request = reqwest::Client::new()
+    let mut request = crate::app::http_client()
+        .build()
+        .unwrap()
         .request(method, url)
         .bearer_auth(token);
     if let Some(body) = body {

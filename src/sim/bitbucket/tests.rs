@@ -8,8 +8,7 @@ use crate::sim::{BITBUCKET_TOKEN, Sim};
 
 /// A client that does not follow redirects, so tests see the 302s themselves.
 fn client() -> reqwest::Client {
-    crate::app::install_tls_provider();
-    reqwest::Client::builder()
+    crate::app::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")

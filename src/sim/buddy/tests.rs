@@ -8,8 +8,9 @@ use crate::sim::{BUDDY_TOKEN, Sim};
 const WEB: &str = "/workspaces/acme/projects/web/pipelines";
 
 async fn call(sim: &Sim, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    crate::app::install_tls_provider();
-    let mut request = reqwest::Client::new()
+    let mut request = crate::app::http_client()
+        .build()
+        .unwrap()
         .request(method, format!("{}{path}", sim.buddy_url))
         .bearer_auth(BUDDY_TOKEN);
     if let Some(body) = body {

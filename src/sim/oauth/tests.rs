@@ -4,8 +4,7 @@ use super::*;
 use crate::sim::{BITBUCKET_TOKEN, BUDDY_TOKEN, Fault, Sim};
 
 fn client() -> reqwest::Client {
-    crate::app::install_tls_provider();
-    reqwest::Client::builder()
+    crate::app::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
