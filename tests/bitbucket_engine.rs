@@ -6,36 +6,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use devgate::sim::Sim;
-use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::process::Command;
-
-/// A client that keeps the progress lines it is sent.
-#[derive(Clone, Default)]
-struct Watcher {
-    progress: Arc<Mutex<Vec<String>>>,
-}
-
-impl ClientHandler for Watcher {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.progress
-            .lock()
-            .unwrap()
-            .push(params.message.unwrap_or_default());
-    }
-}
 
 type Watched = RunningService<RoleClient, Watcher>;
 
@@ -371,7 +351,7 @@ async fn a_slow_merge_is_followed_to_the_merged_pull_request() {
     while watcher.progress.lock().unwrap().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let lines = watcher.progress.lock().unwrap().clone();
+    let lines = watcher.messages();
     assert!(
         lines.iter().any(|l| l.contains("PENDING")),
         "progress while it merges: {lines:?}"

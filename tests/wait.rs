@@ -4,36 +4,16 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use devgate::sim::Sim;
-use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::process::Command;
-
-/// A client that keeps every progress message it is sent.
-#[derive(Clone, Default)]
-struct Watcher {
-    progress: Arc<Mutex<Vec<(f64, String)>>>,
-}
-
-impl ClientHandler for Watcher {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.progress
-            .lock()
-            .unwrap()
-            .push((params.progress, params.message.unwrap_or_default()));
-    }
-}
 
 async fn watched(sim: &Sim) -> (RunningService<RoleClient, Watcher>, Watcher) {
     let config = config_for(sim, "\n[tools]\nwait_poll_ms = 15");

@@ -763,3 +763,34 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// An MCP client that keeps every progress notification it is sent, as (progress, message).
+#[derive(Clone, Default)]
+pub struct Watcher {
+    pub progress: Arc<Mutex<Vec<(f64, String)>>>,
+}
+
+impl Watcher {
+    /// The messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        self.progress
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+}
+
+impl rmcp::ClientHandler for Watcher {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push((params.progress, params.message.unwrap_or_default()));
+    }
+}
