@@ -19,6 +19,7 @@
 
 pub mod app;
 pub(crate) mod audit;
+pub mod auth_server;
 pub mod catalog;
 pub mod config;
 pub mod confirm;
