@@ -346,6 +346,30 @@ impl OidcLogin {
         code: &str,
         redirect_uri: &str,
     ) -> Result<OidcIdentity, OidcError> {
+        let result = self.complete(pending, state, code, redirect_uri).await;
+        match &result {
+            Ok(id) => tracing::info!(
+                issuer = %self.config.issuer,
+                user = %id.user,
+                groups = id.groups.len(),
+                "signed in through the identity provider"
+            ),
+            Err(e) => tracing::info!(
+                issuer = %self.config.issuer,
+                reason = %e,
+                "sign-in through the identity provider refused"
+            ),
+        }
+        result
+    }
+
+    async fn complete(
+        &self,
+        pending: &PendingLogin,
+        state: &str,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<OidcIdentity, OidcError> {
         let minutes = PENDING_TTL.as_secs() / 60;
         if now_secs().saturating_sub(pending.started_at) > PENDING_TTL.as_secs() {
             return Err(OidcError::Expired { minutes });

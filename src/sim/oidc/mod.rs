@@ -177,6 +177,14 @@ async fn discovery(State(state): State<Arc<IdpState>>) -> Response {
     .into_response()
 }
 
+/// The `[login]` section of a config that signs users in at the simulated provider at `issuer`.
+pub fn login_config_text(issuer: &str) -> String {
+    format!(
+        "\n# Users sign in at the simulated identity provider (users ada, bob and cyd; see README).\n\
+         [login]\nissuer = \"{issuer}\"\nclient_id = \"{SIM_OIDC_CLIENT_ID}\"\nclient_secret = \"{SIM_OIDC_CLIENT_SECRET}\"\n"
+    )
+}
+
 /// An OAuth-style error answer.
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body: Value = json!({"error": error, "error_description": description});
