@@ -218,7 +218,7 @@ const JWKS_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 const JWKS_FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-const JWT_LEEWAY_SECS: u64 = 30;
+pub(crate) const JWT_LEEWAY_SECS: u64 = 30;
 
 /// Verifies JWTs against an issuer's JWKS. One fetch runs at a time and every waiting caller uses its
 /// result; failures back off, so no number of tokens makes devgate hammer the issuer. Each key verifies
@@ -340,6 +340,25 @@ pub(crate) fn reason(e: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
+/// The checks a token signed with `alg` gets once its key is found: `allowed` algorithms only, `exp`
+/// and `nbf` with [`JWT_LEEWAY_SECS`] of skew, `iss` and `aud` as given, and `exp`, `iss`, `aud` and
+/// `sub` present.
+pub(crate) fn validation(
+    alg: Algorithm,
+    allowed: Vec<Algorithm>,
+    issuer: &str,
+    audience: &str,
+) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.algorithms = allowed;
+    validation.leeway = JWT_LEEWAY_SECS;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation
+}
+
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
@@ -379,13 +398,12 @@ impl JwtVerifier {
         }
         let key = DecodingKey::from_jwk(&jwk)
             .map_err(|_| AuthError::Invalid("signed with a key devgate cannot use".into()))?;
-        let mut validation = Validation::new(header.alg);
-        validation.algorithms = allowed;
-        validation.leeway = JWT_LEEWAY_SECS;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let validation = validation(
+            header.alg,
+            allowed,
+            &self.config.issuer,
+            &self.config.audience,
+        );
         let data = decode::<Claims>(token, &key, &validation)
             .map_err(|e| AuthError::Invalid(reason(&e)))?;
         Ok(data.claims.sub)

@@ -53,6 +53,7 @@ pub use oauth::Account;
 pub(crate) use bearer::Granted;
 pub use control::RunsKnob;
 pub use reply::{Query, bitbucket_page, buddy_page, error, param, text};
+pub(crate) use reply::{hidden_inputs, redirect_host};
 pub use state::{DEFAULT_RUN_STEP_MS, SimState};
 #[cfg(test)]
 pub(crate) use tests::example_failures;

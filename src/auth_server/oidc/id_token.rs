@@ -2,14 +2,11 @@
 
 use std::str::FromStr;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::{Algorithm, DecodingKey, decode, decode_header};
 use serde_json::{Map, Value};
 
 use super::{DEFAULT_USER_CLAIM, LoginConfig, OidcError, OidcIdentity, OidcLogin, now_secs};
-use crate::identity::{AuthError, algorithms_for, reason};
-
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-const LEEWAY_SECS: u64 = 30;
+use crate::identity::{AuthError, JWT_LEEWAY_SECS, algorithms_for, reason, validation};
 
 /// The asymmetric algorithms among those the provider lists (`id_token_signing_alg_values_supported`);
 /// every asymmetric one when it lists none. A symmetric (HS*) algorithm is never accepted: its key
@@ -54,19 +51,18 @@ pub(super) async fn validate(
     }
     let key = DecodingKey::from_jwk(&jwk)
         .map_err(|_| invalid("signed with a key devgate cannot use".into()))?;
-    let mut validation = Validation::new(header.alg);
-    validation.algorithms = allowed;
-    validation.leeway = LEEWAY_SECS;
-    validation.validate_nbf = true;
-    validation.set_issuer(&[&login.config.issuer]);
-    validation.set_audience(&[&login.config.client_id]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let validation = validation(
+        header.alg,
+        allowed,
+        &login.config.issuer,
+        &login.config.client_id,
+    );
     let claims = decode::<Map<String, Value>>(token, &key, &validation)
         .map_err(|e| invalid(reason(&e)))?
         .claims;
     match claims.get("iat").and_then(Value::as_u64) {
         None => return Err(invalid("the `iat` claim is missing".into())),
-        Some(iat) if iat > now_secs() + LEEWAY_SECS => {
+        Some(iat) if iat > now_secs() + JWT_LEEWAY_SECS => {
             return Err(invalid("issued in the future (iat)".into()));
         }
         Some(_) => {}

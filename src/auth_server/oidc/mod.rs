@@ -346,7 +346,37 @@ impl OidcLogin {
         code: &str,
         redirect_uri: &str,
     ) -> Result<OidcIdentity, OidcError> {
-        let result = self.complete(pending, state, code, redirect_uri).await;
+        let result: Result<OidcIdentity, OidcError> = async {
+            let minutes = PENDING_TTL.as_secs() / 60;
+            if now_secs().saturating_sub(pending.started_at) > PENDING_TTL.as_secs() {
+                return Err(OidcError::Expired { minutes });
+            }
+            let expected: [u8; 32] = Sha256::digest(pending.state.as_bytes()).into();
+            let got: [u8; 32] = Sha256::digest(state.as_bytes()).into();
+            if expected != got {
+                return Err(OidcError::StateMismatch);
+            }
+            self.mark_used(expected)?;
+            let redirect = RedirectUrl::new(redirect_uri.to_string()).map_err(|_| {
+                OidcError::Config(format!("redirect URI `{redirect_uri}` is not a URL"))
+            })?;
+            let reply = self
+                .client
+                .exchange_code(AuthorizationCode::new(code.to_string()))
+                .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+                .set_redirect_uri(Cow::Owned(redirect))
+                .request_async(&self.http)
+                .await
+                .map_err(|e| self.token_error(e, &[code, &pending.pkce_verifier]))?;
+            let Some(token) = &reply.extra_fields().id_token else {
+                return Err(OidcError::IdToken(
+                    "the token response has no id_token (is `openid` among login.scopes?)".into(),
+                ));
+            };
+            let claims = id_token::validate(self, token, &pending.nonce).await?;
+            id_token::identity(&self.config, &claims)
+        }
+        .await;
         match &result {
             Ok(id) => tracing::info!(
                 issuer = %self.config.issuer,
@@ -361,43 +391,6 @@ impl OidcLogin {
             ),
         }
         result
-    }
-
-    async fn complete(
-        &self,
-        pending: &PendingLogin,
-        state: &str,
-        code: &str,
-        redirect_uri: &str,
-    ) -> Result<OidcIdentity, OidcError> {
-        let minutes = PENDING_TTL.as_secs() / 60;
-        if now_secs().saturating_sub(pending.started_at) > PENDING_TTL.as_secs() {
-            return Err(OidcError::Expired { minutes });
-        }
-        let expected: [u8; 32] = Sha256::digest(pending.state.as_bytes()).into();
-        let got: [u8; 32] = Sha256::digest(state.as_bytes()).into();
-        if expected != got {
-            return Err(OidcError::StateMismatch);
-        }
-        self.mark_used(expected)?;
-        let redirect = RedirectUrl::new(redirect_uri.to_string()).map_err(|_| {
-            OidcError::Config(format!("redirect URI `{redirect_uri}` is not a URL"))
-        })?;
-        let reply = self
-            .client
-            .exchange_code(AuthorizationCode::new(code.to_string()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
-            .set_redirect_uri(Cow::Owned(redirect))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| self.token_error(e, &[code, &pending.pkce_verifier]))?;
-        let Some(token) = &reply.extra_fields().id_token else {
-            return Err(OidcError::IdToken(
-                "the token response has no id_token (is `openid` among login.scopes?)".into(),
-            ));
-        };
-        let claims = id_token::validate(self, token, &pending.nonce).await?;
-        id_token::identity(&self.config, &claims)
     }
 
     /// Records a state as used; refuses one used before. Forgets states older than [`PENDING_TTL`]

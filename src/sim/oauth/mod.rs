@@ -105,7 +105,7 @@ mod redact;
 mod scopes;
 mod state;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod token;
 
 pub use accounts::Account;

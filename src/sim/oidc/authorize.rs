@@ -16,8 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::state::{Code, known_client, random_secret};
 use super::{IdpState, IdpUser, USERS};
-use crate::sim::{lock, param};
-use crate::transport::pages::escape;
+use crate::sim::{hidden_inputs, lock, param, redirect_host};
+use crate::transport::pages::{cookie, escape};
 
 /// The cookie holding the page's CSRF value.
 const CSRF_COOKIE: &str = "sim_idp_csrf";
@@ -97,15 +97,7 @@ pub(super) async fn page(Query(params): Query<crate::sim::Query>) -> Response {
         "<h1>Sign in to Acme</h1>\n<p class=\"muted\">The application <code>{}</code> asks who you are. It will get your name, e-mail address and groups.</p>\n<form method=\"post\" action=\"/authorize\">\n<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n",
         escape(&request.client_id)
     );
-    for key in CARRIED {
-        if let Some(value) = param(&params, key) {
-            let _ = writeln!(
-                body,
-                "<input type=\"hidden\" name=\"{key}\" value=\"{}\">",
-                escape(value)
-            );
-        }
-    }
+    body.push_str(&hidden_inputs(&params, CARRIED));
     let _ = writeln!(
         body,
         "<p><label for=\"user\">User</label>\n<select id=\"user\" name=\"user\">"
@@ -126,7 +118,7 @@ pub(super) async fn page(Query(params): Query<crate::sim::Query>) -> Response {
         "</select></p>\n<p class=\"buttons\"><button type=\"submit\" id=\"sign-in\" name=\"decision\" value=\"allow\">Sign in</button>\n\
          <button type=\"submit\" id=\"cancel\" name=\"decision\" value=\"deny\" class=\"secondary\">Cancel</button></p>\n</form>\n\
          <p class=\"muted\">You go back to <b id=\"redirect-host\">{}</b>.</p>\n",
-        escape(&host_of(&request.redirect_uri))
+        escape(&redirect_host(request.redirect_uri.as_str()))
     );
     let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Lax");
     let mut response = idp_page(StatusCode::OK, "Sign in", &body);
@@ -134,26 +126,6 @@ pub(super) async fn page(Query(params): Query<crate::sim::Query>) -> Response {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
-}
-
-fn host_of(url: &url::Url) -> String {
-    format!(
-        "{}{}",
-        url.host_str().unwrap_or_default(),
-        url.port().map(|p| format!(":{p}")).unwrap_or_default()
-    )
-}
-
-/// The value of a cookie in a request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
 }
 
 /// `POST /authorize`: the user's answer; `303` back to the redirect URI with a code or an error.
@@ -168,7 +140,7 @@ pub(super) async fn decision(
         Err(page) => return page,
     };
     let sent = param(&params, "csrf").unwrap_or_default();
-    if sent.is_empty() || cookie(&headers, CSRF_COOKIE).as_deref() != Some(sent) {
+    if sent.is_empty() || cookie(&headers, CSRF_COOKIE) != Some(sent) {
         return error_page(
             "This sign-in form was not opened in this browser (or its session ended): open the sign-in link again.",
         );

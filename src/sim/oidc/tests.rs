@@ -5,9 +5,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::sim::oauth::tests::{Pkce, pkce};
 
 const REDIRECT: &str = "http://127.0.0.1:9/login/oidc/callback";
 
@@ -64,20 +64,6 @@ pub(crate) async fn sign_in(authorize: &url::Url, user: &str) -> url::Url {
     url::Url::parse(location).expect("absolute")
 }
 
-struct Pkce {
-    verifier: String,
-    challenge: String,
-}
-
-fn pkce() -> Pkce {
-    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    Pkce {
-        verifier,
-        challenge,
-    }
-}
-
 fn authorize_url(idp: &Idp, pkce: &Pkce) -> url::Url {
     let mut url = url::Url::parse(&format!("{}/authorize", idp.issuer)).expect("url");
     url.query_pairs_mut()
@@ -117,6 +103,18 @@ async fn exchange(idp: &Idp, code: &str, verifier: &str) -> reqwest::Response {
         .expect("token")
 }
 
+/// The provider's discovery document.
+async fn discovery(idp: &Idp) -> Value {
+    client()
+        .get(format!("{}/.well-known/openid-configuration", idp.issuer))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// The claims of a JWT, unverified (the relying party's tests verify).
 fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("payload");
@@ -126,14 +124,7 @@ fn claims(jwt: &str) -> Value {
 #[tokio::test]
 async fn discovery_names_the_endpoints_and_the_jwks_lists_the_signing_key() {
     let idp = Idp::start().await.expect("idp");
-    let doc: Value = client()
-        .get(format!("{}/.well-known/openid-configuration", idp.issuer))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let doc = discovery(&idp).await;
     assert_eq!(doc["issuer"], json!(idp.issuer));
     assert_eq!(
         doc["token_endpoint"],
@@ -275,14 +266,7 @@ async fn client_authentication_is_checked_and_can_be_limited_to_one_method() {
     let p = pkce();
     let code = code_of(&sign_in(&authorize_url(&idp, &p), "ada").await);
     assert_eq!(exchange(&idp, &code, &p.verifier).await.status(), 401);
-    let doc: Value = client()
-        .get(format!("{}/.well-known/openid-configuration", idp.issuer))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let doc = discovery(&idp).await;
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
         json!(["client_secret_basic"])
