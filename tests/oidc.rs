@@ -3,8 +3,8 @@
 //! sign-in page followed as a browser would (one cookie-keeping client), finish. Each way an ID token
 //! or a sign-in can be wrong is produced for real by the provider or the browser and refused with its
 //! reason: bad signature, unknown key (fetched again once; a rotated key is then picked up), wrong
-//! nonce, audience or issuer, expired, replayed state or code, another PKCE verifier, missing user
-//! claim. No secret (client secret, code, verifier, tokens) reaches an error or a log line. And
+//! nonce, audience, `azp` or issuer, several audiences without `azp`, expired, replayed state or code,
+//! another PKCE verifier, missing user claim. No secret (client secret, code, verifier, tokens) reaches an error or a log line. And
 //! `devgate sandbox` runs the provider and writes a `[login]` that signs in.
 
 mod common;
@@ -231,6 +231,25 @@ async fn each_bad_id_token_is_refused_with_its_reason_and_no_secret_leaks() {
             "issued for another audience",
         ),
         (
+            "issued to another client",
+            Knobs {
+                azp: Some("another-client".into()),
+                ..Knobs::default()
+            },
+            &login,
+            "issued to another client (azp is not login.client_id)",
+        ),
+        (
+            "several audiences, no azp",
+            Knobs {
+                extra_audiences: vec!["another-service".into()],
+                omit_claims: vec!["azp".into()],
+                ..Knobs::default()
+            },
+            &login,
+            "several audiences but no `azp` claim",
+        ),
+        (
             "wrong issuer",
             Knobs {
                 issuer: Some("https://impostor.example.com".into()),
@@ -273,6 +292,14 @@ async fn each_bad_id_token_is_refused_with_its_reason_and_no_secret_leaks() {
         errors.push(format!("{text} / {err:?}"));
         attempts.push(attempt);
     }
+    // Several audiences are fine when azp names devgate.
+    idp.state.set_knobs(Knobs {
+        extra_audiences: vec!["another-service".into()],
+        ..Knobs::default()
+    });
+    let attempt = walk(&login, "bob").await;
+    assert_eq!(finish(&login, &attempt).await.unwrap().user, "bob");
+    attempts.push(attempt);
     // Without a user_claim set, a token lacking preferred_username names the user by sub.
     idp.state.set_knobs(Knobs {
         omit_claims: vec!["preferred_username".into()],

@@ -56,6 +56,13 @@ user_claim = ""
 "#;
     let config = Config::from_toml(text, "test", std::iter::empty()).expect("parses");
     let problems = config.login.as_ref().expect("[login]").problems();
+    // `devgate check` (Config::validate) lists them with the rest.
+    let catalog = crate::catalog::Catalog::builtin().expect("catalog");
+    let validated = config.validate(&catalog);
+    assert!(
+        problems.iter().all(|p| validated.contains(p)),
+        "{validated:?}"
+    );
     let all = problems.join("\n");
     for part in [
         "login.issuer `http://idp.example.com` must be an https URL",
@@ -78,15 +85,22 @@ issuer = "https://idp.example.com/realms/acme"
 client_id = "devgate"
 client_secret = "${LOGIN_CLIENT_SECRET}"
 "#;
-    let env = [(
-        "LOGIN_CLIENT_SECRET".to_string(),
-        "s3cr3t-value".to_string(),
-    )];
+    let env = [
+        (
+            "LOGIN_CLIENT_SECRET".to_string(),
+            "s3cr3t-value".to_string(),
+        ),
+        // Overridable from the environment like every section.
+        (
+            "DEVGATE_LOGIN__GROUPS_CLAIM".to_string(),
+            "roles".to_string(),
+        ),
+    ];
     let config = Config::from_toml(text, "test", env).expect("parses");
     let login = config.login.expect("[login]");
     assert!(login.problems().is_empty(), "{:?}", login.problems());
     assert_eq!(login.scopes, ["openid", "profile", "email"]);
-    assert_eq!(login.groups_claim, "groups");
+    assert_eq!(login.groups_claim, "roles");
     assert_eq!(login.user_claim, None);
     assert_eq!(
         login.client_secret.as_ref().map(Secret::expose),

@@ -17,8 +17,8 @@
 //!   authenticates with HTTP Basic or in the form body (either, unless a knob allows one only).
 //! - `GET /userinfo` with the access token.
 //! - Control (tests): `GET`/`POST`/`DELETE /_sim/oidc` read, replace and reset the [`Knobs`] (sign with a
-//!   wrong or unlisted key, a wrong nonce, audience or issuer, an expired token, claims left out, RS256,
-//!   one client authentication method); `POST /_sim/oidc/rotate` replaces the ES256 key with a new one
+//!   wrong or unlisted key, a wrong nonce, audience, `azp` or issuer, more audiences, an expired token,
+//!   claims left out, RS256, one client authentication method); `POST /_sim/oidc/rotate` replaces the ES256 key with a new one
 //!   under a new `kid`. In process: [`IdpState`].
 //!
 //! The client registered with it is [`SIM_OIDC_CLIENT_ID`] / [`SIM_OIDC_CLIENT_SECRET`] (public: the sim's

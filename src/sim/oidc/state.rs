@@ -35,6 +35,10 @@ pub struct Knobs {
     pub nonce: Option<String>,
     /// Put this `aud` (and `azp`) in ID tokens instead of the client id.
     pub audience: Option<String>,
+    /// Add these audiences to `aud` (which becomes a list) beside the client id.
+    pub extra_audiences: Vec<String>,
+    /// Put this `azp` in ID tokens instead of the client id (leave it out with `omit_claims`).
+    pub azp: Option<String>,
     /// Put this `iss` in ID tokens instead of the provider's issuer.
     pub issuer: Option<String>,
     /// Issue ID tokens that expired ten minutes ago.
@@ -166,11 +170,15 @@ impl IdpState {
             (now, now + TOKEN_LIFETIME)
         };
         let audience = knobs.audience.clone().unwrap_or(code.client_id.clone());
+        let aud = match knobs.extra_audiences.is_empty() {
+            true => json!(audience),
+            false => json!([&[audience.clone()][..], &knobs.extra_audiences[..]].concat()),
+        };
         let mut claims = json!({
             "iss": knobs.issuer.clone().unwrap_or(self.issuer.clone()),
             "sub": user.sub,
-            "aud": audience,
-            "azp": audience,
+            "aud": aud,
+            "azp": knobs.azp.clone().unwrap_or(audience),
             "iat": iat,
             "exp": exp,
             "auth_time": iat,
