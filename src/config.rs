@@ -31,6 +31,7 @@ const SETTINGS: &[&str] = &[
     "store",
     "oauth",
     "limits",
+    "login",
 ];
 
 /// Keys whose values are secrets: never logged, and expected as `${ENV}` references.
@@ -104,6 +105,9 @@ pub struct Config {
     pub oauth: OAuthConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[login]`: the OpenID Connect provider users sign in with (see `auth_server::oidc`).
+    #[serde(default)]
+    pub login: Option<crate::auth_server::oidc::LoginConfig>,
     /// The directory of the config file: relative store paths are resolved against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -377,6 +381,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             oauth: OAuthConfig::default(),
             limits: LimitsConfig::default(),
+            login: None,
             base_dir: None,
             warnings: Vec::new(),
             origin: NO_FILE.into(),
@@ -730,6 +735,9 @@ impl Config {
                 problems.push(format!("http.jwt.jwks_url `{}` is not a URL", j.jwks_url))
             }
             _ => {}
+        }
+        if let Some(login) = &self.login {
+            problems.extend(login.problems());
         }
         if let Some(j) = &self.http.jwt {
             const ASYMMETRIC: [&str; 9] = [

@@ -218,7 +218,7 @@ const JWKS_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 const JWKS_FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-const JWT_LEEWAY_SECS: u64 = 30;
+pub(crate) const JWT_LEEWAY_SECS: u64 = 30;
 
 /// Verifies JWTs against an issuer's JWKS. One fetch runs at a time and every waiting caller uses its
 /// result; failures back off, so no number of tokens makes devgate hammer the issuer. Each key verifies
@@ -227,6 +227,16 @@ pub struct JwtVerifier {
     config: JwtConfig,
     /// `http.jwt.algorithms`, parsed; empty when not configured.
     configured: Vec<Algorithm>,
+    keys: JwksKeys,
+}
+
+/// One issuer's key set (JWKS), fetched from its URL and cached: one fetch runs at a time and every
+/// waiting caller uses its result; failures back off. Also used by the OpenID Connect sign-in
+/// (`auth_server::oidc`), with its own `min_refresh`.
+pub(crate) struct JwksKeys {
+    url: String,
+    /// After a successful fetch, a token with an unknown key id fetches again at most this often.
+    min_refresh: Duration,
     http: reqwest::Client,
     cache: Mutex<KeyCache>,
     /// Held by the one task fetching the key set.
@@ -277,7 +287,7 @@ fn pick(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
 /// (RSA: RS256 unless `http.jwt.algorithms` names others; EC: by curve; Ed25519: EdDSA), always within
 /// `http.jwt.algorithms` when set. A symmetric (`oct`) key or one marked for encryption verifies
 /// nothing: a key published in a JWKS is no secret, so an HS256 token "signed" with it proves nothing.
-fn algorithms_for(jwk: &Jwk, configured: &[Algorithm]) -> Vec<Algorithm> {
+pub(crate) fn algorithms_for(jwk: &Jwk, configured: &[Algorithm]) -> Vec<Algorithm> {
     use Algorithm::*;
     if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
         return Vec::new();
@@ -310,7 +320,7 @@ fn algorithms_for(jwk: &Jwk, configured: &[Algorithm]) -> Vec<Algorithm> {
 }
 
 /// A rejected token's reason in devgate's words (the library's texts are not for callers).
-fn reason(e: &jsonwebtoken::errors::Error) -> String {
+pub(crate) fn reason(e: &jsonwebtoken::errors::Error) -> String {
     match e.kind() {
         ErrorKind::ExpiredSignature => "expired".into(),
         ErrorKind::ImmatureSignature => "not valid yet (nbf is in the future)".into(),
@@ -328,6 +338,25 @@ fn reason(e: &jsonwebtoken::errors::Error) -> String {
         }
         _ => "it is not a well-formed signed JWT".into(),
     }
+}
+
+/// The checks a token signed with `alg` gets once its key is found: `allowed` algorithms only, `exp`
+/// and `nbf` with [`JWT_LEEWAY_SECS`] of skew, `iss` and `aud` as given, and `exp`, `iss`, `aud` and
+/// `sub` present.
+pub(crate) fn validation(
+    alg: Algorithm,
+    allowed: Vec<Algorithm>,
+    issuer: &str,
+    audience: &str,
+) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.algorithms = allowed;
+    validation.leeway = JWT_LEEWAY_SECS;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation
 }
 
 #[derive(Deserialize)]
@@ -352,12 +381,44 @@ impl JwtVerifier {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
+            keys: JwksKeys::new(config.jwks_url.clone(), JWKS_MIN_REFRESH, http),
             config,
             configured,
+        })
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<String, AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(reason(&e)))?;
+        let jwk = self.keys.key_for(header.kid.as_deref()).await?;
+        let allowed = algorithms_for(&jwk, &self.configured);
+        if !allowed.contains(&header.alg) {
+            return Err(AuthError::Invalid(
+                "signed with an algorithm its key is not for".into(),
+            ));
+        }
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|_| AuthError::Invalid("signed with a key devgate cannot use".into()))?;
+        let validation = validation(
+            header.alg,
+            allowed,
+            &self.config.issuer,
+            &self.config.audience,
+        );
+        let data = decode::<Claims>(token, &key, &validation)
+            .map_err(|e| AuthError::Invalid(reason(&e)))?;
+        Ok(data.claims.sub)
+    }
+}
+
+impl JwksKeys {
+    pub(crate) fn new(url: String, min_refresh: Duration, http: reqwest::Client) -> Self {
+        Self {
+            url,
+            min_refresh,
             http,
             cache: Mutex::new(KeyCache::default()),
             fetching: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     fn cache(&self) -> MutexGuard<'_, KeyCache> {
@@ -368,7 +429,7 @@ impl JwtVerifier {
     async fn fetch(&self) -> Result<JwkSet, String> {
         let response = self
             .http
-            .get(&self.config.jwks_url)
+            .get(&self.url)
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -378,7 +439,9 @@ impl JwtVerifier {
         response.json::<JwkSet>().await.map_err(|e| e.to_string())
     }
 
-    async fn key_for(&self, kid: Option<&str>) -> Result<Jwk, AuthError> {
+    /// The key for `kid`: from the cached set when it lists it, else after one fetch (unless a fetch
+    /// is not due yet). The cause of a failed fetch is logged here; the caller gets [`AuthError::Jwks`].
+    pub(crate) async fn key_for(&self, kid: Option<&str>) -> Result<Jwk, AuthError> {
         let seen = {
             let cache = self.cache();
             let now = Instant::now();
@@ -403,7 +466,7 @@ impl JwtVerifier {
                 Ok(set) => {
                     cache.set = Some((Arc::new(set), now));
                     cache.failures = 0;
-                    cache.quiet_until = Some(now + JWKS_MIN_REFRESH);
+                    cache.quiet_until = Some(now + self.min_refresh);
                 }
                 Err(e) => {
                     cache.failures = cache.failures.saturating_add(1);
@@ -412,7 +475,7 @@ impl JwtVerifier {
                         .min(JWKS_MAX_BACKOFF);
                     cache.quiet_until = Some(now + backoff);
                     tracing::warn!(
-                        url = %self.config.jwks_url,
+                        url = %self.url,
                         error = %e,
                         failures = cache.failures,
                         retry_in_ms = backoff.as_millis() as u64,
@@ -422,28 +485,5 @@ impl JwtVerifier {
             }
         }
         self.cache().answer(kid, Instant::now())
-    }
-
-    pub async fn verify(&self, token: &str) -> Result<String, AuthError> {
-        let header = decode_header(token).map_err(|e| AuthError::Invalid(reason(&e)))?;
-        let jwk = self.key_for(header.kid.as_deref()).await?;
-        let allowed = algorithms_for(&jwk, &self.configured);
-        if !allowed.contains(&header.alg) {
-            return Err(AuthError::Invalid(
-                "signed with an algorithm its key is not for".into(),
-            ));
-        }
-        let key = DecodingKey::from_jwk(&jwk)
-            .map_err(|_| AuthError::Invalid("signed with a key devgate cannot use".into()))?;
-        let mut validation = Validation::new(header.alg);
-        validation.algorithms = allowed;
-        validation.leeway = JWT_LEEWAY_SECS;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = decode::<Claims>(token, &key, &validation)
-            .map_err(|e| AuthError::Invalid(reason(&e)))?;
-        Ok(data.claims.sub)
     }
 }

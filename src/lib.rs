@@ -9,16 +9,18 @@
 //! - [`provider`]: sends the request (timeouts, retries, error mapping);
 //! - [`shape`]: projects the reply to a small result with a cursor.
 //!
-//! Around them: [`identity`] (who is calling: stdio user, API keys, JWT), [`oauth`] (the user's
+//! Around them: [`identity`] (who is calling: stdio user, API keys, JWT), [`auth_server`] (signing users
+//! in through the organisation's OpenID Connect provider), [`oauth`] (the user's
 //! provider connections: connect flow, callback, refresh, revoke), [`vault`] (the store and sealing),
 //! [`config`] (devgate.toml), [`app`] (wiring it all from config), [`confirm`] (the user's confirmation of
 //! destructive calls), `request_id` (one id per request, in logs and error texts), `audit` and `metrics`
 //! (one row and one sample per call), [`redact`] (no link ticket in a log line), [`sim`] (simulated
-//! providers for tests and the sandbox) and [`sandbox`] (the sim plus a gateway, for a first look without
-//! accounts).
+//! providers and identity provider for tests and the sandbox) and [`sandbox`] (the sim plus a gateway,
+//! for a first look without accounts).
 
 pub mod app;
 pub(crate) mod audit;
+pub mod auth_server;
 pub mod catalog;
 pub mod config;
 pub mod confirm;

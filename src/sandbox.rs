@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::identity::ANONYMOUS_USER;
+use crate::sim::oidc::{Idp, login_config_text};
 use crate::sim::{
     BITBUCKET_CLIENT_ID, BITBUCKET_CLIENT_SECRET, BUDDY_CLIENT_ID, BUDDY_CLIENT_SECRET, Sim,
 };
@@ -43,6 +44,8 @@ pub struct SandboxOptions {
 /// A running sandbox; dropping it stops everything.
 pub struct Sandbox {
     pub sim: Sim,
+    /// The simulated OpenID Connect provider users sign in with (`[login]` in the written config).
+    pub idp: Idp,
     pub mcp_url: String,
     pub config_path: PathBuf,
     pub state_dir: StateDir,
@@ -172,6 +175,9 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
                 options.buddy, options.bitbucket
             )
         })?;
+    let idp = Idp::start()
+        .await
+        .map_err(|e| format!("cannot start the simulated identity provider: {e}"))?;
     let listener = TcpListener::bind(options.listen).await.map_err(|e| {
         format!(
             "cannot listen on {}: {e} (pick another address with --listen)",
@@ -201,6 +207,7 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
     }
     let store = format!("sqlite://{}", dir.join(DATABASE).display());
     let mut text = config_text(&sim, &public_url, &store);
+    text.push_str(&login_config_text(&idp.issuer));
     let mut tools = toml::Table::new();
     if let Some(sets) = &options.toolsets {
         tools.insert("toolsets".into(), sets.clone().into());
@@ -256,6 +263,7 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
     });
     Ok(Sandbox {
         sim,
+        idp,
         mcp_url: format!("{public_url}/mcp"),
         config_path: options.config_path,
         state_dir: options.state_dir,

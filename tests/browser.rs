@@ -2,7 +2,8 @@
 //! simulated provider's consent page (choosing an account, clicking Allow), and devgate's success page;
 //! then the provider's address opened in a second browser, whose callback is refused. A denial ends on
 //! devgate's result page with no `error` or `state` in the address bar; `/` and `/mcp` show a page.
-//! A screenshot of each page is kept under `target/browser-artifacts/`.
+//! The simulated identity provider's sign-in page is walked too, up to a callback that signs the chosen
+//! user in. A screenshot of each page is kept under `target/browser-artifacts/`.
 //!
 //! `.ci/run` installs Debian's chromium and chromium-driver and sets `DEVGATE_REQUIRE_BROWSER=1`, so in
 //! CI a missing browser fails the test; on a machine without them it is counted as skipped in the note
@@ -386,4 +387,86 @@ async fn denying_and_the_root_and_mcp_pages_in_headless_chromium() {
     browser.screenshot(&artifacts, "8-mcp-in-a-browser").await;
     browser.quit().await;
     client.cancel().await.unwrap();
+}
+
+/// The simulated identity provider's sign-in page in a real browser: its CSRF cookie goes with the
+/// form's POST, the user picked in the list is the one signed in, and the browser lands on the callback
+/// with a code that `OidcLogin::finish` turns into that user and their groups (the test serves the
+/// callback on loopback, as devgate's `/login` page will).
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_in_at_the_simulated_identity_provider_in_headless_chromium() {
+    use devgate::auth_server::oidc::{CALLBACK_PATH, LoginConfig, OidcLogin};
+    use devgate::sim::oidc::{Idp, SIM_OIDC_CLIENT_ID, SIM_OIDC_CLIENT_SECRET};
+
+    if !browser_available() {
+        return;
+    }
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let idp = Idp::start().await.unwrap();
+    let text = format!(
+        "[login]\nissuer = \"{}\"\nclient_id = \"{SIM_OIDC_CLIENT_ID}\"\nclient_secret = \"{SIM_OIDC_CLIENT_SECRET}\"\n",
+        idp.issuer
+    );
+    let config: LoginConfig = devgate::config::Config::from_toml(&text, "test", std::iter::empty())
+        .unwrap()
+        .login
+        .unwrap();
+    let login = OidcLogin::discover(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect = format!("http://{}{CALLBACK_PATH}", listener.local_addr().unwrap());
+    let (authorize, pending) = login.begin(&redirect);
+    let callback = {
+        let redirect = redirect.clone();
+        let login = std::sync::Arc::new(login);
+        move |axum::extract::Query(q): axum::extract::Query<
+            std::collections::HashMap<String, String>,
+        >| async move {
+            let (state, code) = (
+                q.get("state").cloned().unwrap_or_default(),
+                q.get("code").cloned().unwrap_or_default(),
+            );
+            match login.finish(&pending, &state, &code, &redirect).await {
+                Ok(id) => axum::response::Html(format!(
+                    "<p id=\"who\">signed in as {} ({})</p>",
+                    id.user,
+                    id.groups.join(", ")
+                )),
+                Err(e) => axum::response::Html(format!("<p id=\"who\">refused: {e}</p>")),
+            }
+        }
+    };
+    let app = axum::Router::new().route(CALLBACK_PATH, axum::routing::get(callback));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let profile = temp_path("chromium-profile-idp");
+    let browser = Browser::start(&profile).await;
+    browser.goto(authorize.as_str()).await;
+    let page = browser.source().await;
+    assert!(
+        page.contains("Sign in to Acme") && page.contains("Simulated identity provider"),
+        "{page}"
+    );
+    browser.click("option[value=cyd]").await;
+    browser.screenshot(&artifacts, "idp-1-sign-in").await;
+    browser.click("#sign-in").await;
+    browser.wait_for_url(CALLBACK_PATH).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let landed = loop {
+        let page = browser.source().await;
+        if page.contains("id=\"who\"") {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the callback page never loaded: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        landed.contains("signed in as cyd (contractors)"),
+        "{landed}"
+    );
+    browser.screenshot(&artifacts, "idp-2-signed-in").await;
+    browser.quit().await;
 }

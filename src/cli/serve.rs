@@ -151,6 +151,7 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
   MCP over HTTP:   {mcp}
   Simulated Buddy: {buddy}
   Simulated Bitbucket: {bitbucket}
+  Simulated sign-in (OpenID Connect): {idp} (users ada, bob, cyd)
   Config written:  {config}
   State (database, sealing key): {state}
 
@@ -166,6 +167,7 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
         mcp = sandbox.mcp_url,
         buddy = sandbox.sim.buddy_url,
         bitbucket = sandbox.sim.bitbucket_url,
+        idp = sandbox.idp.issuer,
     );
 }
 

@@ -393,13 +393,13 @@ impl TokenHint {
 }
 
 /// Provider text without any of the secrets a request carried.
-fn scrub(text: &str, sent: &[&str]) -> String {
+pub(crate) fn scrub(text: &str, sent: &[&str]) -> String {
     let secrets: Vec<String> = sent.iter().map(|s| s.to_string()).collect();
     crate::provider::error::redact(text, &secrets)
 }
 
 /// The HTTP client token requests go through (devgate's reqwest, not the one `oauth2` would bring).
-struct TokenHttp(reqwest::Client);
+pub(crate) struct TokenHttp(pub(crate) reqwest::Client);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
     type Error = TransportError;

@@ -27,7 +27,8 @@
 //!
 //! # Layout
 //! One folder per provider, each with a router in its `mod.rs` and a file per concern: [`buddy`],
-//! [`bitbucket`] (fixture texts under `src/sim/fixtures/`) and [`oauth`] (both providers' OAuth side).
+//! [`bitbucket`] (fixture texts under `src/sim/fixtures/`) and [`oauth`] (both providers' OAuth side);
+//! [`oidc`] is a separate server, the organisation's simulated OpenID Connect provider ([`oidc::Idp`]).
 //! Here: this file (the [`Sim`] and how each provider's app is put together), `state.rs` ([`SimState`]),
 //! `recorder.rs` (recording and faults), `bearer.rs` (the bearer check), `cache.rs` (the answer cache),
 //! `control.rs` (the `/_sim/` routes), `reply.rs` (errors, text and pages both providers use) and
@@ -36,6 +37,7 @@
 pub mod bitbucket;
 pub mod buddy;
 pub mod oauth;
+pub mod oidc;
 
 mod bearer;
 mod cache;
@@ -51,6 +53,7 @@ pub use oauth::Account;
 pub(crate) use bearer::Granted;
 pub use control::RunsKnob;
 pub use reply::{Query, bitbucket_page, buddy_page, error, param, text};
+pub(crate) use reply::{hidden_inputs, redirect_host};
 pub use state::{DEFAULT_RUN_STEP_MS, SimState};
 #[cfg(test)]
 pub(crate) use tests::example_failures;

@@ -32,6 +32,34 @@ pub fn param<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// A consent or sign-in form's hidden `<input>`s: each of `keys` the request carried, escaped.
+pub(crate) fn hidden_inputs(params: &Query, keys: &[&str]) -> String {
+    let mut out = String::new();
+    for key in keys {
+        if let Some(value) = param(params, key) {
+            out.push_str(&format!(
+                "<input type=\"hidden\" name=\"{key}\" value=\"{}\">\n",
+                crate::transport::pages::escape(value)
+            ));
+        }
+    }
+    out
+}
+
+/// Where a redirect URI sends the browser back to, as a page shows it: `host[:port]`.
+pub(crate) fn redirect_host(redirect_uri: &str) -> String {
+    url::Url::parse(redirect_uri)
+        .ok()
+        .and_then(|u| {
+            Some(format!(
+                "{}{}",
+                u.host_str()?,
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ))
+        })
+        .unwrap_or_default()
+}
+
 /// One page of a Bitbucket collection: `{size, page, pagelen, next?, values}`. `pagelen` defaults to 10;
 /// above `max_pagelen` Bitbucket answers 400 "Invalid pagelen", and so does the sim.
 #[allow(clippy::result_large_err)]

@@ -124,16 +124,7 @@ pub(super) async fn authorize_page(
         Which::Buddy => (BUDDY_AUTHORIZE_PATH, "Allow", "Deny"),
         Which::Bitbucket => (BITBUCKET_AUTHORIZE_PATH, "Grant access", "Cancel"),
     };
-    let back_to = url::Url::parse(&request.redirect_uri)
-        .ok()
-        .and_then(|u| {
-            Some(format!(
-                "{}{}",
-                u.host_str()?,
-                u.port().map(|p| format!(":{p}")).unwrap_or_default()
-            ))
-        })
-        .unwrap_or_default();
+    let back_to = crate::sim::redirect_host(&request.redirect_uri);
     let mut body = String::new();
     let _ = write!(
         body,
@@ -153,15 +144,7 @@ pub(super) async fn authorize_page(
         );
     }
     let _ = write!(body, "</ul>\n<form method=\"post\" action=\"{action}\">\n");
-    for key in CARRIED {
-        if let Some(value) = param(&params, key) {
-            let _ = writeln!(
-                body,
-                "<input type=\"hidden\" name=\"{key}\" value=\"{}\">",
-                escape(value)
-            );
-        }
-    }
+    body.push_str(&crate::sim::hidden_inputs(&params, CARRIED));
     let _ = writeln!(
         body,
         "<p><label for=\"account\">Signed in as</label>\n<select id=\"account\" name=\"account\">"

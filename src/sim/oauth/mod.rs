@@ -105,7 +105,7 @@ mod redact;
 mod scopes;
 mod state;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod token;
 
 pub use accounts::Account;
@@ -115,6 +115,8 @@ pub(crate) use redact::{redacted_form, redacted_json, redacted_query};
 pub(crate) use scopes::{grants_scope, required_scope};
 pub use state::Revocation;
 pub(crate) use state::{Denied, OAuthState, Resolved};
+/// Form parsing and percent-decoding the simulated OIDC provider's token endpoint shares.
+pub(crate) use token::{decode, form};
 
 use authorize::*;
 use state::*;

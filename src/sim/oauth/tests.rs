@@ -42,12 +42,13 @@ fn token_url(sim: &Sim, which: Which) -> String {
     format!("{}{path}", origin(sim, which))
 }
 
-struct Pkce {
-    verifier: String,
-    challenge: String,
+/// A PKCE pair (S256); the simulated OpenID provider's tests use it too.
+pub(crate) struct Pkce {
+    pub(crate) verifier: String,
+    pub(crate) challenge: String,
 }
 
-fn pkce() -> Pkce {
+pub(crate) fn pkce() -> Pkce {
     let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     Pkce {

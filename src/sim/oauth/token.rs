@@ -41,7 +41,7 @@ pub(super) fn invalid_client(which: Which) -> Response {
 }
 
 /// The form of a token or revoke request; anything but a form body reads as empty.
-pub(super) fn form(headers: &HeaderMap, body: &[u8]) -> crate::sim::Query {
+pub(crate) fn form(headers: &HeaderMap, body: &[u8]) -> crate::sim::Query {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -86,7 +86,7 @@ pub(super) fn authenticate(
     }
 }
 
-pub(super) fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={s}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
