@@ -23,6 +23,8 @@
 //! elicitation request up to 2025-11-25, an `input_required` form with a `requestState` from
 //! 2026-07-28, and otherwise an `isError` with a confirm-page link.
 
+pub mod stats;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

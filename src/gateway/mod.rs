@@ -132,8 +132,11 @@ pub struct Gateway {
     /// Users' own tokens, for providers configured with an OAuth client.
     tokens: Option<Arc<TokenManager>>,
     connector: Option<Arc<Connector>>,
-    /// Per-user call rate (token bucket), when configured.
-    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+    /// Per-user call rate (token bucket), when configured, keyed by [`Self::rate_key`].
+    limiter: Option<governor::DefaultKeyedRateLimiter<u64>>,
+    /// Hashes a user name into its rate-limit key, so a call allocates no key. Randomly seeded per
+    /// process: no caller can choose a name that shares another user's budget.
+    rate_keys: std::hash::RandomState,
     /// How often `wait` polls a run.
     wait_poll: std::time::Duration,
     /// Where each call is recorded, when devgate has a store.
@@ -201,6 +204,7 @@ impl Gateway {
             tokens: None,
             connector: None,
             limiter: rate_limiter(config),
+            rate_keys: std::hash::RandomState::new(),
             wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
             audit: None,
             confirmations: Arc::new(Confirmations::new(None)),
@@ -418,11 +422,18 @@ impl Gateway {
         let Some(limiter) = self.limiter.as_ref() else {
             return Ok(());
         };
-        limiter.check_key(&user.to_string()).map_err(|not_until| {
-            crate::metrics::global().rate_limited.inc();
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            wait.as_secs_f64().ceil().max(1.0) as u64
-        })
+        limiter
+            .check_key(&self.rate_key(user))
+            .map_err(|not_until| {
+                crate::metrics::global().rate_limited.inc();
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            })
+    }
+
+    /// `user`'s key in the rate limiter.
+    fn rate_key(&self, user: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.rate_keys, user)
     }
 
     /// An `isError` result when `user` is over the call rate, saying when to try again.
@@ -456,7 +467,7 @@ impl Gateway {
 }
 
 /// The per-user token bucket from `[limits]`, unless turned off.
-fn rate_limiter(config: &Config) -> Option<governor::DefaultKeyedRateLimiter<String>> {
+fn rate_limiter(config: &Config) -> Option<governor::DefaultKeyedRateLimiter<u64>> {
     let per_minute = std::num::NonZeroU32::new(config.limits.calls_per_minute)?;
     let burst = std::num::NonZeroU32::new(config.limits.burst.max(1))?;
     Some(governor::RateLimiter::keyed(

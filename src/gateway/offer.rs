@@ -130,8 +130,8 @@ pub(super) fn describe(offered: &Offered) -> McpTool {
         annotations = annotations.open_world(false);
     }
     McpTool::new(
-        tool.name.clone(),
-        tool.spec.description.clone(),
+        interned(&tool.name),
+        interned(&tool.spec.description),
         Arc::new(schema::input_schema(
             tool,
             &offered.defaults,
@@ -141,6 +141,24 @@ pub(super) fn describe(offered: &Offered) -> McpTool {
     .with_title(tool.spec.title.clone())
     .with_annotations(annotations)
     .with_raw_output_schema(Arc::new(schema::output_schema(tool)))
+}
+
+/// `text` as a string that lives as long as the process, kept once however many gateways are built:
+/// each `tools/list` answer then borrows the tools' names and descriptions instead of copying them. The
+/// texts kept are bounded by the catalogs loaded.
+fn interned(text: &str) -> &'static str {
+    static KEPT: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut kept = KEPT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = kept.get(text) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.into());
+    kept.insert(leaked);
+    leaked
 }
 
 /// What a tool's output reads of its JSON reply: the list, the output fields within it, and the paging
