@@ -4,7 +4,7 @@
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
-use super::Stop;
+use super::ToolError;
 use super::call::Call;
 use crate::oauth::tokens::TokenError;
 use crate::provider::UpstreamError;
@@ -30,17 +30,16 @@ impl Auth {
 impl Call<'_> {
     /// The credential for this call: the provider's static one, or the user's own token (refreshed
     /// if it is about to expire), after checking it carries the tool's scopes.
-    pub(super) async fn auth(&self) -> Result<Auth, Stop> {
+    pub(super) async fn auth(&self) -> Result<Auth, ToolError> {
         let o = self.offered;
         if let Some(header) = o.client.static_auth() {
             return Ok(Auth::Static(header.clone()));
         }
         let tokens = self.tokens.ok_or_else(|| {
-            format!(
-                "{}: no credentials are configured for {}",
-                o.tool.name,
+            self.internal(format!(
+                "no credentials are configured for {}",
                 o.client.title()
-            )
+            ))
         })?;
         let access = tokens
             .token(self.user, &o.tool.provider)
@@ -64,7 +63,7 @@ impl Call<'_> {
                 .map(|s| o.client.catalog.scope_label(s))
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(Stop::Connect {
+            return Err(ToolError::NeedsConnect {
                 provider: o.tool.provider.clone(),
                 reason: format!(
                     "{} needs the {list} scope, which your {} connection was not granted; reconnect to grant it",
@@ -74,38 +73,46 @@ impl Call<'_> {
             });
         }
         let header = crate::provider::bearer(access.token.expose())
-            .ok_or_else(|| format!("{}: the stored token is unusable; reconnect", o.tool.name))?;
+            .ok_or_else(|| self.internal("the stored token is unusable; reconnect"))?;
         Ok(Auth::User {
             header,
             version: access.version,
         })
     }
 
-    fn token_stop(&self, e: TokenError) -> Stop {
+    /// devgate's own failure during this call.
+    pub(super) fn internal(&self, detail: impl Into<String>) -> ToolError {
+        ToolError::Internal {
+            tool: self.offered.tool.name.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    fn token_stop(&self, e: TokenError) -> ToolError {
         let o = self.offered;
         let title = o.client.title();
         match e {
-            TokenError::NotConnected => Stop::Connect {
+            TokenError::NotConnected => ToolError::NeedsConnect {
                 provider: o.tool.provider.clone(),
                 reason: format!(
                     "{} needs your {title} account, which is not connected yet",
                     o.tool.name
                 ),
             },
-            TokenError::Broken(detail) => Stop::Connect {
+            TokenError::Broken(detail) => ToolError::NeedsConnect {
                 provider: o.tool.provider.clone(),
                 reason: format!("Your {title} connection has to be renewed ({detail})"),
             },
-            TokenError::Unavailable(detail) => Stop::Message(format!(
-                "{}: {title} could not renew your access ({detail}); your connection is kept, try again in a minute.",
-                o.tool.name
-            )),
+            TokenError::Unavailable(detail) => ToolError::Upstream {
+                tool: o.tool.name.clone(),
+                detail: format!(
+                    "{title} could not renew your access ({detail}); your connection is kept, try again in a minute."
+                ),
+                outage: true,
+            },
             TokenError::Store(e) => {
                 tracing::error!(error = %e, "the store failed while reading tokens");
-                Stop::Message(format!(
-                    "{}: devgate could not read its database; try again shortly.",
-                    o.tool.name
-                ))
+                self.internal("devgate could not read its database; try again shortly.")
             }
         }
     }
@@ -119,7 +126,7 @@ impl Call<'_> {
         auth: &mut Auth,
         args: &Map<String, Value>,
         send: impl Fn(HeaderValue) -> F,
-    ) -> Result<T, Stop>
+    ) -> Result<T, ToolError>
     where
         F: Future<Output = Result<T, UpstreamError>>,
     {
@@ -134,20 +141,20 @@ impl Call<'_> {
         }
     }
 
-    async fn renew(&self, auth: &Auth) -> Result<Auth, Stop> {
+    async fn renew(&self, auth: &Auth) -> Result<Auth, ToolError> {
         let Auth::User { version, .. } = auth else {
-            return Err(Stop::Message(
-                "a static credential cannot be renewed".into(),
-            ));
+            return Err(self.internal("a static credential cannot be renewed"));
         };
         let o = self.offered;
-        let tokens = self.tokens.ok_or_else(|| "no token manager".to_string())?;
+        let tokens = self
+            .tokens
+            .ok_or_else(|| self.internal("no token manager"))?;
         let access = tokens
             .renew_rejected(self.user, &o.tool.provider, *version)
             .await
             .map_err(|e| self.token_stop(e))?;
         let header = crate::provider::bearer(access.token.expose())
-            .ok_or_else(|| format!("{}: the renewed token is unusable; reconnect", o.tool.name))?;
+            .ok_or_else(|| self.internal("the renewed token is unusable; reconnect"))?;
         Ok(Auth::User {
             header,
             version: access.version,

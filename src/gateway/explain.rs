@@ -6,14 +6,14 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::call::Call;
-use super::{Offered, Stop};
+use super::{Offered, ToolError};
 use crate::catalog::template;
 use crate::provider::{ProviderClient, UpstreamError};
 
 impl Call<'_> {
     /// An upstream failure as what the agent gets: a connect link when the provider says a scope is
     /// missing from the user's grant, else a message.
-    pub(super) fn stop(&self, e: &UpstreamError, args: &Map<String, Value>) -> Stop {
+    pub(super) fn stop(&self, e: &UpstreamError, args: &Map<String, Value>) -> ToolError {
         let o = self.offered;
         if let (
             UpstreamError::Status {
@@ -26,7 +26,7 @@ impl Call<'_> {
             && !required_scopes.is_empty()
             && o.client.static_auth().is_none()
         {
-            return Stop::Connect {
+            return ToolError::NeedsConnect {
                 provider: o.tool.provider.clone(),
                 reason: format!(
                     "{} answered 403: {} needs the {} scope, which your connection lacks; reconnect to grant it",
@@ -36,18 +36,22 @@ impl Call<'_> {
                 ),
             };
         }
-        Stop::Message(o.upstream_message(e, args))
+        o.upstream_error(e, args)
     }
 }
 
 impl Offered {
-    /// An upstream failure as a message the agent can act on.
-    pub(super) fn upstream_message(
+    /// An upstream failure with a text the agent can act on.
+    pub(super) fn upstream_error(
         &self,
         error: &UpstreamError,
         args: &Map<String, Value>,
-    ) -> String {
-        format!("{}: {}", self.tool.name, self.explain(error, args))
+    ) -> ToolError {
+        ToolError::Upstream {
+            tool: self.tool.name.clone(),
+            detail: self.explain(error, args),
+            outage: error.is_transient(),
+        }
     }
 
     fn explain(&self, error: &UpstreamError, args: &Map<String, Value>) -> String {

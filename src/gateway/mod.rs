@@ -9,14 +9,18 @@
 //! - `confirm`: the user's own confirmation before a confirmed tool runs;
 //! - `wait`: following a run (`wait`) or a task the provider accepted with 202;
 //! - `siblings`: the other read tools those steps call (poll, steps, logs, the confirmed target);
-//! - `explain`: upstream failures as texts the agent can act on.
+//! - `explain`: upstream failures as texts the agent can act on;
+//! - `error`: why a call ended without a result ([`ToolError`]) and how it ended ([`Outcome`]);
+//!   `finish`: one call's metric sample, audit row and log line, written once ([`InFlight`]).
 //!
 //! [`crate::mcp`] adapts this to rmcp; the transports only carry it.
 
 mod call;
 mod confirm;
 mod credentials;
+mod error;
 mod explain;
+mod finish;
 mod offer;
 mod paging;
 mod siblings;
@@ -26,7 +30,7 @@ mod wait;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool};
+use rmcp::model::{CallToolResult, JsonObject, Tool as McpTool};
 
 use crate::catalog::schema::Defaults;
 use crate::catalog::{Catalog, Tool, template};
@@ -39,6 +43,8 @@ use crate::shape::{CursorKey, Reads};
 
 use call::Call;
 pub use confirm::{Answer, Channel, Confirmation, Confirmer};
+pub use error::{Outcome, ToolError};
+pub use finish::InFlight;
 pub use offer::is_offered;
 use offer::{connections_result, connections_tool, describe, instructions, reads_of};
 
@@ -68,29 +74,6 @@ struct Offered {
     cursors: Arc<CursorKey>,
 }
 
-/// Why a call could not even start: answered as a JSON-RPC error, not a tool result.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("unknown tool `{0}`; call tools/list for the tools this gateway offers")]
-    UnknownTool(String),
-}
-
-/// What a call came to.
-#[derive(Debug)]
-pub enum CallOutcome {
-    /// A result for the agent (possibly an `isError` it can act on).
-    Done(CallToolResult),
-    /// The user has to connect (or reconnect) a provider first; the MCP layer turns this into an
-    /// elicitation or a link in an `isError` text, depending on the client.
-    Connect(ConnectRequest),
-    /// The user has to confirm this summary; the client is asked through the result and calls again
-    /// with the answer and this `requestState`.
-    Confirm {
-        summary: String,
-        request_state: String,
-    },
-}
-
 /// A link the user must open before the call can succeed.
 #[derive(Debug, Clone)]
 pub struct ConnectRequest {
@@ -99,26 +82,6 @@ pub struct ConnectRequest {
     /// One sentence on why, naming the tool (and scopes) where that is the reason.
     pub reason: String,
     pub link: ConnectLink,
-}
-
-/// Why a call stopped before a result: a message for the agent, a connect link to hand out, or a
-/// question for the user.
-enum Stop {
-    Message(String),
-    Connect {
-        provider: String,
-        reason: String,
-    },
-    Confirm {
-        summary: String,
-        request_state: String,
-    },
-}
-
-impl From<String> for Stop {
-    fn from(message: String) -> Self {
-        Stop::Message(message)
-    }
 }
 
 /// The offered tools and everything needed to call them. Cheap to share (`Arc`).
@@ -264,12 +227,12 @@ impl Gateway {
     /// Adds a call to the audit log: the resource is named by the tool's path values only (workspace,
     /// repository, ids), never by other arguments, which may be free text or secrets. A tool not
     /// offered is recorded as `unknown`, and every string is length-capped.
-    pub fn audit(
+    pub(super) fn audit(
         &self,
         user: &str,
         name: &str,
         args: Option<&JsonObject>,
-        outcome: &str,
+        outcome: Outcome,
         duration_ms: u64,
         request_id: &str,
     ) {
@@ -308,7 +271,7 @@ impl Gateway {
             tool: tool.to_string(),
             provider,
             target,
-            outcome: outcome.to_string(),
+            outcome: outcome.label().to_string(),
             duration_ms: duration_ms as i64,
             request_id: crate::audit::clip(request_id, 64).into_owned(),
         });
@@ -337,9 +300,9 @@ impl Gateway {
         at.ok().map(|i| &self.listed[i])
     }
 
-    /// Runs one tool call for `user`. Everything the agent can act on (bad arguments, provider errors)
-    /// comes back as an `isError` result; a missing connection as [`CallOutcome::Connect`]; only an
-    /// unknown tool is an `Err`.
+    /// Runs one tool call for `user`: its result, or why there is none ([`ToolError`], which the MCP
+    /// layer turns into an `isError` text, a connect or confirm question, or, for an unknown tool, a
+    /// JSON-RPC error).
     pub async fn call(
         &self,
         user: &str,
@@ -347,27 +310,27 @@ impl Gateway {
         args: Option<&JsonObject>,
         progress: Option<Progress>,
         confirmer: Option<&dyn Confirmer>,
-    ) -> Result<CallOutcome, CallError> {
+    ) -> Result<CallToolResult, ToolError> {
         // The name first: a call to nothing costs no rate budget and is never counted under its name.
         if !self.offers(name) {
-            return Err(CallError::UnknownTool(
+            return Err(ToolError::UnknownTool(
                 crate::audit::clip(name, SHOWN_NAME_CHARS).into_owned(),
             ));
         }
-        if let Some(limited) = self.rate_limited(user) {
-            return Ok(CallOutcome::Done(limited));
-        }
+        self.admit(user)
+            .map_err(|retry_after_secs| ToolError::RateLimited {
+                user: user.to_string(),
+                retry_after_secs,
+            })?;
         if name == CONNECTIONS_TOOL
             && let Some(connector) = &self.connector
         {
-            return Ok(CallOutcome::Done(
-                connections_result(connector, self.tokens.as_deref(), user).await,
-            ));
+            return connections_result(connector, self.tokens.as_deref(), user).await;
         }
         let offered = self
             .offered
             .get(name)
-            .ok_or_else(|| CallError::UnknownTool(name.to_string()))?;
+            .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
         let call = Call {
             offered,
             all: &self.offered,
@@ -378,22 +341,7 @@ impl Gateway {
             confirmer,
             confirmations: &self.confirmations,
         };
-        match call.run(args, self.text_cap).await {
-            Ok(result) => Ok(CallOutcome::Done(result)),
-            Err(Stop::Message(message)) => Ok(CallOutcome::Done(CallToolResult::error(vec![
-                ContentBlock::text(message),
-            ]))),
-            Err(Stop::Connect { provider, reason }) => {
-                Ok(self.connect_request(user, &provider, reason).await)
-            }
-            Err(Stop::Confirm {
-                summary,
-                request_state,
-            }) => Ok(CallOutcome::Confirm {
-                summary,
-                request_state,
-            }),
-        }
+        call.run(args, self.text_cap).await
     }
 
     /// The connect flow, when users connect their own accounts.
@@ -436,21 +384,22 @@ impl Gateway {
         std::hash::BuildHasher::hash_one(&self.rate_keys, user)
     }
 
-    /// An `isError` result when `user` is over the call rate, saying when to try again.
-    fn rate_limited(&self, user: &str) -> Option<CallToolResult> {
-        let secs = self.admit(user).err()?;
-        tracing::info!(user, outcome = "rate_limited", "call");
-        Some(CallToolResult::error(vec![ContentBlock::text(format!(
-            "Rate limit: too many tool calls from {user} in the last minute. Wait {secs} s, then call again; batch or narrow the work if you can."
-        ))]))
-    }
-
-    async fn connect_request(&self, user: &str, provider: &str, reason: String) -> CallOutcome {
+    /// The link `user` opens to connect `provider`, which a call of `tool` needed (`reason`).
+    pub async fn connect_request(
+        &self,
+        user: &str,
+        tool: &str,
+        provider: &str,
+        reason: String,
+    ) -> Result<ConnectRequest, ToolError> {
         let Some(connector) = &self.connector else {
-            return CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(reason)]));
+            return Err(ToolError::Internal {
+                tool: tool.to_string(),
+                detail: reason,
+            });
         };
         match connector.link(user, provider).await {
-            Ok(link) => CallOutcome::Connect(ConnectRequest {
+            Ok(link) => Ok(ConnectRequest {
                 provider: provider.to_string(),
                 title: connector.title(provider),
                 reason,
@@ -458,9 +407,12 @@ impl Gateway {
             }),
             Err(e) => {
                 tracing::error!(error = %e, "could not create a connect link");
-                CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(format!(
-                    "{reason}. devgate could not create a connect link because its database failed; try again shortly."
-                ))]))
+                Err(ToolError::Internal {
+                    tool: tool.to_string(),
+                    detail: format!(
+                        "{reason}. devgate could not create a connect link because its database failed; try again shortly."
+                    ),
+                })
             }
         }
     }

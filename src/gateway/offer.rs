@@ -4,10 +4,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, Tool as McpTool, ToolAnnotations};
 use serde_json::json;
 
-use super::{CONNECTIONS_TOOL, Offered};
+use super::{CONNECTIONS_TOOL, Offered, ToolError};
 use crate::catalog::schema;
 use crate::catalog::{Catalog, Pagination, Tool};
 use crate::config::Config;
@@ -55,18 +55,19 @@ pub(super) async fn connections_result(
     connector: &Connector,
     tokens: Option<&TokenManager>,
     user: &str,
-) -> CallToolResult {
+) -> Result<CallToolResult, ToolError> {
     let statuses = match tokens {
         Some(tokens) => connector.checked_statuses(user, tokens).await,
         None => connector.statuses(user, true).await,
     };
     match statuses {
-        Ok(items) => CallToolResult::structured(json!({ "items": items })),
+        Ok(items) => Ok(CallToolResult::structured(json!({ "items": items }))),
         Err(e) => {
             tracing::error!(error = %e, "could not read connections");
-            CallToolResult::error(vec![ContentBlock::text(
-                "devgate could not read its database; try again shortly.",
-            )])
+            Err(ToolError::Internal {
+                tool: CONNECTIONS_TOOL.into(),
+                detail: "devgate could not read its database; try again shortly.".into(),
+            })
         }
     }
 }
