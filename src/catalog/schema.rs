@@ -19,7 +19,8 @@ pub struct Defaults {
 }
 
 impl Defaults {
-    fn get(&self, from: DefaultFrom) -> Option<&str> {
+    /// The config's value for a parameter declared with `default_from`.
+    pub fn get(&self, from: DefaultFrom) -> Option<&str> {
         match from {
             DefaultFrom::Workspace => self.workspace.as_deref(),
         }

@@ -33,16 +33,14 @@ pub(super) async fn tools(
             problems.join("\n  ")
         );
     }
-    // Without providers (or with --all), the whole catalog: every provider as if configured.
+    // Without providers (or with --all), the whole catalog: every provider as if configured, without
+    // credentials (listing calls nothing).
     let whole = *all || config.providers.is_empty();
     if whole {
         for p in &catalog.providers {
             config.providers.insert(
                 p.spec.id.clone(),
-                devgate::config::ProviderConfig {
-                    token: Some(devgate::config::Secret::new("catalog")),
-                    ..Default::default()
-                },
+                devgate::config::ProviderConfig::default(),
             );
         }
     }

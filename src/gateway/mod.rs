@@ -156,12 +156,14 @@ impl Gateway {
             }
         }
         let confirms = offered.values().any(|o| o.confirm);
+        let tools: Vec<&Tool> = offered.values().map(|o| o.tool.as_ref()).collect();
+        let instructions = instructions(config, catalog, &tools, confirms);
         let mut listed: Vec<McpTool> = offered.values().map(describe).collect();
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Self {
             offered,
             listed: Arc::new(listed),
-            instructions: instructions(config, confirms),
+            instructions,
             text_cap: config.tools.text_cap_bytes,
             clients,
             tokens: None,
@@ -248,9 +250,14 @@ impl Gateway {
                     .map(|p| p.name().to_string())
                     .filter_map(|n| {
                         let given = args.and_then(|a| template::scalar(a.get(&n)));
-                        let default = (n == "workspace")
-                            .then(|| o.defaults.workspace.clone())
-                            .flatten();
+                        let default = o
+                            .tool
+                            .spec
+                            .params
+                            .get(&n)
+                            .and_then(|p| p.default_from)
+                            .and_then(|f| o.defaults.get(f))
+                            .map(str::to_string);
                         given
                             .or(default)
                             .map(|v| format!("{n}={}", crate::audit::clip(&v, AUDIT_VALUE_CHARS)))

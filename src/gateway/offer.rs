@@ -72,18 +72,42 @@ pub(super) async fn connections_result(
     }
 }
 
-/// Conventions shared by all tools, written once instead of in every schema; the confirmation
-/// sentence only when some offered tool is confirmed.
-pub(super) fn instructions(config: &Config, confirms: bool) -> String {
-    let mut text = String::from(
-        "devgate: Buddy.Works (buddy_*) and Bitbucket Cloud (bitbucket_*) tools. \
-Shared arguments: `workspace` is the Buddy workspace domain or the Bitbucket workspace slug; \
-`project` is a Buddy project's name (URL handle); `pipeline` is a Buddy pipeline's id or identifier; \
-`repo_slug` is a Bitbucket repository slug; `*_id` and `*_uuid` arguments come from list results \
-(Bitbucket uuids keep their braces); \
-`limit` (page size: default 10 or 20, at most 100, or 50 for pull requests) is accepted by every list \
-though left out of their schemas. \
-Lists return {items, next_cursor}: pass next_cursor back as `cursor`, with the same arguments, for the next page. \
+/// Conventions shared by all tools, written once instead of in every schema: the providers and what
+/// their shared arguments mean (from their catalogs), the page size of the offered lists, and the
+/// engine's own arguments; the confirmation sentence only when some offered tool is confirmed.
+pub(super) fn instructions(
+    config: &Config,
+    catalog: &Catalog,
+    offered: &[&Tool],
+    confirms: bool,
+) -> String {
+    let providers: Vec<&crate::catalog::ProviderSpec> = catalog
+        .providers
+        .iter()
+        .map(|p| &p.spec)
+        .filter(|p| config.providers.contains_key(&p.id))
+        .collect();
+    let names: Vec<String> = providers
+        .iter()
+        .map(|p| format!("{} ({}_*)", p.title, p.id))
+        .collect();
+    let mut text = format!("devgate: {} tools. ", and_list(&names));
+    let arguments: Vec<String> = providers
+        .iter()
+        .filter_map(|p| Some(format!("in {}_* tools, {}", p.id, p.arguments.as_deref()?)))
+        .collect();
+    if !arguments.is_empty() {
+        let _ = write!(text, "Shared arguments: {}. ", arguments.join("; "));
+    }
+    text.push_str("`*_id` and `*_uuid` arguments come from list results. ");
+    if let Some(limit) = page_sizes(offered) {
+        let _ = write!(
+            text,
+            "`limit` ({limit}) is accepted by every list though left out of their schemas. "
+        );
+    }
+    text.push_str(
+        "Lists return {items, next_cursor}: pass next_cursor back as `cursor`, with the same arguments, for the next page. \
 Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on; \
 log tools take `tail` (the last N lines). \
 Read tools take `fields`, extra dot paths into the provider's object (e.g. [\"links.html.href\"], \
@@ -110,6 +134,52 @@ for them to approve; then call again with the same arguments.",
         }
     }
     text
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The page sizes of the offered lists (their hidden `limit`): "page size: default 10 or 20, at most
+/// 100", from the catalogs.
+fn page_sizes(offered: &[&Tool]) -> Option<String> {
+    let mut defaults = std::collections::BTreeSet::new();
+    let mut maxima = std::collections::BTreeSet::new();
+    for param in offered
+        .iter()
+        .filter(|t| t.paginated)
+        .filter_map(|t| t.spec.params.get("limit"))
+    {
+        if let Some(d) = param.default.as_ref().and_then(serde_json::Value::as_i64) {
+            defaults.insert(d);
+        }
+        if let Some(m) = param.maximum {
+            maxima.insert(m);
+        }
+    }
+    let or_list = |set: &std::collections::BTreeSet<i64>| {
+        let items: Vec<String> = set.iter().map(i64::to_string).collect();
+        match items.as_slice() {
+            [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => items.join(""),
+        }
+    };
+    if defaults.is_empty() && maxima.is_empty() {
+        return None;
+    }
+    let mut out = String::from("page size");
+    if !defaults.is_empty() {
+        let _ = write!(out, ": default {}", or_list(&defaults));
+    }
+    if !maxima.is_empty() {
+        let _ = write!(out, ", at most {}", or_list(&maxima));
+    }
+    Some(out)
 }
 
 /// The MCP description of a tool.

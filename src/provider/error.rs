@@ -17,7 +17,7 @@ pub enum UpstreamError {
         retry_after: Option<u64>,
         /// How many times devgate tried again before giving up.
         retries: u32,
-        /// Scopes the provider said the call needs (Bitbucket's `error.detail.required` on a 403).
+        /// Scopes the provider said the call needs (at the catalog's `error_scopes`, on a 403).
         required_scopes: Vec<String>,
         /// Request fields the provider named as wrong (the catalog's `error_fields`), if any.
         fields: Vec<String>,
@@ -106,11 +106,11 @@ impl ErrorBody {
         }
     }
 
-    /// The scopes the body says are required (Bitbucket: `error.detail.required`).
-    pub fn required_scopes(&self) -> Vec<String> {
+    /// The scopes the body lists at `dot_path` as required (the catalog's `error_scopes`).
+    pub fn required_scopes(&self, dot_path: &str) -> Vec<String> {
         self.json
             .as_ref()
-            .and_then(|v| pointer(v, "error.detail.required"))
+            .and_then(|v| pointer(v, dot_path))
             .and_then(Value::as_array)
             .map(|items| {
                 items

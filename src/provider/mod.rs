@@ -110,7 +110,9 @@ impl ProviderClient {
                     Vec::new(),
                     format!("your {} connection", catalog.spec.title),
                 ),
-                _ => return Err(format!("providers.{id}: no credentials configured")),
+                // Config refuses a provider without credentials; a gateway built only to be listed
+                // (`devgate tools --all`) has none, and a call through it would say so.
+                _ => (None, Vec::new(), format!("providers.{id}.token")),
             };
         let static_auth = match static_auth {
             Some(value) => Some(sensitive(&value).ok_or_else(|| {
@@ -595,7 +597,11 @@ impl ProviderClient {
         // Scrubbed before it is parsed and the message is cut to length, so a token across the cut
         // leaves no prefix; parsed once for the message, the required scopes and the rejected fields.
         let body = ErrorBody::parse(redact(&String::from_utf8_lossy(&body), &secrets));
-        let required_scopes = body.required_scopes();
+        let required_scopes = spec
+            .error_scopes
+            .as_deref()
+            .map(|path| body.required_scopes(path))
+            .unwrap_or_default();
         let fields = spec
             .error_fields
             .as_deref()
