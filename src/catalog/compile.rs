@@ -395,16 +395,7 @@ fn compile_tool(
         }
     }
     for (name, param) in &spec.params {
-        if [
-            CURSOR_PARAM,
-            OFFSET_PARAM,
-            TAIL_PARAM,
-            FIELDS_PARAM,
-            WAIT_PARAM,
-            CONFIRM_PARAM,
-        ]
-        .contains(&name.as_str())
-        {
+        if is_engine_param(name) {
             problems.push(format!("parameter `{name}` is reserved for the engine"));
         }
         schema::check_param(name, param, &mut problems);

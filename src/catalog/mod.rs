@@ -7,6 +7,7 @@
 mod checks;
 mod compile;
 pub mod docs;
+pub mod engine_params;
 pub mod model;
 pub mod schema;
 pub mod template;
@@ -17,6 +18,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+pub use engine_params::{
+    CONFIRM_PARAM, CURSOR_PARAM, FIELDS_PARAM, MAX_WAIT_SECS, OFFSET_PARAM, TAIL_PARAM, WAIT_PARAM,
+    is_engine_param,
+};
 pub use model::*;
 use template::{PathTemplate, Piece};
 
@@ -30,21 +35,6 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../tools/bitbucket.toml"),
     ),
 ];
-
-/// Parameters the engine adds to tools on its own; a catalog may not declare them.
-pub const CURSOR_PARAM: &str = "cursor";
-pub const OFFSET_PARAM: &str = "offset";
-pub const TAIL_PARAM: &str = "tail";
-/// Extra output fields an agent asks for on a read tool (left out of schemas; the instructions say it).
-pub const FIELDS_PARAM: &str = "fields";
-/// Seconds a run tool waits for the run to finish.
-pub const WAIT_PARAM: &str = "wait";
-/// `confirm`: listed and accepted only on tools devgate confirms, where it is ignored: an agent's word
-/// is never consent (see [`crate::confirm`]). It stays for agents written when it was how to confirm,
-/// and its presence tells an agent that the user will be asked; the server instructions say so once.
-pub const CONFIRM_PARAM: &str = "confirm";
-/// The longest `wait`, in seconds.
-pub const MAX_WAIT_SECS: i64 = 600;
 
 /// A catalog problem, with where it is.
 #[derive(Debug, Clone, thiserror::Error)]
