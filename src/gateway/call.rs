@@ -17,7 +17,6 @@ use crate::catalog::{
     WAIT_PARAM, template,
 };
 use crate::confirm::Confirmations;
-use crate::oauth::tokens::TokenManager;
 use crate::shape::{self, Field, Reads};
 
 /// One tool call in progress: the tool, who calls, and where user tokens come from.
@@ -26,7 +25,6 @@ pub(super) struct Call<'a> {
     /// Every tool this gateway offers, so a result names only tools the agent can call.
     pub(super) all: &'a HashMap<String, Offered>,
     pub(super) user: &'a str,
-    pub(super) tokens: Option<&'a TokenManager>,
     pub(super) progress: Option<&'a Progress>,
     pub(super) wait_poll: std::time::Duration,
     pub(super) confirmer: Option<&'a dyn Confirmer>,

@@ -4,10 +4,39 @@
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
-use super::ToolError;
+use std::sync::Arc;
+
 use super::call::Call;
-use crate::oauth::tokens::TokenError;
-use crate::provider::UpstreamError;
+use super::{Connections, ToolError};
+use crate::config::ProviderConfig;
+use crate::oauth::tokens::{TokenError, TokenManager};
+use crate::provider::{ProviderClient, UpstreamError};
+
+/// How calls to one provider are authorised, worked out once from config when the gateway is built.
+#[derive(Clone)]
+pub enum Credentials {
+    /// One configured credential for every user (a token, or an email and API token).
+    Static(HeaderValue),
+    /// Each user's own token, connected through OAuth and kept in the vault.
+    User(Arc<TokenManager>),
+    /// None: a gateway built only to be listed (`devgate tools --all`); config refuses this otherwise.
+    None,
+}
+
+impl Credentials {
+    /// The credentials of the provider `client` serves, as its config sets them.
+    pub fn resolve(
+        client: &ProviderClient,
+        config: &ProviderConfig,
+        connections: Option<&Connections>,
+    ) -> Self {
+        match (client.static_auth(), connections) {
+            (Some(header), _) => Credentials::Static(header.clone()),
+            (None, Some(c)) if config.uses_oauth() => Credentials::User(c.tokens.clone()),
+            _ => Credentials::None,
+        }
+    }
+}
 
 /// The credential one call goes out with.
 pub(super) enum Auth {
@@ -32,15 +61,16 @@ impl Call<'_> {
     /// if it is about to expire), after checking it carries the tool's scopes.
     pub(super) async fn auth(&self) -> Result<Auth, ToolError> {
         let o = self.offered;
-        if let Some(header) = o.client.static_auth() {
-            return Ok(Auth::Static(header.clone()));
-        }
-        let tokens = self.tokens.ok_or_else(|| {
-            self.internal(format!(
-                "no credentials are configured for {}",
-                o.client.title()
-            ))
-        })?;
+        let tokens = match &o.credentials {
+            Credentials::Static(header) => return Ok(Auth::Static(header.clone())),
+            Credentials::User(tokens) => tokens,
+            Credentials::None => {
+                return Err(self.internal(format!(
+                    "no credentials are configured for {}",
+                    o.client.title()
+                )));
+            }
+        };
         let access = tokens
             .token(self.user, &o.tool.provider)
             .await
@@ -52,15 +82,14 @@ impl Call<'_> {
             Vec::new()
         } else {
             let granted = o
-                .client
-                .catalog
+                .provider
                 .expand_scopes(access.scopes.iter().map(String::as_str));
             needed.iter().filter(|s| !granted.contains(*s)).collect()
         };
         if !missing.is_empty() {
             let list = missing
                 .iter()
-                .map(|s| o.client.catalog.scope_label(s))
+                .map(|s| o.provider.scope_label(s))
                 .collect::<Vec<_>>()
                 .join(", ");
             return Err(ToolError::NeedsConnect {
@@ -146,9 +175,9 @@ impl Call<'_> {
             return Err(self.internal("a static credential cannot be renewed"));
         };
         let o = self.offered;
-        let tokens = self
-            .tokens
-            .ok_or_else(|| self.internal("no token manager"))?;
+        let Credentials::User(tokens) = &o.credentials else {
+            return Err(self.internal("only a user's own token can be renewed"));
+        };
         let access = tokens
             .renew_rejected(self.user, &o.tool.provider, *version)
             .await

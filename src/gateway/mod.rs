@@ -33,7 +33,7 @@ use std::sync::Arc;
 use rmcp::model::{CallToolResult, JsonObject, Tool as McpTool};
 
 use crate::catalog::schema::Defaults;
-use crate::catalog::{Catalog, Tool, template};
+use crate::catalog::{Catalog, Provider, Tool, template};
 use crate::config::Config;
 use crate::confirm::Confirmations;
 use crate::oauth::connect::{ConnectLink, Connector};
@@ -43,6 +43,7 @@ use crate::shape::{CursorKey, Reads};
 
 use call::Call;
 pub use confirm::{Answer, Channel, Confirmation, Confirmer};
+pub use credentials::Credentials;
 pub use error::{Outcome, ToolError};
 pub use finish::InFlight;
 pub use offer::is_offered;
@@ -61,10 +62,13 @@ const AUDIT_VALUE_CHARS: usize = 100;
 /// How much of an unknown tool's name its error repeats.
 const SHOWN_NAME_CHARS: usize = 64;
 
-/// A tool as offered to agents: its catalog entry and the client that serves it.
+/// A tool as offered to agents: its catalog entry, its provider's catalog, the client that serves it
+/// and the credentials calls go out with.
 struct Offered {
     tool: Arc<Tool>,
+    provider: Arc<Provider>,
     client: Arc<ProviderClient>,
+    credentials: Credentials,
     defaults: Defaults,
     /// What the tool's output reads of a JSON reply; the rest is skipped while parsing.
     reads: Option<Reads>,
@@ -92,9 +96,8 @@ pub struct Gateway {
     instructions: String,
     text_cap: usize,
     clients: HashMap<String, Arc<ProviderClient>>,
-    /// Users' own tokens, for providers configured with an OAuth client.
-    tokens: Option<Arc<TokenManager>>,
-    connector: Option<Arc<Connector>>,
+    /// Users' own connections, for providers configured with an OAuth client.
+    connections: Option<Connections>,
     /// Per-user call rate (token bucket), when configured, keyed by [`Self::rate_key`].
     limiter: Option<governor::DefaultKeyedRateLimiter<u64>>,
     /// Hashes a user name into its rate-limit key, so a call allocates no key. Randomly seeded per
@@ -116,22 +119,49 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// Users' own connections: where their tokens come from, and the flow that connects them.
+#[derive(Clone)]
+pub struct Connections {
+    pub tokens: Arc<TokenManager>,
+    pub connector: Arc<Connector>,
+}
+
+/// The HTTP client of every configured provider, by provider id: the first thing built from config.
+pub fn provider_clients(
+    config: &Config,
+    catalog: &Catalog,
+) -> Result<HashMap<String, Arc<ProviderClient>>, String> {
+    let mut clients = HashMap::new();
+    for (id, pconf) in &config.providers {
+        let provider = catalog
+            .provider(id)
+            .ok_or_else(|| format!("providers.{id}: unknown provider"))?;
+        let client = ProviderClient::new(provider.clone(), pconf, &config.upstream)?;
+        clients.insert(id.clone(), Arc::new(client));
+    }
+    Ok(clients)
+}
+
 impl Gateway {
-    /// Builds the gateway from a validated config.
-    pub fn new(config: &Config, catalog: &Catalog) -> Result<Self, String> {
+    /// Builds the gateway from a validated config, the providers' clients and, where users connect
+    /// their own accounts, their connections (which also list `devgate_connections`).
+    pub fn new(
+        config: &Config,
+        catalog: &Catalog,
+        clients: HashMap<String, Arc<ProviderClient>>,
+        connections: Option<Connections>,
+    ) -> Result<Self, String> {
         let mut offered = HashMap::new();
-        let mut clients = HashMap::new();
         let cursors = Arc::new(CursorKey::random());
         for (id, pconf) in &config.providers {
             let provider = catalog
                 .provider(id)
                 .ok_or_else(|| format!("providers.{id}: unknown provider"))?;
-            let client = Arc::new(ProviderClient::new(
-                provider.clone(),
-                pconf,
-                &config.upstream,
-            )?);
-            clients.insert(id.clone(), client.clone());
+            let client = clients
+                .get(id)
+                .cloned()
+                .ok_or_else(|| format!("providers.{id}: no API client"))?;
+            let credentials = Credentials::resolve(&client, pconf, connections.as_ref());
             let defaults = Defaults {
                 workspace: pconf.workspace.clone(),
             };
@@ -148,7 +178,9 @@ impl Gateway {
                                 && tool.spec.annotations.destructive),
                         reads: reads_of(tool, &provider.spec.pagination),
                         tool: tool.clone(),
+                        provider: provider.clone(),
                         client: client.clone(),
+                        credentials: credentials.clone(),
                         defaults: defaults.clone(),
                         cursors: cursors.clone(),
                     },
@@ -159,6 +191,9 @@ impl Gateway {
         let tools: Vec<&Tool> = offered.values().map(|o| o.tool.as_ref()).collect();
         let instructions = instructions(config, catalog, &tools, confirms);
         let mut listed: Vec<McpTool> = offered.values().map(describe).collect();
+        if connections.is_some() {
+            listed.push(connections_tool());
+        }
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Self {
             offered,
@@ -166,8 +201,7 @@ impl Gateway {
             instructions,
             text_cap: config.tools.text_cap_bytes,
             clients,
-            tokens: None,
-            connector: None,
+            connections,
             limiter: rate_limiter(config),
             rate_keys: std::hash::RandomState::new(),
             wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
@@ -185,22 +219,6 @@ impl Gateway {
     /// Where confirm pages find the confirmations they approve.
     pub fn confirmations(&self) -> &Arc<Confirmations> {
         &self.confirmations
-    }
-
-    /// Adds users' own connections: tokens for calls, and connect links when one is missing. Also
-    /// lists the built-in `devgate_connections` tool.
-    pub fn with_connections(
-        mut self,
-        tokens: Arc<TokenManager>,
-        connector: Arc<Connector>,
-    ) -> Self {
-        let mut listed = self.listed.as_ref().clone();
-        listed.push(connections_tool());
-        listed.sort_by(|a, b| a.name.cmp(&b.name));
-        self.listed = Arc::new(listed);
-        self.tokens = Some(tokens);
-        self.connector = Some(connector);
-        self
     }
 
     /// Signs cursors with `key` instead of a random per-process key, so they survive a restart and every
@@ -330,9 +348,9 @@ impl Gateway {
                 retry_after_secs,
             })?;
         if name == CONNECTIONS_TOOL
-            && let Some(connector) = &self.connector
+            && let Some(connections) = &self.connections
         {
-            return connections_result(connector, self.tokens.as_deref(), user).await;
+            return connections_result(&connections.connector, &connections.tokens, user).await;
         }
         let offered = self
             .offered
@@ -342,7 +360,6 @@ impl Gateway {
             offered,
             all: &self.offered,
             user,
-            tokens: self.tokens.as_deref(),
             progress: progress.as_ref(),
             wait_poll: self.wait_poll,
             confirmer,
@@ -353,7 +370,7 @@ impl Gateway {
 
     /// The connect flow, when users connect their own accounts.
     pub fn connector(&self) -> Option<&Arc<Connector>> {
-        self.connector.as_ref()
+        self.connections.as_ref().map(|c| &c.connector)
     }
 
     /// Whether a call of `name` may report progress without `wait`: it follows a task the provider
@@ -367,7 +384,7 @@ impl Gateway {
     /// Whether `name` is a tool this gateway answers; only such names appear in metrics, logs and the
     /// audit (anything else is `unknown`, so a caller cannot grow them with made-up names).
     pub fn offers(&self, name: &str) -> bool {
-        self.offered.contains_key(name) || (name == CONNECTIONS_TOOL && self.connector.is_some())
+        self.offered.contains_key(name) || (name == CONNECTIONS_TOOL && self.connections.is_some())
     }
 
     /// Takes one call from `user`'s rate budget, or says how many seconds until there is one. A new
@@ -399,7 +416,7 @@ impl Gateway {
         provider: &str,
         reason: String,
     ) -> Result<ConnectRequest, ToolError> {
-        let Some(connector) = &self.connector else {
+        let Some(connector) = self.connector() else {
             return Err(ToolError::Internal {
                 tool: tool.to_string(),
                 detail: reason,
@@ -443,7 +460,8 @@ mod tests {
         let text = "[providers.buddy]\ntoken = \"t\"\n[providers.bitbucket]\ntoken = \"t\"\n";
         let config = Config::from_toml(text, "t.toml", []).unwrap();
         let catalog = Catalog::builtin().unwrap();
-        let gateway = Gateway::new(&config, &catalog).unwrap();
+        let clients = provider_clients(&config, &catalog).unwrap();
+        let gateway = Gateway::new(&config, &catalog, clients, None).unwrap();
         let listed = gateway.tools();
         assert!(listed.len() > 10);
         for entry in listed.iter() {

@@ -53,13 +53,10 @@ pub(super) fn connections_tool() -> McpTool {
 
 pub(super) async fn connections_result(
     connector: &Connector,
-    tokens: Option<&TokenManager>,
+    tokens: &TokenManager,
     user: &str,
 ) -> Result<CallToolResult, ToolError> {
-    let statuses = match tokens {
-        Some(tokens) => connector.checked_statuses(user, tokens).await,
-        None => connector.statuses(user, true).await,
-    };
+    let statuses = connector.checked_statuses(user, tokens).await;
     match statuses {
         Ok(items) => Ok(CallToolResult::structured(json!({ "items": items }))),
         Err(e) => {

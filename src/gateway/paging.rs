@@ -109,7 +109,7 @@ impl Offered {
         count: usize,
         args: &Map<String, Value>,
     ) -> Option<String> {
-        match &self.client.catalog.spec.pagination {
+        match &self.provider.spec.pagination {
             Pagination::NextUrl { next, numbered } => {
                 let link = match shape::pointer(body, next).and_then(Value::as_str) {
                     Some(link) => link.to_string(),

@@ -30,7 +30,7 @@ impl Call<'_> {
         text_cap: usize,
     ) -> Result<Value, ToolError> {
         let o = self.offered;
-        let catalog = &o.client.catalog;
+        let catalog = &o.provider;
         let tool = catalog
             .tools
             .iter()
@@ -43,7 +43,9 @@ impl Call<'_> {
             confirm: false,
             reads: reads_of(&tool, &catalog.spec.pagination),
             tool,
+            provider: o.provider.clone(),
             client: o.client.clone(),
+            credentials: o.credentials.clone(),
             defaults: o.defaults.clone(),
             cursors: o.cursors.clone(),
         };
@@ -51,7 +53,6 @@ impl Call<'_> {
             offered: &offered,
             all: self.all,
             user: self.user,
-            tokens: self.tokens,
             progress: None,
             wait_poll: self.wait_poll,
             confirmer: None,
