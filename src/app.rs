@@ -125,7 +125,7 @@ impl App {
         need_store: bool,
     ) -> Result<Self, String> {
         let pending = Arc::new(PendingElicitations::default());
-        let api_clients = provider_clients(&config, catalog)?;
+        let api_clients = provider_clients(&config, catalog).map_err(|e| e.to_string())?;
         let oauth: Vec<&String> = config
             .providers
             .iter()
@@ -191,7 +191,7 @@ impl App {
             });
         }
         let connector = connections.as_ref().map(|c| c.connector.clone());
-        let mut gateway = Gateway::new(&config, catalog, api_clients, connections)?;
+        let mut gateway = Gateway::new(&config, catalog, api_clients, connections);
         if let Some(vault) = &vault {
             gateway = gateway.with_audit(vault.store.clone());
             // Every instance sharing the store has the same sealing key, so each accepts the cursors

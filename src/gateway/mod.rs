@@ -38,7 +38,7 @@ use crate::config::Config;
 use crate::confirm::Confirmations;
 use crate::oauth::connect::{ConnectLink, Connector};
 use crate::oauth::tokens::TokenManager;
-use crate::provider::ProviderClient;
+use crate::provider::{ClientError, ProviderClient};
 use crate::shape::{CursorKey, Reads};
 
 use call::Call;
@@ -130,12 +130,12 @@ pub struct Connections {
 pub fn provider_clients(
     config: &Config,
     catalog: &Catalog,
-) -> Result<HashMap<String, Arc<ProviderClient>>, String> {
+) -> Result<HashMap<String, Arc<ProviderClient>>, ClientError> {
     let mut clients = HashMap::new();
     for (id, pconf) in &config.providers {
         let provider = catalog
             .provider(id)
-            .ok_or_else(|| format!("providers.{id}: unknown provider"))?;
+            .ok_or_else(|| ClientError::UnknownProvider { id: id.clone() })?;
         let client = ProviderClient::new(provider.clone(), pconf, &config.upstream)?;
         clients.insert(id.clone(), Arc::new(client));
     }
@@ -143,25 +143,23 @@ pub fn provider_clients(
 }
 
 impl Gateway {
-    /// Builds the gateway from a validated config, the providers' clients and, where users connect
-    /// their own accounts, their connections (which also list `devgate_connections`).
+    /// Builds the gateway from a validated config, the providers' clients ([`provider_clients`]) and,
+    /// where users connect their own accounts, their connections (which also list
+    /// `devgate_connections`). A provider is offered when it has both a config and a client.
     pub fn new(
         config: &Config,
         catalog: &Catalog,
         clients: HashMap<String, Arc<ProviderClient>>,
         connections: Option<Connections>,
-    ) -> Result<Self, String> {
+    ) -> Self {
         let mut offered = HashMap::new();
         let cursors = Arc::new(CursorKey::random());
-        for (id, pconf) in &config.providers {
-            let provider = catalog
-                .provider(id)
-                .ok_or_else(|| format!("providers.{id}: unknown provider"))?;
-            let client = clients
-                .get(id)
-                .cloned()
-                .ok_or_else(|| format!("providers.{id}: no API client"))?;
-            let credentials = Credentials::resolve(&client, pconf, connections.as_ref());
+        for (id, client) in &clients {
+            let Some(pconf) = config.providers.get(id) else {
+                continue;
+            };
+            let provider = client.catalog.clone();
+            let credentials = Credentials::resolve(client, pconf, connections.as_ref());
             let defaults = Defaults {
                 workspace: pconf.workspace.clone(),
             };
@@ -195,7 +193,7 @@ impl Gateway {
             listed.push(connections_tool());
         }
         listed.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Self {
+        Self {
             offered,
             listed: Arc::new(listed),
             instructions,
@@ -207,7 +205,7 @@ impl Gateway {
             wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
             audit: None,
             confirmations: Arc::new(Confirmations::new(None)),
-        })
+        }
     }
 
     /// Keeps confirmations where `confirmations` does (the store, when devgate has one).
@@ -461,7 +459,7 @@ mod tests {
         let config = Config::from_toml(text, "t.toml", []).unwrap();
         let catalog = Catalog::builtin().unwrap();
         let clients = provider_clients(&config, &catalog).unwrap();
-        let gateway = Gateway::new(&config, &catalog, clients, None).unwrap();
+        let gateway = Gateway::new(&config, &catalog, clients, None);
         let listed = gateway.tools();
         assert!(listed.len() > 10);
         for entry in listed.iter() {

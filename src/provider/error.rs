@@ -4,6 +4,23 @@ use serde_json::Value;
 
 use crate::shape::pointer;
 
+/// Why a provider's client could not be built from its config; each names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("providers.{id}: unknown provider; the catalogs have no provider with this id")]
+    UnknownProvider { id: String },
+    #[error("providers.{id}.api_base `{base}`: {source}")]
+    ApiBase {
+        id: String,
+        base: String,
+        source: url::ParseError,
+    },
+    #[error("providers.{id}: the token has characters a header cannot carry")]
+    UnusableToken { id: String },
+    #[error("providers.{id}: HTTP client: {source}")]
+    Http { id: String, source: reqwest::Error },
+}
+
 /// A failed upstream exchange. Messages never carry a credential: provider text is passed through
 /// `redact` (the configured credential and the one the request carried) before it is stored here.
 #[derive(Debug, Clone, thiserror::Error)]

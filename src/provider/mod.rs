@@ -24,7 +24,7 @@ use url::Url;
 
 pub use body::{TextWindow, tail_window};
 use body::{read_limited, window};
-pub use error::UpstreamError;
+pub use error::{ClientError, UpstreamError};
 use error::{ErrorBody, redact};
 
 use crate::catalog::{self, Redirects};
@@ -78,7 +78,7 @@ impl ProviderClient {
         catalog: Arc<catalog::Provider>,
         config: &ProviderConfig,
         upstream: &UpstreamConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let id = catalog.spec.id.clone();
         let base = config
             .api_base
@@ -86,8 +86,11 @@ impl ProviderClient {
             .unwrap_or_else(|| catalog.spec.api_base.clone())
             .trim_end_matches('/')
             .to_string();
-        let base_url =
-            Url::parse(&base).map_err(|e| format!("providers.{id}.api_base `{base}`: {e}"))?;
+        let base_url = Url::parse(&base).map_err(|source| ClientError::ApiBase {
+            id: id.clone(),
+            base: base.clone(),
+            source,
+        })?;
         let (static_auth, secrets, credential_setting) =
             match (&config.token, &config.email, &config.api_token) {
                 (Some(token), _, _) => (
@@ -115,9 +118,9 @@ impl ProviderClient {
                 _ => (None, Vec::new(), format!("providers.{id}.token")),
             };
         let static_auth = match static_auth {
-            Some(value) => Some(sensitive(&value).ok_or_else(|| {
-                format!("providers.{id}: the token has characters a header cannot carry")
-            })?),
+            Some(value) => Some(
+                sensitive(&value).ok_or_else(|| ClientError::UnusableToken { id: id.clone() })?,
+            ),
             None => None,
         };
 
@@ -144,7 +147,10 @@ impl ProviderClient {
             .redirect(policy)
             .user_agent(concat!("devgate/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("providers.{id}: HTTP client: {e}"))?;
+            .map_err(|source| ClientError::Http {
+                id: id.clone(),
+                source,
+            })?;
         let loopback = is_loopback_host(&base_url);
         let mut storage = crate::app::http_client()
             .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
@@ -162,9 +168,10 @@ impl ProviderClient {
         if !loopback {
             storage = storage.dns_resolver(Arc::new(PublicOnly));
         }
-        let storage = storage
-            .build()
-            .map_err(|e| format!("providers.{id}: HTTP client: {e}"))?;
+        let storage = storage.build().map_err(|source| ClientError::Http {
+            id: id.clone(),
+            source,
+        })?;
         Ok(Self {
             catalog,
             base,
