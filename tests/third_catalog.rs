@@ -119,11 +119,11 @@ async fn a_third_catalog_is_described_defaulted_and_called_like_the_shipped_ones
     client.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tools_all_lists_a_third_catalog_without_credentials() {
-    let tools = gitty_dir();
-    let out = devgate(&tools)
-        .args(["tools", "--all", "--format", "json"])
+/// `devgate --tools-dir <tools> tools <args>`, which must succeed; its JSON output.
+async fn tools_json(tools: &Path, args: &[&str]) -> Value {
+    let out = devgate(tools)
+        .arg("tools")
+        .args(args)
         .output()
         .await
         .unwrap();
@@ -132,21 +132,17 @@ async fn tools_all_lists_a_third_catalog_without_credentials() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_all_lists_a_third_catalog_without_credentials() {
+    let tools = gitty_dir();
+    let listed = tools_json(&tools, &["--all", "--format", "json"]).await;
     assert!(
         listed.to_string().contains("gitty_get_repository"),
         "{listed}"
     );
-    let stats = devgate(&tools)
-        .args(["tools", "--all", "--stats", "--format", "json"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        stats.status.success(),
-        "{}",
-        String::from_utf8_lossy(&stats.stderr)
-    );
-    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let stats = tools_json(&tools, &["--all", "--stats", "--format", "json"]).await;
     assert_eq!(stats["tools"], 1, "{stats}");
 }
