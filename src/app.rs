@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::confirm::Confirmations;
-use crate::gateway::Gateway;
+use crate::gateway::{Connections, Gateway, provider_clients};
 use crate::identity::{AuthLayer, Authenticator};
 use crate::mcp::PendingElicitations;
 use crate::oauth::OAuthClient;
@@ -116,15 +116,16 @@ pub fn requested_scopes(config: &Config, catalog: &Catalog, provider: &str) -> V
 }
 
 impl App {
-    /// Builds the parts. `need_store` opens the vault even when no provider uses OAuth (HTTP with API
-    /// keys needs it).
+    /// Builds the parts, in one direction: the providers' clients, the vault, users' connections (the
+    /// token manager and the connect flow, on those clients), then the gateway over all of them.
+    /// `need_store` opens the vault even when no provider uses OAuth (HTTP with API keys needs it).
     pub async fn build(
         config: Config,
         catalog: &Catalog,
         need_store: bool,
     ) -> Result<Self, String> {
         let pending = Arc::new(PendingElicitations::default());
-        let mut gateway = Gateway::new(&config, catalog)?;
+        let api_clients = provider_clients(&config, catalog).map_err(|e| e.to_string())?;
         let oauth: Vec<&String> = config
             .providers
             .iter()
@@ -136,7 +137,7 @@ impl App {
         } else {
             None
         };
-        let mut connector = None;
+        let mut connections = None;
         if let (Some(vault), false) = (&vault, oauth.is_empty()) {
             let callback = config
                 .callback_url()
@@ -154,8 +155,7 @@ impl App {
                     OAuthClient::new(&spec.spec, pconf, &callback, timeout)
                         .map_err(|e| e.to_string())?,
                 );
-                let api = gateway
-                    .clients()
+                let api = api_clients
                     .get(id)
                     .cloned()
                     .ok_or_else(|| format!("providers.{id}: no API client"))?;
@@ -185,9 +185,13 @@ impl App {
                 config.oauth.refresh_margin_secs,
                 lease_secs,
             ));
-            gateway = gateway.with_connections(tokens, c.clone());
-            connector = Some(c);
+            connections = Some(Connections {
+                tokens,
+                connector: c,
+            });
         }
+        let connector = connections.as_ref().map(|c| c.connector.clone());
+        let mut gateway = Gateway::new(&config, catalog, api_clients, connections);
         if let Some(vault) = &vault {
             gateway = gateway.with_audit(vault.store.clone());
             // Every instance sharing the store has the same sealing key, so each accepts the cursors

@@ -487,3 +487,21 @@ impl JwksKeys {
         self.cache().answer(kid, Instant::now())
     }
 }
+
+/// Who the terminal commands and stdio act for by default. With `http.auth = "none"` every HTTP
+/// caller is [`ANONYMOUS_USER`] (the sandbox's user too), so they act for that user as well; otherwise
+/// for the local OS user ([`local_user`]).
+pub fn default_user(config: &crate::config::Config) -> String {
+    if config.http.auth == crate::config::HttpAuth::None {
+        ANONYMOUS_USER.to_string()
+    } else {
+        local_user()
+    }
+}
+
+/// The local OS user (`USER`, else `USERNAME`, else `local`).
+pub fn local_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "local".into())
+}

@@ -23,9 +23,10 @@
 //! elicitation request up to 2025-11-25, an `input_required` form with a `requestState` from
 //! 2026-07-28, and otherwise an `isError` with a confirm-page link.
 
+pub mod stats;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
@@ -41,8 +42,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::gateway::{
-    Answer, CallError, CallOutcome, Channel, Confirmation, Confirmer, ConnectRequest, Gateway,
-    Progress,
+    Answer, Channel, Confirmation, Confirmer, ConnectRequest, Gateway, Outcome, Progress, ToolError,
 };
 use crate::identity::Identity;
 use crate::oauth::connect::CompletionSink;
@@ -351,7 +351,7 @@ fn connect_answer(responses: Option<&rmcp::model::InputResponses>) -> Option<Con
 
 /// Runs the call. When this is a retry whose client accepted the connect question for the provider the
 /// call still needs, waits (at most `oauth.connect_wait_secs`) for the user to finish, and runs it once
-/// more if they did; otherwise the `Connect` outcome stands, to be answered once ([`connect_pending`]).
+/// more if they did; otherwise the connect stands, to be answered once ([`connect_pending`]).
 async fn call_answering_connect(
     gateway: &Gateway,
     user: &str,
@@ -359,7 +359,7 @@ async fn call_answering_connect(
     progress: Option<Progress>,
     confirmer: &dyn Confirmer,
     answered: Option<&ConnectAnswer>,
-) -> Result<CallOutcome, CallError> {
+) -> Result<CallToolResult, ToolError> {
     let args = request.arguments.as_ref();
     let (Some(answer), Some(connector)) = (answered.filter(|a| a.accepted), gateway.connector())
     else {
@@ -372,16 +372,16 @@ async fn call_answering_connect(
     let first = gateway
         .call(user, &request.name, args, progress.clone(), Some(confirmer))
         .await;
-    let Ok(CallOutcome::Connect(connect)) = &first else {
+    let Err(ToolError::NeedsConnect { provider, .. }) = &first else {
         return first;
     };
-    if connect.provider != answer.provider {
+    if *provider != answer.provider {
         return first;
     }
     let wait = connector.connect_wait();
-    tracing::info!(provider = %connect.provider, wait_secs = wait.as_secs(), "waiting for the user to finish connecting");
+    tracing::info!(provider = %provider, wait_secs = wait.as_secs(), "waiting for the user to finish connecting");
     if connector
-        .wait_for_connection(user, &connect.provider, before, wait)
+        .wait_for_connection(user, provider, before, wait)
         .await
     {
         return gateway
@@ -416,6 +416,73 @@ fn connect_pending(
         )
     };
     let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    quote_request_id(&mut result, request_id);
+    result
+}
+
+/// The call a [`ToolError`] ended, and what its client already answered.
+struct Asking<'a> {
+    tool: &'a str,
+    user: &'a str,
+    context: &'a RequestContext<RoleServer>,
+    pending: &'a PendingElicitations,
+    request_id: &'a RequestId,
+    /// The answer to the connect question of an earlier round, if any.
+    answered: Option<&'a ConnectAnswer>,
+    /// How long this call has run.
+    waited: std::time::Duration,
+}
+
+/// The one place a [`ToolError`] becomes what the client receives, and how the call ended: a connect
+/// or confirm question where the client can ask its user, an unknown tool as a JSON-RPC error, and
+/// everything else as an `isError` text ending with the request id.
+async fn respond(
+    gateway: &Gateway,
+    error: ToolError,
+    call: Asking<'_>,
+) -> (Outcome, Result<CallToolResponse, McpError>) {
+    let outcome = error.outcome();
+    match error {
+        ToolError::UnknownTool(_) => (
+            outcome,
+            Err(McpError::invalid_params(error.to_string(), None)),
+        ),
+        ToolError::NeedsConnect { provider, reason } => {
+            let connect = gateway
+                .connect_request(call.user, call.tool, &provider, reason)
+                .await;
+            match connect {
+                Ok(connect) if call.answered.is_some_and(|a| a.provider == provider) => {
+                    let text =
+                        connect_pending(&connect, call.answered, call.waited, call.request_id);
+                    (Outcome::ConnectPending, Ok(text.into()))
+                }
+                Ok(connect) => (
+                    outcome,
+                    connect_response(&connect, call.context, call.pending, call.request_id),
+                ),
+                Err(e) => (e.outcome(), Ok(error_result(&e, call.request_id).into())),
+            }
+        }
+        ToolError::NeedsConfirmation {
+            summary,
+            request_state,
+        } => {
+            let mut requests = InputRequests::new();
+            requests.insert(
+                CONFIRM_INPUT.to_string(),
+                InputRequest::Elicitation(ElicitRequest::new(confirm_form(&summary))),
+            );
+            let result = InputRequiredResult::new(Some(requests), Some(request_state));
+            (outcome, Ok(CallToolResponse::InputRequired(result)))
+        }
+        error => (outcome, Ok(error_result(&error, call.request_id).into())),
+    }
+}
+
+/// An `isError` result with the error's text, ending with the request id.
+fn error_result(error: &ToolError, request_id: &RequestId) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(error.to_string())]);
     quote_request_id(&mut result, request_id);
     result
 }
@@ -487,10 +554,10 @@ impl ServerHandler for McpServer {
         };
         let rpc_id = context.id.to_string();
         let span = tracing::info_span!("tool_call", user = %user, tool = %tool, request_id = %request_id, rpc_id = %crate::audit::clip(&rpc_id, 64));
-        let started = Instant::now();
         let gateway = self.gateway.clone();
         let pending = self.pending.clone();
         async move {
+            let flight = gateway.begin(&user, &tool, request.arguments.as_ref(), &request_id.0);
             // Only a call that waits, or may follow a task, has progress to report (rmcp clients put a
             // token on every request).
             let waits = request
@@ -517,72 +584,34 @@ impl ServerHandler for McpServer {
                 &confirmer,
                 answered.as_ref(),
             );
-            let metrics = crate::metrics::global();
-            metrics.in_flight.inc();
             let outcome = tokio::select! {
                 outcome = call => outcome,
                 () = context.ct.cancelled() => {
-                    metrics.in_flight.dec();
-                    metrics.call(&tool, "cancelled");
-                    let ms = started.elapsed().as_millis() as u64;
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), "cancelled", ms, &request_id.0);
-                    tracing::info!(outcome = "cancelled", ms = started.elapsed().as_millis() as u64, "call");
+                    flight.finish(Outcome::Cancelled);
                     return Err(McpError::internal_error("the request was cancelled", None));
                 }
             };
-            metrics.in_flight.dec();
             if let Some(forwarder) = forwarder {
                 // The call (and its sender) is done; let the last lines go out before the result.
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
             }
-            let ms = started.elapsed().as_millis() as u64;
-            match outcome {
-                Ok(CallOutcome::Done(mut result)) => {
-                    let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
-                    metrics.call(&tool, outcome);
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), outcome, ms, &request_id.0);
-                    tracing::info!(outcome, ms, "call");
-                    if result.is_error == Some(true) {
-                        quote_request_id(&mut result, &request_id);
-                    }
-                    Ok(result.into())
+            let (outcome, response) = match outcome {
+                Ok(result) => (Outcome::Ok, Ok(result.into())),
+                Err(error) => {
+                    let asking = Asking {
+                        tool: &tool,
+                        user: &user,
+                        context: &context,
+                        pending: &pending,
+                        request_id: &request_id,
+                        answered: answered.as_ref(),
+                        waited: flight.elapsed(),
+                    };
+                    respond(&gateway, error, asking).await
                 }
-                Ok(CallOutcome::Connect(connect))
-                    if answered.as_ref().is_some_and(|a| a.provider == connect.provider) =>
-                {
-                    metrics.call(&tool, "connect_pending");
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), "connect_pending", ms, &request_id.0);
-                    tracing::info!(outcome = "connect_pending", provider = %connect.provider, ms, "call");
-                    let waited = std::time::Duration::from_millis(ms);
-                    Ok(connect_pending(&connect, answered.as_ref(), waited, &request_id).into())
-                }
-                Ok(CallOutcome::Connect(connect)) => {
-                    metrics.call(&tool, "connect");
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), "connect", ms, &request_id.0);
-                    tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
-                    connect_response(&connect, &context, &pending, &request_id)
-                }
-                Ok(CallOutcome::Confirm { summary, request_state }) => {
-                    metrics.call(&tool, "confirm");
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), "confirm", ms, &request_id.0);
-                    tracing::info!(outcome = "confirm", ms, "call");
-                    let mut requests = InputRequests::new();
-                    requests.insert(
-                        CONFIRM_INPUT.to_string(),
-                        InputRequest::Elicitation(ElicitRequest::new(confirm_form(&summary))),
-                    );
-                    Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
-                        Some(requests),
-                        Some(request_state),
-                    )))
-                }
-                Err(e @ CallError::UnknownTool(_)) => {
-                    metrics.call(&tool, "unknown_tool");
-                    gateway.audit(&user, &tool, None, "unknown_tool", ms, &request_id.0);
-                    tracing::info!(outcome = "unknown_tool", "call");
-                    Err(McpError::invalid_params(e.to_string(), None))
-                }
-            }
+            };
+            flight.finish(outcome);
+            response
         }
         .instrument(span)
         .await

@@ -75,7 +75,7 @@ async fn every_call_is_recorded_and_read_back_per_user() {
         "{alice:?}"
     );
     assert_eq!(alice[0]["tool"], "bitbucket_get_repository", "newest first");
-    assert_eq!(alice[0]["outcome"], "error");
+    assert_eq!(alice[0]["outcome"], "provider_error");
     assert_eq!(alice[0]["target"], "workspace=acme, repo_slug=no-such-repo");
     assert_eq!(alice[1]["tool"], "bitbucket_add_pull_request_comment");
     assert_eq!(alice[1]["outcome"], "ok");

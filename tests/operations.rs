@@ -160,7 +160,7 @@ async fn request_ids_reach_the_header_the_error_and_the_log() {
         log.lines()
             .any(|l| l.contains("request_id=support-ticket-4711")
                 && l.contains("tool=bitbucket_get_repository")
-                && l.contains("outcome=\"error\"")),
+                && l.contains("outcome=\"provider_error\"")),
         "{log}"
     );
 }
@@ -283,7 +283,9 @@ async fn metrics_count_calls_and_upstream_requests() {
         2.0
     );
     assert_eq!(
-        value("devgate_tool_calls_total{tool=\"bitbucket_get_repository\",outcome=\"error\"}"),
+        value(
+            "devgate_tool_calls_total{tool=\"bitbucket_get_repository\",outcome=\"provider_error\"}"
+        ),
         1.0
     );
     assert!(value("devgate_upstream_request_seconds_count{provider=\"bitbucket\"}") >= 3.0);

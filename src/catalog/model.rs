@@ -57,6 +57,10 @@ pub struct ProviderSpec {
     /// Short id used in tool names (`<id>_<tool>`) and config (`[providers.<id>]`).
     pub id: String,
     pub title: String,
+    /// What the arguments its tools share mean (`workspace`, ids), said once in the server
+    /// instructions instead of in every schema: a clause such as "`workspace` is the workspace slug".
+    #[serde(default)]
+    pub arguments: Option<String>,
     /// API base URL; every tool path is relative to it. Config may override it.
     pub api_base: String,
     /// OAuth endpoints: absolute, or relative to `api_base` when they start with `/`.
@@ -86,6 +90,10 @@ pub struct ProviderSpec {
     /// `error.fields`), so an error hint names the argument to correct only when one was named.
     #[serde(default)]
     pub error_fields: Option<String>,
+    /// Dot path to the list of scopes a 403 body says the call needs (Bitbucket's
+    /// `error.detail.required`), so the agent gets a reconnect link that asks for them.
+    #[serde(default)]
+    pub error_scopes: Option<String>,
     /// Hosts, besides the API's own, that redirects may lead to (e.g. log storage).
     #[serde(default)]
     pub redirect_hosts: Vec<String>,

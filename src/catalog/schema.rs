@@ -7,10 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{
-    CONFIRM_PARAM, CURSOR_PARAM, DefaultFrom, FIELDS_PARAM, MAX_WAIT_SECS, OFFSET_PARAM, ParamSpec,
-    ParamType, TAIL_PARAM, Tool, WAIT_PARAM,
-};
+use super::engine_params::{Check, Listed, engine_params_of};
+use super::{DefaultFrom, FIELDS_PARAM, ParamSpec, ParamType, Tool};
 
 /// Values from the provider's config that parameters may default to.
 #[derive(Debug, Clone, Default)]
@@ -19,7 +17,8 @@ pub struct Defaults {
 }
 
 impl Defaults {
-    fn get(&self, from: DefaultFrom) -> Option<&str> {
+    /// The config's value for a parameter declared with `default_from`.
+    pub fn get(&self, from: DefaultFrom) -> Option<&str> {
         match from {
             DefaultFrom::Workspace => self.workspace.as_deref(),
         }
@@ -169,20 +168,15 @@ pub fn input_schema(tool: &Tool, defaults: &Defaults, confirmed: bool) -> Map<St
             required.push(name.clone());
         }
     }
-    if tool.paginated {
-        props.insert(CURSOR_PARAM.into(), json!({"type": "string"}));
-    }
-    if tool.is_text() {
-        props.insert(OFFSET_PARAM.into(), json!({"type": "integer"}));
-    }
-    if tool.spec.text_tail {
-        props.insert(TAIL_PARAM.into(), json!({"type": "integer"}));
-    }
-    if tool.spec.wait.is_some() {
-        props.insert(WAIT_PARAM.into(), json!({"type": "integer"}));
-    }
-    if confirmed {
-        props.insert(CONFIRM_PARAM.into(), json!({"type": "boolean"}));
+    for param in engine_params_of(tool) {
+        let listed = match param.listed {
+            Listed::Always => true,
+            Listed::WhenConfirmed => confirmed,
+            Listed::Never => false,
+        };
+        if listed {
+            props.insert(param.name.into(), json!({"type": param.json_type}));
+        }
     }
     let mut schema = Map::new();
     schema.insert("type".into(), json!("object"));
@@ -213,29 +207,14 @@ pub fn validate(
     let empty = Map::new();
     let args = args.unwrap_or(&empty);
     for key in args.keys() {
-        let engine = (key == CURSOR_PARAM && tool.paginated)
-            || (key == OFFSET_PARAM && tool.is_text())
-            || (key == TAIL_PARAM && tool.spec.text_tail)
-            || (key == FIELDS_PARAM && tool.takes_fields())
-            || (key == WAIT_PARAM && tool.spec.wait.is_some())
-            || (key == CONFIRM_PARAM && !tool.spec.annotations.read_only);
+        let engine = engine_params_of(tool).any(|p| p.name == key);
         if !engine && !tool.spec.params.contains_key(key) {
             let mut known: Vec<&str> = tool.spec.params.keys().map(String::as_str).collect();
-            if tool.paginated {
-                known.push(CURSOR_PARAM);
-            }
-            if tool.is_text() {
-                known.push(OFFSET_PARAM);
-            }
-            if tool.spec.text_tail {
-                known.push(TAIL_PARAM);
-            }
-            if tool.takes_fields() {
-                known.push(FIELDS_PARAM);
-            }
-            if tool.spec.wait.is_some() {
-                known.push(WAIT_PARAM);
-            }
+            known.extend(
+                engine_params_of(tool)
+                    .filter(|p| p.suggested)
+                    .map(|p| p.name),
+            );
             return Err(arg_error(
                 key.as_str(),
                 if known.is_empty() {
@@ -263,46 +242,31 @@ pub fn validate(
             }
         }
     }
-    if tool.paginated
-        && let Some(cursor) = args.get(CURSOR_PARAM).filter(|v| !v.is_null())
-    {
-        if !cursor.is_string() {
-            return Err(arg_error(
-                CURSOR_PARAM,
-                "must be a string (next_cursor of the previous page)",
-            ));
-        }
-        out.insert(CURSOR_PARAM.into(), cursor.clone());
-    }
-    let engine_integers = [
-        (OFFSET_PARAM, tool.is_text(), 0, None),
-        (TAIL_PARAM, tool.spec.text_tail, 1, Some(100_000)),
-        (WAIT_PARAM, tool.spec.wait.is_some(), 0, Some(MAX_WAIT_SECS)),
-    ];
-    for (name, applies, minimum, maximum) in engine_integers {
-        if applies && let Some(value) = args.get(name).filter(|v| !v.is_null()) {
-            out.insert(
-                name.into(),
-                check_value(name, &integer(minimum, maximum), value)?,
-            );
-        }
-    }
-    if !tool.spec.annotations.read_only
-        && let Some(value) = args.get(CONFIRM_PARAM).filter(|v| !v.is_null())
-    {
-        let spec = ParamSpec {
-            ty: ParamType::Boolean,
-            ..integer(0, None)
+    for param in engine_params_of(tool) {
+        let Some(value) = args.get(param.name).filter(|v| !v.is_null()) else {
+            continue;
         };
-        out.insert(
-            CONFIRM_PARAM.into(),
-            check_value(CONFIRM_PARAM, &spec, value)?,
-        );
-    }
-    if tool.takes_fields()
-        && let Some(value) = args.get(FIELDS_PARAM).filter(|v| !v.is_null())
-    {
-        out.insert(FIELDS_PARAM.into(), check_fields(value)?);
+        let checked = match param.check {
+            Check::Cursor if !value.is_string() => {
+                return Err(arg_error(
+                    param.name,
+                    "must be a string (next_cursor of the previous page)",
+                ));
+            }
+            Check::Cursor => value.clone(),
+            Check::Integer { minimum, maximum } => {
+                check_value(param.name, &integer(minimum, maximum), value)?
+            }
+            Check::Boolean => {
+                let spec = ParamSpec {
+                    ty: ParamType::Boolean,
+                    ..integer(0, None)
+                };
+                check_value(param.name, &spec, value)?
+            }
+            Check::Fields => check_fields(value)?,
+        };
+        out.insert(param.name.into(), checked);
     }
     for group in &tool.spec.require_one_of {
         if !group.iter().any(|n| out.contains_key(n)) {

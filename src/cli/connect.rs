@@ -6,12 +6,11 @@ use std::sync::Arc;
 use anyhow::bail;
 use devgate::app::App;
 use devgate::catalog::Catalog;
+use devgate::identity::default_user;
 use devgate::oauth::connect::Connector;
+use devgate::transport::stdio_pages::serve_pages_for_stdio;
 
-use super::serve::serve_pages_for_stdio;
-use super::{
-    Cli, ToolSelection, default_user, human_time, load_checked, load_for_reading, shutdown_signal,
-};
+use super::{Cli, ToolSelection, human_time, load_checked, load_for_reading, shutdown_signal};
 
 /// `devgate connect`: prints the link and waits until the callback stores a new connection.
 pub(super) async fn connect(

@@ -337,17 +337,6 @@ fn store_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Who the terminal commands and stdio act for by default. With `http.auth = "none"` every HTTP
-/// caller is [`ANONYMOUS_USER`] (the sandbox's user too), so they act for that user as well; otherwise
-/// for the local OS user.
-fn default_user(config: &Config) -> String {
-    if config.http.auth == devgate::config::HttpAuth::None {
-        devgate::identity::ANONYMOUS_USER.to_string()
-    } else {
-        local_user()
-    }
-}
-
 /// A Unix time as people read it, in UTC: `2026-11-23 10:00:05 UTC`.
 fn human_time(at: i64) -> String {
     chrono::DateTime::from_timestamp(at, 0)
@@ -401,12 +390,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => tools::tools(&cli, format, all, stats, select).await,
         Command::Check { select } => check::check(&cli, select).await,
     }
-}
-
-fn local_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "local".into())
 }
 
 /// Ctrl-C or SIGTERM.

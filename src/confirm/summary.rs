@@ -22,16 +22,6 @@ const VALUE_CHARS: usize = 80;
 /// Items of a list shown before "and N more".
 const LIST_ITEMS: usize = 5;
 
-/// Arguments the engine adds that do not change the request upstream.
-const NOT_SENT: &[&str] = &[
-    crate::catalog::CONFIRM_PARAM,
-    crate::catalog::WAIT_PARAM,
-    crate::catalog::FIELDS_PARAM,
-    crate::catalog::CURSOR_PARAM,
-    crate::catalog::OFFSET_PARAM,
-    crate::catalog::TAIL_PARAM,
-];
-
 /// Text from outside devgate made safe for a question: one line, without quote marks or backticks,
 /// without control, invisible or bidirectional-override characters, at most `cap` characters.
 pub fn clean(text: &str, cap: usize) -> String {
@@ -207,7 +197,8 @@ pub fn render(tool: &Tool, given: &Map<String, Value>, current: &Value) -> Strin
     let mut settings = Vec::new();
     let mut texts = Vec::new();
     for (name, value) in given {
-        if used.contains(name.as_str()) || NOT_SENT.contains(&name.as_str()) || value.is_null() {
+        if used.contains(name.as_str()) || crate::catalog::is_engine_param(name) || value.is_null()
+        {
             continue;
         }
         let spec = tool.spec.params.get(name);

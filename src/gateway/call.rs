@@ -10,14 +10,13 @@ use super::credentials::Auth;
 use super::paging::Paging;
 use super::text::text_result;
 use super::wait::Task;
-use super::{Confirmer, Offered, Progress, Stop};
+use super::{Confirmer, Offered, Progress, ToolError};
 use crate::catalog::schema;
 use crate::catalog::{
     CONFIRM_PARAM, CURSOR_PARAM, FIELDS_PARAM, OFFSET_PARAM, ResolveWhen, ResponseKind, TAIL_PARAM,
     WAIT_PARAM, template,
 };
 use crate::confirm::Confirmations;
-use crate::oauth::tokens::TokenManager;
 use crate::shape::{self, Field, Reads};
 
 /// One tool call in progress: the tool, who calls, and where user tokens come from.
@@ -26,7 +25,6 @@ pub(super) struct Call<'a> {
     /// Every tool this gateway offers, so a result names only tools the agent can call.
     pub(super) all: &'a HashMap<String, Offered>,
     pub(super) user: &'a str,
-    pub(super) tokens: Option<&'a TokenManager>,
     pub(super) progress: Option<&'a Progress>,
     pub(super) wait_poll: std::time::Duration,
     pub(super) confirmer: Option<&'a dyn Confirmer>,
@@ -38,17 +36,17 @@ impl Call<'_> {
         &self,
         args: Option<&JsonObject>,
         text_cap: usize,
-    ) -> Result<CallToolResult, Stop> {
+    ) -> Result<CallToolResult, ToolError> {
         let o = self.offered;
         let tool = &o.tool;
         let mut args =
-            schema::validate(tool, args, &o.defaults).map_err(|e| format!("{}: {e}", tool.name))?;
+            schema::validate(tool, args, &o.defaults).map_err(|e| o.invalid(e.field, e.message))?;
         // The catalog lets any write tool carry `confirm`; only the ones devgate confirms list it.
         if !o.confirm && args.contains_key(CONFIRM_PARAM) {
-            return Err(Stop::Message(format!(
-                "{}: {CONFIRM_PARAM}: devgate does not ask the user before this tool, so there is nothing to confirm; call again without it",
-                tool.name
-            )));
+            return Err(o.invalid(
+                CONFIRM_PARAM,
+                "devgate does not ask the user before this tool, so there is nothing to confirm; call again without it",
+            ));
         }
         // As given (before lookups turn names into ids), for the confirmation's summary.
         let given = if o.confirm { Some(args.clone()) } else { None };
@@ -65,14 +63,11 @@ impl Call<'_> {
         let url = match &from_cursor {
             Some(relative) => o.cursor_url(relative, &args)?,
             None => {
-                let path = tool
-                    .path
-                    .render(&args)
-                    .map_err(|e| format!("{}: {}: {}", tool.name, e.param, e.reason))?;
+                let path = tool.path.render(&args).map_err(|e| o.bad_value(e))?;
                 let query = template::render_query(&tool.query, &args);
                 o.client
                     .url(&path, &query)
-                    .map_err(|e| o.upstream_message(&e, &args))?
+                    .map_err(|e| o.upstream_error(&e, &args))?
             }
         };
 
@@ -150,7 +145,7 @@ impl Call<'_> {
         url: url::Url,
         auth: &mut Auth,
         args: &Map<String, Value>,
-    ) -> Result<Value, Stop> {
+    ) -> Result<Value, ToolError> {
         self.json_reply(reqwest::Method::GET, url, None, auth, args, None)
             .await
             .map(|r| r.body)
@@ -166,7 +161,7 @@ impl Call<'_> {
         auth: &mut Auth,
         args: &Map<String, Value>,
         reads: Option<&Reads>,
-    ) -> Result<crate::provider::JsonReply, Stop> {
+    ) -> Result<crate::provider::JsonReply, ToolError> {
         let client = &self.offered.client;
         self.with_renewal(auth, args, |header| {
             let (method, url) = (method.clone(), url.clone());
@@ -176,7 +171,11 @@ impl Call<'_> {
     }
 
     /// Runs the tool's lookups, e.g. a pipeline identifier to its numeric id.
-    async fn resolve(&self, args: &mut Map<String, Value>, auth: &mut Auth) -> Result<(), Stop> {
+    async fn resolve(
+        &self,
+        args: &mut Map<String, Value>,
+        auth: &mut Auth,
+    ) -> Result<(), ToolError> {
         let o = self.offered;
         for step in &o.tool.resolve {
             let Some(value) = template::scalar(args.get(&step.param)) else {
@@ -189,26 +188,15 @@ impl Call<'_> {
             if !needed {
                 continue;
             }
-            let path = step
-                .path
-                .render(args)
-                .map_err(|e| format!("{}: {}: {}", o.tool.name, e.param, e.reason))?;
+            let path = step.path.render(args).map_err(|e| o.bad_value(e))?;
             let url = o
                 .client
                 .url(&path, &template::render_query(&step.query, args))
-                .map_err(|e| o.upstream_message(&e, args))?;
-            let reply = match self.get_json(url, auth, args).await {
-                Ok(r) => r,
-                Err(Stop::Message(m)) => {
-                    return Err(Stop::Message(format!(
-                        "{}: could not look up {} `{value}`: {}",
-                        o.tool.name,
-                        step.param,
-                        m.trim_start_matches(&format!("{}: ", o.tool.name))
-                    )));
-                }
-                Err(other) => return Err(other),
-            };
+                .map_err(|e| o.upstream_error(&e, args))?;
+            let reply = self
+                .get_json(url, auth, args)
+                .await
+                .map_err(|e| e.in_lookup(&step.param, &value))?;
             let found = shape::pointer(&reply, &step.take)
                 .filter(|v| !v.is_null())
                 .cloned();
@@ -217,12 +205,13 @@ impl Call<'_> {
                     args.insert(step.param.clone(), v);
                 }
                 None => {
-                    return Err(Stop::Message(format!(
-                        "{}: {}: `{value}` was not found by {}; check the value",
-                        o.tool.name,
-                        step.param,
-                        o.client.title()
-                    )));
+                    return Err(o.invalid(
+                        &step.param,
+                        format!(
+                            "`{value}` was not found by {}; check the value",
+                            o.client.title()
+                        ),
+                    ));
                 }
             }
         }
@@ -236,7 +225,7 @@ impl Call<'_> {
         args: &Map<String, Value>,
         url: &url::Url,
         auth: &mut Auth,
-    ) -> Result<Option<Value>, Stop> {
+    ) -> Result<Option<Value>, ToolError> {
         let tool = &self.offered.tool;
         let body = tool
             .spec
@@ -289,8 +278,22 @@ impl ExtraFields {
 }
 
 impl Offered {
+    /// An argument of this tool the agent has to correct.
+    pub(super) fn invalid(&self, field: impl Into<String>, reason: impl Into<String>) -> ToolError {
+        ToolError::InvalidArgument {
+            tool: self.tool.name.clone(),
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A path value that cannot go into the tool's path.
+    pub(super) fn bad_value(&self, e: template::PathValueError) -> ToolError {
+        self.invalid(e.param, e.reason)
+    }
+
     /// The output fields of this call when the agent asked for more with `fields`.
-    fn extra_fields(&self, args: &Map<String, Value>) -> Result<Option<ExtraFields>, String> {
+    fn extra_fields(&self, args: &Map<String, Value>) -> Result<Option<ExtraFields>, ToolError> {
         let Some(given) = args.get(FIELDS_PARAM).and_then(Value::as_array) else {
             return Ok(None);
         };
@@ -300,8 +303,8 @@ impl Offered {
                 specs.push(spec.to_string());
             }
         }
-        let mut asked = shape::parse_fields(&specs)
-            .map_err(|e| format!("{}: {FIELDS_PARAM}: {e}", self.tool.name))?;
+        let mut asked =
+            shape::parse_fields(&specs).map_err(|e| self.invalid(FIELDS_PARAM, e.to_string()))?;
         // An unnamed path of several segments comes back under the path as asked (`links.html.href`),
         // not its last segment: paths that end alike stay apart, none replaces a default field, and
         // `fields_absent` names what the agent wrote.
@@ -313,9 +316,12 @@ impl Offered {
         }
         for (i, field) in asked.iter().enumerate() {
             if let Some(j) = asked[..i].iter().position(|f| f.out == field.out) {
-                return Err(format!(
-                    "{}: {FIELDS_PARAM}: `{}` and `{}` would both come back as `{}`; name one (`other_name=path`)",
-                    self.tool.name, specs[j], specs[i], field.out
+                return Err(self.invalid(
+                    FIELDS_PARAM,
+                    format!(
+                        "`{}` and `{}` would both come back as `{}`; name one (`other_name=path`)",
+                        specs[j], specs[i], field.out
+                    ),
                 ));
             }
         }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Stop;
+use super::ToolError;
 use super::call::Call;
 use crate::confirm::{Binding, Refusal};
 
@@ -53,22 +53,24 @@ impl Call<'_> {
         given: &Map<String, Value>,
         args: &Map<String, Value>,
         text_cap: usize,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), ToolError> {
         let o = self.offered;
         let name = &o.tool.name;
         let summary = self.summary(given, args, text_cap).await?;
         let binding = Binding::new(self.user, name, given, &summary);
-        let declined = || {
-            Stop::Message(format!(
-                "{name}: the user did not confirm \"{summary}\"; nothing was sent to {}. Ask the user what they want instead.",
+        let declined = || ToolError::NotConfirmed {
+            tool: name.clone(),
+            detail: format!(
+                "the user did not confirm \"{summary}\"; nothing was sent to {}. Ask the user what they want instead.",
                 o.client.title()
-            ))
+            ),
+            declined: true,
         };
         let store_failed = |e: crate::vault::StoreError| {
             tracing::error!(error = %e, "the store failed while confirming a call");
-            Stop::Message(format!(
-                "{name}: devgate could not record the confirmation because its database failed; nothing was sent. Try again shortly."
-            ))
+            self.internal(
+                "devgate could not record the confirmation because its database failed; nothing was sent. Try again shortly.",
+            )
         };
         let channel = self.confirmer.map_or(Channel::None, |c| c.channel());
         match (channel, self.confirmer) {
@@ -95,7 +97,7 @@ impl Call<'_> {
                         }
                     }
                 }
-                Err(Stop::Confirm {
+                Err(ToolError::NeedsConfirmation {
                     request_state: self.confirmations.request_state(&binding),
                     summary,
                 })
@@ -114,15 +116,19 @@ impl Call<'_> {
                     .link(&binding)
                     .await
                     .map_err(store_failed)?;
-                Err(Stop::Message(match link {
-                    Some(link) => format!(
-                        "{name}: this needs the user's confirmation, and this client cannot ask for it here. Ask the user to open this link, check and approve exactly this: \"{summary}\" {link} (it works once, for {} minutes). Once they have approved it, call again with the same arguments; nothing was sent yet.",
-                        crate::confirm::TTL_SECS / 60
-                    ),
-                    None => format!(
-                        "{name}: this needs the user's confirmation (\"{summary}\"), which this client cannot ask for here, and devgate has no confirm page to offer: that needs `public_url`, served by this devgate or by one sharing its store. Nothing was sent. To go ahead: use an MCP client with form elicitation, or set `public_url` so devgate serves a confirm page, or have an operator stop confirming this tool ([tools] confirm_destructive = false for destructive tools; leave it out of [tools] confirm otherwise)."
-                    ),
-                }))
+                Err(ToolError::NotConfirmed {
+                    tool: name.clone(),
+                    declined: false,
+                    detail: match link {
+                        Some(link) => format!(
+                            "this needs the user's confirmation, and this client cannot ask for it here. Ask the user to open this link, check and approve exactly this: \"{summary}\" {link} (it works once, for {} minutes). Once they have approved it, call again with the same arguments; nothing was sent yet.",
+                            crate::confirm::TTL_SECS / 60
+                        ),
+                        None => format!(
+                            "this needs the user's confirmation (\"{summary}\"), which this client cannot ask for here, and devgate has no confirm page to offer: that needs `public_url`, served by this devgate or by one sharing its store. Nothing was sent. To go ahead: use an MCP client with form elicitation, or set `public_url` so devgate serves a confirm page, or have an operator stop confirming this tool ([tools] confirm_destructive = false for destructive tools; leave it out of [tools] confirm otherwise)."
+                        ),
+                    },
+                })
             }
         }
     }
@@ -135,18 +141,15 @@ impl Call<'_> {
         given: &Map<String, Value>,
         args: &Map<String, Value>,
         text_cap: usize,
-    ) -> Result<String, Stop> {
+    ) -> Result<String, ToolError> {
         let tool = &self.offered.tool;
         let read = tool.spec.confirm.as_ref().and_then(|c| c.read.as_ref());
         let current = match read {
-            Some(read) => self
-                .sub(read, args, &Map::new(), text_cap)
-                .await
-                .map_err(Stop::Message)?,
+            Some(read) => self.sub(read, args, &Map::new(), text_cap).await?,
             None => Value::Null,
         };
         if let Some(refusal) = self.cannot_succeed(&current) {
-            return Err(Stop::Message(refusal));
+            return Err(refusal);
         }
         Ok(crate::confirm::summary::render(tool, given, &current))
     }
@@ -154,7 +157,7 @@ impl Call<'_> {
     /// Why the call cannot succeed on the target as devgate just read it (the catalog's
     /// `confirm.refuse`, e.g. merging a merged PR): then the user is not asked to approve a call the
     /// provider would refuse, and the agent learns the state and the tool that shows it.
-    fn cannot_succeed(&self, current: &Value) -> Option<String> {
+    fn cannot_succeed(&self, current: &Value) -> Option<ToolError> {
         let o = self.offered;
         let confirm = o.tool.spec.confirm.as_ref()?;
         let read = format!("{}_{}", o.tool.provider, confirm.read.as_ref()?);
@@ -162,10 +165,12 @@ impl Call<'_> {
             let value = current.get(field)?.as_str()?;
             refused.iter().find(|r| *r == value).map(|r| (field, r))
         })?;
-        Some(format!(
-            "{}: this cannot succeed while the target's {field} is {value} ({read} shows it), so the user was not asked and nothing was sent to {}. Tell the user, or read the target with {read} first.",
-            o.tool.name,
-            o.client.title()
-        ))
+        Some(ToolError::Refused {
+            tool: o.tool.name.clone(),
+            detail: format!(
+                "this cannot succeed while the target's {field} is {value} ({read} shows it), so the user was not asked and nothing was sent to {}. Tell the user, or read the target with {read} first.",
+                o.client.title()
+            ),
+        })
     }
 }

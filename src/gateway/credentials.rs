@@ -4,10 +4,39 @@
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
-use super::Stop;
+use std::sync::Arc;
+
 use super::call::Call;
-use crate::oauth::tokens::TokenError;
-use crate::provider::UpstreamError;
+use super::{Connections, ToolError};
+use crate::config::ProviderConfig;
+use crate::oauth::tokens::{TokenError, TokenManager};
+use crate::provider::{ProviderClient, UpstreamError};
+
+/// How calls to one provider are authorised, worked out once from config when the gateway is built.
+#[derive(Clone)]
+pub enum Credentials {
+    /// One configured credential for every user (a token, or an email and API token).
+    Static(HeaderValue),
+    /// Each user's own token, connected through OAuth and kept in the vault.
+    User(Arc<TokenManager>),
+    /// None: a gateway built only to be listed (`devgate tools --all`); config refuses this otherwise.
+    None,
+}
+
+impl Credentials {
+    /// The credentials of the provider `client` serves, as its config sets them.
+    pub fn resolve(
+        client: &ProviderClient,
+        config: &ProviderConfig,
+        connections: Option<&Connections>,
+    ) -> Self {
+        match (client.static_auth(), connections) {
+            (Some(header), _) => Credentials::Static(header.clone()),
+            (None, Some(c)) if config.uses_oauth() => Credentials::User(c.tokens.clone()),
+            _ => Credentials::None,
+        }
+    }
+}
 
 /// The credential one call goes out with.
 pub(super) enum Auth {
@@ -30,18 +59,18 @@ impl Auth {
 impl Call<'_> {
     /// The credential for this call: the provider's static one, or the user's own token (refreshed
     /// if it is about to expire), after checking it carries the tool's scopes.
-    pub(super) async fn auth(&self) -> Result<Auth, Stop> {
+    pub(super) async fn auth(&self) -> Result<Auth, ToolError> {
         let o = self.offered;
-        if let Some(header) = o.client.static_auth() {
-            return Ok(Auth::Static(header.clone()));
-        }
-        let tokens = self.tokens.ok_or_else(|| {
-            format!(
-                "{}: no credentials are configured for {}",
-                o.tool.name,
-                o.client.title()
-            )
-        })?;
+        let tokens = match &o.credentials {
+            Credentials::Static(header) => return Ok(Auth::Static(header.clone())),
+            Credentials::User(tokens) => tokens,
+            Credentials::None => {
+                return Err(self.internal(format!(
+                    "no credentials are configured for {}",
+                    o.client.title()
+                )));
+            }
+        };
         let access = tokens
             .token(self.user, &o.tool.provider)
             .await
@@ -53,18 +82,17 @@ impl Call<'_> {
             Vec::new()
         } else {
             let granted = o
-                .client
-                .catalog
+                .provider
                 .expand_scopes(access.scopes.iter().map(String::as_str));
             needed.iter().filter(|s| !granted.contains(*s)).collect()
         };
         if !missing.is_empty() {
             let list = missing
                 .iter()
-                .map(|s| o.client.catalog.scope_label(s))
+                .map(|s| o.provider.scope_label(s))
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(Stop::Connect {
+            return Err(ToolError::NeedsConnect {
                 provider: o.tool.provider.clone(),
                 reason: format!(
                     "{} needs the {list} scope, which your {} connection was not granted; reconnect to grant it",
@@ -74,38 +102,46 @@ impl Call<'_> {
             });
         }
         let header = crate::provider::bearer(access.token.expose())
-            .ok_or_else(|| format!("{}: the stored token is unusable; reconnect", o.tool.name))?;
+            .ok_or_else(|| self.internal("the stored token is unusable; reconnect"))?;
         Ok(Auth::User {
             header,
             version: access.version,
         })
     }
 
-    fn token_stop(&self, e: TokenError) -> Stop {
+    /// devgate's own failure during this call.
+    pub(super) fn internal(&self, detail: impl Into<String>) -> ToolError {
+        ToolError::Internal {
+            tool: self.offered.tool.name.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    fn token_stop(&self, e: TokenError) -> ToolError {
         let o = self.offered;
         let title = o.client.title();
         match e {
-            TokenError::NotConnected => Stop::Connect {
+            TokenError::NotConnected => ToolError::NeedsConnect {
                 provider: o.tool.provider.clone(),
                 reason: format!(
                     "{} needs your {title} account, which is not connected yet",
                     o.tool.name
                 ),
             },
-            TokenError::Broken(detail) => Stop::Connect {
+            TokenError::Broken(detail) => ToolError::NeedsConnect {
                 provider: o.tool.provider.clone(),
                 reason: format!("Your {title} connection has to be renewed ({detail})"),
             },
-            TokenError::Unavailable(detail) => Stop::Message(format!(
-                "{}: {title} could not renew your access ({detail}); your connection is kept, try again in a minute.",
-                o.tool.name
-            )),
+            TokenError::Unavailable(detail) => ToolError::Upstream {
+                tool: o.tool.name.clone(),
+                detail: format!(
+                    "{title} could not renew your access ({detail}); your connection is kept, try again in a minute."
+                ),
+                outage: true,
+            },
             TokenError::Store(e) => {
                 tracing::error!(error = %e, "the store failed while reading tokens");
-                Stop::Message(format!(
-                    "{}: devgate could not read its database; try again shortly.",
-                    o.tool.name
-                ))
+                self.internal("devgate could not read its database; try again shortly.")
             }
         }
     }
@@ -119,7 +155,7 @@ impl Call<'_> {
         auth: &mut Auth,
         args: &Map<String, Value>,
         send: impl Fn(HeaderValue) -> F,
-    ) -> Result<T, Stop>
+    ) -> Result<T, ToolError>
     where
         F: Future<Output = Result<T, UpstreamError>>,
     {
@@ -134,20 +170,20 @@ impl Call<'_> {
         }
     }
 
-    async fn renew(&self, auth: &Auth) -> Result<Auth, Stop> {
+    async fn renew(&self, auth: &Auth) -> Result<Auth, ToolError> {
         let Auth::User { version, .. } = auth else {
-            return Err(Stop::Message(
-                "a static credential cannot be renewed".into(),
-            ));
+            return Err(self.internal("a static credential cannot be renewed"));
         };
         let o = self.offered;
-        let tokens = self.tokens.ok_or_else(|| "no token manager".to_string())?;
+        let Credentials::User(tokens) = &o.credentials else {
+            return Err(self.internal("only a user's own token can be renewed"));
+        };
         let access = tokens
             .renew_rejected(self.user, &o.tool.provider, *version)
             .await
             .map_err(|e| self.token_stop(e))?;
         let header = crate::provider::bearer(access.token.expose())
-            .ok_or_else(|| format!("{}: the renewed token is unusable; reconnect", o.tool.name))?;
+            .ok_or_else(|| self.internal("the renewed token is unusable; reconnect"))?;
         Ok(Auth::User {
             header,
             version: access.version,

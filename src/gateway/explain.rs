@@ -6,14 +6,15 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::call::Call;
-use super::{Offered, Stop};
+use super::{Credentials, Offered, ToolError};
+use crate::catalog::Provider;
 use crate::catalog::template;
-use crate::provider::{ProviderClient, UpstreamError};
+use crate::provider::UpstreamError;
 
 impl Call<'_> {
     /// An upstream failure as what the agent gets: a connect link when the provider says a scope is
     /// missing from the user's grant, else a message.
-    pub(super) fn stop(&self, e: &UpstreamError, args: &Map<String, Value>) -> Stop {
+    pub(super) fn stop(&self, e: &UpstreamError, args: &Map<String, Value>) -> ToolError {
         let o = self.offered;
         if let (
             UpstreamError::Status {
@@ -21,12 +22,11 @@ impl Call<'_> {
                 required_scopes,
                 ..
             },
-            Some(_),
-        ) = (e, self.tokens)
+            Credentials::User(_),
+        ) = (e, &o.credentials)
             && !required_scopes.is_empty()
-            && o.client.static_auth().is_none()
         {
-            return Stop::Connect {
+            return ToolError::NeedsConnect {
                 provider: o.tool.provider.clone(),
                 reason: format!(
                     "{} answered 403: {} needs the {} scope, which your connection lacks; reconnect to grant it",
@@ -36,18 +36,22 @@ impl Call<'_> {
                 ),
             };
         }
-        Stop::Message(o.upstream_message(e, args))
+        o.upstream_error(e, args)
     }
 }
 
 impl Offered {
-    /// An upstream failure as a message the agent can act on.
-    pub(super) fn upstream_message(
+    /// An upstream failure with a text the agent can act on.
+    pub(super) fn upstream_error(
         &self,
         error: &UpstreamError,
         args: &Map<String, Value>,
-    ) -> String {
-        format!("{}: {}", self.tool.name, self.explain(error, args))
+    ) -> ToolError {
+        ToolError::Upstream {
+            tool: self.tool.name.clone(),
+            detail: self.explain(error, args),
+            outage: error.is_transient(),
+        }
     }
 
     fn explain(&self, error: &UpstreamError, args: &Map<String, Value>) -> String {
@@ -72,12 +76,12 @@ impl Offered {
                     401 => format!(
                         " The configured credential was rejected: check {}{}.",
                         self.client.credential_setting(),
-                        tool_token_help(&self.client)
+                        tool_token_help(&self.provider)
                     ),
                     403 => format!(
                         " The credential may lack a scope this tool needs ({}) or the account lacks permission: grant it{}, or ask the owner for access.",
                         tool.spec.scopes.join(", "),
-                        tool_token_help(&self.client)
+                        tool_token_help(&self.provider)
                     ),
                     404 => format!(" Check {}.", self.path_values(args)),
                     400 | 422 => self.rejected_hint(fields, changes),
@@ -217,8 +221,7 @@ impl Offered {
     /// A read-only tool of the same provider that looks at what this one changes, if the catalog has one.
     fn check_hint(&self) -> String {
         let path = &self.tool.spec.path;
-        self.client
-            .catalog
+        self.provider
             .tools
             .iter()
             .filter(|t| {
@@ -251,9 +254,8 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-fn tool_token_help(client: &ProviderClient) -> String {
-    client
-        .catalog
+fn tool_token_help(provider: &Provider) -> String {
+    provider
         .spec
         .token_help
         .as_deref()

@@ -9,14 +9,18 @@
 //! - `confirm`: the user's own confirmation before a confirmed tool runs;
 //! - `wait`: following a run (`wait`) or a task the provider accepted with 202;
 //! - `siblings`: the other read tools those steps call (poll, steps, logs, the confirmed target);
-//! - `explain`: upstream failures as texts the agent can act on.
+//! - `explain`: upstream failures as texts the agent can act on;
+//! - `error`: why a call ended without a result ([`ToolError`]) and how it ended ([`Outcome`]);
+//!   `finish`: one call's metric sample, audit row and log line, written once ([`InFlight`]).
 //!
 //! [`crate::mcp`] adapts this to rmcp; the transports only carry it.
 
 mod call;
 mod confirm;
 mod credentials;
+mod error;
 mod explain;
+mod finish;
 mod offer;
 mod paging;
 mod siblings;
@@ -26,19 +30,22 @@ mod wait;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool};
+use rmcp::model::{CallToolResult, JsonObject, Tool as McpTool};
 
 use crate::catalog::schema::Defaults;
-use crate::catalog::{Catalog, Tool, template};
+use crate::catalog::{Catalog, Provider, Tool, template};
 use crate::config::Config;
 use crate::confirm::Confirmations;
 use crate::oauth::connect::{ConnectLink, Connector};
 use crate::oauth::tokens::TokenManager;
-use crate::provider::ProviderClient;
+use crate::provider::{ClientError, ProviderClient};
 use crate::shape::{CursorKey, Reads};
 
 use call::Call;
 pub use confirm::{Answer, Channel, Confirmation, Confirmer};
+pub use credentials::Credentials;
+pub use error::{Outcome, ToolError};
+pub use finish::InFlight;
 pub use offer::is_offered;
 use offer::{connections_result, connections_tool, describe, instructions, reads_of};
 
@@ -55,10 +62,13 @@ const AUDIT_VALUE_CHARS: usize = 100;
 /// How much of an unknown tool's name its error repeats.
 const SHOWN_NAME_CHARS: usize = 64;
 
-/// A tool as offered to agents: its catalog entry and the client that serves it.
+/// A tool as offered to agents: its catalog entry, its provider's catalog, the client that serves it
+/// and the credentials calls go out with.
 struct Offered {
     tool: Arc<Tool>,
+    provider: Arc<Provider>,
     client: Arc<ProviderClient>,
+    credentials: Credentials,
     defaults: Defaults,
     /// What the tool's output reads of a JSON reply; the rest is skipped while parsing.
     reads: Option<Reads>,
@@ -66,29 +76,6 @@ struct Offered {
     confirm: bool,
     /// Signs and checks this tool's cursors (one key for the whole gateway).
     cursors: Arc<CursorKey>,
-}
-
-/// Why a call could not even start: answered as a JSON-RPC error, not a tool result.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("unknown tool `{0}`; call tools/list for the tools this gateway offers")]
-    UnknownTool(String),
-}
-
-/// What a call came to.
-#[derive(Debug)]
-pub enum CallOutcome {
-    /// A result for the agent (possibly an `isError` it can act on).
-    Done(CallToolResult),
-    /// The user has to connect (or reconnect) a provider first; the MCP layer turns this into an
-    /// elicitation or a link in an `isError` text, depending on the client.
-    Connect(ConnectRequest),
-    /// The user has to confirm this summary; the client is asked through the result and calls again
-    /// with the answer and this `requestState`.
-    Confirm {
-        summary: String,
-        request_state: String,
-    },
 }
 
 /// A link the user must open before the call can succeed.
@@ -101,26 +88,6 @@ pub struct ConnectRequest {
     pub link: ConnectLink,
 }
 
-/// Why a call stopped before a result: a message for the agent, a connect link to hand out, or a
-/// question for the user.
-enum Stop {
-    Message(String),
-    Connect {
-        provider: String,
-        reason: String,
-    },
-    Confirm {
-        summary: String,
-        request_state: String,
-    },
-}
-
-impl From<String> for Stop {
-    fn from(message: String) -> Self {
-        Stop::Message(message)
-    }
-}
-
 /// The offered tools and everything needed to call them. Cheap to share (`Arc`).
 pub struct Gateway {
     offered: HashMap<String, Offered>,
@@ -129,11 +96,13 @@ pub struct Gateway {
     instructions: String,
     text_cap: usize,
     clients: HashMap<String, Arc<ProviderClient>>,
-    /// Users' own tokens, for providers configured with an OAuth client.
-    tokens: Option<Arc<TokenManager>>,
-    connector: Option<Arc<Connector>>,
-    /// Per-user call rate (token bucket), when configured.
-    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+    /// Users' own connections, for providers configured with an OAuth client.
+    connections: Option<Connections>,
+    /// Per-user call rate (token bucket), when configured, keyed by [`Self::rate_key`].
+    limiter: Option<governor::DefaultKeyedRateLimiter<u64>>,
+    /// Hashes a user name into its rate-limit key, so a call allocates no key. Randomly seeded per
+    /// process: no caller can choose a name that shares another user's budget.
+    rate_keys: std::hash::RandomState,
     /// How often `wait` polls a run.
     wait_poll: std::time::Duration,
     /// Where each call is recorded, when devgate has a store.
@@ -150,22 +119,47 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// Users' own connections: where their tokens come from, and the flow that connects them.
+#[derive(Clone)]
+pub struct Connections {
+    pub tokens: Arc<TokenManager>,
+    pub connector: Arc<Connector>,
+}
+
+/// The HTTP client of every configured provider, by provider id: the first thing built from config.
+pub fn provider_clients(
+    config: &Config,
+    catalog: &Catalog,
+) -> Result<HashMap<String, Arc<ProviderClient>>, ClientError> {
+    let mut clients = HashMap::new();
+    for (id, pconf) in &config.providers {
+        let provider = catalog
+            .provider(id)
+            .ok_or_else(|| ClientError::UnknownProvider { id: id.clone() })?;
+        let client = ProviderClient::new(provider.clone(), pconf, &config.upstream)?;
+        clients.insert(id.clone(), Arc::new(client));
+    }
+    Ok(clients)
+}
+
 impl Gateway {
-    /// Builds the gateway from a validated config.
-    pub fn new(config: &Config, catalog: &Catalog) -> Result<Self, String> {
+    /// Builds the gateway from a validated config, the providers' clients ([`provider_clients`]) and,
+    /// where users connect their own accounts, their connections (which also list
+    /// `devgate_connections`). A provider is offered when it has both a config and a client.
+    pub fn new(
+        config: &Config,
+        catalog: &Catalog,
+        clients: HashMap<String, Arc<ProviderClient>>,
+        connections: Option<Connections>,
+    ) -> Self {
         let mut offered = HashMap::new();
-        let mut clients = HashMap::new();
         let cursors = Arc::new(CursorKey::random());
-        for (id, pconf) in &config.providers {
-            let provider = catalog
-                .provider(id)
-                .ok_or_else(|| format!("providers.{id}: unknown provider"))?;
-            let client = Arc::new(ProviderClient::new(
-                provider.clone(),
-                pconf,
-                &config.upstream,
-            )?);
-            clients.insert(id.clone(), client.clone());
+        for (id, client) in &clients {
+            let Some(pconf) = config.providers.get(id) else {
+                continue;
+            };
+            let provider = client.catalog.clone();
+            let credentials = Credentials::resolve(client, pconf, connections.as_ref());
             let defaults = Defaults {
                 workspace: pconf.workspace.clone(),
             };
@@ -182,7 +176,9 @@ impl Gateway {
                                 && tool.spec.annotations.destructive),
                         reads: reads_of(tool, &provider.spec.pagination),
                         tool: tool.clone(),
+                        provider: provider.clone(),
                         client: client.clone(),
+                        credentials: credentials.clone(),
                         defaults: defaults.clone(),
                         cursors: cursors.clone(),
                     },
@@ -190,21 +186,26 @@ impl Gateway {
             }
         }
         let confirms = offered.values().any(|o| o.confirm);
+        let tools: Vec<&Tool> = offered.values().map(|o| o.tool.as_ref()).collect();
+        let instructions = instructions(config, catalog, &tools, confirms);
         let mut listed: Vec<McpTool> = offered.values().map(describe).collect();
+        if connections.is_some() {
+            listed.push(connections_tool());
+        }
         listed.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Self {
+        Self {
             offered,
             listed: Arc::new(listed),
-            instructions: instructions(config, confirms),
+            instructions,
             text_cap: config.tools.text_cap_bytes,
             clients,
-            tokens: None,
-            connector: None,
+            connections,
             limiter: rate_limiter(config),
+            rate_keys: std::hash::RandomState::new(),
             wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
             audit: None,
             confirmations: Arc::new(Confirmations::new(None)),
-        })
+        }
     }
 
     /// Keeps confirmations where `confirmations` does (the store, when devgate has one).
@@ -216,22 +217,6 @@ impl Gateway {
     /// Where confirm pages find the confirmations they approve.
     pub fn confirmations(&self) -> &Arc<Confirmations> {
         &self.confirmations
-    }
-
-    /// Adds users' own connections: tokens for calls, and connect links when one is missing. Also
-    /// lists the built-in `devgate_connections` tool.
-    pub fn with_connections(
-        mut self,
-        tokens: Arc<TokenManager>,
-        connector: Arc<Connector>,
-    ) -> Self {
-        let mut listed = self.listed.as_ref().clone();
-        listed.push(connections_tool());
-        listed.sort_by(|a, b| a.name.cmp(&b.name));
-        self.listed = Arc::new(listed);
-        self.tokens = Some(tokens);
-        self.connector = Some(connector);
-        self
     }
 
     /// Signs cursors with `key` instead of a random per-process key, so they survive a restart and every
@@ -260,12 +245,12 @@ impl Gateway {
     /// Adds a call to the audit log: the resource is named by the tool's path values only (workspace,
     /// repository, ids), never by other arguments, which may be free text or secrets. A tool not
     /// offered is recorded as `unknown`, and every string is length-capped.
-    pub fn audit(
+    pub(super) fn audit(
         &self,
         user: &str,
         name: &str,
         args: Option<&JsonObject>,
-        outcome: &str,
+        outcome: Outcome,
         duration_ms: u64,
         request_id: &str,
     ) {
@@ -281,9 +266,14 @@ impl Gateway {
                     .map(|p| p.name().to_string())
                     .filter_map(|n| {
                         let given = args.and_then(|a| template::scalar(a.get(&n)));
-                        let default = (n == "workspace")
-                            .then(|| o.defaults.workspace.clone())
-                            .flatten();
+                        let default = o
+                            .tool
+                            .spec
+                            .params
+                            .get(&n)
+                            .and_then(|p| p.default_from)
+                            .and_then(|f| o.defaults.get(f))
+                            .map(str::to_string);
                         given
                             .or(default)
                             .map(|v| format!("{n}={}", crate::audit::clip(&v, AUDIT_VALUE_CHARS)))
@@ -304,7 +294,7 @@ impl Gateway {
             tool: tool.to_string(),
             provider,
             target,
-            outcome: outcome.to_string(),
+            outcome: outcome.label().to_string(),
             duration_ms: duration_ms as i64,
             request_id: crate::audit::clip(request_id, 64).into_owned(),
         });
@@ -333,9 +323,9 @@ impl Gateway {
         at.ok().map(|i| &self.listed[i])
     }
 
-    /// Runs one tool call for `user`. Everything the agent can act on (bad arguments, provider errors)
-    /// comes back as an `isError` result; a missing connection as [`CallOutcome::Connect`]; only an
-    /// unknown tool is an `Err`.
+    /// Runs one tool call for `user`: its result, or why there is none ([`ToolError`], which the MCP
+    /// layer turns into an `isError` text, a connect or confirm question, or, for an unknown tool, a
+    /// JSON-RPC error).
     pub async fn call(
         &self,
         user: &str,
@@ -343,58 +333,42 @@ impl Gateway {
         args: Option<&JsonObject>,
         progress: Option<Progress>,
         confirmer: Option<&dyn Confirmer>,
-    ) -> Result<CallOutcome, CallError> {
+    ) -> Result<CallToolResult, ToolError> {
         // The name first: a call to nothing costs no rate budget and is never counted under its name.
         if !self.offers(name) {
-            return Err(CallError::UnknownTool(
+            return Err(ToolError::UnknownTool(
                 crate::audit::clip(name, SHOWN_NAME_CHARS).into_owned(),
             ));
         }
-        if let Some(limited) = self.rate_limited(user) {
-            return Ok(CallOutcome::Done(limited));
-        }
+        self.admit(user)
+            .map_err(|retry_after_secs| ToolError::RateLimited {
+                user: user.to_string(),
+                retry_after_secs,
+            })?;
         if name == CONNECTIONS_TOOL
-            && let Some(connector) = &self.connector
+            && let Some(connections) = &self.connections
         {
-            return Ok(CallOutcome::Done(
-                connections_result(connector, self.tokens.as_deref(), user).await,
-            ));
+            return connections_result(&connections.connector, &connections.tokens, user).await;
         }
         let offered = self
             .offered
             .get(name)
-            .ok_or_else(|| CallError::UnknownTool(name.to_string()))?;
+            .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
         let call = Call {
             offered,
             all: &self.offered,
             user,
-            tokens: self.tokens.as_deref(),
             progress: progress.as_ref(),
             wait_poll: self.wait_poll,
             confirmer,
             confirmations: &self.confirmations,
         };
-        match call.run(args, self.text_cap).await {
-            Ok(result) => Ok(CallOutcome::Done(result)),
-            Err(Stop::Message(message)) => Ok(CallOutcome::Done(CallToolResult::error(vec![
-                ContentBlock::text(message),
-            ]))),
-            Err(Stop::Connect { provider, reason }) => {
-                Ok(self.connect_request(user, &provider, reason).await)
-            }
-            Err(Stop::Confirm {
-                summary,
-                request_state,
-            }) => Ok(CallOutcome::Confirm {
-                summary,
-                request_state,
-            }),
-        }
+        call.run(args, self.text_cap).await
     }
 
     /// The connect flow, when users connect their own accounts.
     pub fn connector(&self) -> Option<&Arc<Connector>> {
-        self.connector.as_ref()
+        self.connections.as_ref().map(|c| &c.connector)
     }
 
     /// Whether a call of `name` may report progress without `wait`: it follows a task the provider
@@ -408,7 +382,7 @@ impl Gateway {
     /// Whether `name` is a tool this gateway answers; only such names appear in metrics, logs and the
     /// audit (anything else is `unknown`, so a caller cannot grow them with made-up names).
     pub fn offers(&self, name: &str) -> bool {
-        self.offered.contains_key(name) || (name == CONNECTIONS_TOOL && self.connector.is_some())
+        self.offered.contains_key(name) || (name == CONNECTIONS_TOOL && self.connections.is_some())
     }
 
     /// Takes one call from `user`'s rate budget, or says how many seconds until there is one. A new
@@ -418,28 +392,36 @@ impl Gateway {
         let Some(limiter) = self.limiter.as_ref() else {
             return Ok(());
         };
-        limiter.check_key(&user.to_string()).map_err(|not_until| {
-            crate::metrics::global().rate_limited.inc();
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            wait.as_secs_f64().ceil().max(1.0) as u64
-        })
+        limiter
+            .check_key(&self.rate_key(user))
+            .map_err(|not_until| {
+                crate::metrics::global().rate_limited.inc();
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            })
     }
 
-    /// An `isError` result when `user` is over the call rate, saying when to try again.
-    fn rate_limited(&self, user: &str) -> Option<CallToolResult> {
-        let secs = self.admit(user).err()?;
-        tracing::info!(user, outcome = "rate_limited", "call");
-        Some(CallToolResult::error(vec![ContentBlock::text(format!(
-            "Rate limit: too many tool calls from {user} in the last minute. Wait {secs} s, then call again; batch or narrow the work if you can."
-        ))]))
+    /// `user`'s key in the rate limiter.
+    fn rate_key(&self, user: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.rate_keys, user)
     }
 
-    async fn connect_request(&self, user: &str, provider: &str, reason: String) -> CallOutcome {
-        let Some(connector) = &self.connector else {
-            return CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(reason)]));
+    /// The link `user` opens to connect `provider`, which a call of `tool` needed (`reason`).
+    pub async fn connect_request(
+        &self,
+        user: &str,
+        tool: &str,
+        provider: &str,
+        reason: String,
+    ) -> Result<ConnectRequest, ToolError> {
+        let Some(connector) = self.connector() else {
+            return Err(ToolError::Internal {
+                tool: tool.to_string(),
+                detail: reason,
+            });
         };
         match connector.link(user, provider).await {
-            Ok(link) => CallOutcome::Connect(ConnectRequest {
+            Ok(link) => Ok(ConnectRequest {
                 provider: provider.to_string(),
                 title: connector.title(provider),
                 reason,
@@ -447,16 +429,19 @@ impl Gateway {
             }),
             Err(e) => {
                 tracing::error!(error = %e, "could not create a connect link");
-                CallOutcome::Done(CallToolResult::error(vec![ContentBlock::text(format!(
-                    "{reason}. devgate could not create a connect link because its database failed; try again shortly."
-                ))]))
+                Err(ToolError::Internal {
+                    tool: tool.to_string(),
+                    detail: format!(
+                        "{reason}. devgate could not create a connect link because its database failed; try again shortly."
+                    ),
+                })
             }
         }
     }
 }
 
 /// The per-user token bucket from `[limits]`, unless turned off.
-fn rate_limiter(config: &Config) -> Option<governor::DefaultKeyedRateLimiter<String>> {
+fn rate_limiter(config: &Config) -> Option<governor::DefaultKeyedRateLimiter<u64>> {
     let per_minute = std::num::NonZeroU32::new(config.limits.calls_per_minute)?;
     let burst = std::num::NonZeroU32::new(config.limits.burst.max(1))?;
     Some(governor::RateLimiter::keyed(
@@ -473,7 +458,8 @@ mod tests {
         let text = "[providers.buddy]\ntoken = \"t\"\n[providers.bitbucket]\ntoken = \"t\"\n";
         let config = Config::from_toml(text, "t.toml", []).unwrap();
         let catalog = Catalog::builtin().unwrap();
-        let gateway = Gateway::new(&config, &catalog).unwrap();
+        let clients = provider_clients(&config, &catalog).unwrap();
+        let gateway = Gateway::new(&config, &catalog, clients, None);
         let listed = gateway.tools();
         assert!(listed.len() > 10);
         for entry in listed.iter() {

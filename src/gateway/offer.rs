@@ -4,10 +4,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, Tool as McpTool, ToolAnnotations};
 use serde_json::json;
 
-use super::{CONNECTIONS_TOOL, Offered};
+use super::{CONNECTIONS_TOOL, Offered, ToolError};
 use crate::catalog::schema;
 use crate::catalog::{Catalog, Pagination, Tool};
 use crate::config::Config;
@@ -53,36 +53,58 @@ pub(super) fn connections_tool() -> McpTool {
 
 pub(super) async fn connections_result(
     connector: &Connector,
-    tokens: Option<&TokenManager>,
+    tokens: &TokenManager,
     user: &str,
-) -> CallToolResult {
-    let statuses = match tokens {
-        Some(tokens) => connector.checked_statuses(user, tokens).await,
-        None => connector.statuses(user, true).await,
-    };
+) -> Result<CallToolResult, ToolError> {
+    let statuses = connector.checked_statuses(user, tokens).await;
     match statuses {
-        Ok(items) => CallToolResult::structured(json!({ "items": items })),
+        Ok(items) => Ok(CallToolResult::structured(json!({ "items": items }))),
         Err(e) => {
             tracing::error!(error = %e, "could not read connections");
-            CallToolResult::error(vec![ContentBlock::text(
-                "devgate could not read its database; try again shortly.",
-            )])
+            Err(ToolError::Internal {
+                tool: CONNECTIONS_TOOL.into(),
+                detail: "devgate could not read its database; try again shortly.".into(),
+            })
         }
     }
 }
 
-/// Conventions shared by all tools, written once instead of in every schema; the confirmation
-/// sentence only when some offered tool is confirmed.
-pub(super) fn instructions(config: &Config, confirms: bool) -> String {
-    let mut text = String::from(
-        "devgate: Buddy.Works (buddy_*) and Bitbucket Cloud (bitbucket_*) tools. \
-Shared arguments: `workspace` is the Buddy workspace domain or the Bitbucket workspace slug; \
-`project` is a Buddy project's name (URL handle); `pipeline` is a Buddy pipeline's id or identifier; \
-`repo_slug` is a Bitbucket repository slug; `*_id` and `*_uuid` arguments come from list results \
-(Bitbucket uuids keep their braces); \
-`limit` (page size: default 10 or 20, at most 100, or 50 for pull requests) is accepted by every list \
-though left out of their schemas. \
-Lists return {items, next_cursor}: pass next_cursor back as `cursor`, with the same arguments, for the next page. \
+/// Conventions shared by all tools, written once instead of in every schema: the providers and what
+/// their shared arguments mean (from their catalogs), the page size of the offered lists, and the
+/// engine's own arguments; the confirmation sentence only when some offered tool is confirmed.
+pub(super) fn instructions(
+    config: &Config,
+    catalog: &Catalog,
+    offered: &[&Tool],
+    confirms: bool,
+) -> String {
+    let providers: Vec<&crate::catalog::ProviderSpec> = catalog
+        .providers
+        .iter()
+        .map(|p| &p.spec)
+        .filter(|p| config.providers.contains_key(&p.id))
+        .collect();
+    let names: Vec<String> = providers
+        .iter()
+        .map(|p| format!("{} ({}_*)", p.title, p.id))
+        .collect();
+    let mut text = format!("devgate: {} tools. ", and_list(&names));
+    let arguments: Vec<String> = providers
+        .iter()
+        .filter_map(|p| Some(format!("in {}_* tools, {}", p.id, p.arguments.as_deref()?)))
+        .collect();
+    if !arguments.is_empty() {
+        let _ = write!(text, "Shared arguments: {}. ", arguments.join("; "));
+    }
+    text.push_str("`*_id` and `*_uuid` arguments come from list results. ");
+    if let Some(limit) = page_sizes(offered) {
+        let _ = write!(
+            text,
+            "`limit` ({limit}) is accepted by every list though left out of their schemas. "
+        );
+    }
+    text.push_str(
+        "Lists return {items, next_cursor}: pass next_cursor back as `cursor`, with the same arguments, for the next page. \
 Text (files, diffs, logs) is cut at a size limit; pass next_offset back as `offset` to read on; \
 log tools take `tail` (the last N lines). \
 Read tools take `fields`, extra dot paths into the provider's object (e.g. [\"links.html.href\"], \
@@ -111,6 +133,52 @@ for them to approve; then call again with the same arguments.",
     text
 }
 
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The page sizes of the offered lists (their hidden `limit`): "page size: default 10 or 20, at most
+/// 100", from the catalogs.
+fn page_sizes(offered: &[&Tool]) -> Option<String> {
+    let mut defaults = std::collections::BTreeSet::new();
+    let mut maxima = std::collections::BTreeSet::new();
+    for param in offered
+        .iter()
+        .filter(|t| t.paginated)
+        .filter_map(|t| t.spec.params.get("limit"))
+    {
+        if let Some(d) = param.default.as_ref().and_then(serde_json::Value::as_i64) {
+            defaults.insert(d);
+        }
+        if let Some(m) = param.maximum {
+            maxima.insert(m);
+        }
+    }
+    let or_list = |set: &std::collections::BTreeSet<i64>| {
+        let items: Vec<String> = set.iter().map(i64::to_string).collect();
+        match items.as_slice() {
+            [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => items.join(""),
+        }
+    };
+    if defaults.is_empty() && maxima.is_empty() {
+        return None;
+    }
+    let mut out = String::from("page size");
+    if !defaults.is_empty() {
+        let _ = write!(out, ": default {}", or_list(&defaults));
+    }
+    if !maxima.is_empty() {
+        let _ = write!(out, ", at most {}", or_list(&maxima));
+    }
+    Some(out)
+}
+
 /// The MCP description of a tool.
 pub(super) fn describe(offered: &Offered) -> McpTool {
     let tool = &offered.tool;
@@ -130,8 +198,8 @@ pub(super) fn describe(offered: &Offered) -> McpTool {
         annotations = annotations.open_world(false);
     }
     McpTool::new(
-        tool.name.clone(),
-        tool.spec.description.clone(),
+        interned(&tool.name),
+        interned(&tool.spec.description),
         Arc::new(schema::input_schema(
             tool,
             &offered.defaults,
@@ -141,6 +209,24 @@ pub(super) fn describe(offered: &Offered) -> McpTool {
     .with_title(tool.spec.title.clone())
     .with_annotations(annotations)
     .with_raw_output_schema(Arc::new(schema::output_schema(tool)))
+}
+
+/// `text` as a string that lives as long as the process, kept once however many gateways are built:
+/// each `tools/list` answer then borrows the tools' names and descriptions instead of copying them. The
+/// texts kept are bounded by the catalogs loaded.
+fn interned(text: &str) -> &'static str {
+    static KEPT: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut kept = KEPT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = kept.get(text) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.into());
+    kept.insert(leaked);
+    leaked
 }
 
 /// What a tool's output reads of its JSON reply: the list, the output fields within it, and the paging

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Offered;
+use super::{Offered, ToolError};
 use crate::catalog::{CURSOR_PARAM, FIELDS_PARAM, Pagination, template};
 use crate::shape::{self, CursorScope};
 
@@ -45,15 +45,21 @@ impl Offered {
         CursorScope::new(&self.tool.name, user, args, &UNBOUND_BY_CURSOR)
     }
 
-    fn refuse_cursor(&self, why: &str) -> String {
-        format!(
-            "{}: cursor: {why}; pass next_cursor exactly as returned, with the same arguments as the call that returned it, or omit it for the first page",
-            self.tool.name
+    fn refuse_cursor(&self, why: &str) -> ToolError {
+        self.invalid(
+            CURSOR_PARAM,
+            format!(
+                "{why}; pass next_cursor exactly as returned, with the same arguments as the call that returned it, or omit it for the first page"
+            ),
         )
     }
 
     /// The relative URL in a cursor, if devgate issued it within `scope`.
-    pub(super) fn open_cursor(&self, cursor: &str, scope: &CursorScope) -> Result<String, String> {
+    pub(super) fn open_cursor(
+        &self,
+        cursor: &str,
+        scope: &CursorScope,
+    ) -> Result<String, ToolError> {
         self.cursors
             .open(scope, cursor)
             .map_err(|e| self.refuse_cursor(&e.to_string()))
@@ -64,8 +70,7 @@ impl Offered {
         &self,
         relative: &str,
         args: &Map<String, Value>,
-    ) -> Result<url::Url, String> {
-        let tool = &self.tool;
+    ) -> Result<url::Url, ToolError> {
         let url = self
             .client
             .absolute(relative)
@@ -73,7 +78,7 @@ impl Offered {
         match self.within_resource(&url, args) {
             Ok(true) => Ok(url),
             Ok(false) => Err(self.refuse_cursor("belongs to other arguments than these")),
-            Err(e) => Err(format!("{}: {}: {}", tool.name, e.param, e.reason)),
+            Err(e) => Err(self.bad_value(e)),
         }
     }
 
@@ -104,7 +109,7 @@ impl Offered {
         count: usize,
         args: &Map<String, Value>,
     ) -> Option<String> {
-        match &self.client.catalog.spec.pagination {
+        match &self.provider.spec.pagination {
             Pagination::NextUrl { next, numbered } => {
                 let link = match shape::pointer(body, next).and_then(Value::as_str) {
                     Some(link) => link.to_string(),

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::call::Call;
 use super::offer::reads_of;
-use super::{Offered, Stop};
+use super::{Offered, ToolError};
 use crate::catalog::Tool;
 
 impl Call<'_> {
@@ -21,30 +21,31 @@ impl Call<'_> {
     }
 
     /// Calls another read tool of this provider (for `follow`, and for the confirmation's summary): the
-    /// calling tool's arguments that tool takes, plus `extra`. Its `isError` text (or connect reason)
-    /// comes back as the error.
+    /// calling tool's arguments that tool takes, plus `extra`. Its failure is this call's.
     pub(super) async fn sub(
         &self,
         short_name: &str,
         caller_args: &Map<String, Value>,
         extra: &Map<String, Value>,
         text_cap: usize,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ToolError> {
         let o = self.offered;
-        let catalog = &o.client.catalog;
+        let catalog = &o.provider;
         let tool = catalog
             .tools
             .iter()
             .find(|t| t.spec.name == short_name)
             .cloned()
-            .ok_or_else(|| format!("the catalog has no tool `{short_name}`"))?;
+            .ok_or_else(|| self.internal(format!("the catalog has no tool `{short_name}`")))?;
         let mut args = taken_by(&tool, caller_args);
         args.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         let offered = Offered {
             confirm: false,
             reads: reads_of(&tool, &catalog.spec.pagination),
             tool,
+            provider: o.provider.clone(),
             client: o.client.clone(),
+            credentials: o.credentials.clone(),
             defaults: o.defaults.clone(),
             cursors: o.cursors.clone(),
         };
@@ -52,28 +53,13 @@ impl Call<'_> {
             offered: &offered,
             all: self.all,
             user: self.user,
-            tokens: self.tokens,
             progress: None,
             wait_poll: self.wait_poll,
             confirmer: None,
             confirmations: self.confirmations,
         };
-        match Box::pin(call.run(Some(&args), text_cap)).await {
-            Ok(result) if result.is_error != Some(true) => {
-                Ok(result.structured_content.unwrap_or(Value::Null))
-            }
-            Ok(result) => Err(result
-                .content
-                .iter()
-                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                .collect::<Vec<_>>()
-                .join(" ")),
-            Err(Stop::Message(m)) => Err(m),
-            Err(Stop::Connect { reason, .. }) => {
-                Err(format!("{reason}; see devgate_connections for the link"))
-            }
-            Err(Stop::Confirm { summary, .. }) => Err(format!("{summary} needs confirming")),
-        }
+        let result = Box::pin(call.run(Some(&args), text_cap)).await?;
+        Ok(result.structured_content.unwrap_or(Value::Null))
     }
 }
 

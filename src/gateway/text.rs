@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value, json};
 
-use super::Stop;
+use super::ToolError;
 use super::call::Call;
 use super::credentials::Auth;
 use crate::catalog::template;
@@ -22,7 +22,7 @@ impl Call<'_> {
         offset: u64,
         cap: usize,
         auth: &mut Auth,
-    ) -> Result<crate::provider::TextWindow, Stop> {
+    ) -> Result<crate::provider::TextWindow, ToolError> {
         let o = self.offered;
         let spec = &o.tool.spec;
         self.with_renewal(auth, args, |header| {
@@ -46,7 +46,7 @@ impl Call<'_> {
         lines: usize,
         cap: usize,
         auth: &mut Auth,
-    ) -> Result<crate::provider::TextWindow, Stop> {
+    ) -> Result<crate::provider::TextWindow, ToolError> {
         let o = self.offered;
         let spec = &o.tool.spec;
         let Some(lines_path) = spec.text_lines.as_deref() else {
@@ -84,15 +84,11 @@ impl Call<'_> {
         {
             let mut from_end = args.clone();
             from_end.insert(start.to_string(), json!(total.saturating_sub(lines as u64)));
-            let path = o
-                .tool
-                .path
-                .render(&from_end)
-                .map_err(|e| format!("{}: {}: {}", o.tool.name, e.param, e.reason))?;
+            let path = o.tool.path.render(&from_end).map_err(|e| o.bad_value(e))?;
             let url = o
                 .client
                 .url(&path, &template::render_query(&o.tool.query, &from_end))
-                .map_err(|e| o.upstream_message(&e, args))?;
+                .map_err(|e| o.upstream_error(&e, args))?;
             text = read(&self.get_json(url, auth, args).await?);
         }
         let joined = text.join("\n");

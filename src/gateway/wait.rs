@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Stop;
+use super::ToolError;
 use super::call::Call;
 use super::credentials::Auth;
 use crate::catalog::{AcceptedSpec, TAIL_PARAM, WaitSpec};
@@ -44,12 +44,12 @@ impl Call<'_> {
         loop {
             let run = match self.sub(&spec.poll, args, &poll_args, text_cap).await {
                 Ok(run) => run,
-                Err(e) => return give_up(seen, e),
+                Err(e) => return give_up(seen, e.to_string()),
             };
             let steps = match &spec.steps_tool {
                 Some(tool) => match self.sub(tool, args, &poll_args, text_cap).await {
                     Ok(list) => list.get("items").cloned().unwrap_or(json!([])),
-                    Err(e) => return give_up(run, e),
+                    Err(e) => return give_up(run, e.to_string()),
                 },
                 None => run.get(&spec.steps).cloned().unwrap_or(json!([])),
             };
@@ -209,7 +209,7 @@ impl Call<'_> {
         location: Option<&url::Url>,
         args: &Map<String, Value>,
         auth: &mut Auth,
-    ) -> Result<Task, Stop> {
+    ) -> Result<Task, ToolError> {
         let o = self.offered;
         let (name, title) = (&o.tool.name, o.client.title());
         let check = format!("{}_{}", o.tool.provider, spec.check);
@@ -219,7 +219,7 @@ impl Call<'_> {
             .as_ref()
             .map(|t| t.render(args))
             .transpose()
-            .map_err(|e| format!("{name}: {}: {}", e.param, e.reason))?;
+            .map_err(|e| o.bad_value(e))?;
         let own = |url: &url::Url| {
             let relative = o.client.relative(url.as_str())?;
             let path = relative.split('?').next().unwrap_or_default();
@@ -237,9 +237,13 @@ impl Call<'_> {
                 ),
                 None => "no task".into(),
             };
-            return Err(Stop::Message(format!(
-                "{name}: {title} accepted the request (202) and named {place}, so devgate cannot follow it. It may still complete: check with {check} before trying again."
-            )));
+            return Err(ToolError::Upstream {
+                tool: name.clone(),
+                detail: format!(
+                    "{title} accepted the request (202) and named {place}, so devgate cannot follow it. It may still complete: check with {check} before trying again."
+                ),
+                outage: false,
+            });
         };
         let begun = tokio::time::Instant::now();
         let deadline = begun + std::time::Duration::from_secs(spec.seconds);
@@ -253,9 +257,13 @@ impl Call<'_> {
             if !spec.pending.contains(&state) {
                 return match shape::pointer(&status, &spec.result).filter(|v| !v.is_null()) {
                     Some(result) => Ok(Task::Done(result.clone())),
-                    None => Err(Stop::Message(format!(
-                        "{name}: {title}'s task ended {state} without a result; check with {check} what happened."
-                    ))),
+                    None => Err(ToolError::Upstream {
+                        tool: name.clone(),
+                        detail: format!(
+                            "{title}'s task ended {state} without a result; check with {check} what happened."
+                        ),
+                        outage: false,
+                    }),
                 };
             }
             if state != last {

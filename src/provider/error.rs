@@ -4,6 +4,23 @@ use serde_json::Value;
 
 use crate::shape::pointer;
 
+/// Why a provider's client could not be built from its config; each names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("providers.{id}: unknown provider; the catalogs have no provider with this id")]
+    UnknownProvider { id: String },
+    #[error("providers.{id}.api_base `{base}`: {source}")]
+    ApiBase {
+        id: String,
+        base: String,
+        source: url::ParseError,
+    },
+    #[error("providers.{id}: the token has characters a header cannot carry")]
+    UnusableToken { id: String },
+    #[error("providers.{id}: HTTP client: {source}")]
+    Http { id: String, source: reqwest::Error },
+}
+
 /// A failed upstream exchange. Messages never carry a credential: provider text is passed through
 /// `redact` (the configured credential and the one the request carried) before it is stored here.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -17,7 +34,7 @@ pub enum UpstreamError {
         retry_after: Option<u64>,
         /// How many times devgate tried again before giving up.
         retries: u32,
-        /// Scopes the provider said the call needs (Bitbucket's `error.detail.required` on a 403).
+        /// Scopes the provider said the call needs (at the catalog's `error_scopes`, on a 403).
         required_scopes: Vec<String>,
         /// Request fields the provider named as wrong (the catalog's `error_fields`), if any.
         fields: Vec<String>,
@@ -106,11 +123,11 @@ impl ErrorBody {
         }
     }
 
-    /// The scopes the body says are required (Bitbucket: `error.detail.required`).
-    pub fn required_scopes(&self) -> Vec<String> {
+    /// The scopes the body lists at `dot_path` as required (the catalog's `error_scopes`).
+    pub fn required_scopes(&self, dot_path: &str) -> Vec<String> {
         self.json
             .as_ref()
-            .and_then(|v| pointer(v, "error.detail.required"))
+            .and_then(|v| pointer(v, dot_path))
             .and_then(Value::as_array)
             .map(|items| {
                 items

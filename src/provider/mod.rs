@@ -24,7 +24,7 @@ use url::Url;
 
 pub use body::{TextWindow, tail_window};
 use body::{read_limited, window};
-pub use error::UpstreamError;
+pub use error::{ClientError, UpstreamError};
 use error::{ErrorBody, redact};
 
 use crate::catalog::{self, Redirects};
@@ -78,7 +78,7 @@ impl ProviderClient {
         catalog: Arc<catalog::Provider>,
         config: &ProviderConfig,
         upstream: &UpstreamConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let id = catalog.spec.id.clone();
         let base = config
             .api_base
@@ -86,8 +86,11 @@ impl ProviderClient {
             .unwrap_or_else(|| catalog.spec.api_base.clone())
             .trim_end_matches('/')
             .to_string();
-        let base_url =
-            Url::parse(&base).map_err(|e| format!("providers.{id}.api_base `{base}`: {e}"))?;
+        let base_url = Url::parse(&base).map_err(|source| ClientError::ApiBase {
+            id: id.clone(),
+            base: base.clone(),
+            source,
+        })?;
         let (static_auth, secrets, credential_setting) =
             match (&config.token, &config.email, &config.api_token) {
                 (Some(token), _, _) => (
@@ -110,12 +113,14 @@ impl ProviderClient {
                     Vec::new(),
                     format!("your {} connection", catalog.spec.title),
                 ),
-                _ => return Err(format!("providers.{id}: no credentials configured")),
+                // Config refuses a provider without credentials; a gateway built only to be listed
+                // (`devgate tools --all`) has none, and a call through it would say so.
+                _ => (None, Vec::new(), format!("providers.{id}.token")),
             };
         let static_auth = match static_auth {
-            Some(value) => Some(sensitive(&value).ok_or_else(|| {
-                format!("providers.{id}: the token has characters a header cannot carry")
-            })?),
+            Some(value) => Some(
+                sensitive(&value).ok_or_else(|| ClientError::UnusableToken { id: id.clone() })?,
+            ),
             None => None,
         };
 
@@ -142,7 +147,10 @@ impl ProviderClient {
             .redirect(policy)
             .user_agent(concat!("devgate/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("providers.{id}: HTTP client: {e}"))?;
+            .map_err(|source| ClientError::Http {
+                id: id.clone(),
+                source,
+            })?;
         let loopback = is_loopback_host(&base_url);
         let mut storage = crate::app::http_client()
             .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
@@ -160,9 +168,10 @@ impl ProviderClient {
         if !loopback {
             storage = storage.dns_resolver(Arc::new(PublicOnly));
         }
-        let storage = storage
-            .build()
-            .map_err(|e| format!("providers.{id}: HTTP client: {e}"))?;
+        let storage = storage.build().map_err(|source| ClientError::Http {
+            id: id.clone(),
+            source,
+        })?;
         Ok(Self {
             catalog,
             base,
@@ -595,7 +604,11 @@ impl ProviderClient {
         // Scrubbed before it is parsed and the message is cut to length, so a token across the cut
         // leaves no prefix; parsed once for the message, the required scopes and the rejected fields.
         let body = ErrorBody::parse(redact(&String::from_utf8_lossy(&body), &secrets));
-        let required_scopes = body.required_scopes();
+        let required_scopes = spec
+            .error_scopes
+            .as_deref()
+            .map(|path| body.required_scopes(path))
+            .unwrap_or_default();
         let fields = spec
             .error_fields
             .as_deref()

@@ -6,3 +6,4 @@ pub mod http;
 pub mod pages;
 pub mod sessions;
 pub mod stdio;
+pub mod stdio_pages;
