@@ -31,6 +31,7 @@ const SETTINGS: &[&str] = &[
     "store",
     "oauth",
     "limits",
+    "policies",
 ];
 
 /// Keys whose values are secrets: never logged, and expected as `${ENV}` references.
@@ -104,6 +105,9 @@ pub struct Config {
     pub oauth: OAuthConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Which tools each group may see, call and must confirm (see [`crate::policy`]).
+    #[serde(default)]
+    pub policies: Vec<crate::policy::PolicyConfig>,
     /// The directory of the config file: relative store paths are resolved against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -166,6 +170,15 @@ pub struct JwtConfig {
     /// keys and the curve's algorithm for EC and Ed25519 keys.
     #[serde(default)]
     pub algorithms: Vec<String>,
+    /// The claim that lists the caller's groups for `[[policies]]` (an array of strings, or one
+    /// string); a claim name with dots that is not a top-level claim is followed as a path
+    /// (`realm_access.roles`).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,6 +390,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             oauth: OAuthConfig::default(),
             limits: LimitsConfig::default(),
+            policies: Vec::new(),
             base_dir: None,
             warnings: Vec::new(),
             origin: NO_FILE.into(),
@@ -561,6 +575,7 @@ impl Config {
                 Some(_) => {}
             }
         }
+        problems.extend(crate::policy::problems(&self.policies, catalog));
         problems
     }
 
@@ -600,6 +615,7 @@ impl Config {
                 }
             }
         }
+        warnings.extend(crate::policy::retired_names(&self.policies, catalog));
         warnings
     }
 

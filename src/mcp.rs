@@ -54,8 +54,8 @@ pub const URL_ELICITATION_REQUIRED: i32 = -32042;
 /// Who a handler's calls run as.
 #[derive(Clone)]
 pub enum Caller {
-    /// stdio: one user for the whole connection.
-    Fixed(Arc<str>),
+    /// stdio: one user (and their groups) for the whole connection.
+    Fixed(Arc<Identity>),
     /// HTTP: the [`Identity`] the authentication middleware put on each request.
     FromRequest,
 }
@@ -148,14 +148,14 @@ impl McpServer {
         }
     }
 
-    fn user(&self, context: &RequestContext<RoleServer>) -> Result<String, McpError> {
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Identity, McpError> {
         match &self.caller {
-            Caller::Fixed(user) => Ok(user.to_string()),
+            Caller::Fixed(identity) => Ok(identity.as_ref().clone()),
             Caller::FromRequest => context
                 .extensions
                 .get::<axum::http::request::Parts>()
                 .and_then(|parts| parts.extensions.get::<Identity>())
-                .map(|identity| identity.user.clone())
+                .cloned()
                 .ok_or_else(|| {
                     McpError::invalid_request("the request carries no authenticated user", None)
                 }),
@@ -354,7 +354,7 @@ fn connect_answer(responses: Option<&rmcp::model::InputResponses>) -> Option<Con
 /// more if they did; otherwise the `Connect` outcome stands, to be answered once ([`connect_pending`]).
 async fn call_answering_connect(
     gateway: &Gateway,
-    user: &str,
+    caller: &Identity,
     request: &CallToolRequestParams,
     progress: Option<Progress>,
     confirmer: &dyn Confirmer,
@@ -364,13 +364,20 @@ async fn call_answering_connect(
     let (Some(answer), Some(connector)) = (answered.filter(|a| a.accepted), gateway.connector())
     else {
         return gateway
-            .call(user, &request.name, args, progress, Some(confirmer))
+            .call(caller, &request.name, args, progress, Some(confirmer))
             .await;
     };
+    let user = caller.user.as_str();
     // Where the connection stands before this call, so the wait can tell a new one.
     let before = connector.mark(user, &answer.provider).await.ok().flatten();
     let first = gateway
-        .call(user, &request.name, args, progress.clone(), Some(confirmer))
+        .call(
+            caller,
+            &request.name,
+            args,
+            progress.clone(),
+            Some(confirmer),
+        )
         .await;
     let Ok(CallOutcome::Connect(connect)) = &first else {
         return first;
@@ -385,7 +392,7 @@ async fn call_answering_connect(
         .await
     {
         return gateway
-            .call(user, &request.name, args, progress, Some(confirmer))
+            .call(caller, &request.name, args, progress, Some(confirmer))
             .await;
     }
     first
@@ -456,10 +463,11 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        let caller = self.caller(&context)?;
         Ok(ListToolsResult::with_all_items(
-            self.gateway.tools().as_ref().clone(),
+            self.gateway.tools_for(&caller).as_ref().clone(),
         ))
     }
 
@@ -472,7 +480,8 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let user = self.user(&context)?;
+        let caller = self.caller(&context)?;
+        let user = caller.user.clone();
         let request_id = context
             .extensions
             .get::<axum::http::request::Parts>()
@@ -511,7 +520,7 @@ impl ServerHandler for McpServer {
             let answered = connect_answer(request.input_responses.as_ref());
             let call = call_answering_connect(
                 &gateway,
-                &user,
+                &caller,
                 &request,
                 progress,
                 &confirmer,
@@ -525,7 +534,7 @@ impl ServerHandler for McpServer {
                     metrics.in_flight.dec();
                     metrics.call(&tool, "cancelled");
                     let ms = started.elapsed().as_millis() as u64;
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), "cancelled", ms, &request_id.0);
+                    gateway.audit(&caller, &tool, request.arguments.as_ref(), "cancelled", ms, &request_id.0);
                     tracing::info!(outcome = "cancelled", ms = started.elapsed().as_millis() as u64, "call");
                     return Err(McpError::internal_error("the request was cancelled", None));
                 }
@@ -540,7 +549,7 @@ impl ServerHandler for McpServer {
                 Ok(CallOutcome::Done(mut result)) => {
                     let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
                     metrics.call(&tool, outcome);
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), outcome, ms, &request_id.0);
+                    gateway.audit(&caller, &tool, request.arguments.as_ref(), outcome, ms, &request_id.0);
                     tracing::info!(outcome, ms, "call");
                     if result.is_error == Some(true) {
                         quote_request_id(&mut result, &request_id);
@@ -551,20 +560,20 @@ impl ServerHandler for McpServer {
                     if answered.as_ref().is_some_and(|a| a.provider == connect.provider) =>
                 {
                     metrics.call(&tool, "connect_pending");
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), "connect_pending", ms, &request_id.0);
+                    gateway.audit(&caller, &tool, request.arguments.as_ref(), "connect_pending", ms, &request_id.0);
                     tracing::info!(outcome = "connect_pending", provider = %connect.provider, ms, "call");
                     let waited = std::time::Duration::from_millis(ms);
                     Ok(connect_pending(&connect, answered.as_ref(), waited, &request_id).into())
                 }
                 Ok(CallOutcome::Connect(connect)) => {
                     metrics.call(&tool, "connect");
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), "connect", ms, &request_id.0);
+                    gateway.audit(&caller, &tool, request.arguments.as_ref(), "connect", ms, &request_id.0);
                     tracing::info!(outcome = "connect", provider = %connect.provider, ms, "call");
                     connect_response(&connect, &context, &pending, &request_id)
                 }
                 Ok(CallOutcome::Confirm { summary, request_state }) => {
                     metrics.call(&tool, "confirm");
-                    gateway.audit(&user, &tool, request.arguments.as_ref(), "confirm", ms, &request_id.0);
+                    gateway.audit(&caller, &tool, request.arguments.as_ref(), "confirm", ms, &request_id.0);
                     tracing::info!(outcome = "confirm", ms, "call");
                     let mut requests = InputRequests::new();
                     requests.insert(
@@ -578,7 +587,7 @@ impl ServerHandler for McpServer {
                 }
                 Err(e @ CallError::UnknownTool(_)) => {
                     metrics.call(&tool, "unknown_tool");
-                    gateway.audit(&user, &tool, None, "unknown_tool", ms, &request_id.0);
+                    gateway.audit(&caller, &tool, None, "unknown_tool", ms, &request_id.0);
                     tracing::info!(outcome = "unknown_tool", "call");
                     Err(McpError::invalid_params(e.to_string(), None))
                 }

@@ -143,7 +143,9 @@ impl ToolStats {
         // without non-object output schemas; from 2026-07-28 (no handshake) with cache hints.
         let server = devgate::mcp::McpServer::new(
             app.gateway.clone(),
-            devgate::mcp::Caller::Fixed("devgate-stats".into()),
+            devgate::mcp::Caller::Fixed(std::sync::Arc::new(devgate::identity::Identity::named(
+                "devgate-stats",
+            ))),
             app.pending.clone(),
         );
         let info = rmcp::ServerHandler::get_info(&server);

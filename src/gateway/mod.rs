@@ -32,8 +32,10 @@ use crate::catalog::schema::Defaults;
 use crate::catalog::{Catalog, Tool, template};
 use crate::config::Config;
 use crate::confirm::Confirmations;
+use crate::identity::Identity;
 use crate::oauth::connect::{ConnectLink, Connector};
 use crate::oauth::tokens::TokenManager;
+use crate::policy::Policies;
 use crate::provider::ProviderClient;
 use crate::shape::{CursorKey, Reads};
 
@@ -140,6 +142,8 @@ pub struct Gateway {
     audit: Option<crate::audit::AuditLog>,
     /// Questions to the user before destructive calls, and their answers.
     confirmations: Arc<Confirmations>,
+    /// `[[policies]]`: which tools each user's groups may see, call and must confirm.
+    policies: Policies,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -189,7 +193,8 @@ impl Gateway {
                 );
             }
         }
-        let confirms = offered.values().any(|o| o.confirm);
+        let policies = Policies::new(&config.policies);
+        let confirms = offered.values().any(|o| o.confirm) || policies.confirms_any();
         let mut listed: Vec<McpTool> = offered.values().map(describe).collect();
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Self {
@@ -204,6 +209,7 @@ impl Gateway {
             wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
             audit: None,
             confirmations: Arc::new(Confirmations::new(None)),
+            policies,
         })
     }
 
@@ -262,7 +268,7 @@ impl Gateway {
     /// offered is recorded as `unknown`, and every string is length-capped.
     pub fn audit(
         &self,
-        user: &str,
+        caller: &Identity,
         name: &str,
         args: Option<&JsonObject>,
         outcome: &str,
@@ -272,6 +278,7 @@ impl Gateway {
         let Some(audit) = &self.audit else {
             return;
         };
+        let user = caller.user.as_str();
         let (provider, target) = match self.offered.get(name) {
             Some(o) => {
                 let values: Vec<String> = o
@@ -307,6 +314,11 @@ impl Gateway {
             outcome: outcome.to_string(),
             duration_ms: duration_ms as i64,
             request_id: crate::audit::clip(request_id, 64).into_owned(),
+            policy: self
+                .offered
+                .get(name)
+                .map(|o| self.decide(caller, o).audit_text())
+                .unwrap_or_default(),
         });
     }
 
@@ -338,12 +350,13 @@ impl Gateway {
     /// unknown tool is an `Err`.
     pub async fn call(
         &self,
-        user: &str,
+        caller: &Identity,
         name: &str,
         args: Option<&JsonObject>,
         progress: Option<Progress>,
         confirmer: Option<&dyn Confirmer>,
     ) -> Result<CallOutcome, CallError> {
+        let user = caller.user.as_str();
         // The name first: a call to nothing costs no rate budget and is never counted under its name.
         if !self.offers(name) {
             return Err(CallError::UnknownTool(
@@ -364,7 +377,17 @@ impl Gateway {
             .offered
             .get(name)
             .ok_or_else(|| CallError::UnknownTool(name.to_string()))?;
+        // `[[policies]]`: a tool the caller's groups may not use is refused here, naming the rule; one
+        // they must confirm is confirmed like a destructive one.
+        let decision = self.decide(caller, offered);
+        if !decision.allowed() {
+            tracing::info!(user, reason = %decision.audit_text(), "denied by policy");
+            return Ok(CallOutcome::Done(CallToolResult::error(vec![
+                ContentBlock::text(decision.denied_text(name, user)),
+            ])));
+        }
         let call = Call {
+            confirm: offered.confirm || decision.confirm.is_some(),
             offered,
             all: &self.offered,
             user,
@@ -390,6 +413,12 @@ impl Gateway {
                 request_state,
             }),
         }
+    }
+
+    /// The `[[policies]]` decision for `caller` calling an offered tool.
+    fn decide(&self, caller: &Identity, offered: &Offered) -> crate::policy::Decision {
+        self.policies
+            .decide(&caller.groups, offered.tool.as_ref().into())
     }
 
     /// The connect flow, when users connect their own accounts.

@@ -50,6 +50,7 @@ impl Call<'_> {
         };
         let call = Call {
             offered: &offered,
+            confirm: false,
             all: self.all,
             user: self.user,
             tokens: self.tokens,
