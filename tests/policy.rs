@@ -8,20 +8,15 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::form_user::{Session, User};
 use common::*;
 use devgate::sim::Sim;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams,
-    ElicitResult, ElicitationAction, ElicitationCapability, FormElicitationCapability,
-    Implementation,
-};
-use rmcp::service::{RequestContext, RunningService};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 /// Everyone: no declining pull requests. `devs`: pull requests and repositories, approving only after
@@ -44,52 +39,6 @@ read_only = true
 
 const APPROVE: &str = "bitbucket_approve_pull_request";
 const DECLINE: &str = "bitbucket_decline_pull_request";
-
-/// A user who answers every form question the same way, keeping what they were asked.
-#[derive(Clone)]
-struct User {
-    accept: bool,
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl User {
-    fn new(accept: bool) -> Self {
-        Self {
-            accept,
-            asked: Arc::default(),
-        }
-    }
-
-    fn asked(&self) -> Vec<String> {
-        self.asked.lock().unwrap().clone()
-    }
-}
-
-impl ClientHandler for User {
-    fn get_info(&self) -> ClientConfig {
-        let mut capabilities = ClientCapabilities::default();
-        capabilities.elicitation =
-            Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
-        ClientConfig::new(capabilities, Implementation::new("policy-test", "1"))
-    }
-
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = request {
-            self.asked.lock().unwrap().push(message);
-        }
-        Ok(ElicitResult::new(if self.accept {
-            ElicitationAction::Accept
-        } else {
-            ElicitationAction::Decline
-        }))
-    }
-}
-
-type Session = RunningService<RoleClient, User>;
 
 /// A config for the sim's providers (static tokens) with API-key callers, its store next to it, and
 /// `policies` appended.
