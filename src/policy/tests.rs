@@ -260,3 +260,27 @@ deny_tools = ["bitbucket_create_issue"]
         "{warnings:?}"
     );
 }
+
+#[test]
+fn config_reads_policies_from_the_file_or_the_environment_and_checks_them() {
+    let catalog = Catalog::builtin().unwrap();
+    let file = "[providers.bitbucket]\ntoken = \"t\"\n\n[[policies]]\ngroup = \"devs\"\ndeny_tools = [\"bitbucket_nope\"]\n";
+    let config = crate::config::Config::from_toml(file, "t.toml", []).unwrap();
+    assert_eq!(config.policies.len(), 1);
+    let problems = config.validate(&catalog);
+    assert!(
+        problems.contains(&"[[policies]] #1 (group \"devs\"): deny_tools: unknown tool `bitbucket_nope` (`devgate tools --all` lists them)".to_string()),
+        "{problems:?}"
+    );
+    let env = [(
+        "DEVGATE_POLICIES".to_string(),
+        "[{group = \"*\", read_only = true}]".to_string(),
+    )];
+    let config = crate::config::Config::from_toml(file, "t.toml", env).unwrap();
+    assert_eq!(
+        config.policies,
+        [entry("*", |e| e.read_only = true)],
+        "the environment replaces the file's"
+    );
+    assert_eq!(config.validate(&catalog), Vec::<String>::new());
+}
