@@ -23,6 +23,10 @@ use serde::Deserialize;
 
 use crate::catalog::{Catalog, Tool};
 
+/// How many of a user's groups, and how much of each, a text names.
+const SHOWN_GROUPS: usize = 8;
+const SHOWN_GROUP_CHARS: usize = 64;
+
 /// The `group` of an entry that applies to every user.
 pub const EVERYONE: &str = "*";
 
@@ -198,12 +202,22 @@ impl Decision {
         )
     }
 
+    /// The user's groups for a text: at most [`SHOWN_GROUPS`], each cut short (a token may list many).
     fn groups_text(&self) -> String {
         if self.groups.is_empty() {
-            "a user in no group".to_string()
-        } else {
-            format!("groups {}", self.groups.join(", "))
+            return "a user in no group".to_string();
         }
+        let shown: Vec<_> = self
+            .groups
+            .iter()
+            .take(SHOWN_GROUPS)
+            .map(|g| crate::audit::clip(g, SHOWN_GROUP_CHARS))
+            .collect();
+        let more = match self.groups.len().saturating_sub(SHOWN_GROUPS) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        format!("groups {}{more}", shown.join(", "))
     }
 }
 

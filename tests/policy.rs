@@ -361,6 +361,18 @@ async fn policy_check_explains_a_decision() {
     assert!(ok, "{out}");
     assert!(out.ends_with("result: allowed by [[policies]] #3 (group \"contractors\") allow_toolsets \"pull_requests\"\n"), "{out}");
 
+    // A group no policy names is probably a typo: said when the key is made.
+    let (ok, _, err) = devgate(&config, &["keys", "create", "zed", "--group", "dev"]);
+    assert!(
+        ok && err.contains("note: no [[policies]] entry names group `dev`"),
+        "{err}"
+    );
+    let (ok, _, err) = devgate(&config, &["keys", "create", "zed", "--group", "*"]);
+    assert!(
+        !ok && err.contains("--group `*`: give a group name"),
+        "{err}"
+    );
+
     let (ok, _, err) = devgate(&config, &["policy", "check", "alice", "bitbucket_nope"]);
     assert!(
         !ok && err.contains("unknown tool `bitbucket_nope`"),

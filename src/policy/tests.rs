@@ -284,3 +284,18 @@ fn config_reads_policies_from_the_file_or_the_environment_and_checks_them() {
     );
     assert_eq!(config.validate(&catalog), Vec::<String>::new());
 }
+
+#[test]
+fn texts_name_a_few_groups_only() {
+    let entries = vec![entry("devs", |e| e.allow_tools = names(&[RUN.name]))];
+    let many: Vec<String> = (0..20)
+        .map(|i| format!("g{i}-{}", "x".repeat(100)))
+        .collect();
+    let text = Policies::new(&entries).decide(&many, MERGE).audit_text();
+    assert!(text.ends_with(" and 12 more"), "{text}");
+    assert!(
+        text.len() < 8 * 70 + 100,
+        "{} characters: {text}",
+        text.len()
+    );
+}
