@@ -32,6 +32,7 @@ const SETTINGS: &[&str] = &[
     "oauth",
     "limits",
     "login",
+    "policies",
 ];
 
 /// Keys whose values are secrets: never logged, and expected as `${ENV}` references.
@@ -108,6 +109,9 @@ pub struct Config {
     /// `[login]`: the OpenID Connect provider users sign in with (see `auth_server::oidc`).
     #[serde(default)]
     pub login: Option<crate::auth_server::oidc::LoginConfig>,
+    /// Which tools each group may see, call and must confirm (see [`crate::policy`]).
+    #[serde(default)]
+    pub policies: Vec<crate::policy::PolicyConfig>,
     /// The directory of the config file: relative store paths are resolved against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -170,6 +174,15 @@ pub struct JwtConfig {
     /// keys and the curve's algorithm for EC and Ed25519 keys.
     #[serde(default)]
     pub algorithms: Vec<String>,
+    /// The claim that lists the caller's groups for `[[policies]]` (an array of strings, or one
+    /// string); a claim name with dots that is not a top-level claim is followed as a path
+    /// (`realm_access.roles`).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,6 +395,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             limits: LimitsConfig::default(),
             login: None,
+            policies: Vec::new(),
             base_dir: None,
             warnings: Vec::new(),
             origin: NO_FILE.into(),
@@ -566,6 +580,7 @@ impl Config {
                 Some(_) => {}
             }
         }
+        problems.extend(crate::policy::problems(&self.policies, catalog));
         problems
     }
 
@@ -605,6 +620,7 @@ impl Config {
                 }
             }
         }
+        warnings.extend(crate::policy::retired_names(&self.policies, catalog));
         warnings
     }
 

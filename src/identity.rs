@@ -28,7 +28,25 @@ use crate::vault::{ApiKeyRow, Store, StoreError, digest, now};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub user: String,
+    /// The user's groups, for `[[policies]]`: from the API key, the JWT's groups claim, or
+    /// `devgate stdio --group`.
+    pub groups: Vec<String>,
 }
+
+impl Identity {
+    /// A user in no group.
+    pub fn named(user: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            groups: Vec::new(),
+        }
+    }
+}
+
+/// At most this many groups are taken from a token, each at most [`MAX_GROUP_CHARS`] long; others
+/// are left out (they bound what a caller's token adds to every decision).
+pub const MAX_GROUPS: usize = 256;
+pub const MAX_GROUP_CHARS: usize = 256;
 
 /// The user every caller is when HTTP runs with `auth = "none"`.
 pub const ANONYMOUS_USER: &str = "local";
@@ -72,27 +90,31 @@ impl Authenticator {
         })
     }
 
-    /// The user behind a bearer token.
-    pub async fn user(&self, bearer: Option<&str>) -> Result<String, AuthError> {
+    /// The user (and groups) behind a bearer token.
+    pub async fn identify(&self, bearer: Option<&str>) -> Result<Identity, AuthError> {
         match self {
-            Authenticator::None => Ok(ANONYMOUS_USER.to_string()),
+            Authenticator::None => Ok(Identity::named(ANONYMOUS_USER)),
             Authenticator::ApiKeys(store) => {
                 let key = bearer.ok_or(AuthError::Missing)?;
                 store
-                    .api_key_user(&digest(key))
+                    .api_key(&digest(key))
                     .await?
+                    .map(|row| Identity {
+                        user: row.user,
+                        groups: row.groups,
+                    })
                     .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))
             }
             Authenticator::Jwt(verifier) => {
-                let user = verifier.verify(bearer.ok_or(AuthError::Missing)?).await?;
+                let identity = verifier.verify(bearer.ok_or(AuthError::Missing)?).await?;
                 // The user names log lines, audit records and rate-limit keys: keep it bounded.
-                if user.chars().count() > crate::audit::MAX_USER_CHARS {
+                if identity.user.chars().count() > crate::audit::MAX_USER_CHARS {
                     return Err(AuthError::Invalid(format!(
                         "the subject (sub) is longer than {} characters",
                         crate::audit::MAX_USER_CHARS
                     )));
                 }
-                Ok(user)
+                Ok(identity)
             }
         }
     }
@@ -139,9 +161,9 @@ pub async fn authenticate(
         })
         .map(str::trim)
         .map(str::to_string);
-    match layer.authenticator.user(bearer.as_deref()).await {
-        Ok(user) => {
-            request.extensions_mut().insert(Identity { user });
+    match layer.authenticator.identify(bearer.as_deref()).await {
+        Ok(identity) => {
+            request.extensions_mut().insert(identity);
             next.run(request).await
         }
         Err(AuthError::Store(e)) => {
@@ -194,8 +216,8 @@ pub fn resource_metadata(public_url: &str, authenticator: &Authenticator) -> ser
     doc
 }
 
-/// A new API key for `user`: the key (shown once) and the row to store (its hash only).
-pub fn new_api_key(user: &str) -> (String, ApiKeyRow) {
+/// A new API key for `user` in `groups`: the key (shown once) and the row to store (its hash only).
+pub fn new_api_key(user: &str, groups: &[String]) -> (String, ApiKeyRow) {
     let bytes: [u8; 32] = rand::random();
     let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let row = ApiKeyRow {
@@ -203,6 +225,7 @@ pub fn new_api_key(user: &str) -> (String, ApiKeyRow) {
         key_hash: digest(&key),
         user: user.to_string(),
         created_at: now(),
+        groups: groups.to_vec(),
     };
     (key, row)
 }
@@ -362,6 +385,32 @@ pub(crate) fn validation(
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Every other claim, for the groups claim.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The groups a token's claims list under `claim` (see [`JwtConfig::groups_claim`]): an array of
+/// strings, or one string; a claim with dots that is not a top-level claim is followed as a path.
+/// Anything else (absent, a number, an object) is no group; too many or too long ones are left out.
+fn groups_in(claims: &serde_json::Map<String, serde_json::Value>, claim: &str) -> Vec<String> {
+    use serde_json::Value;
+    let value = claims.get(claim).or_else(|| {
+        let mut parts = claim.split('.');
+        let first = claims.get(parts.next()?)?;
+        parts.try_fold(first, |v, part| v.get(part))
+    });
+    let names: Vec<&str> = match value {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    names
+        .into_iter()
+        .filter(|g| !g.is_empty() && g.chars().count() <= MAX_GROUP_CHARS)
+        .take(MAX_GROUPS)
+        .map(str::to_string)
+        .collect()
 }
 
 impl JwtVerifier {
@@ -387,7 +436,7 @@ impl JwtVerifier {
         })
     }
 
-    pub async fn verify(&self, token: &str) -> Result<String, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Invalid(reason(&e)))?;
         let jwk = self.keys.key_for(header.kid.as_deref()).await?;
         let allowed = algorithms_for(&jwk, &self.configured);
@@ -406,7 +455,10 @@ impl JwtVerifier {
         );
         let data = decode::<Claims>(token, &key, &validation)
             .map_err(|e| AuthError::Invalid(reason(&e)))?;
-        Ok(data.claims.sub)
+        Ok(Identity {
+            groups: groups_in(&data.claims.rest, &self.config.groups_claim),
+            user: data.claims.sub,
+        })
     }
 }
 
@@ -504,4 +556,34 @@ pub fn local_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "local".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_come_from_the_configured_claim() {
+        let claims = |v: serde_json::Value| v.as_object().cloned().unwrap();
+        let token = claims(serde_json::json!({
+            "groups": ["devs", 7, "", "ops"],
+            "role": "admins",
+            "https://example.com/groups": ["namespaced"],
+            "realm_access": {"roles": ["release"]},
+            "too_long": ["x".repeat(MAX_GROUP_CHARS + 1)],
+        }));
+        let cases: [(&str, &[&str]); 6] = [
+            ("groups", &["devs", "ops"]),
+            ("role", &["admins"]),
+            ("https://example.com/groups", &["namespaced"]),
+            ("realm_access.roles", &["release"]),
+            ("too_long", &[]),
+            ("absent", &[]),
+        ];
+        for (claim, expected) in cases {
+            assert_eq!(groups_in(&token, claim), expected, "{claim}");
+        }
+        let many = claims(serde_json::json!({ "groups": vec!["g"; MAX_GROUPS + 5] }));
+        assert_eq!(groups_in(&many, "groups").len(), MAX_GROUPS);
+    }
 }

@@ -14,7 +14,8 @@
 //! Around them: [`identity`] (who is calling: stdio user, API keys, JWT), [`auth_server`] (signing users
 //! in through the organisation's OpenID Connect provider), [`oauth`] (the user's
 //! provider connections: connect flow, callback, refresh, revoke), [`vault`] (the store and sealing),
-//! [`config`] (devgate.toml), [`app`] (wiring it all from config), [`confirm`] (the user's confirmation of
+//! [`config`] (devgate.toml), [`policy`] (`[[policies]]`: which tools each group may see, call and must
+//! confirm), [`app`] (wiring it all from config), [`confirm`] (the user's confirmation of
 //! destructive calls), `request_id` (one id per request, in logs and error texts), `audit` and `metrics`
 //! (one row and one sample per call), [`redact`] (no link ticket in a log line), [`sim`] (simulated
 //! providers and identity provider for tests and the sandbox) and [`sandbox`] (the sim plus a gateway,
@@ -31,6 +32,7 @@ pub mod identity;
 pub mod mcp;
 pub(crate) mod metrics;
 pub mod oauth;
+pub mod policy;
 pub mod provider;
 pub mod redact;
 pub(crate) mod request_id;

@@ -54,8 +54,8 @@ pub const URL_ELICITATION_REQUIRED: i32 = -32042;
 /// Who a handler's calls run as.
 #[derive(Clone)]
 pub enum Caller {
-    /// stdio: one user for the whole connection.
-    Fixed(Arc<str>),
+    /// stdio: one user (and their groups) for the whole connection.
+    Fixed(Arc<Identity>),
     /// HTTP: the [`Identity`] the authentication middleware put on each request.
     FromRequest,
 }
@@ -148,14 +148,14 @@ impl McpServer {
         }
     }
 
-    fn user(&self, context: &RequestContext<RoleServer>) -> Result<String, McpError> {
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Identity, McpError> {
         match &self.caller {
-            Caller::Fixed(user) => Ok(user.to_string()),
+            Caller::Fixed(identity) => Ok(identity.as_ref().clone()),
             Caller::FromRequest => context
                 .extensions
                 .get::<axum::http::request::Parts>()
                 .and_then(|parts| parts.extensions.get::<Identity>())
-                .map(|identity| identity.user.clone())
+                .cloned()
                 .ok_or_else(|| {
                     McpError::invalid_request("the request carries no authenticated user", None)
                 }),
@@ -354,7 +354,7 @@ fn connect_answer(responses: Option<&rmcp::model::InputResponses>) -> Option<Con
 /// more if they did; otherwise the connect stands, to be answered once ([`connect_pending`]).
 async fn call_answering_connect(
     gateway: &Gateway,
-    user: &str,
+    caller: &Identity,
     request: &CallToolRequestParams,
     progress: Option<Progress>,
     confirmer: &dyn Confirmer,
@@ -364,13 +364,20 @@ async fn call_answering_connect(
     let (Some(answer), Some(connector)) = (answered.filter(|a| a.accepted), gateway.connector())
     else {
         return gateway
-            .call(user, &request.name, args, progress, Some(confirmer))
+            .call(caller, &request.name, args, progress, Some(confirmer))
             .await;
     };
+    let user = caller.user.as_str();
     // Where the connection stands before this call, so the wait can tell a new one.
     let before = connector.mark(user, &answer.provider).await.ok().flatten();
     let first = gateway
-        .call(user, &request.name, args, progress.clone(), Some(confirmer))
+        .call(
+            caller,
+            &request.name,
+            args,
+            progress.clone(),
+            Some(confirmer),
+        )
         .await;
     let Err(ToolError::NeedsConnect { provider, .. }) = &first else {
         return first;
@@ -385,7 +392,7 @@ async fn call_answering_connect(
         .await
     {
         return gateway
-            .call(user, &request.name, args, progress, Some(confirmer))
+            .call(caller, &request.name, args, progress, Some(confirmer))
             .await;
     }
     first
@@ -523,10 +530,11 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        let caller = self.caller(&context)?;
         Ok(ListToolsResult::with_all_items(
-            self.gateway.tools().as_ref().clone(),
+            self.gateway.tools_for(&caller).as_ref().clone(),
         ))
     }
 
@@ -539,7 +547,8 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let user = self.user(&context)?;
+        let caller = self.caller(&context)?;
+        let user = caller.user.clone();
         let request_id = context
             .extensions
             .get::<axum::http::request::Parts>()
@@ -557,7 +566,7 @@ impl ServerHandler for McpServer {
         let gateway = self.gateway.clone();
         let pending = self.pending.clone();
         async move {
-            let flight = gateway.begin(&user, &tool, request.arguments.as_ref(), &request_id.0);
+            let flight = gateway.begin(&caller, &tool, request.arguments.as_ref(), &request_id.0);
             // Only a call that waits, or may follow a task, has progress to report (rmcp clients put a
             // token on every request).
             let waits = request
@@ -578,7 +587,7 @@ impl ServerHandler for McpServer {
             let answered = connect_answer(request.input_responses.as_ref());
             let call = call_answering_connect(
                 &gateway,
-                &user,
+                &caller,
                 &request,
                 progress,
                 &confirmer,

@@ -7,49 +7,18 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
+use common::form_user::{Session as UserSession, User};
 use common::*;
 use devgate::sim::Sim;
-use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult,
-    ElicitationAction, ElicitationCapability, FormElicitationCapability, Implementation,
-};
-use rmcp::service::{RequestContext, RunningService};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-/// A user who declines every question, and a record of the questions.
-#[derive(Clone, Default)]
-struct Decliner {
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl ClientHandler for Decliner {
-    fn get_info(&self) -> ClientConfig {
-        let mut capabilities = ClientCapabilities::default();
-        capabilities.elicitation =
-            Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
-        ClientConfig::new(capabilities, Implementation::new("confirm-text-test", "1"))
-    }
-
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = request {
-            self.asked.lock().unwrap().push(message);
-        }
-        Ok(ElicitResult::new(ElicitationAction::Decline))
-    }
-}
-
 struct Session {
-    client: RunningService<RoleClient, Decliner>,
-    user: Decliner,
+    client: UserSession,
+    user: User,
 }
 
 impl Session {
@@ -63,7 +32,7 @@ impl Session {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let user = Decliner::default();
+        let user = User::new(false);
         let client = user.clone().serve(transport).await.unwrap();
         Self { client, user }
     }
@@ -77,14 +46,14 @@ impl Session {
 
     /// The one question a declined call of `tool` asked.
     async fn question(&self, tool: &str, a: Value) -> String {
-        let before = self.user.asked.lock().unwrap().len();
+        let before = self.user.asked().len();
         let result = self.call(tool, a).await;
         assert!(
             is_error(&result) && text(&result).contains("did not confirm"),
             "{tool}: {}",
             text(&result)
         );
-        let asked = self.user.asked.lock().unwrap();
+        let asked = self.user.asked();
         assert_eq!(asked.len(), before + 1, "{tool} asked once");
         asked[before].clone()
     }

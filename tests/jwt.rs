@@ -512,3 +512,33 @@ async fn a_token_not_yet_valid_is_refused() {
         assert_eq!(status, 200, "{what}: {body}");
     }
 }
+
+/// The groups for `[[policies]]` come from the claim `http.jwt.groups_claim` names: a token in `devs`
+/// is offered the pull request tools, one without the claim nothing but `devgate_connections`.
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_come_from_the_configured_claim() {
+    let sim = Sim::start().await.unwrap();
+    let key = signer("k1");
+    let jwks_url = serve_jwks(json!({"keys": [key.jwk.clone()]})).await;
+    let extra = "groups_claim = \"roles\"\n\n[[policies]]\ngroup = \"devs\"\nallow_toolsets = [\"pull_requests\"]\n";
+    let (_setup, gateway) = jwt_gateway(&sim, &jwks_url, extra).await;
+    let mut seen = Vec::new();
+    for roles in [json!(["devs", "other"]), json!(null)] {
+        let mut claims = good_claims();
+        claims["roles"] = roles;
+        let client = http_client_with_key(&gateway.url, &token(&key, "k1", claims)).await;
+        let tools = client.list_all_tools().await.unwrap();
+        seen.push(tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>());
+    }
+    assert!(
+        seen[0].iter().any(|t| t == "bitbucket_merge_pull_request"),
+        "{:?}",
+        seen[0]
+    );
+    assert!(
+        !seen[0].iter().any(|t| t.starts_with("buddy_")),
+        "{:?}",
+        seen[0]
+    );
+    assert_eq!(seen[1], ["devgate_connections"]);
+}

@@ -10,68 +10,16 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::form_user::{Session, User};
 use common::*;
 use devgate::sim::Sim;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams,
-    ElicitResult, ElicitationAction, ElicitationCapability, FormElicitationCapability,
-    Implementation,
-};
-use rmcp::service::{RequestContext, RunningService};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::process::Command;
-
-/// A client with form elicitation whose user answers every question the same way; it keeps the
-/// questions.
-#[derive(Clone)]
-struct User {
-    accept: bool,
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl User {
-    fn new(accept: bool) -> Self {
-        Self {
-            accept,
-            asked: Arc::default(),
-        }
-    }
-
-    fn asked(&self) -> Vec<String> {
-        self.asked.lock().unwrap().clone()
-    }
-}
-
-impl ClientHandler for User {
-    fn get_info(&self) -> ClientConfig {
-        let mut capabilities = ClientCapabilities::default();
-        capabilities.elicitation =
-            Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
-        ClientConfig::new(capabilities, Implementation::new("results-test", "1"))
-    }
-
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = request {
-            self.asked.lock().unwrap().push(message);
-        }
-        Ok(ElicitResult::new(if self.accept {
-            ElicitationAction::Accept
-        } else {
-            ElicitationAction::Decline
-        }))
-    }
-}
-
-type Session = RunningService<RoleClient, User>;
 
 /// `devgate stdio` with `config`, spoken to by a client whose user answers `accept`.
 async fn session(config: &Path, user: &User) -> Session {

@@ -38,8 +38,13 @@ pub(super) async fn audit(
         AuditFormat::Text => {
             for r in &records {
                 let at = human_time(r.at);
+                let policy = if r.policy.is_empty() {
+                    String::new()
+                } else {
+                    format!("  policy: {}", r.policy)
+                };
                 println!(
-                    "{at}  {}  {}  {}  {} ms  [{}]  request {}",
+                    "{at}  {}  {}  {}  {} ms  [{}]  request {}{policy}",
                     r.user, r.tool, r.outcome, r.duration_ms, r.target, r.request_id
                 );
             }

@@ -1,6 +1,9 @@
-//! `devgate keys`: create, list and revoke API keys for HTTP callers.
+//! `devgate keys`: create, list and revoke API keys for HTTP callers, each with its user's groups.
 
 use std::process::ExitCode;
+
+use anyhow::bail;
+use devgate::identity::MAX_GROUP_CHARS;
 
 use super::{Cli, KeysAction, human_time, store_config};
 
@@ -11,13 +14,21 @@ pub(super) async fn keys(cli: &Cli, action: &KeysAction) -> anyhow::Result<ExitC
         .await
         .map_err(anyhow::Error::msg)?;
     match action {
-        KeysAction::Create { user } => {
-            let (key, row) = devgate::identity::new_api_key(user);
+        KeysAction::Create { user, groups } => {
+            let groups = checked_groups(groups)?;
+            let (key, row) = devgate::identity::new_api_key(user, &groups);
             vault.store.put_api_key(&row).await?;
             eprintln!(
-                "API key {} for {user} (shown once; send it as Authorization: Bearer <key>):",
-                row.id
+                "API key {} for {user}{} (shown once; send it as Authorization: Bearer <key>):",
+                row.id,
+                in_groups(&groups)
             );
+            for group in unused(&config, &groups) {
+                eprintln!(
+                    "note: no [[policies]] entry names group `{group}` in {}",
+                    config.origin
+                );
+            }
             println!("{key}");
         }
         KeysAction::List { user } => {
@@ -26,7 +37,13 @@ pub(super) async fn keys(cli: &Cli, action: &KeysAction) -> anyhow::Result<ExitC
                 None => vault.store.all_api_keys().await?,
             };
             for k in &keys {
-                println!("{}  {}  created {}", k.id, k.user, human_time(k.created_at));
+                println!(
+                    "{}  {}{}  created {}",
+                    k.id,
+                    k.user,
+                    in_groups(&k.groups),
+                    human_time(k.created_at)
+                );
             }
             if keys.is_empty() {
                 eprintln!(
@@ -47,4 +64,44 @@ pub(super) async fn keys(cli: &Cli, action: &KeysAction) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--group` values, checked: not empty, not `*` (which means everyone in `[[policies]]`), not too
+/// long; duplicates dropped.
+pub(super) fn checked_groups(groups: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut checked: Vec<String> = Vec::new();
+    for group in groups.iter().map(|g| g.trim()) {
+        if group.is_empty() || group == devgate::policy::EVERYONE {
+            bail!(
+                "--group `{group}`: give a group name (`*` in [[policies]] already means everyone)"
+            );
+        }
+        if group.chars().count() > MAX_GROUP_CHARS {
+            bail!("--group: a group name has at most {MAX_GROUP_CHARS} characters");
+        }
+        if !checked.iter().any(|g| g == group) {
+            checked.push(group.to_string());
+        }
+    }
+    Ok(checked)
+}
+
+/// ` in groups a, b`, or nothing for none.
+pub(super) fn in_groups(groups: &[String]) -> String {
+    if groups.is_empty() {
+        String::new()
+    } else {
+        format!(" in groups {}", groups.join(", "))
+    }
+}
+
+/// The groups no `[[policies]]` entry names (probably a typo), when there are policies at all.
+fn unused<'a>(config: &devgate::config::Config, groups: &'a [String]) -> Vec<&'a String> {
+    if config.policies.is_empty() {
+        return Vec::new();
+    }
+    groups
+        .iter()
+        .filter(|g| !config.policies.iter().any(|p| &p.group == *g))
+        .collect()
 }

@@ -5,6 +5,7 @@ mod audit;
 mod check;
 mod connect;
 mod keys;
+mod policy;
 mod serve;
 mod tools;
 
@@ -74,6 +75,9 @@ pub enum Command {
         /// Who is calling (default: the local OS user, or `local` when http.auth = "none").
         #[arg(long)]
         user: Option<String>,
+        /// A group the user is in, for [[policies]] (repeat for several; default: none).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
         #[command(flatten)]
         select: ToolSelection,
     },
@@ -152,6 +156,25 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Explain a [[policies]] decision: a user's groups, the rules that match a tool, the result.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Whether a user may call a tool, and by which rules; exits 1 when the tool is not theirs to call.
+    Check {
+        /// The devgate user.
+        user: String,
+        /// The tool, by exposed name (e.g. bitbucket_merge_pull_request).
+        tool: String,
+        /// Decide for these groups (repeat for several) instead of those of the user's API keys.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +183,9 @@ pub enum KeysAction {
     Create {
         /// The devgate user the key authenticates as.
         user: String,
+        /// A group the user is in with this key, for [[policies]] (repeat for several).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
     },
     /// List keys (their public ids, never the keys): one user's, or everyone's.
     List {
@@ -366,7 +392,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Stdio { user, select } => serve::stdio(&cli, user, select).await,
+        Command::Stdio {
+            user,
+            groups,
+            select,
+        } => serve::stdio(&cli, user, groups, select).await,
         Command::Http {
             listen,
             stateless,
@@ -382,6 +412,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => audit::audit(&cli, user, since, limit, format).await,
         Command::Keys { action } => keys::keys(&cli, action).await,
+        Command::Policy { action } => policy::policy(&cli, action).await,
         Command::Tools {
             format,
             all,

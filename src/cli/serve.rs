@@ -62,8 +62,10 @@ pub(super) async fn sandbox(
 pub(super) async fn stdio(
     cli: &Cli,
     user: &Option<String>,
+    groups: &[String],
     select: &ToolSelection,
 ) -> anyhow::Result<ExitCode> {
+    let groups = super::keys::checked_groups(groups)?;
     let (config, catalog) = load_checked(cli, select)?;
     let app = App::build(config, &catalog, false)
         .await
@@ -71,7 +73,8 @@ pub(super) async fn stdio(
     let user = user.clone().unwrap_or_else(|| default_user(&app.config));
     let _pages = serve_pages_for_stdio(&app).await;
     tracing::info!(user = %user, tools = app.gateway.tools().len(), "serving MCP on stdio");
-    stdio::serve(app.gateway.clone(), user, app.pending.clone())
+    let identity = devgate::identity::Identity { user, groups };
+    stdio::serve(app.gateway.clone(), identity, app.pending.clone())
         .await
         .context("stdio transport")?;
     Ok(ExitCode::SUCCESS)

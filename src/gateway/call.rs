@@ -22,6 +22,9 @@ use crate::shape::{self, Field, Reads};
 /// One tool call in progress: the tool, who calls, and where user tokens come from.
 pub(super) struct Call<'a> {
     pub(super) offered: &'a Offered,
+    /// The user confirms this call first: the tool is confirmed for everyone, or by `[[policies]]`
+    /// for this caller.
+    pub(super) confirm: bool,
     /// Every tool this gateway offers, so a result names only tools the agent can call.
     pub(super) all: &'a HashMap<String, Offered>,
     pub(super) user: &'a str,
@@ -42,14 +45,18 @@ impl Call<'_> {
         let mut args =
             schema::validate(tool, args, &o.defaults).map_err(|e| o.invalid(e.field, e.message))?;
         // The catalog lets any write tool carry `confirm`; only the ones devgate confirms list it.
-        if !o.confirm && args.contains_key(CONFIRM_PARAM) {
+        if !self.confirm && args.contains_key(CONFIRM_PARAM) {
             return Err(o.invalid(
                 CONFIRM_PARAM,
                 "devgate does not ask the user before this tool, so there is nothing to confirm; call again without it",
             ));
         }
         // As given (before lookups turn names into ids), for the confirmation's summary.
-        let given = if o.confirm { Some(args.clone()) } else { None };
+        let given = if self.confirm {
+            Some(args.clone())
+        } else {
+            None
+        };
         // A cursor is checked before anything goes upstream: one devgate did not issue to this user, for
         // this tool and these arguments, is refused.
         let scope = tool.paginated.then(|| o.cursor_scope(self.user, &args));

@@ -49,6 +49,9 @@ pub enum ToolError {
         detail: String,
         declined: bool,
     },
+    /// `[[policies]]` do not let the caller use this tool; the text names the rule and what to do.
+    #[error("{0}")]
+    Denied(String),
     /// The user is over the per-user call rate.
     #[error(
         "Rate limit: too many tool calls from {user} in the last minute. Wait {retry_after_secs} s, then call again; batch or narrow the work if you can."
@@ -92,6 +95,7 @@ impl ToolError {
             ToolError::NeedsConnect { .. } => Outcome::Connect,
             ToolError::NeedsConfirmation { .. } => Outcome::Confirm,
             ToolError::NotConfirmed { .. } => Outcome::NotConfirmed,
+            ToolError::Denied(_) => Outcome::Denied,
             ToolError::RateLimited { .. } => Outcome::RateLimited,
             ToolError::Internal { .. } => Outcome::InternalError,
         }
@@ -120,6 +124,8 @@ pub enum Outcome {
     Confirm,
     /// The user declined, or has yet to approve on the confirm page.
     NotConfirmed,
+    /// Refused by `[[policies]]`; nothing was sent.
+    Denied,
     /// Over the per-user call rate.
     RateLimited,
     /// devgate's own failure.
@@ -143,6 +149,7 @@ impl Outcome {
             Outcome::ConnectPending => "connect_pending",
             Outcome::Confirm => "confirm",
             Outcome::NotConfirmed => "not_confirmed",
+            Outcome::Denied => "denied",
             Outcome::RateLimited => "rate_limited",
             Outcome::InternalError => "internal_error",
             Outcome::Cancelled => "cancelled",

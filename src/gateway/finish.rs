@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 use rmcp::model::JsonObject;
 
 use super::{Gateway, Outcome};
+use crate::identity::Identity;
 
 /// A tool call being served. It counts in `devgate_calls_in_flight` until dropped, so a call whose
 /// future is dropped half-way (its client went away) leaves the gauge too; one that ends without
 /// [`Self::finish`] is recorded as [`Outcome::Cancelled`].
 pub struct InFlight<'a> {
     gateway: &'a Gateway,
-    user: &'a str,
+    caller: &'a Identity,
     /// The tool's name, or `unknown` for a name the gateway does not offer.
     tool: &'a str,
     args: Option<&'a JsonObject>,
@@ -25,7 +26,7 @@ impl Gateway {
     /// Starts the bookkeeping of one call (`tool` as it may appear in metrics: offered, or `unknown`).
     pub fn begin<'a>(
         &'a self,
-        user: &'a str,
+        caller: &'a Identity,
         tool: &'a str,
         args: Option<&'a JsonObject>,
         request_id: &'a str,
@@ -33,7 +34,7 @@ impl Gateway {
         crate::metrics::global().in_flight.inc();
         InFlight {
             gateway: self,
-            user,
+            caller,
             tool,
             args,
             request_id,
@@ -64,7 +65,7 @@ impl InFlight<'_> {
             .then_some(self.args)
             .flatten();
         self.gateway
-            .audit(self.user, self.tool, args, outcome, ms, self.request_id);
+            .audit(self.caller, self.tool, args, outcome, ms, self.request_id);
         tracing::info!(outcome = outcome.label(), ms, "call");
     }
 }

@@ -36,8 +36,10 @@ use crate::catalog::schema::Defaults;
 use crate::catalog::{Catalog, Provider, Tool, template};
 use crate::config::Config;
 use crate::confirm::Confirmations;
+use crate::identity::Identity;
 use crate::oauth::connect::{ConnectLink, Connector};
 use crate::oauth::tokens::TokenManager;
+use crate::policy::Policies;
 use crate::provider::{ClientError, ProviderClient};
 use crate::shape::{CursorKey, Reads};
 
@@ -109,6 +111,8 @@ pub struct Gateway {
     audit: Option<crate::audit::AuditLog>,
     /// Questions to the user before destructive calls, and their answers.
     confirmations: Arc<Confirmations>,
+    /// `[[policies]]`: which tools each user's groups may see, call and must confirm.
+    policies: Policies,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -185,7 +189,8 @@ impl Gateway {
                 );
             }
         }
-        let confirms = offered.values().any(|o| o.confirm);
+        let policies = Policies::new(&config.policies);
+        let confirms = offered.values().any(|o| o.confirm) || policies.confirms_any();
         let tools: Vec<&Tool> = offered.values().map(|o| o.tool.as_ref()).collect();
         let instructions = instructions(config, catalog, &tools, confirms);
         let mut listed: Vec<McpTool> = offered.values().map(describe).collect();
@@ -205,6 +210,7 @@ impl Gateway {
             wait_poll: std::time::Duration::from_millis(config.tools.wait_poll_ms),
             audit: None,
             confirmations: Arc::new(Confirmations::new(None)),
+            policies,
         }
     }
 
@@ -247,7 +253,7 @@ impl Gateway {
     /// offered is recorded as `unknown`, and every string is length-capped.
     pub(super) fn audit(
         &self,
-        user: &str,
+        caller: &Identity,
         name: &str,
         args: Option<&JsonObject>,
         outcome: Outcome,
@@ -257,6 +263,7 @@ impl Gateway {
         let Some(audit) = &self.audit else {
             return;
         };
+        let user = caller.user.as_str();
         let (provider, target) = match self.offered.get(name) {
             Some(o) => {
                 let values: Vec<String> = o
@@ -297,6 +304,11 @@ impl Gateway {
             outcome: outcome.label().to_string(),
             duration_ms: duration_ms as i64,
             request_id: crate::audit::clip(request_id, 64).into_owned(),
+            policy: self
+                .offered
+                .get(name)
+                .map(|o| self.decide(caller, o).audit_text())
+                .unwrap_or_default(),
         });
     }
 
@@ -328,12 +340,13 @@ impl Gateway {
     /// JSON-RPC error).
     pub async fn call(
         &self,
-        user: &str,
+        caller: &Identity,
         name: &str,
         args: Option<&JsonObject>,
         progress: Option<Progress>,
         confirmer: Option<&dyn Confirmer>,
     ) -> Result<CallToolResult, ToolError> {
+        let user = caller.user.as_str();
         // The name first: a call to nothing costs no rate budget and is never counted under its name.
         if !self.offers(name) {
             return Err(ToolError::UnknownTool(
@@ -354,7 +367,15 @@ impl Gateway {
             .offered
             .get(name)
             .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
+        // `[[policies]]`: a tool the caller's groups may not use is refused here, naming the rule; one
+        // they must confirm is confirmed like a destructive one.
+        let decision = self.decide(caller, offered);
+        if !decision.allowed() {
+            tracing::info!(user, reason = %decision.audit_text(), "denied by policy");
+            return Err(ToolError::Denied(decision.denied_text(name, user)));
+        }
         let call = Call {
+            confirm: offered.confirm || decision.confirm.is_some(),
             offered,
             all: &self.offered,
             user,
@@ -364,6 +385,12 @@ impl Gateway {
             confirmations: &self.confirmations,
         };
         call.run(args, self.text_cap).await
+    }
+
+    /// The `[[policies]]` decision for `caller` calling an offered tool.
+    fn decide(&self, caller: &Identity, offered: &Offered) -> crate::policy::Decision {
+        self.policies
+            .decide(&caller.groups, offered.tool.as_ref().into())
     }
 
     /// The connect flow, when users connect their own accounts.

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use rmcp::model::{CallToolResult, JsonObject, Tool as McpTool, ToolAnnotations};
 use serde_json::json;
 
-use super::{CONNECTIONS_TOOL, Offered, ToolError};
+use super::{CONNECTIONS_TOOL, Gateway, Offered, ToolError};
 use crate::catalog::schema;
 use crate::catalog::{Catalog, Pagination, Tool};
 use crate::config::Config;
+use crate::identity::Identity;
 use crate::oauth::connect::Connector;
 use crate::oauth::tokens::TokenManager;
 use crate::shape::Reads;
@@ -179,8 +180,39 @@ fn page_sizes(offered: &[&Tool]) -> Option<String> {
     Some(out)
 }
 
+impl Gateway {
+    /// The `tools/list` entries `caller` may use under `[[policies]]`: the denied ones left out, and
+    /// the ones their groups must confirm described with `confirm`. Without policies, every entry.
+    pub fn tools_for(&self, caller: &Identity) -> Arc<Vec<McpTool>> {
+        if self.policies.is_empty() {
+            return self.listed.clone();
+        }
+        let listed = self.listed.iter().filter_map(|entry| {
+            let Some(offered) = self.offered.get(entry.name.as_ref()) else {
+                // The built-in `devgate_connections`: always offered.
+                return Some(entry.clone());
+            };
+            let decision = self.decide(caller, offered);
+            match (
+                decision.allowed(),
+                decision.confirm.is_some() && !offered.confirm,
+            ) {
+                (false, _) => None,
+                (true, true) => Some(describe_as(offered, true)),
+                (true, false) => Some(entry.clone()),
+            }
+        });
+        Arc::new(listed.collect())
+    }
+}
+
 /// The MCP description of a tool.
 pub(super) fn describe(offered: &Offered) -> McpTool {
+    describe_as(offered, offered.confirm)
+}
+
+/// The MCP description of a tool, listing `confirm` when the caller confirms its calls.
+fn describe_as(offered: &Offered, confirmed: bool) -> McpTool {
     let tool = &offered.tool;
     let a = tool.spec.annotations;
     // Hints are stated where they carry meaning, and left to the MCP defaults elsewhere: a read-only tool
@@ -200,11 +232,7 @@ pub(super) fn describe(offered: &Offered) -> McpTool {
     McpTool::new(
         interned(&tool.name),
         interned(&tool.spec.description),
-        Arc::new(schema::input_schema(
-            tool,
-            &offered.defaults,
-            offered.confirm,
-        )),
+        Arc::new(schema::input_schema(tool, &offered.defaults, confirmed)),
     )
     .with_title(tool.spec.title.clone())
     .with_annotations(annotations)

@@ -51,6 +51,7 @@ impl Call<'_> {
         };
         let call = Call {
             offered: &offered,
+            confirm: false,
             all: self.all,
             user: self.user,
             progress: None,

@@ -99,7 +99,9 @@ impl ToolStats {
         // without non-object output schemas; from 2026-07-28 (no handshake) with cache hints.
         let server = super::McpServer::new(
             app.gateway.clone(),
-            super::Caller::Fixed("devgate-stats".into()),
+            super::Caller::Fixed(std::sync::Arc::new(crate::identity::Identity::named(
+                "devgate-stats",
+            ))),
             app.pending.clone(),
         );
         let info = rmcp::ServerHandler::get_info(&server);

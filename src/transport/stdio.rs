@@ -12,12 +12,13 @@ use rmcp::ServiceExt;
 use rmcp::transport::IntoTransport;
 
 use crate::gateway::Gateway;
+use crate::identity::Identity;
 use crate::mcp::{Caller, McpServer, PendingElicitations};
 
 /// Serves one MCP connection on stdin/stdout until the client closes it.
 pub async fn serve(
     gateway: Arc<Gateway>,
-    user: String,
+    user: Identity,
     pending: Arc<PendingElicitations>,
 ) -> std::io::Result<()> {
     let served = serve_on_stdio(gateway.clone(), user, pending).await;
@@ -27,10 +28,10 @@ pub async fn serve(
 
 async fn serve_on_stdio(
     gateway: Arc<Gateway>,
-    user: String,
+    user: Identity,
     pending: Arc<PendingElicitations>,
 ) -> std::io::Result<()> {
-    let server = McpServer::new(gateway, Caller::Fixed(user.into()), pending);
+    let server = McpServer::new(gateway, Caller::Fixed(Arc::new(user)), pending);
     #[cfg(unix)]
     if let Some(pipes) = unix::reactor_stdio()? {
         return run(server, pipes).await;

@@ -160,6 +160,8 @@ pub struct ApiKeyRow {
     pub key_hash: String,
     pub user: String,
     pub created_at: Timestamp,
+    /// The user's groups for `[[policies]]` while calling with this key.
+    pub groups: Vec<String>,
 }
 
 /// A confirm-page ticket (see [`crate::confirm`]): bound to a user, a tool and a binding digest over
@@ -201,6 +203,8 @@ pub struct AuditRecord {
     pub outcome: String,
     pub duration_ms: i64,
     pub request_id: String,
+    /// The `[[policies]]` decision for the call (empty without policies).
+    pub policy: String,
 }
 
 /// Persistent state. Every method is one atomic step: `take_*` reads and deletes (a ticket: marks used)
@@ -301,6 +305,8 @@ pub trait Store: Send + Sync {
     async fn put_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError>;
     /// The user an API key (by hash) belongs to.
     async fn api_key_user(&self, key_hash: &str) -> Result<Option<String>, StoreError>;
+    /// The API key with this hash, with its user and groups.
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError>;
     async fn api_keys(&self, user: &str) -> Result<Vec<ApiKeyRow>, StoreError>;
     /// Every user's keys, by user, oldest first (`devgate keys list` without a user).
     async fn all_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;

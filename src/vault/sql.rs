@@ -80,6 +80,8 @@ macro_rules! sql_store {
                 key_hash: row.try_get("key_hash")?,
                 user: row.try_get("user_id")?,
                 created_at: row.try_get("created_at")?,
+                groups: serde_json::from_str(row.try_get("groups")?)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             })
         }
 
@@ -375,11 +377,14 @@ macro_rules! sql_store {
             }
 
             async fn put_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError> {
-                sqlx::query("INSERT INTO api_keys (id, key_hash, user_id, created_at) VALUES ($1, $2, $3, $4)")
+                let groups = serde_json::to_string(&row.groups)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                sqlx::query("INSERT INTO api_keys (id, key_hash, user_id, created_at, groups) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&row.id)
                     .bind(&row.key_hash)
                     .bind(&row.user)
                     .bind(row.created_at)
+                    .bind(groups)
                     .execute(&self.pool)
                     .await
                     .map(|_| ())
@@ -394,9 +399,20 @@ macro_rules! sql_store {
                     .map_err(backend)
             }
 
+            async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+                sqlx::query(
+                    "SELECT id, key_hash, user_id, created_at, groups FROM api_keys WHERE key_hash = $1",
+                )
+                .bind(key_hash)
+                .try_map(|row: $row| api_key_row(&row))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)
+            }
+
             async fn api_keys(&self, user: &str) -> Result<Vec<ApiKeyRow>, StoreError> {
                 sqlx::query(
-                    "SELECT id, key_hash, user_id, created_at FROM api_keys WHERE user_id = $1 \
+                    "SELECT id, key_hash, user_id, created_at, groups FROM api_keys WHERE user_id = $1 \
                      ORDER BY created_at, id",
                 )
                 .bind(user)
@@ -408,7 +424,7 @@ macro_rules! sql_store {
 
             async fn all_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
                 sqlx::query(
-                    "SELECT id, key_hash, user_id, created_at FROM api_keys \
+                    "SELECT id, key_hash, user_id, created_at, groups FROM api_keys \
                      ORDER BY user_id, created_at, id",
                 )
                 .try_map(|row: $row| api_key_row(&row))
@@ -431,8 +447,8 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await.map_err(backend)?;
                 for r in records {
                     sqlx::query(
-                        "INSERT INTO audit (at, user_id, tool, provider, target, outcome, duration_ms, request_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO audit (at, user_id, tool, provider, target, outcome, duration_ms, request_id, policy) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(r.at)
                     .bind(&r.user)
@@ -442,6 +458,7 @@ macro_rules! sql_store {
                     .bind(&r.outcome)
                     .bind(r.duration_ms)
                     .bind(&r.request_id)
+                    .bind(&r.policy)
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
@@ -456,7 +473,7 @@ macro_rules! sql_store {
                 limit: i64,
             ) -> Result<Vec<AuditRecord>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT at, user_id, tool, provider, target, outcome, duration_ms, request_id FROM audit \
+                    "SELECT at, user_id, tool, provider, target, outcome, duration_ms, request_id, policy FROM audit \
                      WHERE at >= $1 AND ($2 IS NULL OR user_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
                 )
                 .bind(since)
@@ -476,6 +493,7 @@ macro_rules! sql_store {
                             outcome: row.try_get("outcome")?,
                             duration_ms: row.try_get("duration_ms")?,
                             request_id: row.try_get("request_id")?,
+                            policy: row.try_get("policy")?,
                         })
                     })
                     .collect::<Result<_, sqlx::Error>>()

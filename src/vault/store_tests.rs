@@ -592,8 +592,12 @@ async fn api_keys_round_trip(store: Arc<dyn Store>) {
         key_hash: digest(secret),
         user: user.into(),
         created_at: at,
+        groups: Vec::new(),
     };
-    let a1 = key("dg_a1", "secret-a1", "alice", 100);
+    let a1 = ApiKeyRow {
+        groups: vec!["devs".into(), "release managers".into()],
+        ..key("dg_a1", "secret-a1", "alice", 100)
+    };
     let a2 = key("dg_a2", "secret-a2", "alice", 200);
     let b1 = key("dg_b1", "secret-b1", "bob", 150);
     for k in [&a2, &a1, &b1] {
@@ -623,6 +627,12 @@ async fn api_keys_round_trip(store: Arc<dyn Store>) {
         Some("alice")
     );
     assert_eq!(store.api_key_user(&digest("nope")).await.unwrap(), None);
+    assert_eq!(
+        store.api_key(&digest("secret-a1")).await.unwrap(),
+        Some(a1.clone()),
+        "with its groups"
+    );
+    assert_eq!(store.api_key(&digest("nope")).await.unwrap(), None);
     assert_eq!(
         store.api_keys("alice").await.unwrap(),
         vec![a1.clone(), a2.clone()],
@@ -778,6 +788,11 @@ async fn audit_is_read_back_newest_first_by_user_and_time(store: Arc<dyn Store>)
         outcome: "ok".into(),
         duration_ms: 12,
         request_id: format!("req-{at}"),
+        policy: if user == "alice" {
+            "allowed by [[policies]] #1 (group \"*\") allow_toolsets \"all\"".into()
+        } else {
+            String::new()
+        },
     };
     store
         .record_calls(&[

@@ -2,6 +2,7 @@
 //! spoken to by rmcp's client over stdio or HTTP.
 #![allow(dead_code)]
 
+pub mod form_user;
 pub mod skip;
 
 use std::path::{Path, PathBuf};
