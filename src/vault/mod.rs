@@ -12,6 +12,7 @@
 //! Stores never see a plaintext token, a state value, a flow cookie or a ticket: tokens arrive sealed,
 //! and states, flow cookies, tickets and API keys are kept as their SHA-256 ([`digest`]).
 
+pub mod auth;
 pub mod key;
 mod migrations;
 pub(crate) mod postgres;
@@ -206,7 +207,7 @@ pub struct AuditRecord {
 /// Persistent state. Every method is one atomic step: `take_*` reads and deletes (a ticket: marks used)
 /// in one statement, so a state or ticket can be used once even when two requests race for it.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: auth::AuthStore + Send + Sync {
     /// Runs the schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
 
