@@ -9,7 +9,8 @@
 //! - [`provider`]: sends the request (timeouts, retries, error mapping);
 //! - [`shape`]: projects the reply to a small result with a cursor.
 //!
-//! Around them: [`identity`] (who is calling: stdio user, API keys, JWT), [`oauth`] (the user's
+//! Around them: [`identity`] (who is calling: stdio user, API keys, JWT, devgate-issued tokens),
+//! [`auth_server`] (devgate as the OAuth authorization server of its own MCP endpoint), [`oauth`] (the user's
 //! provider connections: connect flow, callback, refresh, revoke), [`vault`] (the store and sealing),
 //! [`config`] (devgate.toml), [`app`] (wiring it all from config), [`confirm`] (the user's confirmation of
 //! destructive calls), `request_id` (one id per request, in logs and error texts), `audit` and `metrics`
@@ -19,6 +20,7 @@
 
 pub mod app;
 pub(crate) mod audit;
+pub mod auth_server;
 pub mod catalog;
 pub mod config;
 pub mod confirm;

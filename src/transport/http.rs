@@ -145,6 +145,8 @@ pub struct HttpParts {
     pub pages: Option<Pages>,
     /// The store, whose answer `/readyz` reports.
     pub store: Arc<dyn crate::vault::Store>,
+    /// With `http.auth = "oauth"`: devgate as the authorization server of `/mcp`.
+    pub auth_server: Option<Arc<crate::auth_server::AuthServer>>,
 }
 
 /// The axum app: `/mcp`, the connect pages, the resource metadata and `/healthz`. Cancelling `sessions`
@@ -265,6 +267,9 @@ pub fn router(
     .merge(site);
     if let Some(p) = parts.pages {
         browser = browser.merge(pages::router(p));
+    }
+    if let Some(server) = parts.auth_server {
+        browser = browser.merge(crate::auth_server::router(server));
     }
     // Every page gets the same Host check as `/mcp` (rmcp's covers only `/mcp`).
     let allowed = Arc::new(allowed_hosts(config, &options.listen));

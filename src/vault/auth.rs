@@ -182,6 +182,8 @@ pub trait AuthStore: Send + Sync {
     async fn delete_token(&self, token_hash: &str) -> Result<(), StoreError>;
     /// Marks the grant revoked and deletes its tokens; returns whether it was live.
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// The grant with this id, if it is live.
+    async fn grant(&self, grant_id: &str) -> Result<Option<GrantRow>, StoreError>;
     /// Live grants, of one user or all, oldest first.
     async fn grants(&self, user: Option<&str>) -> Result<Vec<GrantRow>, StoreError>;
 
@@ -553,6 +555,13 @@ macro_rules! auth_sql_store {
                     .await
                     .map_err(backend)?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn grant(
+                &self,
+                grant_id: &str,
+            ) -> Result<Option<$crate::vault::auth::GrantRow>, StoreError> {
+                self.live_grant(grant_id).await
             }
 
             async fn grants(
