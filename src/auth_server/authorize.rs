@@ -114,7 +114,7 @@ pub async fn authorize(
     let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
         return bad_request_page(
             "The application did not say who it is",
-            "This sign-in link has no client_id. Start again from your application.".into(),
+            "This sign-in link has no client_id. Nothing was authorized: start again from your application.".into(),
         );
     };
     let client = match server.client(client_id).await {
