@@ -456,10 +456,15 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        // A devgate-issued token sees only what its scopes allow.
+        let granted = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::identity::GrantedScopes>());
         Ok(ListToolsResult::with_all_items(
-            self.gateway.tools().as_ref().clone(),
+            crate::auth_server::step_up::visible(&self.gateway.tools(), granted),
         ))
     }
 

@@ -530,6 +530,59 @@ async fn registration_off_and_a_token_for_another_audience_is_refused() {
     assert_eq!(status, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap().to_string();
     assert_eq!(mcp_status(&http, &base, &access).await.status(), 200);
+
+    // A read-only grant: tools/list shows only read-only tools, and a call that changes things is
+    // answered 403 insufficient_scope, so the client can ask for more.
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(&base, "cli", &challenge, &[("scope", Some("tools:read"))]);
+    let back = sign_in(&browser, &url, "ben", "allow").await;
+    let (_, tokens) = redeem(
+        &http,
+        &base,
+        "cli",
+        &query(&back, "code").unwrap(),
+        &verifier,
+    )
+    .await;
+    assert_eq!(tokens["scope"], "tools:read");
+    let read_only = tokens["access_token"].as_str().unwrap().to_string();
+    let mcp = http_client_with_key(&gateway.url, &read_only).await;
+    let listed = mcp.list_all_tools().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.name == "bitbucket_list_pull_requests")
+    );
+    assert!(
+        !listed
+            .iter()
+            .any(|t| t.name == "bitbucket_add_pull_request_comment")
+    );
+    let full = http_client_with_key(&gateway.url, &access).await;
+    assert!(full.list_all_tools().await.unwrap().len() > listed.len());
+    let refused = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(&read_only)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "bitbucket_add_pull_request_comment",
+            "arguments": {"repo_slug": "api", "pull_request_id": 25, "text": "hi"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("tools:write"),
+        "{challenge}"
+    );
+    let result = call(&mcp, "bitbucket_get_current_user", json!({})).await;
+    assert!(!is_error(&result), "{}", text(&result));
     drop(gateway);
 
     // The same store behind another public URL is another resource: the token is not for it.

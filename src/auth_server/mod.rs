@@ -8,7 +8,7 @@
 //!   consent page; [`login`]: the `/login` page, where the user signs in with a provider account.
 //! - [`token`]: `/token` (authorization code, refresh token with rotation and reuse detection) and
 //!   `/revoke` (RFC 7009).
-//! - [`scopes`]: `tools:read` and `tools:write`.
+//! - [`scopes`]: `tools:read` and `tools:write`; [`step_up`]: what they allow at `/mcp`.
 //!
 //! The browser carries two sealed, `HttpOnly` cookies ([`cookies`]): the authorization request in
 //! progress and the signed-in session (user and groups). Everything else lives in the store, so any
@@ -20,6 +20,7 @@ pub mod config;
 mod cookies;
 pub mod login;
 pub mod scopes;
+pub mod step_up;
 pub mod token;
 
 use std::sync::Arc;

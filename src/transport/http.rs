@@ -202,6 +202,14 @@ pub fn router(
             .layer(axum::middleware::from_fn_with_state(guard, sessions::guard))
     }
     .layer(axum::middleware::from_fn_with_state(
+        crate::auth_server::step_up::StepUp {
+            gateway: parts.gateway.clone(),
+            metadata_url: parts.auth.metadata_url.clone(),
+            max_body: config.limits.max_request_bytes,
+        },
+        crate::auth_server::step_up::step_up,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
         parts.auth.clone(),
         authenticate,
     ))
