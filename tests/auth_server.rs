@@ -27,6 +27,22 @@ fn as_setup(sim: &Sim, extra: &str) -> OAuthSetup {
     setup
 }
 
+/// Runs `devgate <args> --config …` against the setup's store; returns stdout (it must succeed).
+fn devgate(setup: &OAuthSetup, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args).arg("--config").arg(&setup.config);
+    for (k, v) in oauth_env() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("devgate runs");
+    assert!(
+        out.status.success(),
+        "devgate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn location(response: &reqwest::Response, base: &str) -> String {
     let l = response
         .headers()
@@ -384,6 +400,43 @@ async fn a_registered_client_signs_in_calls_tools_refreshes_and_loses_access_on_
     );
     assert_eq!(mcp_status(&http, &base, &new_access).await.status(), 401);
 
+    // Revoking the client ends every grant it has.
+    let (verifier, challenge) = pkce();
+    let back = sign_in(
+        &browser,
+        &authorize_url(&base, &client, &challenge, &[]),
+        "ann",
+        "allow",
+    )
+    .await;
+    let (_, tokens) = redeem(
+        &http,
+        &base,
+        &client,
+        &query(&back, "code").unwrap(),
+        &verifier,
+    )
+    .await;
+    let last = tokens["access_token"].as_str().unwrap().to_string();
+    assert_eq!(mcp_status(&http, &base, &last).await.status(), 200);
+    assert!(devgate(&setup, &["clients", "revoke", &client]).contains("revoked"));
+    assert_eq!(mcp_status(&http, &base, &last).await.status(), 401);
+    let (status, body) = token(
+        &http,
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+
     // API keys keep working beside the tokens.
     let key = create_api_key(&setup, "carol");
     assert_eq!(mcp_status(&http, &base, &key).await.status(), 200);
@@ -583,6 +636,26 @@ async fn registration_off_and_a_token_for_another_audience_is_refused() {
     );
     let result = call(&mcp, "bitbucket_get_current_user", json!({})).await;
     assert!(!is_error(&result), "{}", text(&result));
+
+    // The operator sees the grants and withdraws the read-only one: its token stops working.
+    let listed = devgate(&setup, &["grants", "list"]);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("  tools:read  since"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        line.contains("bitbucket:") && line.contains("cli"),
+        "{line}"
+    );
+    let id = line.split_whitespace().next().unwrap();
+    assert!(devgate(&setup, &["grants", "revoke", id]).contains("revoked"));
+    assert_eq!(mcp_status(&http, &base, &read_only).await.status(), 401);
+    assert_eq!(mcp_status(&http, &base, &access).await.status(), 200);
+    let clients = devgate(&setup, &["clients", "list"]);
+    assert!(
+        clients.contains("cli  config  \"Configured CLI\""),
+        "{clients}"
+    );
     drop(gateway);
 
     // The same store behind another public URL is another resource: the token is not for it.

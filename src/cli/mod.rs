@@ -3,7 +3,9 @@
 
 mod audit;
 mod check;
+mod clients;
 mod connect;
+mod grants;
 mod keys;
 mod serve;
 mod tools;
@@ -151,6 +153,16 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// MCP clients of devgate's authorization server (`[http] auth = "oauth"`).
+    Clients {
+        #[command(subcommand)]
+        action: clients::ClientsAction,
+    },
+    /// What users let MCP clients do; revoking a grant ends its tokens.
+    Grants {
+        #[command(subcommand)]
+        action: grants::GrantsAction,
     },
 }
 
@@ -393,6 +405,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => audit::audit(&cli, user, since, limit, format).await,
         Command::Keys { action } => keys::keys(&cli, action).await,
+        Command::Clients { action } => clients::clients(&cli, action).await,
+        Command::Grants { action } => grants::grants(&cli, action).await,
         Command::Tools {
             format,
             all,
