@@ -435,6 +435,36 @@ mod tests {
         }
     }
 
+    /// A devgate on a public URL fetches documents from public https addresses only; one on loopback
+    /// (tests, the sandbox) from loopback only. Each refusal happens before any connection.
+    #[tokio::test]
+    async fn documents_on_private_addresses_or_over_http_are_refused() {
+        crate::app::install_tls_provider();
+        let public = MetadataFetcher::new(false).unwrap();
+        for (url, why) in [
+            ("https://127.0.0.1:1/client.json", "loopback or private"),
+            ("https://10.1.2.3/client.json", "loopback or private"),
+            (
+                "https://169.254.169.254/latest/client.json",
+                "loopback or private",
+            ),
+            ("https://[fd00::1]/client.json", "loopback or private"),
+            ("https://localhost/client.json", "loopback or private"),
+            ("http://app.example/client.json", "not an https URL"),
+            ("https://app.example/", "no path"),
+        ] {
+            let err = public.fetch(url).await.unwrap_err().to_string();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        let local = MetadataFetcher::new(true).unwrap();
+        let err = local
+            .fetch("https://app.example/client.json")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loopback only"), "{err}");
+    }
+
     #[test]
     fn cache_lifetimes_follow_cache_control_within_bounds() {
         let headers = |v: &str| {
