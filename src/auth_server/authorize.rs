@@ -56,6 +56,9 @@ pub struct Session {
     pub user: String,
     /// Groups from the identity provider; empty for a provider-account sign-in.
     pub groups: Vec<String>,
+    /// What the pages call the user (the account's display name), when it differs from `user`.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// The client's redirect URI with `params` added (RFC 6749 §4.1.2).
@@ -298,15 +301,24 @@ pub async fn consent_page(State(server): State<Arc<AuthServer>>, headers: Header
         .collect();
     let body = format!(
         "<h1>Allow {client} to use devgate?</h1><div class=\"box\">\
-<p>You are signed in as <strong>{user}</strong>.</p>\
+<p>You are signed in as <strong>{user}</strong>{id}.</p>\
 <p><strong>{client}</strong> asks to use devgate's tools as you, with these permissions:</p><ul>{scopes}</ul>\
 <p>Afterwards you return to <strong>{host}</strong>.</p>\
 <form method=\"post\" action=\"/consent\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
 <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form></div>\
-<p class=\"muted\">devgate remembers your answer for this application; `devgate grants revoke` withdraws it.</p>",
+<p class=\"muted\">devgate remembers your answer for this application; <code>devgate grants revoke</code> withdraws it.</p>",
         client = escape(&request.client_name),
-        user = escape(&session.user),
+        user = escape(if session.name.is_empty() {
+            &session.user
+        } else {
+            &session.name
+        }),
+        id = if session.name.is_empty() {
+            String::new()
+        } else {
+            format!(" <span class=\"muted\">({})</span>", escape(&session.user))
+        },
         host = escape(&host),
         csrf = escape(&request.csrf),
     );

@@ -141,6 +141,7 @@ pub fn signed_in(connector: &Connector, done: &Connected, secure: bool) -> Respo
     let session = Session {
         user: done.user.clone(),
         groups: Vec::new(),
+        name: done.account.clone(),
     };
     tracing::info!(user = %done.user, provider = %done.provider, "signed in with a provider account");
     let sealed = cookies::seal(connector.vault(), cookies::SESSION, &session, SESSION_SECS);
