@@ -389,10 +389,27 @@ pub async fn consent_submit(
         cookies::set(&mut response, server.secure, cookies::AUTHORIZE, "", 0);
         return response;
     }
+    // What the user agreed to before stays agreed: a narrower request does not narrow it.
+    let before = match server
+        .vault
+        .store
+        .consent(&session.user, &request.client_id)
+        .await
+    {
+        Ok(c) => c.map(|c| c.scopes).unwrap_or_default(),
+        Err(e) => return server.store_failed(e),
+    };
+    let agreed: Vec<&str> = scopes::ALL
+        .iter()
+        .copied()
+        .filter(|s| {
+            request.scopes.iter().any(|r| r == s) || before.split_whitespace().any(|b| b == *s)
+        })
+        .collect();
     let consent = ConsentRow {
         user: session.user.clone(),
         client_id: request.client_id.clone(),
-        scopes: request.scopes.join(" "),
+        scopes: agreed.join(" "),
         created_at: now(),
     };
     if let Err(e) = server.vault.store.put_consent(&consent).await {

@@ -66,6 +66,8 @@ pub struct AuthServer {
     /// Whether the public URL is https (cookies then carry `Secure`).
     pub secure: bool,
     fetcher: MetadataFetcher,
+    /// When this process last deleted expired codes and tokens (unix seconds).
+    last_purge: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -95,6 +97,7 @@ impl AuthServer {
             secure: issuer.starts_with("https://"),
             issuer,
             fetcher: MetadataFetcher::new(loopback)?,
+            last_purge: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -120,6 +123,25 @@ impl AuthServer {
             doc["registration_endpoint"] = format!("{base}/register").into();
         }
         doc
+    }
+
+    /// Deletes expired codes and tokens, at most once a minute per process (a used refresh token stays
+    /// until it expires, for reuse detection).
+    pub(crate) async fn purge_now_and_then(&self) {
+        use std::sync::atomic::Ordering;
+        let now = crate::vault::now();
+        let last = self.last_purge.load(Ordering::Relaxed);
+        if now - last < 60
+            || self
+                .last_purge
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Err(e) = self.vault.store.purge_auth(now).await {
+            tracing::warn!(error = %e, "could not delete expired authorization codes and tokens");
+        }
     }
 
     /// A store failure, logged; the caller gets a 503 that names no host.

@@ -284,6 +284,7 @@ pub async fn token(
         Ok(f) => f,
         Err(r) => return *r,
     };
+    server.purge_now_and_then().await;
     let client = match server.authenticated_client(&headers, &form).await {
         Ok(c) => c,
         Err(r) => return r,
