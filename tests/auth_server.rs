@@ -4,54 +4,18 @@
 //! rotation, and the refusals (resource, PKCE, redirect URI, replayed code, reused refresh token).
 
 mod common;
+#[path = "auth_server/support.rs"]
+mod support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
-use devgate::sim::Sim;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use support::{Running, devgate, start};
 
 /// A redirect URI nobody listens on: the test reads the code from the `Location` header.
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-/// An OAuth setup with `http.auth = "oauth"` and `extra` at the top level (e.g. `[auth_server]`).
-fn as_setup(sim: &Sim, extra: &str) -> OAuthSetup {
-    let setup = oauth_setup(sim, extra);
-    let text = std::fs::read_to_string(&setup.config).unwrap();
-    std::fs::write(
-        &setup.config,
-        text.replace("auth = \"api_key\"", "auth = \"oauth\""),
-    )
-    .unwrap();
-    setup
-}
-
-/// Runs `devgate <args> --config …` against the setup's store; returns stdout (it must succeed).
-fn devgate(setup: &OAuthSetup, args: &[&str]) -> String {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args).arg("--config").arg(&setup.config);
-    for (k, v) in oauth_env() {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("devgate runs");
-    assert!(
-        out.status.success(),
-        "devgate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn location(response: &reqwest::Response, base: &str) -> String {
-    let l = response
-        .headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("no Location on {} from {base}", response.status()))
-        .to_str()
-        .unwrap();
-    url::Url::parse(base).unwrap().join(l).unwrap().to_string()
-}
 
 fn query(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url)
@@ -225,6 +189,52 @@ async fn redeem(
     .await
 }
 
+/// Signs in as `account` (see [`sign_in`]) with the usual parameters and `overrides`, and redeems the
+/// code: the token response.
+async fn tokens_for(
+    http: &reqwest::Client,
+    browser: &CookieClient,
+    base: &str,
+    client: &str,
+    account: &str,
+    overrides: &[(&str, Option<&str>)],
+) -> Value {
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(base, client, &challenge, overrides);
+    let back = sign_in(browser, &url, account, "allow").await;
+    let code = query(&back, "code").unwrap_or_else(|| panic!("no code: {back}"));
+    let (status, tokens) = redeem(http, base, client, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+async fn refresh_with(
+    http: &reqwest::Client,
+    base: &str,
+    client: &str,
+    refresh: &str,
+) -> (u16, Value) {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client),
+        ("refresh_token", refresh),
+    ];
+    token(http, base, &form).await
+}
+
+/// Asserts a token endpoint's refusal.
+fn assert_refused((status, body): (u16, Value), expected: u16, error: &str) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (expected, Some(error)),
+        "{body}"
+    );
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// The status of an MCP `initialize` sent with `bearer`.
 async fn mcp_status(http: &reqwest::Client, base: &str, bearer: &str) -> reqwest::Response {
     http.post(format!("{base}/mcp"))
@@ -243,14 +253,13 @@ async fn mcp_status(http: &reqwest::Client, base: &str, bearer: &str) -> reqwest
 /// The whole flow a remote client goes through, and each token rule on the way.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registered_client_signs_in_calls_tools_refreshes_and_loses_access_on_reuse() {
-    let sim = Sim::start().await.unwrap();
-    let setup = as_setup(&sim, "");
-    let gateway = oauth_http(&setup, &[]).await;
-    let base = setup.public_url.clone();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let Running {
+        sim: _sim,
+        setup,
+        gateway,
+        http,
+        base,
+    } = start("").await;
 
     // Unauthenticated: the challenge names the metadata and the scopes.
     let refused = mcp_status(&http, &base, "").await;
@@ -264,23 +273,17 @@ async fn a_registered_client_signs_in_calls_tools_refreshes_and_loses_access_on_
             && challenge.contains("scope=\"tools:read tools:write\""),
         "{challenge}"
     );
-    let prm: Value = http
-        .get(format!("{base}/.well-known/oauth-protected-resource"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prm: Value = get_json(
+        &http,
+        &format!("{base}/.well-known/oauth-protected-resource"),
+    )
+    .await;
     assert_eq!(prm["authorization_servers"], json!([base]));
-    let asm: Value = http
-        .get(format!("{base}/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let asm: Value = get_json(
+        &http,
+        &format!("{base}/.well-known/oauth-authorization-server"),
+    )
+    .await;
     assert_eq!(asm["issuer"], json!(base));
     assert_eq!(asm["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(asm["client_id_metadata_document_supported"], json!(true));
@@ -313,11 +316,7 @@ async fn a_registered_client_signs_in_calls_tools_refreshes_and_loses_access_on_
         "wrong-verifier-0123456789012345678901234567",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_refused((status, body), 400, "invalid_grant");
 
     // A second sign-in in the same browser goes straight through: signed in, consent remembered.
     let back = sign_in(
@@ -344,79 +343,23 @@ async fn a_registered_client_signs_in_calls_tools_refreshes_and_loses_access_on_
 
     // The code again: refused, and the grant it gave is revoked.
     let (status, body) = redeem(&http, &base, &client, &code, &verifier).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_refused((status, body), 400, "invalid_grant");
     assert_eq!(mcp_status(&http, &base, &access).await.status(), 401);
 
     // A new grant; refresh rotates; the old refresh token again revokes the grant.
-    let (verifier, challenge) = pkce();
-    let back = sign_in(
-        &browser,
-        &authorize_url(&base, &client, &challenge, &[]),
-        "ann",
-        "allow",
-    )
-    .await;
-    let (_, tokens) = redeem(
-        &http,
-        &base,
-        &client,
-        &query(&back, "code").unwrap(),
-        &verifier,
-    )
-    .await;
+    let tokens = tokens_for(&http, &browser, &base, &client, "ann", &[]).await;
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
-    let (status, rotated) = token(
-        &http,
-        &base,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &client),
-            ("refresh_token", &refresh),
-        ],
-    )
-    .await;
+    let (status, rotated) = refresh_with(&http, &base, &client, &refresh).await;
     assert_eq!(status, 200, "{rotated}");
     let new_access = rotated["access_token"].as_str().unwrap().to_string();
     assert_ne!(rotated["refresh_token"].as_str().unwrap(), refresh);
     assert_eq!(mcp_status(&http, &base, &new_access).await.status(), 200);
-    let (status, body) = token(
-        &http,
-        &base,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &client),
-            ("refresh_token", &refresh),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    let (status, body) = refresh_with(&http, &base, &client, &refresh).await;
+    assert_refused((status, body), 400, "invalid_grant");
     assert_eq!(mcp_status(&http, &base, &new_access).await.status(), 401);
 
     // Revoking the client ends every grant it has.
-    let (verifier, challenge) = pkce();
-    let back = sign_in(
-        &browser,
-        &authorize_url(&base, &client, &challenge, &[]),
-        "ann",
-        "allow",
-    )
-    .await;
-    let (_, tokens) = redeem(
-        &http,
-        &base,
-        &client,
-        &query(&back, "code").unwrap(),
-        &verifier,
-    )
-    .await;
+    let tokens = tokens_for(&http, &browser, &base, &client, "ann", &[]).await;
     let last = tokens["access_token"].as_str().unwrap().to_string();
     assert_eq!(mcp_status(&http, &base, &last).await.status(), 200);
     assert!(devgate(&setup, &["clients", "revoke", &client]).contains("revoked"));
@@ -431,11 +374,7 @@ async fn a_registered_client_signs_in_calls_tools_refreshes_and_loses_access_on_
         ],
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("invalid_client")),
-        "{body}"
-    );
+    assert_refused((status, body), 401, "invalid_client");
 
     // API keys keep working beside the tokens.
     let key = create_api_key(&setup, "carol");
@@ -454,14 +393,13 @@ async fn a_registered_client_signs_in_calls_tools_refreshes_and_loses_access_on_
 /// client with `error=…`.
 #[tokio::test(flavor = "multi_thread")]
 async fn authorize_refuses_bad_requests_on_a_page_or_back_to_the_client() {
-    let sim = Sim::start().await.unwrap();
-    let setup = as_setup(&sim, "");
-    let _gateway = oauth_http(&setup, &[]).await;
-    let base = setup.public_url.clone();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let Running {
+        sim: _sim,
+        gateway: _gateway,
+        http,
+        base,
+        ..
+    } = start("").await;
     let client = register(&http, &base, "Agent").await;
     let (_, challenge) = pkce();
 
@@ -534,25 +472,19 @@ async fn authorize_refuses_bad_requests_on_a_page_or_back_to_the_client() {
 /// Registration can be turned off; a token for another resource is refused at `/mcp`.
 #[tokio::test(flavor = "multi_thread")]
 async fn registration_off_and_a_token_for_another_audience_is_refused() {
-    let sim = Sim::start().await.unwrap();
-    let setup = as_setup(
-        &sim,
-        "[auth_server]\nregistration = \"off\"\n[[auth_server.clients]]\nclient_id = \"cli\"\nname = \"Configured CLI\"\nredirect_uris = [\"http://127.0.0.1:9/callback\"]\n",
-    );
-    let gateway = oauth_http(&setup, &[]).await;
-    let base = setup.public_url.clone();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let asm: Value = http
-        .get(format!("{base}/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = "[auth_server]\nregistration = \"off\"\n[[auth_server.clients]]\nclient_id = \"cli\"\nname = \"Configured CLI\"\nredirect_uris = [\"http://127.0.0.1:9/callback\"]\n";
+    let Running {
+        sim: _sim,
+        setup,
+        gateway,
+        http,
+        base,
+    } = start(config).await;
+    let asm: Value = get_json(
+        &http,
+        &format!("{base}/.well-known/oauth-authorization-server"),
+    )
+    .await;
     assert!(asm.get("registration_endpoint").is_none(), "{asm}");
     let refused = http
         .post(format!("{base}/register"))
@@ -564,39 +496,14 @@ async fn registration_off_and_a_token_for_another_audience_is_refused() {
 
     // The configured client signs in and gets a token for this devgate.
     let browser = CookieClient::new();
-    let (verifier, challenge) = pkce();
-    let back = sign_in(
-        &browser,
-        &authorize_url(&base, "cli", &challenge, &[]),
-        "ben",
-        "allow",
-    )
-    .await;
-    let (status, tokens) = redeem(
-        &http,
-        &base,
-        "cli",
-        &query(&back, "code").unwrap(),
-        &verifier,
-    )
-    .await;
-    assert_eq!(status, 200, "{tokens}");
+    let tokens = tokens_for(&http, &browser, &base, "cli", "ben", &[]).await;
     let access = tokens["access_token"].as_str().unwrap().to_string();
     assert_eq!(mcp_status(&http, &base, &access).await.status(), 200);
 
     // A read-only grant: tools/list shows only read-only tools, and a call that changes things is
     // answered 403 insufficient_scope, so the client can ask for more.
-    let (verifier, challenge) = pkce();
-    let url = authorize_url(&base, "cli", &challenge, &[("scope", Some("tools:read"))]);
-    let back = sign_in(&browser, &url, "ben", "allow").await;
-    let (_, tokens) = redeem(
-        &http,
-        &base,
-        "cli",
-        &query(&back, "code").unwrap(),
-        &verifier,
-    )
-    .await;
+    let read = [("scope", Some("tools:read"))];
+    let tokens = tokens_for(&http, &browser, &base, "cli", "ben", &read).await;
     assert_eq!(tokens["scope"], "tools:read");
     let read_only = tokens["access_token"].as_str().unwrap().to_string();
     let mcp = http_client_with_key(&gateway.url, &read_only).await;

@@ -5,6 +5,8 @@
 //! `target/browser-artifacts/`.
 
 mod common;
+#[path = "auth_server/support.rs"]
+mod support;
 
 use std::path::PathBuf;
 
@@ -43,13 +45,7 @@ async fn signing_in_and_consenting_in_headless_chromium() {
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let sim = Sim::start().await.unwrap();
-    let setup = oauth_setup(&sim, "");
-    let text = std::fs::read_to_string(&setup.config).unwrap();
-    std::fs::write(
-        &setup.config,
-        text.replace("auth = \"api_key\"", "auth = \"oauth\""),
-    )
-    .unwrap();
+    let setup = support::as_setup(&sim, "");
     let _gateway = oauth_http(&setup, &[]).await;
     let base = setup.public_url.clone();
     let redirect = redirect_target().await;

@@ -8,6 +8,8 @@
 //! Needs `DEVGATE_PYTHON_SDK` (see tests/clients.rs) and `openssl`.
 
 mod common;
+#[path = "auth_server/support.rs"]
+mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use common::*;
 use devgate::sim::Sim;
 use serde_json::Value;
+use support::{as_setup, devgate};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
@@ -29,17 +32,6 @@ fn python() -> Option<String> {
             None
         }
     }
-}
-
-fn as_setup(sim: &Sim) -> OAuthSetup {
-    let setup = oauth_setup(sim, "");
-    let text = std::fs::read_to_string(&setup.config).unwrap();
-    std::fs::write(
-        &setup.config,
-        text.replace("auth = \"api_key\"", "auth = \"oauth\""),
-    )
-    .unwrap();
-    setup
 }
 
 struct Script {
@@ -87,7 +79,7 @@ impl Script {
 /// One SDK client in `mode` (`cimd` or `dcr`), start to revocation.
 async fn sdk_signs_in(python: &str, mode: &str) {
     let sim = Sim::start().await.unwrap();
-    let setup = as_setup(&sim);
+    let setup = as_setup(&sim, "");
     let gateway = oauth_http(&setup, &[]).await;
     let mut script = Script::start(python, &[&gateway.url, mode, "ann"]);
     let authorize = script.next("authorize").await;
@@ -136,21 +128,6 @@ async fn sdk_signs_in(python: &str, mode: &str) {
     assert!(script.child.wait().await.unwrap().success());
 }
 
-fn devgate(setup: &OAuthSetup, args: &[&str]) -> String {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args).arg("--config").arg(&setup.config);
-    for (k, v) in oauth_env() {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("devgate runs");
-    assert!(
-        out.status.success(),
-        "devgate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_sdk_signs_in_with_a_client_metadata_document() {
     let Some(python) = python() else { return };
@@ -168,7 +145,7 @@ async fn the_python_sdk_signs_in_with_dynamic_registration() {
 async fn a_metadata_document_too_large_is_refused() {
     let Some(python) = python() else { return };
     let sim = Sim::start().await.unwrap();
-    let setup = as_setup(&sim);
+    let setup = as_setup(&sim, "");
     let _gateway = oauth_http(&setup, &[]).await;
     let mut server = Script::start(&python, &["-", "serve-document", "6000"]);
     let serving = server.next("serving").await;

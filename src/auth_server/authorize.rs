@@ -257,16 +257,28 @@ async fn issue_code(server: &AuthServer, request: &AuthRequest, session: &Sessio
     response
 }
 
+/// The request in progress and who is signed in; without a request, the page saying so; without a
+/// session, the way to `/login`.
+fn request_and_session(
+    server: &AuthServer,
+    headers: &HeaderMap,
+) -> Result<(AuthRequest, Session), Box<Response>> {
+    let request = pending(server, headers).map_err(|e| Box::new(error_page(e)))?;
+    match cookies::open::<Session>(&server.vault, headers, cookies::SESSION) {
+        Some(session) => Ok((request, session)),
+        None => {
+            let mut response = Redirect::to("/login").into_response();
+            security_headers(response.headers_mut());
+            Err(Box::new(response))
+        }
+    }
+}
+
 /// `GET /consent`: asks the signed-in user, unless they already agreed to this much.
 pub async fn consent_page(State(server): State<Arc<AuthServer>>, headers: HeaderMap) -> Response {
-    let request = match pending(&server, &headers) {
-        Ok(r) => r,
-        Err(e) => return error_page(e),
-    };
-    let Some(session) = cookies::open::<Session>(&server.vault, &headers, cookies::SESSION) else {
-        let mut response = Redirect::to("/login").into_response();
-        security_headers(response.headers_mut());
-        return response;
+    let (request, session) = match request_and_session(&server, &headers) {
+        Ok(both) => both,
+        Err(response) => return *response,
     };
     match server
         .vault
@@ -358,14 +370,9 @@ pub async fn consent_submit(
     headers: HeaderMap,
     form: Result<Form<ConsentForm>, FormRejection>,
 ) -> Response {
-    let request = match pending(&server, &headers) {
-        Ok(r) => r,
-        Err(e) => return error_page(e),
-    };
-    let Some(session) = cookies::open::<Session>(&server.vault, &headers, cookies::SESSION) else {
-        let mut response = Redirect::to("/login").into_response();
-        security_headers(response.headers_mut());
-        return response;
+    let (request, session) = match request_and_session(&server, &headers) {
+        Ok(both) => both,
+        Err(response) => return *response,
     };
     let form = match form {
         Ok(Form(f)) if f.csrf == request.csrf => f,

@@ -264,6 +264,22 @@ impl AuthServer {
     }
 }
 
+impl AuthServer {
+    /// A token or revocation request's form and the client it authenticates.
+    async fn form_and_client(
+        &self,
+        headers: &HeaderMap,
+        form: Result<Form<TokenForm>, FormRejection>,
+    ) -> Result<(TokenForm, Client), Box<Response>> {
+        let form = form_or_error(form)?;
+        let client = self
+            .authenticated_client(headers, &form)
+            .await
+            .map_err(Box::new)?;
+        Ok((form, client))
+    }
+}
+
 fn form_or_error(form: Result<Form<TokenForm>, FormRejection>) -> Result<TokenForm, Box<Response>> {
     form.map(|Form(f)| f).map_err(|e| {
         Box::new(oauth_error(
@@ -280,14 +296,10 @@ pub async fn token(
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
-    let form = match form_or_error(form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     server.purge_now_and_then().await;
-    let client = match server.authenticated_client(&headers, &form).await {
-        Ok(c) => c,
-        Err(r) => return r,
+    let (form, client) = match server.form_and_client(&headers, form).await {
+        Ok(both) => both,
+        Err(r) => return *r,
     };
     match form.grant_type.as_deref() {
         Some("authorization_code") => server.redeem_code(&client, &form).await,
@@ -312,13 +324,9 @@ pub async fn revoke(
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
-    let form = match form_or_error(form) {
-        Ok(f) => f,
+    let (form, client) = match server.form_and_client(&headers, form).await {
+        Ok(both) => both,
         Err(r) => return *r,
-    };
-    let client = match server.authenticated_client(&headers, &form).await {
-        Ok(c) => c,
-        Err(r) => return r,
     };
     let Some(token) = form.token.as_deref().filter(|t| !t.is_empty()) else {
         return oauth_error(

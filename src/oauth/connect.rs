@@ -515,8 +515,23 @@ or run `devgate connect {provider}` in a terminal on the machine devgate runs on
                 live.remove(&key);
             }
         }
-        let scopes: Vec<String> = row.scopes.split_whitespace().map(str::to_string).collect();
-        let authorization = p.client.authorize(&scopes);
+        tracing::info!(user = %row.user, provider, "sending a user to the provider to connect");
+        self.start_flow(p, &row.user, provider, row.scopes, row.elicitation_id)
+            .await
+    }
+
+    /// A fresh state (bound to `user`, the PKCE verifier, `scopes` and a new flow cookie) and the
+    /// provider's authorize URL.
+    async fn start_flow(
+        &self,
+        p: &ConnectProvider,
+        user: &str,
+        provider: &str,
+        scopes: String,
+        elicitation_id: Option<String>,
+    ) -> Result<Begun, PageError> {
+        let asked: Vec<String> = scopes.split_whitespace().map(str::to_string).collect();
+        let authorization = p.client.authorize(&asked);
         let cookie = FlowCookie {
             name: FlowCookie::name_for(&authorization.state),
             value: random_token(),
@@ -525,19 +540,18 @@ or run `devgate connect {provider}` in a terminal on the machine devgate runs on
             .store
             .put_state(&StateRow {
                 state_hash: digest(&authorization.state),
-                user: row.user.clone(),
+                user: user.to_string(),
                 provider: provider.to_string(),
                 pkce_verifier: self
                     .vault
-                    .seal(&row.user, provider, &authorization.pkce_verifier),
-                scopes: row.scopes,
-                elicitation_id: row.elicitation_id,
+                    .seal(user, provider, &authorization.pkce_verifier),
+                scopes,
+                elicitation_id,
                 browser_hash: digest(&cookie.value),
                 expires_at: now() + TTL_SECS,
             })
             .await
             .map_err(PageError::store)?;
-        tracing::info!(user = %row.user, provider, "sending a user to the provider to connect");
         Ok(Begun {
             authorize_url: authorization.url,
             cookie,
@@ -549,34 +563,9 @@ or run `devgate connect {provider}` in a terminal on the machine devgate runs on
     /// and stores its connection under that user.
     pub async fn begin_sign_in(&self, provider: &str) -> Result<Begun, PageError> {
         let p = self.provider(provider)?;
-        let authorization = p.client.authorize(&p.scopes);
-        let cookie = FlowCookie {
-            name: FlowCookie::name_for(&authorization.state),
-            value: random_token(),
-        };
-        self.vault
-            .store
-            .put_state(&StateRow {
-                state_hash: digest(&authorization.state),
-                user: SIGN_IN_USER.to_string(),
-                provider: provider.to_string(),
-                pkce_verifier: self.vault.seal(
-                    SIGN_IN_USER,
-                    provider,
-                    &authorization.pkce_verifier,
-                ),
-                scopes: p.scopes.join(" "),
-                elicitation_id: None,
-                browser_hash: digest(&cookie.value),
-                expires_at: now() + TTL_SECS,
-            })
-            .await
-            .map_err(PageError::store)?;
         tracing::info!(provider, "sending a browser to the provider to sign in");
-        Ok(Begun {
-            authorize_url: authorization.url,
-            cookie,
-        })
+        self.start_flow(p, SIGN_IN_USER, provider, p.scopes.join(" "), None)
+            .await
     }
 
     /// `/integration-callback`: checks the state and that `flow_cookie` (the value of the cookie named

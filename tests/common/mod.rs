@@ -500,7 +500,8 @@ pub fn form_action(html: &str, page_url: &str) -> String {
         .to_string()
 }
 
-fn location(response: &reqwest::Response, base: &str) -> String {
+/// Where a redirect leads, resolved against the URL that answered it.
+pub fn location(response: &reqwest::Response, base: &str) -> String {
     let l = response
         .headers()
         .get("location")
