@@ -544,6 +544,42 @@ async fn registration_off_and_a_token_for_another_audience_is_refused() {
     let result = call(&mcp, "bitbucket_get_current_user", json!({})).await;
     assert!(!is_error(&result), "{}", text(&result));
 
+    // RFC 7009: revoking an access token ends it alone; revoking a refresh token ends the grant.
+    let tokens = tokens_for(&http, &browser, &base, "cli", "ben", &[]).await;
+    let (access2, refresh2) = (
+        tokens["access_token"].as_str().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
+    );
+    for token in [access2, "not-a-token"] {
+        let revoked = http
+            .post(format!("{base}/revoke"))
+            .form(&[("client_id", "cli"), ("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            revoked.status(),
+            200,
+            "RFC 7009 answers 200 for unknown tokens too"
+        );
+    }
+    assert_eq!(mcp_status(&http, &base, access2).await.status(), 401);
+    let (status, rotated) = refresh_with(&http, &base, "cli", refresh2).await;
+    assert_eq!(status, 200, "{rotated}");
+    let refresh3 = rotated["refresh_token"].as_str().unwrap();
+    let access3 = rotated["access_token"].as_str().unwrap();
+    http.post(format!("{base}/revoke"))
+        .form(&[("client_id", "cli"), ("token", refresh3)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mcp_status(&http, &base, access3).await.status(), 401);
+    assert_refused(
+        refresh_with(&http, &base, "cli", refresh3).await,
+        400,
+        "invalid_grant",
+    );
+
     // The operator sees the grants and withdraws the read-only one: its token stops working.
     let listed = devgate(&setup, &["grants", "list"]);
     let line = listed

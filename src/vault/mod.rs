@@ -1,7 +1,8 @@
 //! The vault: where devgate keeps what it holds on users' behalf.
 //!
 //! - [`Store`] is the storage contract (connections, OAuth states, connect tickets, API keys, confirm
-//!   tickets and used request states), with an SQLite implementation ([`sqlite::SqliteStore`]) and a
+//!   tickets, used request states, and the authorization server's clients, codes, grants, tokens and
+//!   consents: [`auth::AuthStore`]), with an SQLite implementation ([`sqlite::SqliteStore`]) and a
 //!   PostgreSQL one for several instances sharing a store (`postgres::PgStore`).
 //! - [`seal::Sealer`] encrypts provider tokens with AES-256-GCM before they reach a store; the
 //!   additional data binds each sealed value to its (user, provider), so a value copied to another row
