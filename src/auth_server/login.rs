@@ -138,13 +138,23 @@ pub async fn login_submit(
 
 /// After the provider's callback completed a sign-in: the session cookie, and on to the consent page.
 pub fn signed_in(connector: &Connector, done: &Connected, secure: bool) -> Response {
-    let session = Session {
-        user: done.user.clone(),
-        groups: Vec::new(),
-        name: done.account.clone(),
-    };
     tracing::info!(user = %done.user, provider = %done.provider, "signed in with a provider account");
-    let sealed = cookies::seal(connector.vault(), cookies::SESSION, &session, SESSION_SECS);
+    start_session(
+        connector.vault(),
+        secure,
+        &Session {
+            user: done.user.clone(),
+            groups: Vec::new(),
+            name: done.account.clone(),
+        },
+    )
+}
+
+/// Signs the browser in as `session` (a sealed, `HttpOnly` cookie for [`SESSION_SECS`]) and sends it on
+/// to the consent page: the end of every way to sign in (a provider account; an identity provider's
+/// callback passes its user and groups).
+pub fn start_session(vault: &crate::vault::Vault, secure: bool, session: &Session) -> Response {
+    let sealed = cookies::seal(vault, cookies::SESSION, session, SESSION_SECS);
     let mut response = Redirect::to("/consent").into_response();
     cookies::set(
         &mut response,
