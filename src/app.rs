@@ -214,16 +214,28 @@ impl App {
             Some(v) => v.store.clone(),
             None => return Err("the HTTP transport needs the store (API keys)".into()),
         };
-        let authenticator = Arc::new(Authenticator::new(
-            self.config.http.auth,
-            self.config.http.jwt.as_ref(),
-            store.clone(),
-        )?);
         let public = self
             .config
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{listen}"));
+        let authenticator = Arc::new(Authenticator::new(
+            self.config.http.auth,
+            self.config.http.jwt.as_ref(),
+            store.clone(),
+            &public,
+        )?);
+        let auth_server = match (self.config.http.auth, &self.vault) {
+            (crate::config::HttpAuth::OAuth, Some(vault)) => {
+                Some(Arc::new(crate::auth_server::AuthServer::new(
+                    self.config.auth_server.clone(),
+                    vault.clone(),
+                    self.connector.clone(),
+                    &public,
+                )?))
+            }
+            _ => None,
+        };
         let metadata_url = format!(
             "{}/.well-known/oauth-protected-resource",
             public.trim_end_matches('/')
@@ -240,6 +252,7 @@ impl App {
                 secure: public.starts_with("https://"),
             }),
             store,
+            auth_server,
         })
     }
 }

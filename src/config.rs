@@ -33,6 +33,7 @@ const SETTINGS: &[&str] = &[
     "limits",
     "login",
     "policies",
+    "auth_server",
 ];
 
 /// Keys whose values are secrets: never logged, and expected as `${ENV}` references.
@@ -112,6 +113,9 @@ pub struct Config {
     /// Which tools each group may see, call and must confirm (see [`crate::policy`]).
     #[serde(default)]
     pub policies: Vec<crate::policy::PolicyConfig>,
+    /// devgate as the authorization server of its MCP endpoint (`http.auth = "oauth"`).
+    #[serde(default)]
+    pub auth_server: crate::auth_server::config::AuthServerConfig,
     /// The directory of the config file: relative store paths are resolved against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -159,6 +163,10 @@ pub enum HttpAuth {
     Jwt,
     /// No authentication: every caller is the local user. Only on a loopback listen address.
     None,
+    /// devgate is the OAuth authorization server of its own MCP endpoint (`[auth_server]`); API keys
+    /// keep working beside its tokens.
+    #[serde(rename = "oauth")]
+    OAuth,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -396,6 +404,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             login: None,
             policies: Vec::new(),
+            auth_server: Default::default(),
             base_dir: None,
             warnings: Vec::new(),
             origin: NO_FILE.into(),
@@ -768,6 +777,14 @@ impl Config {
                     "http.jwt.algorithms: `{alg}` is not one of {}",
                     ASYMMETRIC.join(", ")
                 ));
+            }
+        }
+        if self.http.auth == HttpAuth::OAuth {
+            problems.extend(self.auth_server.problems());
+            if !self.providers.values().any(ProviderConfig::uses_oauth) {
+                problems.push(
+                    "http.auth = \"oauth\": users sign in with a provider account, so configure a provider with client_id and client_secret".into(),
+                );
             }
         }
         problems

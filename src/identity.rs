@@ -1,6 +1,9 @@
 //! Who is calling. stdio: the local user (or `--user`). HTTP: `Authorization: Bearer` with a devgate API
 //! key, or a JWT from the organisation's identity provider (verified against its JWKS; the user is
-//! `sub`), or, on loopback only, nobody in particular (`auth = "none"`).
+//! `sub`), or an access token devgate issued itself as the authorization server of its MCP endpoint
+//! (`auth = "oauth"`, [`crate::auth_server`]: looked up by hash, refused when expired, revoked or issued
+//! for another resource; API keys work beside them), or, on loopback only, nobody in particular
+//! (`auth = "none"`).
 //!
 //! The caller's own credential never goes further than this module: provider calls use the tokens
 //! devgate holds for the user. What a rejected caller is told names the reason only, never the JWKS
@@ -31,6 +34,30 @@ pub struct Identity {
     /// The user's groups, for `[[policies]]`: from the API key, the JWT's groups claim, or
     /// `devgate stdio --group`.
     pub groups: Vec<String>,
+}
+
+/// The devgate scopes ([`crate::auth_server::scopes`]) of a request made with a devgate-issued token,
+/// space-separated; put in the request's extensions beside its [`Identity`]. Requests without it (API
+/// keys, JWTs) may use every offered tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedScopes(pub String);
+
+/// Who a credential belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub scopes: Option<String>,
+}
+
+impl Resolved {
+    fn user(user: String) -> Self {
+        Self {
+            user,
+            groups: Vec::new(),
+            scopes: None,
+        }
+    }
 }
 
 impl Identity {
@@ -73,6 +100,12 @@ pub enum Authenticator {
     None,
     ApiKeys(Arc<dyn Store>),
     Jwt(Box<JwtVerifier>),
+    /// devgate's own access tokens for `resource` (its MCP URL), and API keys.
+    OAuth {
+        store: Arc<dyn Store>,
+        issuer: String,
+        resource: String,
+    },
 }
 
 impl Authenticator {
@@ -80,8 +113,15 @@ impl Authenticator {
         mode: HttpAuth,
         jwt: Option<&JwtConfig>,
         store: Arc<dyn Store>,
+        public_url: &str,
     ) -> Result<Self, String> {
+        let issuer = public_url.trim_end_matches('/').to_string();
         Ok(match mode {
+            HttpAuth::OAuth => Authenticator::OAuth {
+                store,
+                resource: format!("{issuer}/mcp"),
+                issuer,
+            },
             HttpAuth::None => Authenticator::None,
             HttpAuth::ApiKey => Authenticator::ApiKeys(store),
             HttpAuth::Jwt => Authenticator::Jwt(Box::new(JwtVerifier::new(
@@ -92,18 +132,43 @@ impl Authenticator {
 
     /// The user (and groups) behind a bearer token.
     pub async fn identify(&self, bearer: Option<&str>) -> Result<Identity, AuthError> {
+        self.resolve(bearer).await.map(|r| Identity {
+            user: r.user,
+            groups: r.groups,
+        })
+    }
+
+    /// Who a bearer token belongs to, with the groups and scopes it carries.
+    pub async fn resolve(&self, bearer: Option<&str>) -> Result<Resolved, AuthError> {
         match self {
-            Authenticator::None => Ok(Identity::named(ANONYMOUS_USER)),
+            Authenticator::None => Ok(Resolved::user(ANONYMOUS_USER.to_string())),
             Authenticator::ApiKeys(store) => {
-                let key = bearer.ok_or(AuthError::Missing)?;
-                store
-                    .api_key(&digest(key))
+                api_key_user(store, bearer.ok_or(AuthError::Missing)?).await
+            }
+            Authenticator::OAuth {
+                store, resource, ..
+            } => {
+                let token = bearer.ok_or(AuthError::Missing)?;
+                if !token.starts_with(crate::auth_server::ACCESS_PREFIX) {
+                    return api_key_user(store, token).await;
+                }
+                let grant = store
+                    .access_grant(&digest(token), now())
                     .await?
-                    .map(|row| Identity {
-                        user: row.user,
-                        groups: row.groups,
-                    })
-                    .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))
+                    .ok_or_else(|| {
+                        AuthError::Invalid("unknown, expired or revoked access token".into())
+                    })?;
+                if grant.resource != *resource {
+                    return Err(AuthError::Invalid(format!(
+                        "issued for another audience ({}), not {resource}",
+                        grant.resource
+                    )));
+                }
+                Ok(Resolved {
+                    user: grant.user,
+                    groups: grant.groups,
+                    scopes: Some(grant.scopes),
+                })
             }
             Authenticator::Jwt(verifier) => {
                 let identity = verifier.verify(bearer.ok_or(AuthError::Missing)?).await?;
@@ -114,7 +179,11 @@ impl Authenticator {
                         crate::audit::MAX_USER_CHARS
                     )));
                 }
-                Ok(identity)
+                Ok(Resolved {
+                    user: identity.user,
+                    groups: identity.groups,
+                    scopes: None,
+                })
             }
         }
     }
@@ -125,6 +194,9 @@ impl Authenticator {
             Authenticator::Jwt(_) => {
                 "send Authorization: Bearer <a token from the identity provider listed at /.well-known/oauth-protected-resource>"
             }
+            Authenticator::OAuth { .. } => {
+                "sign in through the authorization server listed at /.well-known/oauth-protected-resource, or send Authorization: Bearer <API key from `devgate keys create <user>`>"
+            }
             _ => "send Authorization: Bearer <API key from `devgate keys create <user>`>",
         }
     }
@@ -132,6 +204,7 @@ impl Authenticator {
     pub fn issuer(&self) -> Option<&str> {
         match self {
             Authenticator::Jwt(v) => Some(&v.config.issuer),
+            Authenticator::OAuth { issuer, .. } => Some(issuer),
             _ => None,
         }
     }
@@ -161,9 +234,15 @@ pub async fn authenticate(
         })
         .map(str::trim)
         .map(str::to_string);
-    match layer.authenticator.identify(bearer.as_deref()).await {
-        Ok(identity) => {
-            request.extensions_mut().insert(identity);
+    match layer.authenticator.resolve(bearer.as_deref()).await {
+        Ok(resolved) => {
+            if let Some(scopes) = resolved.scopes {
+                request.extensions_mut().insert(GrantedScopes(scopes));
+            }
+            request.extensions_mut().insert(Identity {
+                user: resolved.user,
+                groups: resolved.groups,
+            });
             next.run(request).await
         }
         Err(AuthError::Store(e)) => {
@@ -188,7 +267,16 @@ pub async fn authenticate(
                 _ => ", error=\"invalid_token\"".to_string(),
             };
             tracing::info!(reason = %e, "rejected an HTTP caller");
-            let challenge = format!("Bearer resource_metadata=\"{}\"{error}", layer.metadata_url);
+            let scope = match &*layer.authenticator {
+                Authenticator::OAuth { .. } => {
+                    format!(", scope=\"{}\"", crate::auth_server::scopes::ALL.join(" "))
+                }
+                _ => String::new(),
+            };
+            let challenge = format!(
+                "Bearer resource_metadata=\"{}\"{scope}{error}",
+                layer.metadata_url
+            );
             let mut response = (
                 StatusCode::UNAUTHORIZED,
                 format!("{e}: {}\n", layer.authenticator.hint()),
@@ -213,7 +301,22 @@ pub fn resource_metadata(public_url: &str, authenticator: &Authenticator) -> ser
     if let Some(issuer) = authenticator.issuer() {
         doc["authorization_servers"] = serde_json::json!([issuer]);
     }
+    if let Authenticator::OAuth { .. } = authenticator {
+        doc["scopes_supported"] = serde_json::json!(crate::auth_server::scopes::ALL);
+    }
     doc
+}
+
+async fn api_key_user(store: &Arc<dyn Store>, key: &str) -> Result<Resolved, AuthError> {
+    store
+        .api_key(&digest(key))
+        .await?
+        .map(|row| Resolved {
+            user: row.user,
+            groups: row.groups,
+            scopes: None,
+        })
+        .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))
 }
 
 /// A new API key for `user` in `groups`: the key (shown once) and the row to store (its hash only).

@@ -11,8 +11,9 @@
 //! - [`provider`]: sends the request (timeouts, retries, error mapping);
 //! - [`shape`]: projects the reply to a small result with a cursor.
 //!
-//! Around them: [`identity`] (who is calling: stdio user, API keys, JWT), [`auth_server`] (signing users
-//! in through the organisation's OpenID Connect provider), [`oauth`] (the user's
+//! Around them: [`identity`] (who is calling: stdio user, API keys, JWT, devgate-issued tokens),
+//! [`auth_server`] (devgate as the OAuth authorization server of its own MCP endpoint, signing users in
+//! with a provider account or the organisation's OpenID Connect provider), [`oauth`] (the user's
 //! provider connections: connect flow, callback, refresh, revoke), [`vault`] (the store and sealing),
 //! [`config`] (devgate.toml), [`policy`] (`[[policies]]`: which tools each group may see, call and must
 //! confirm), [`app`] (wiring it all from config), [`confirm`] (the user's confirmation of

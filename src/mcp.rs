@@ -533,8 +533,13 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let caller = self.caller(&context)?;
+        // `[[policies]]` first, then a devgate-issued token sees only what its scopes allow.
+        let granted = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::identity::GrantedScopes>());
         Ok(ListToolsResult::with_all_items(
-            self.gateway.tools_for(&caller).as_ref().clone(),
+            crate::auth_server::step_up::visible(&self.gateway.tools_for(&caller), granted),
         ))
     }
 

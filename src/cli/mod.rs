@@ -3,7 +3,9 @@
 
 mod audit;
 mod check;
+mod clients;
 mod connect;
+mod grants;
 mod keys;
 mod policy;
 mod serve;
@@ -160,6 +162,16 @@ pub enum Command {
     Policy {
         #[command(subcommand)]
         action: PolicyAction,
+    },
+    /// MCP clients of devgate's authorization server (`[http] auth = "oauth"`).
+    Clients {
+        #[command(subcommand)]
+        action: clients::ClientsAction,
+    },
+    /// What users let MCP clients do; revoking a grant ends its tokens.
+    Grants {
+        #[command(subcommand)]
+        action: grants::GrantsAction,
     },
 }
 
@@ -413,6 +425,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => audit::audit(&cli, user, since, limit, format).await,
         Command::Keys { action } => keys::keys(&cli, action).await,
         Command::Policy { action } => policy::policy(&cli, action).await,
+        Command::Clients { action } => clients::clients(&cli, action).await,
+        Command::Grants { action } => grants::grants(&cli, action).await,
         Command::Tools {
             format,
             all,

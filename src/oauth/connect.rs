@@ -43,6 +43,10 @@ use crate::vault::{
 /// How long a connect link and an authorization in progress stay usable.
 pub const TTL_SECS: i64 = 600;
 
+/// The user a sign-in's state is kept under until the provider says who the account is (devgate users
+/// named `<provider>:…` are provider accounts, so no user can be called this).
+pub const SIGN_IN_USER: &str = "devgate:sign-in";
+
 /// A live link is handed out again only while it has this long left, so the user still has time to use
 /// it; past that, asking mints a new one.
 const REUSE_MIN_SECS: i64 = 120;
@@ -121,6 +125,8 @@ pub struct Connected {
     pub provider: String,
     pub provider_title: String,
     pub account: String,
+    /// The flow was a sign-in ([`Connector::begin_sign_in`]): `user` is the provider account.
+    pub signed_in: bool,
 }
 
 /// The cookie that ties an authorization to the browser that clicked Connect.
@@ -509,8 +515,23 @@ or run `devgate connect {provider}` in a terminal on the machine devgate runs on
                 live.remove(&key);
             }
         }
-        let scopes: Vec<String> = row.scopes.split_whitespace().map(str::to_string).collect();
-        let authorization = p.client.authorize(&scopes);
+        tracing::info!(user = %row.user, provider, "sending a user to the provider to connect");
+        self.start_flow(p, &row.user, provider, row.scopes, row.elicitation_id)
+            .await
+    }
+
+    /// A fresh state (bound to `user`, the PKCE verifier, `scopes` and a new flow cookie) and the
+    /// provider's authorize URL.
+    async fn start_flow(
+        &self,
+        p: &ConnectProvider,
+        user: &str,
+        provider: &str,
+        scopes: String,
+        elicitation_id: Option<String>,
+    ) -> Result<Begun, PageError> {
+        let asked: Vec<String> = scopes.split_whitespace().map(str::to_string).collect();
+        let authorization = p.client.authorize(&asked);
         let cookie = FlowCookie {
             name: FlowCookie::name_for(&authorization.state),
             value: random_token(),
@@ -519,23 +540,32 @@ or run `devgate connect {provider}` in a terminal on the machine devgate runs on
             .store
             .put_state(&StateRow {
                 state_hash: digest(&authorization.state),
-                user: row.user.clone(),
+                user: user.to_string(),
                 provider: provider.to_string(),
                 pkce_verifier: self
                     .vault
-                    .seal(&row.user, provider, &authorization.pkce_verifier),
-                scopes: row.scopes,
-                elicitation_id: row.elicitation_id,
+                    .seal(user, provider, &authorization.pkce_verifier),
+                scopes,
+                elicitation_id,
                 browser_hash: digest(&cookie.value),
                 expires_at: now() + TTL_SECS,
             })
             .await
             .map_err(PageError::store)?;
-        tracing::info!(user = %row.user, provider, "sending a user to the provider to connect");
         Ok(Begun {
             authorize_url: authorization.url,
             cookie,
         })
+    }
+
+    /// Starts a sign-in with a provider account (the authorization server's `/login`): the same flow as
+    /// a connect, without a ticket; the callback makes the account the user (`<provider>:<account id>`)
+    /// and stores its connection under that user.
+    pub async fn begin_sign_in(&self, provider: &str) -> Result<Begun, PageError> {
+        let p = self.provider(provider)?;
+        tracing::info!(provider, "sending a browser to the provider to sign in");
+        self.start_flow(p, SIGN_IN_USER, provider, p.scopes.join(" "), None)
+            .await
     }
 
     /// `/integration-callback`: checks the state and that `flow_cookie` (the value of the cookie named
@@ -653,21 +683,37 @@ If someone sent you this {title} address, do not sign in for them: close this pa
         let spec = &p.api.catalog.spec.whoami;
         let account = string_at(&who, &spec.account).unwrap_or_else(|| "your account".into());
         let account_id = string_at(&who, &spec.id).unwrap_or_default();
+        let signed_in = row.user == SIGN_IN_USER;
+        if signed_in && account_id.is_empty() {
+            return Err(ended(PageError::new(
+                StatusCode::BAD_GATEWAY,
+                &format!("{title} did not say who you are"),
+                format!(
+                    "{title} answered without an account id, so devgate cannot sign you in. Try again."
+                ),
+            )));
+        }
+        // A sign-in makes the provider account the devgate user.
+        let user = if signed_in {
+            format!("{}:{account_id}", row.provider)
+        } else {
+            row.user.clone()
+        };
         let scopes = tokens
             .scopes
             .as_ref()
             .map(|s| s.join(" "))
             .unwrap_or(row.scopes.clone());
         let connection = ConnectionRow {
-            user: row.user.clone(),
+            user: user.clone(),
             provider: row.provider.clone(),
             access_token: self
                 .vault
-                .seal(&row.user, &row.provider, tokens.access_token.expose()),
+                .seal(&user, &row.provider, tokens.access_token.expose()),
             refresh_token: tokens
                 .refresh_token
                 .as_ref()
-                .map(|t| self.vault.seal(&row.user, &row.provider, t.expose())),
+                .map(|t| self.vault.seal(&user, &row.provider, t.expose())),
             expires_at: tokens.expires_in.map(|s| now() + s as i64),
             scopes,
             account: account.clone(),
@@ -682,16 +728,17 @@ If someone sent you this {title} address, do not sign in for them: close this pa
             .save_connection(&connection)
             .await
             .map_err(PageError::store)?;
-        tracing::info!(user = %row.user, provider = %row.provider, "connected");
+        tracing::info!(user = %user, provider = %row.provider, signed_in, "connected");
         self.completed.notify_waiters();
         if let (Some(sink), Some(id)) = (&self.sink, &row.elicitation_id) {
             sink.completed(id);
         }
         Ok(Connected {
-            user: row.user,
+            user,
             provider: row.provider,
             provider_title: title,
             account,
+            signed_in,
         })
     }
 

@@ -11,7 +11,7 @@
 
 mod body;
 pub(crate) mod error;
-mod storage;
+pub(crate) mod storage;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -61,7 +61,7 @@ pub fn storage_target(target: &Url, loopback: bool) -> Result<(), &'static str> 
 }
 
 /// Whether a URL's host is loopback (`127.0.0.0/8`, `::1`, `localhost`).
-pub(super) fn is_loopback_host(url: &Url) -> bool {
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -112,7 +112,7 @@ fn is_public(ip: IpAddr) -> bool {
 
 /// A resolver for the storage client that keeps only public addresses, so a storage name that
 /// resolves into the local network is refused, not reached.
-pub(super) struct PublicOnly;
+pub(crate) struct PublicOnly;
 
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

@@ -145,6 +145,8 @@ pub struct HttpParts {
     pub pages: Option<Pages>,
     /// The store, whose answer `/readyz` reports.
     pub store: Arc<dyn crate::vault::Store>,
+    /// With `http.auth = "oauth"`: devgate as the authorization server of `/mcp`.
+    pub auth_server: Option<Arc<crate::auth_server::AuthServer>>,
 }
 
 /// The axum app: `/mcp`, the connect pages, the resource metadata and `/healthz`. Cancelling `sessions`
@@ -199,6 +201,14 @@ pub fn router(
             )
             .layer(axum::middleware::from_fn_with_state(guard, sessions::guard))
     }
+    .layer(axum::middleware::from_fn_with_state(
+        crate::auth_server::step_up::StepUp {
+            gateway: parts.gateway.clone(),
+            metadata_url: parts.auth.metadata_url.clone(),
+            max_body: config.limits.max_request_bytes,
+        },
+        crate::auth_server::step_up::step_up,
+    ))
     .layer(axum::middleware::from_fn_with_state(
         parts.auth.clone(),
         authenticate,
@@ -265,6 +275,9 @@ pub fn router(
     .merge(site);
     if let Some(p) = parts.pages {
         browser = browser.merge(pages::router(p));
+    }
+    if let Some(server) = parts.auth_server {
+        browser = browser.merge(crate::auth_server::router(server));
     }
     // Every page gets the same Host check as `/mcp` (rmcp's covers only `/mcp`).
     let allowed = Arc::new(allowed_hosts(config, &options.listen));

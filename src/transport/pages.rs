@@ -300,6 +300,12 @@ async fn callback(
         .map(FlowCookie::name_for);
     let presented = flow_cookie.as_deref().and_then(|n| cookie(&headers, n));
     let (user, provider, outcome) = match pages.connector.complete(&params, presented).await {
+        // A sign-in at the authorization server's `/login` goes on to its consent page.
+        Ok(done) if done.signed_in => {
+            let response =
+                crate::auth_server::login::signed_in(&pages.connector, &done, pages.secure);
+            return clear_flow(response, &pages, flow_cookie.as_deref());
+        }
         Ok(done) => (
             done.user,
             done.provider,
@@ -510,6 +516,11 @@ impl Home {
 an administrator creates one per user with <code>devgate keys create &lt;user&gt;</code>."
                     .into(),
                 format!("claude mcp add --transport http devgate {url} --header \"Authorization: Bearer &lt;key&gt;\""),
+            ),
+            HttpAuth::OAuth => (
+                "Clients that speak MCP OAuth sign in by themselves: add the URL, and your browser opens devgate's sign-in page."
+                    .into(),
+                format!("claude mcp add --transport http devgate {url}"),
             ),
             HttpAuth::Jwt => (
                 "Clients sign in with a token from your organisation's identity provider, sent as \

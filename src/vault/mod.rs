@@ -1,7 +1,8 @@
 //! The vault: where devgate keeps what it holds on users' behalf.
 //!
 //! - [`Store`] is the storage contract (connections, OAuth states, connect tickets, API keys, confirm
-//!   tickets and used request states), with an SQLite implementation ([`sqlite::SqliteStore`]) and a
+//!   tickets, used request states, and the authorization server's clients, codes, grants, tokens and
+//!   consents: [`auth::AuthStore`]), with an SQLite implementation ([`sqlite::SqliteStore`]) and a
 //!   PostgreSQL one for several instances sharing a store (`postgres::PgStore`).
 //! - [`seal::Sealer`] encrypts provider tokens with AES-256-GCM before they reach a store; the
 //!   additional data binds each sealed value to its (user, provider), so a value copied to another row
@@ -12,6 +13,7 @@
 //! Stores never see a plaintext token, a state value, a flow cookie or a ticket: tokens arrive sealed,
 //! and states, flow cookies, tickets and API keys are kept as their SHA-256 ([`digest`]).
 
+pub mod auth;
 pub mod key;
 mod migrations;
 pub(crate) mod postgres;
@@ -210,7 +212,7 @@ pub struct AuditRecord {
 /// Persistent state. Every method is one atomic step: `take_*` reads and deletes (a ticket: marks used)
 /// in one statement, so a state or ticket can be used once even when two requests race for it.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: auth::AuthStore + Send + Sync {
     /// Runs the schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
 

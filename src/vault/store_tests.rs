@@ -170,6 +170,9 @@ on_both!(
     request_states_are_used_once,
 );
 
+/// The authorization server's tables (`super::auth`), on both backends too.
+mod auth_tests;
+
 fn connection(user: &str, provider: &str, sealer: &Sealer, access: &str) -> ConnectionRow {
     ConnectionRow {
         user: user.into(),

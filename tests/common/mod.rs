@@ -4,6 +4,7 @@
 
 pub mod form_user;
 pub mod skip;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -500,7 +501,8 @@ pub fn form_action(html: &str, page_url: &str) -> String {
         .to_string()
 }
 
-fn location(response: &reqwest::Response, base: &str) -> String {
+/// Where a redirect leads, resolved against the URL that answered it.
+pub fn location(response: &reqwest::Response, base: &str) -> String {
     let l = response
         .headers()
         .get("location")
