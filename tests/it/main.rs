@@ -1,0 +1,43 @@
+//! The integration tests, one binary: each module holds one area, and all of them start the simulated
+//! providers on loopback and speak to a real `devgate` (a child process, or in-process) through rmcp's
+//! MCP client. One binary links devgate, sqlx and rmcp once instead of once per area.
+
+mod common;
+
+mod audit;
+mod bad_input;
+mod bitbucket_engine;
+mod bitbucket_fidelity;
+mod browser;
+mod buddy_scopes;
+mod cli;
+mod client_config;
+mod clients;
+mod confirm;
+mod confirm_text;
+mod contract;
+mod crash;
+mod credentials;
+mod cursors;
+mod edge;
+mod elicitation;
+mod every_tool;
+mod faults;
+mod hostile;
+mod http;
+mod instances;
+mod jwt;
+mod load;
+mod oauth_flow;
+mod operations;
+mod provider_errors;
+mod readme;
+mod refresh;
+mod results;
+mod shaping;
+mod sim_realism;
+mod stdio_transport;
+mod toolsets;
+mod vault;
+mod wait;
+mod writes;
