@@ -9,7 +9,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_arguments_name_the_tool_and_field_and_send_nothing() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let cases = [
         (
             "bitbucket_get_pull_request",
@@ -82,7 +82,7 @@ async fn invalid_arguments_name_the_tool_and_field_and_send_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_tool_is_a_protocol_error() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let err = client
         .call_tool(
             CallToolRequestParams::new("bitbucket_delete_everything")
@@ -101,7 +101,7 @@ async fn an_unknown_tool_is_a_protocol_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_path_values_stay_in_their_segment() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let cases = [
         ("../x", "..%2Fx"),
         ("a/b", "a%2Fb"),
@@ -158,7 +158,7 @@ fn encode_cursor(tool: &str, relative_url: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn cursors_cannot_be_pointed_elsewhere() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let tool = "bitbucket_list_pull_requests";
     let forged = [
         encode_cursor(

@@ -48,7 +48,7 @@ fn catalogs_following_merges_for(secs: u64) -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pipelines_list_pages_by_number_when_next_is_missing() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let first = json!({"repo_slug": "api", "limit": 4});
     let mut arguments = first.clone();
     let mut seen: Vec<u64> = Vec::new();
@@ -280,7 +280,7 @@ async fn finished_step_logs_come_from_storage_without_credentials() {
 async fn the_waited_runs_failed_step_tail_comes_from_storage() {
     let sim = Sim::start().await.unwrap();
     sim.state.set_run_step_ms(20);
-    let (client, _) = stdio(&config_for(&sim, "\n[tools]\nwait_poll_ms = 15")).await;
+    let client = in_process_for(&sim, "\n[tools]\nwait_poll_ms = 15").await;
     let run = ok(
         "bitbucket_run_pipeline",
         &call(
@@ -455,7 +455,7 @@ async fn a_run_paused_at_a_manual_step_comes_back_at_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commit_runs_with_a_branch_or_a_named_pipeline() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let branches = ok(
         "bitbucket_list_branches",
         &call(

@@ -119,7 +119,7 @@ fn a_name_no_catalog_ever_had_is_still_an_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_and_pull_requests_report_documented_fields() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let repo = json!({"repo_slug": "api"});
 
     let runs = ok(

@@ -367,8 +367,8 @@ async fn denying_and_the_root_and_mcp_pages_in_headless_chromium() {
     assert!(is_error(&call(&client, "buddy_get_user", json!({})).await));
 
     // `/` and `/mcp` as a browser opens them.
-    let mcp = format!("{}/mcp", setup.public_url);
-    browser.goto(&format!("{}/", setup.public_url)).await;
+    let mcp = format!("{}/mcp", setup.public_url());
+    browser.goto(&format!("{}/", setup.public_url())).await;
     let home = browser.source().await;
     assert!(
         home.contains(&mcp) && home.contains("devgate_connections"),

@@ -355,6 +355,7 @@ fn auth_none_is_refused_off_loopback() {
 async fn connect_from_a_terminal_serves_the_callback_until_it_arrives() {
     let sim = Sim::start().await.unwrap();
     let setup = oauth_setup(&sim, "");
+    setup.reserve_public_url();
     // No gateway runs on public_url: `devgate connect` serves the pages itself.
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(["connect", "bitbucket", "--user", "zed", "--config"])
@@ -582,6 +583,7 @@ async fn reading_commands_need_no_client_secret_and_show_readable_times() {
 async fn an_unknown_provider_is_named_with_the_known_ones() {
     let sim = Sim::start().await.unwrap();
     let setup = oauth_setup(&sim, "");
+    setup.reserve_public_url();
     for command in ["connect", "disconnect"] {
         let mut cmd = Command::new(BIN);
         cmd.args([command, "gitlab", "--config"])
@@ -605,6 +607,7 @@ async fn an_unknown_provider_is_named_with_the_known_ones() {
 async fn check_counts_the_tools_an_agent_sees() {
     let sim = Sim::start().await.unwrap();
     let setup = oauth_setup(&sim, "");
+    setup.reserve_public_url();
     let mut envs: Vec<(&str, &str)> = oauth_env();
     envs.push(("DEVGATE_LOG", "warn"));
     let out = devgate(

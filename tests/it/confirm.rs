@@ -100,11 +100,8 @@ struct Gateway {
 fn write_setup(sim: &Sim, extra: &str) -> OAuthSetup {
     let dir = temp_path("confirm");
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let public_url = format!("http://127.0.0.1:{port}");
     let text = format!(
-        r#"public_url = "{public_url}"
-{extra}
+        r#"{extra}
 
 [http]
 auth = "api_key"
@@ -131,12 +128,7 @@ workspace = "acme"
     );
     let config = dir.join("devgate.toml");
     std::fs::write(&config, text).unwrap();
-    OAuthSetup {
-        config,
-        dir,
-        port,
-        public_url,
-    }
+    OAuthSetup::new(config, dir)
 }
 
 /// The sealing key, the providers' tokens, and devgate's own debug logs (rmcp's debug level would
@@ -150,18 +142,22 @@ fn with_env(cmd: &mut Command) {
 }
 
 impl Gateway {
-    /// For `mode`; HTTP starts `devgate http` on the public URL's port.
+    /// For `mode`: stdio serves the confirm page itself on a port reserved for it; HTTP starts
+    /// `devgate http` on port 0, and the address it announces is the public URL.
     async fn start(sim: &Sim, mode: Mode, extra: &str) -> Self {
         let setup = write_setup(sim, extra);
         let http = match mode {
-            Mode::Stdio => None,
+            Mode::Stdio => {
+                setup.reserve_public_url();
+                None
+            }
             Mode::Stateful | Mode::Stateless => {
                 let mut cmd = Command::new(BIN);
                 cmd.arg("http")
                     .arg("--config")
                     .arg(&setup.config)
                     .arg("--listen")
-                    .arg(format!("127.0.0.1:{}", setup.port))
+                    .arg("127.0.0.1:0")
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
                     .kill_on_drop(true);
@@ -169,7 +165,9 @@ impl Gateway {
                     cmd.arg("--stateless");
                 }
                 with_env(&mut cmd);
-                Some(spawn_http(cmd).await)
+                let gateway = spawn_http(cmd).await;
+                setup.served_by(&gateway);
+                Some(gateway)
             }
         };
         Self { setup, http }
@@ -632,7 +630,7 @@ async fn a_client_that_cannot_ask_gets_a_confirm_page() {
         );
         let link = link_in(&message);
         assert!(
-            link.starts_with(&format!("{}/confirm?ticket=", gateway.setup.public_url)),
+            link.starts_with(&format!("{}/confirm?ticket=", gateway.setup.public_url())),
             "{link}"
         );
         assert_eq!(posts(&sim, "/merge"), 0, "{mode:?}");
@@ -747,7 +745,7 @@ async fn a_used_answer_or_approval_is_not_used_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_public_url_the_error_names_the_fixes() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let arguments = json!({"project": "web", "pipeline": "build-and-test", "execution_id": 5127, "confirm": true});
     let refused = call(&client, "buddy_stop_execution", arguments).await;
     assert!(is_error(&refused));

@@ -1108,7 +1108,7 @@ async fn every_example_answer_validates_against_the_published_schemas() {
     let sim = Sim::start().await.unwrap();
     sim.state.keep_answers(true);
     // Confirming is not what this test is about (tests/it/confirm.rs).
-    let (client, _) = stdio(&config_for(&sim, "\n[tools]\nconfirm_destructive = false")).await;
+    let client = in_process_for(&sim, "\n[tools]\nconfirm_destructive = false").await;
     let mut problems = Vec::new();
     let mut validated = 0;
     for contract in &contracts {

@@ -194,7 +194,7 @@ async fn cursors_are_bound_to_user_tool_and_arguments_across_instances() {
     assert!(accepted.is_empty(), "accepted: {accepted:?}");
 
     // The same cursor, as issued, on this instance and on a second, stateless one sharing the store.
-    let second = oauth_http_on(&c.setup, free_port(), &["--stateless"]).await;
+    let second = oauth_http_elsewhere(&c.setup, &["--stateless"]).await;
     let alice_there = http_client_with_key(&second.url, &c.keys[0]).await;
     let here = ok(
         tool,

@@ -108,6 +108,7 @@ async fn a_2026_client_gets_an_input_required_url_elicitation() {
 async fn a_2025_client_gets_32042_and_then_the_completion_notification() {
     let sim = Sim::start().await.unwrap();
     let setup = oauth_setup(&sim, "");
+    setup.reserve_public_url();
     // stdio: the gateway process also serves the connect pages on public_url.
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(["stdio", "--user", "alice", "--config"])
@@ -237,7 +238,7 @@ async fn an_accepted_connect_waits_for_the_callback_on_another_instance() {
     let other = create_api_key(&setup, "ivan");
     // B serves public_url (pages, callback); the agent talks to A, another process on the same store.
     let b = oauth_http(&setup, &[]).await;
-    let a = oauth_http_on(&setup, free_port(), &[]).await;
+    let a = oauth_http_elsewhere(&setup, &[]).await;
     let client = modern_client(&a.url, &key).await;
     let tool = "bitbucket_get_current_user";
     let first = client
@@ -245,7 +246,7 @@ async fn an_accepted_connect_waits_for_the_callback_on_another_instance() {
         .await
         .unwrap();
     let url = elicited_url(first);
-    assert!(url.starts_with(&setup.public_url), "{url}");
+    assert!(url.starts_with(setup.public_url()), "{url}");
 
     let retried = {
         let client = client.clone();
@@ -304,27 +305,6 @@ async fn an_accepted_connect_waits_for_the_callback_on_another_instance() {
     declining.cancel().await.unwrap();
 }
 
-/// `devgate http` logging at `level` (`None`: the default level).
-async fn http_logging(setup: &OAuthSetup, level: Option<&str>) -> HttpGateway {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("http")
-        .arg("--config")
-        .arg(&setup.config)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{}", setup.port))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    match level {
-        Some(level) => cmd.env("DEVGATE_LOG", level),
-        None => cmd.env_remove("DEVGATE_LOG"),
-    };
-    for (k, v) in oauth_env() {
-        cmd.env(k, v);
-    }
-    spawn_http(cmd).await
-}
-
 /// The 2025-11-25 `-32042` error names the link in its message too, and no log line carries a ticket
 /// — rmcp logs that error (WARN) and every result (DEBUG) — at the default level nor at debug.
 #[tokio::test(flavor = "multi_thread")]
@@ -333,7 +313,7 @@ async fn the_32042_message_has_the_link_and_no_log_line_has_a_ticket() {
         let sim = Sim::start().await.unwrap();
         let setup = oauth_setup(&sim, "");
         let key = create_api_key(&setup, "jo");
-        let gateway = http_logging(&setup, level).await;
+        let gateway = oauth_http_logging(&setup, level, &[]).await;
         let config =
             rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
                 gateway.url.clone(),

@@ -1,11 +1,14 @@
 //! Every catalog tool, called once over stdio with its example arguments, against the sim: each
-//! answers with a shaped result, and each reached the simulated provider.
+//! answers with a shaped result in which every output field the catalog declares appears (in some
+//! item, for lists), and each reached the simulated provider.
+
+use std::collections::BTreeMap;
 
 use crate::common::*;
 use devgate::catalog::Catalog;
 use devgate::sim::{Sim, Which};
 use rmcp::model::CallToolRequestParams;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_tool_answers_over_stdio() {
@@ -28,7 +31,10 @@ async fn every_tool_answers_over_stdio() {
     );
 
     let mut outputs = String::new();
-    for tool in all {
+    // What each tool showed (its object, or its list's items), and each example's result.
+    let mut seen: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut results: BTreeMap<String, Value> = BTreeMap::new();
+    for tool in &all {
         sim.state.clear_requests();
         let example = tool.spec.example.clone().unwrap_or_default();
         let result = client
@@ -42,13 +48,22 @@ async fn every_tool_answers_over_stdio() {
             "{}: structured content is an object",
             tool.name
         );
-        if let Some(items) = structured.get("items") {
+        if tool.spec.output.as_ref().is_some_and(|o| o.list.is_some()) {
+            let items = structured["items"].as_array();
             assert!(
-                items.as_array().is_some_and(|a| !a.is_empty()),
+                items.is_some_and(|a| !a.is_empty()),
                 "{}: the example lists something: {structured}",
                 tool.name
             );
+            seen.entry(tool.name.clone())
+                .or_default()
+                .extend(items.into_iter().flatten().cloned());
+        } else {
+            seen.entry(tool.name.clone())
+                .or_default()
+                .push(structured.clone());
         }
+        results.insert(tool.name.clone(), structured);
         let requests = sim.requests();
         let provider = if tool.provider == "buddy" {
             Which::Buddy
@@ -77,6 +92,58 @@ async fn every_tool_answers_over_stdio() {
         );
     }
 
+    // Fields only some states carry, each reached once more: a merged pull request's merge commit, a
+    // disabled pipeline's reason, a variable scoped to a pipeline, an integration kept to a project,
+    // a run started with a comment, a run paused at a manual step.
+    let buddy_run = &results["buddy_run_pipeline"]["id"];
+    let bitbucket_run = &results["bitbucket_run_pipeline"]["uuid"];
+    sim.state.advance(std::time::Duration::from_secs(600));
+    let states = [
+        (
+            "buddy_get_pipeline",
+            json!({"project": "api", "pipeline": "release"}),
+        ),
+        ("buddy_get_variable", json!({"variable_id": 322})),
+        ("buddy_get_integration", json!({"hash_id": "Q1mZr8TdF4gJ"})),
+        (
+            "buddy_get_execution",
+            json!({"project": "web", "pipeline": "build-and-test", "execution_id": buddy_run}),
+        ),
+        (
+            "bitbucket_get_pull_request",
+            json!({"repo_slug": "api", "pull_request_id": 1}),
+        ),
+        (
+            "bitbucket_get_pipeline",
+            json!({"repo_slug": "api", "pipeline_uuid": bitbucket_run}),
+        ),
+    ];
+    for (tool, arguments) in states {
+        let shown = ok(tool, &call(&client, tool, arguments).await);
+        seen.entry(tool.to_string()).or_default().push(shown);
+    }
+    let mut never_seen = Vec::new();
+    for tool in &all {
+        // A field the example asks to leave out (`fields`) is not expected.
+        let asked: Option<Vec<&str>> = example_fields(&tool.spec.example);
+        for field in tool.output.iter().flatten() {
+            let wanted = asked
+                .as_ref()
+                .is_none_or(|a| a.contains(&field.out.as_str()));
+            if wanted
+                && !seen[&tool.name]
+                    .iter()
+                    .any(|item| item.get(&field.out).is_some())
+            {
+                never_seen.push(format!("{}.{}", tool.name, field.out));
+            }
+        }
+    }
+    assert!(
+        never_seen.is_empty(),
+        "declared output fields that no example result carries (the sim's data or the catalog is off): {never_seen:?}"
+    );
+
     let logs = stderr.text();
     for secret in ["sim-buddy-token", "sim-bitbucket-token"] {
         assert!(!logs.contains(secret), "a token leaked into the logs");
@@ -86,6 +153,15 @@ async fn every_tool_answers_over_stdio() {
         );
     }
     client.cancel().await.unwrap();
+}
+
+/// The output fields an example names with the engine's `fields` argument, if it does.
+fn example_fields(example: &Option<serde_json::Map<String, Value>>) -> Option<Vec<&str>> {
+    let fields = example
+        .as_ref()?
+        .get(devgate::catalog::FIELDS_PARAM)?
+        .as_array()?;
+    Some(fields.iter().filter_map(Value::as_str).collect())
 }
 
 #[tokio::test(flavor = "multi_thread")]

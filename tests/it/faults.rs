@@ -12,7 +12,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_mid_body_is_retried_for_reads_only() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let mut fault = Fault::on(Which::Bitbucket, "/repositories/acme/api", 1);
     fault.reset = true;
     sim.state.add_fault(fault);
@@ -59,7 +59,7 @@ async fn a_reset_mid_body_is_retried_for_reads_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_100_mb_body_is_refused_without_reading_it_all() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let mut fault = Fault::on(Which::Bitbucket, "/repositories/acme", 1);
     fault.body_bytes = Some(100 * 1024 * 1024);
     sim.state.add_fault(fault);

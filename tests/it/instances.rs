@@ -69,20 +69,19 @@ async fn two_instances_share_connections_and_refresh_once() {
     // Instance B listens on public_url (where providers send the callback); A elsewhere.
     let key = create_api_key(&setup, "alice");
     let b = oauth_http(&setup, &["--stateless"]).await;
-    let a_port = free_port();
-    let a = oauth_http_on(&setup, a_port, &["--stateless"]).await;
+    let a = oauth_http_elsewhere(&setup, &["--stateless"]).await;
+    let a_base = a.url.trim_end_matches("/mcp").to_string();
     let on_a = http_client_with_key(&a.url, &key).await;
     let on_b = http_client_with_key(&b.url, &key).await;
 
     // The connect starts on A (tool call, connect page and its POST), the callback lands on B.
     sim.state.set_token_lifetime(Which::Bitbucket, 30);
     let asked = call(&on_a, "bitbucket_get_current_user", json!({})).await;
-    let link =
-        link_in(&text(&asked)).replace(&setup.public_url, &format!("http://127.0.0.1:{a_port}"));
-    assert!(link.contains(&a_port.to_string()));
+    let link = link_in(&text(&asked)).replace(setup.public_url(), &a_base);
+    assert!(link.starts_with(&a_base), "{link}");
     let walk = walk_connect(&link, "ann", "allow").await;
     assert!(
-        walk.final_url.starts_with(&setup.public_url) && walk.final_url.contains("/connected"),
+        walk.final_url.starts_with(setup.public_url()) && walk.final_url.contains("/connected"),
         "{}",
         walk.final_url
     );
@@ -130,7 +129,7 @@ async fn two_instances_share_confirmations() {
     };
     let key = create_api_key(&setup, "alice");
     let b = oauth_http(&setup, &["--stateless"]).await;
-    let a = oauth_http_on(&setup, free_port(), &["--stateless"]).await;
+    let a = oauth_http_elsewhere(&setup, &["--stateless"]).await;
     let on_a = http_client_with_key(&a.url, &key).await;
     let on_b = http_client_with_key(&b.url, &key).await;
     let asked = call(&on_a, "bitbucket_get_current_user", json!({})).await;
@@ -162,7 +161,7 @@ async fn two_instances_share_confirmations() {
     let refused = call(&on_a, "bitbucket_update_pull_request", update.clone()).await;
     let link = link_in(&text(&refused));
     assert!(
-        link.starts_with(&format!("{}/confirm?ticket=", setup.public_url)),
+        link.starts_with(&format!("{}/confirm?ticket=", setup.public_url())),
         "{link}"
     );
     let http = reqwest::Client::new();

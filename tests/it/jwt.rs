@@ -233,7 +233,7 @@ async fn jwt_callers_are_verified_against_the_issuers_keys() {
     }
     let metadata: Value = reqwest::get(format!(
         "{}/.well-known/oauth-protected-resource",
-        setup.public_url
+        setup.public_url()
     ))
     .await
     .unwrap()
@@ -244,7 +244,7 @@ async fn jwt_callers_are_verified_against_the_issuers_keys() {
         metadata["authorization_servers"],
         json!(["https://idp.example"])
     );
-    assert_eq!(metadata["resource"], format!("{}/mcp", setup.public_url));
+    assert_eq!(metadata["resource"], format!("{}/mcp", setup.public_url()));
 }
 
 /// The report's reproduction: tokens arriving while the JWKS fails each fetched it (200 tokens, 200

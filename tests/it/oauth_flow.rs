@@ -48,7 +48,7 @@ async fn two_users_connect_their_own_accounts() {
     // Not connected: the error carries a link and says what to do.
     let link = connect_link(&alice, "bitbucket_get_current_user").await;
     assert!(
-        link.starts_with(&format!("{}/connect/bitbucket?ticket=", setup.public_url)),
+        link.starts_with(&format!("{}/connect/bitbucket?ticket=", setup.public_url())),
         "{link}"
     );
     let walk = walk_connect(&link, "ann", "allow").await;
@@ -205,7 +205,7 @@ async fn tickets_and_states_bind_to_their_user_and_work_once() {
     let callback_pages = http
         .get(format!(
             "{}/integration-callback?code=x&state=not-a-state",
-            setup.public_url
+            setup.public_url()
         ))
         .send()
         .await
@@ -237,7 +237,7 @@ async fn tickets_and_states_bind_to_their_user_and_work_once() {
     let expired = http
         .get(format!(
             "{}/integration-callback?code=x&state=an-old-state",
-            setup.public_url
+            setup.public_url()
         ))
         .send()
         .await
@@ -290,7 +290,7 @@ async fn callers_without_a_valid_key_get_the_challenge() {
     let metadata: Value = http
         .get(format!(
             "{}/.well-known/oauth-protected-resource",
-            setup.public_url
+            setup.public_url()
         ))
         .send()
         .await
@@ -298,7 +298,7 @@ async fn callers_without_a_valid_key_get_the_challenge() {
         .json()
         .await
         .unwrap();
-    assert_eq!(metadata["resource"], format!("{}/mcp", setup.public_url));
+    assert_eq!(metadata["resource"], format!("{}/mcp", setup.public_url()));
 }
 
 /// The attack of issue 12: alice starts a connect and stops at the redirect; the provider's authorize
@@ -521,7 +521,7 @@ async fn the_success_page_says_only_what_the_callback_did() {
     let alice = http_client_with_key(&gateway.url, &key).await;
     let spoof = format!(
         "{}/connected?provider=Bitbucket+Cloud&account=the+security+team+(verified)&user=alice",
-        setup.public_url
+        setup.public_url()
     );
 
     // A link alone shows nothing it carries.
@@ -594,6 +594,7 @@ async fn printed_link(lines: &mut StdoutLines) -> String {
 async fn devgate_connect_from_a_terminal_binds_the_browser() {
     let sim = Sim::start().await.unwrap();
     let setup = oauth_setup(&sim, "");
+    setup.reserve_public_url();
     let start = || {
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.args(["connect", "bitbucket", "--user", "carol", "--config"])
@@ -661,6 +662,7 @@ async fn devgate_connect_from_a_terminal_binds_the_browser() {
 async fn the_stdio_page_server_checks_host_and_caps_bodies() {
     let sim = Sim::start().await.unwrap();
     let setup = oauth_setup(&sim, "[limits]\nmax_request_bytes = 4096\n");
+    setup.reserve_public_url();
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("stdio")
         .arg("--user")
@@ -677,7 +679,7 @@ async fn the_stdio_page_server_checks_host_and_caps_bodies() {
     // The page server is listening once the MCP handshake is done.
     let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
     let link = connect_link(&client, "bitbucket_get_current_user").await;
-    assert!(link.starts_with(&setup.public_url), "{link}");
+    assert!(link.starts_with(setup.public_url()), "{link}");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -689,10 +691,10 @@ async fn the_stdio_page_server_checks_host_and_caps_bodies() {
         "/integration-callback?state=x&code=y",
         "/connected",
     ] {
-        let url = format!("{}{path}", setup.public_url);
+        let url = format!("{}{path}", setup.public_url());
         let foreign = http
             .get(&url)
-            .header("host", format!("rebind.example:{}", setup.port))
+            .header("host", format!("rebind.example:{}", setup.port()))
             .send()
             .await
             .unwrap();
@@ -706,7 +708,7 @@ async fn the_stdio_page_server_checks_host_and_caps_bodies() {
     // An oversized form body gets 413 before anything reads it as a form.
     let big = format!("ticket={}&csrf=x", "a".repeat(64 * 1024));
     let posted = http
-        .post(format!("{}/connect/bitbucket", setup.public_url))
+        .post(format!("{}/connect/bitbucket", setup.public_url()))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(big)
         .send()
@@ -741,10 +743,10 @@ async fn the_http_pages_check_host() {
         "/connected",
         "/confirm?ticket=x",
     ] {
-        let url = format!("{}{path}", setup.public_url);
+        let url = format!("{}{path}", setup.public_url());
         let foreign = http
             .get(&url)
-            .header("host", format!("rebind.example:{}", setup.port))
+            .header("host", format!("rebind.example:{}", setup.port()))
             .send()
             .await
             .unwrap();
@@ -765,7 +767,7 @@ async fn connect_pages_say_what_happened() {
     let client = http_client_with_key(&gateway.url, &key).await;
 
     for path in ["/connect/bitbucket", "/connect/bitbucket?ticket="] {
-        let page = reqwest::get(format!("{}{path}", setup.public_url))
+        let page = reqwest::get(format!("{}{path}", setup.public_url()))
             .await
             .unwrap();
         assert_eq!(page.status(), 400, "{path}");
@@ -795,7 +797,7 @@ async fn connect_pages_say_what_happened() {
         .unwrap();
     let expired = reqwest::get(format!(
         "{}/connect/bitbucket?ticket=an-old-ticket",
-        setup.public_url
+        setup.public_url()
     ))
     .await
     .unwrap();
@@ -965,9 +967,9 @@ async fn a_browser_at_the_root_or_mcp_gets_a_page() {
     let setup = oauth_setup(&sim, "");
     let gateway = oauth_http(&setup, &[]).await;
     let http = reqwest::Client::new();
-    let mcp_url = format!("{}/mcp", setup.public_url);
+    let mcp_url = format!("{}/mcp", setup.public_url());
     let home = http
-        .get(format!("{}/", setup.public_url))
+        .get(format!("{}/", setup.public_url()))
         .send()
         .await
         .unwrap();
@@ -1015,7 +1017,7 @@ async fn a_browser_at_the_root_or_mcp_gets_a_page() {
         }
     }
     let docs = http
-        .get(format!("{}/docs", setup.public_url))
+        .get(format!("{}/docs", setup.public_url()))
         .send()
         .await
         .unwrap();
@@ -1031,8 +1033,8 @@ async fn a_browser_at_the_root_or_mcp_gets_a_page() {
     assert_eq!(stream.status(), 401);
     // The root page answers only to this devgate's host names, like the connect pages.
     let foreign = http
-        .get(format!("{}/", setup.public_url))
-        .header("host", format!("rebind.example:{}", setup.port))
+        .get(format!("{}/", setup.public_url()))
+        .header("host", format!("rebind.example:{}", setup.port()))
         .send()
         .await
         .unwrap();

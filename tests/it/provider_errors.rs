@@ -68,7 +68,7 @@ async fn status_errors_carry_the_providers_message_and_a_hint() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_status_error_names_the_next_action() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let actions = [
         "call again",
         "Check ",
@@ -117,7 +117,7 @@ async fn every_status_error_names_the_next_action() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_are_retried_and_writes_are_not() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
 
     sim.state.add_fault(Fault::status(
         Which::Bitbucket,
@@ -191,7 +191,7 @@ async fn reads_are_retried_and_writes_are_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_honour_retry_after() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "max_retry_after_ms = 1500")).await;
+    let client = in_process_for(&sim, "max_retry_after_ms = 1500").await;
 
     let mut fault = Fault::status(Which::Bitbucket, "/pullrequests", 429, 1);
     fault.retry_after = Some(1);
@@ -232,7 +232,7 @@ async fn rate_limits_honour_retry_after() {
 #[tokio::test(flavor = "multi_thread")]
 async fn timeouts_and_malformed_bodies_are_reported() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "timeout_ms = 300\nretries = 1")).await;
+    let client = in_process_for(&sim, "timeout_ms = 300\nretries = 1").await;
 
     sim.state.add_fault(Fault::delay(
         Which::Buddy,

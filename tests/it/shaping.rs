@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_requests_fit_their_budgets() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
 
     let page = call(
         &client,
@@ -65,7 +65,7 @@ async fn page_through(client: &Client, tool: &str, mut arguments: Value) -> Vec<
 #[tokio::test(flavor = "multi_thread")]
 async fn cursors_page_through_whole_lists() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
 
     let open = lock(&sim.state.bitbucket)
         .repos
@@ -102,7 +102,7 @@ async fn cursors_page_through_whole_lists() {
 #[tokio::test(flavor = "multi_thread")]
 async fn long_text_is_cut_and_read_on_with_offset() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let full = lock(&sim.state.bitbucket)
         .repos
         .iter()
@@ -157,7 +157,7 @@ async fn long_text_is_cut_and_read_on_with_offset() {
 #[tokio::test(flavor = "multi_thread")]
 async fn log_tails_are_the_last_lines() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
     let args = json!({"project": "web", "pipeline": "build-and-test", "execution_id": 5117, "action_id": 103});
     let full = ok(
         "buddy_get_action_log",
@@ -198,7 +198,7 @@ async fn log_tails_are_the_last_lines() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fields_add_to_the_default_projection() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, "")).await;
+    let client = in_process_for(&sim, "").await;
 
     let plain = ok(
         "bitbucket_list_pull_requests",

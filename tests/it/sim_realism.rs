@@ -248,7 +248,7 @@ async fn consent_pages_look_like_the_providers_not_like_devgate() {
     let key = create_api_key(&setup, "dana");
     let gateway = oauth_http(&setup, &[]).await;
     let client = http_client_with_key(&gateway.url, &key).await;
-    let back_to = setup.public_url.trim_start_matches("http://").to_string();
+    let back_to = setup.public_url().trim_start_matches("http://").to_string();
     for (tool, brand, asks, permission) in [
         (
             "bitbucket_get_current_user",

@@ -223,6 +223,7 @@ async fn stats_count_exactly_what_a_stdio_session_sends() {
 async fn stats_with_oauth_count_devgate_connections_and_leave_the_store_alone() {
     let sim = Sim::start().await.unwrap();
     let setup = oauth_setup(&sim, "");
+    setup.reserve_public_url();
     let envs = oauth_env();
     let stats = stats(&setup.config, &[], &envs);
     assert_consistent(&stats);

@@ -71,6 +71,7 @@ async fn tokens_are_sealed_and_bound_to_their_user() {
 async fn check_reports_a_wrong_sealing_key() {
     let sim = Sim::start().await.unwrap();
     let setup = oauth_setup(&sim, "");
+    setup.reserve_public_url();
     let run = |key: &str| {
         let mut cmd = std::process::Command::new(BIN);
         cmd.args(["check", "--config"]).arg(&setup.config);

@@ -24,7 +24,7 @@ fn last_body(sim: &Sim, method: &str, path_contains: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn updating_a_title_keeps_description_and_reviewers() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, NO_CONFIRMING)).await;
+    let client = in_process_for(&sim, NO_CONFIRMING).await;
     let args = json!({"repo_slug": "api", "pull_request_id": 25});
     let before = ok(
         "get",
@@ -69,7 +69,7 @@ async fn updating_a_title_keeps_description_and_reviewers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_and_merges_send_the_providers_shapes() {
     let sim = Sim::start().await.unwrap();
-    let (client, _) = stdio(&config_for(&sim, NO_CONFIRMING)).await;
+    let client = in_process_for(&sim, NO_CONFIRMING).await;
 
     let run = json!({"repo_slug": "api", "branch": "main", "pipeline": "deploy-production", "variables": [{"key": "DRY_RUN", "value": "true", "secured": false}]});
     ok(

@@ -2,11 +2,13 @@
 //! spoken to by rmcp's client over stdio or HTTP.
 #![allow(dead_code)]
 
+mod in_process;
 mod oauth;
 mod pages;
 pub mod skip;
 mod support;
 
+pub use in_process::*;
 pub use oauth::*;
 pub use pages::*;
 pub use support::*;
@@ -71,7 +73,18 @@ pub fn temp_path(name: &str) -> PathBuf {
 
 /// A config for both providers at the sim, with `extra` TOML appended (e.g. `[upstream]` settings).
 pub fn config_for(sim: &Sim, extra: &str) -> PathBuf {
-    let text = format!(
+    let text = config_text(&sim.buddy_url, &sim.bitbucket_url, extra);
+    // Each config in its own directory, so each gets its own store next to it.
+    let dir = temp_path("gateway");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let path = dir.join("devgate.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The text of [`config_for`]: both providers with static tokens (`${TEST_…_TOKEN}`) at these bases.
+pub fn config_text(buddy: &str, bitbucket: &str, extra: &str) -> String {
+    format!(
         r#"
 [http]
 auth = "none"
@@ -89,16 +102,8 @@ workspace = "acme"
 api_base = "{bitbucket}"
 token = "${{TEST_BITBUCKET_TOKEN}}"
 workspace = "acme"
-"#,
-        buddy = sim.buddy_url,
-        bitbucket = sim.bitbucket_url,
-    );
-    // Each config in its own directory, so each gets its own store next to it.
-    let dir = temp_path("gateway");
-    std::fs::create_dir_all(&dir).expect("config dir");
-    let path = dir.join("devgate.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
+"#
+    )
 }
 
 /// Everything a spawned devgate wrote to stderr.
