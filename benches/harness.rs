@@ -7,7 +7,16 @@
 //! ```
 //!
 //! Times are printed, never asserted: they depend on the machine and on what else runs. Sizes are
-//! deterministic and asserted in both modes against the budgets below.
+//! deterministic and asserted in both modes against the budgets below, and the load run (`load.rs`)
+//! asserts that every call is answered, to its caller, with no write lost or doubled.
+
+/// The integration tests' harness (sim, OAuth setups, connect walks), for the load run; this bench
+/// uses a part of it.
+#[allow(unused_imports)]
+#[path = "../tests/it/common/mod.rs"]
+mod common;
+#[path = "harness/load.rs"]
+mod load;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -528,6 +537,7 @@ async fn main() {
 
     drop(stateful);
     drop(stateless);
+    load::calls_under_faults(mode.n(20_000, 2_000)).await;
     let _ = std::fs::remove_dir_all(&dir);
     if !failures.is_empty() {
         eprintln!("\nSIZE BUDGETS EXCEEDED:\n  {}", failures.join("\n  "));

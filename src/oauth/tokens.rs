@@ -294,3 +294,141 @@ impl TokenManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The token manager over a real store (SQLite in memory) and no provider: what it hands out, when
+    //! it declines to refresh, and what it writes down when a connection cannot be renewed. Refreshes
+    //! against a token endpoint are covered end to end (tests/it/refresh.rs, instances.rs, crash.rs).
+
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::{TokenError, TokenManager};
+    use crate::vault::seal::Sealer;
+    use crate::vault::sqlite::SqliteStore;
+    use crate::vault::{ConnectionRow, ConnectionStatus, Store, Vault, now};
+
+    async fn vault() -> Arc<Vault> {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        Arc::new(Vault::new(Arc::new(store), Sealer::new([7; 32])))
+    }
+
+    /// Stores alice's bitbucket connection whose access token expires `expires_in` seconds from now.
+    async fn connect(vault: &Vault, expires_in: Option<i64>, refresh: Option<&str>) {
+        let row = ConnectionRow {
+            user: "alice".into(),
+            provider: "bitbucket".into(),
+            access_token: vault.seal("alice", "bitbucket", "access-1"),
+            refresh_token: refresh.map(|r| vault.seal("alice", "bitbucket", r)),
+            expires_at: expires_in.map(|s| now() + s),
+            scopes: "repository pullrequest".into(),
+            account: "Ann Dev".into(),
+            account_id: "ann".into(),
+            status: ConnectionStatus::Active,
+            status_detail: None,
+            version: 1,
+            updated_at: now(),
+        };
+        vault.store.save_connection(&row).await.unwrap();
+    }
+
+    /// A manager with no OAuth client for any provider, refreshing 60 s before expiry.
+    fn manager(vault: &Arc<Vault>) -> TokenManager {
+        TokenManager::new(vault.clone(), HashMap::new(), 60, 5)
+    }
+
+    #[tokio::test]
+    async fn a_user_without_a_connection_is_told_to_connect() {
+        let vault = vault().await;
+        let err = manager(&vault).token("alice", "bitbucket").await.err();
+        assert!(matches!(err, Some(TokenError::NotConnected)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_token_and_one_that_never_expires_are_used_as_stored() {
+        for expires_in in [Some(3600), None] {
+            let vault = vault().await;
+            connect(&vault, expires_in, Some("refresh-1")).await;
+            let access = manager(&vault).token("alice", "bitbucket").await.unwrap();
+            assert_eq!(access.token.expose(), "access-1");
+            assert_eq!(access.version, 1);
+            assert!(access.scopes.contains("pullrequest") && access.scopes.len() == 2);
+        }
+    }
+
+    /// Inside the margin the token counts as expired: with no OAuth client to refresh through, the
+    /// call gets a retryable error and the stored tokens stay as they are.
+    #[tokio::test]
+    async fn a_token_inside_the_margin_is_refreshed_and_a_failed_refresh_keeps_the_tokens() {
+        let vault = vault().await;
+        connect(&vault, Some(30), Some("refresh-1")).await;
+        let err = manager(&vault).token("alice", "bitbucket").await.err();
+        assert!(
+            matches!(&err, Some(TokenError::Unavailable(m)) if m.contains("no OAuth client")),
+            "{err:?}"
+        );
+        let kept = vault
+            .connection("alice", "bitbucket")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.row.status, ConnectionStatus::Active);
+        assert_eq!(kept.refresh_token.unwrap().expose(), "refresh-1");
+        assert_eq!(kept.row.version, 1);
+    }
+
+    /// An expired token without a refresh token cannot be renewed: the connection is marked broken,
+    /// saying why, and every later call is told to reconnect without trying again.
+    #[tokio::test]
+    async fn an_expired_token_without_a_refresh_token_breaks_the_connection() {
+        let vault = vault().await;
+        connect(&vault, Some(-10), None).await;
+        let tokens = manager(&vault);
+        for _ in 0..2 {
+            let err = tokens.token("alice", "bitbucket").await.err();
+            assert!(
+                matches!(&err, Some(TokenError::Broken(m)) if m.contains("no refresh token")),
+                "{err:?}"
+            );
+        }
+        let row = vault
+            .connection("alice", "bitbucket")
+            .await
+            .unwrap()
+            .unwrap()
+            .row;
+        assert_eq!(row.status, ConnectionStatus::Broken);
+    }
+
+    /// A 401 on a token someone already replaced takes the replacement, with no refresh.
+    #[tokio::test]
+    async fn a_rejected_token_already_replaced_is_not_refreshed_again() {
+        let vault = vault().await;
+        connect(&vault, Some(3600), Some("refresh-1")).await;
+        let tokens = manager(&vault);
+        let access = tokens
+            .renew_rejected("alice", "bitbucket", 0)
+            .await
+            .unwrap();
+        assert_eq!((access.token.expose(), access.version), ("access-1", 1));
+    }
+
+    /// Tokens sealed for one user do not open as another's: that row is broken, not an error page.
+    #[tokio::test]
+    async fn a_row_sealed_for_someone_else_asks_to_reconnect() {
+        let vault = vault().await;
+        connect(&vault, Some(3600), None).await;
+        let mut row = vault
+            .store
+            .connection("alice", "bitbucket")
+            .await
+            .unwrap()
+            .unwrap();
+        row.user = "mallory".into();
+        vault.store.save_connection(&row).await.unwrap();
+        let err = manager(&vault).token("mallory", "bitbucket").await.err();
+        assert!(matches!(err, Some(TokenError::Broken(_))), "{err:?}");
+    }
+}

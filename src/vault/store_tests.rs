@@ -4,7 +4,7 @@
 //! tasks); [`on_both!`] turns it into two tests, `store_tests::on_sqlite::<behaviour>` (a fresh file)
 //! and `store_tests::on_postgres::<behaviour>` (a fresh database on the server named by
 //! `DEVGATE_TEST_POSTGRES_URL`, dropped afterwards). Without that variable the PostgreSQL tests pass
-//! without running and the test binary counts them in a note at exit (`tests/common/skip.rs`), unless
+//! without running and the test binary counts them in a note at exit (`tests/it/common/skip.rs`), unless
 //! `DEVGATE_REQUIRE_POSTGRES=1`, which makes them fail.
 //! `eval "$(.ci/postgres.sh start)"` runs a throwaway server and sets the variable.
 //!
@@ -22,7 +22,7 @@ use super::*;
 /// The test server: `postgres://user@host:port/database` (any database; tests create their own).
 pub(super) const SERVER_VAR: &str = "DEVGATE_TEST_POSTGRES_URL";
 /// Skips counted in the test summary, and `DEVGATE_REQUIRE_POSTGRES=1` making them failures (CI).
-#[path = "../../tests/common/skip.rs"]
+#[path = "../../tests/it/common/skip.rs"]
 mod skip;
 
 /// A migrated SQLite store in a fresh temporary directory, removed on drop.

@@ -1,4 +1,4 @@
-"""An agent on the official MCP Python SDK, driven by tests/clients.rs.
+"""An agent on the official MCP Python SDK, driven by tests/it/clients.rs.
 
 Usage: sdk_client.py URL API_KEY MODE, where MODE is
 - `2026-07-28`: the SDK's `Client` pinned to the modern protocol; devgate asks for the connect through an
