@@ -183,10 +183,12 @@ fn finish(value: &Value, field: &Field) -> Option<Value> {
     if is_default(key, value) {
         return None;
     }
-    if let (Value::String(s), true) = (value, field.sub.is_none() && is_timestamp_key(key)) {
-        if let Some(utc) = utc_seconds(s) {
-            return Some(Value::String(utc));
-        }
+    if let Value::String(s) = value
+        && field.sub.is_none()
+        && is_timestamp_key(key)
+        && let Some(utc) = utc_seconds(s)
+    {
+        return Some(Value::String(utc));
     }
     if let Some(sub) = &field.sub {
         return Some(match value {
