@@ -23,16 +23,21 @@ async fn modern_client(url: &str) -> rmcp::service::RunningService<rmcp::RoleCli
     .expect("a 2026-07-28 session")
 }
 
+/// `tools/list` as a 2026-07-28 client gets it.
+async fn modern_list(url: &str) -> rmcp::model::ListToolsResult {
+    modern_client(url)
+        .await
+        .list_tools(None)
+        .await
+        .expect("tools/list")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tools_list_says_how_long_and_for_whom_it_may_be_cached() {
     let sim = Sim::start().await.unwrap();
     let shared = config_for(&sim, "");
     let gateway = http(&shared, false).await;
-    let listed = modern_client(&gateway.url)
-        .await
-        .list_tools(None)
-        .await
-        .expect("tools/list");
+    let listed = modern_list(&gateway.url).await;
     assert_eq!(listed.ttl_ms, Some(300_000), "fresh for five minutes");
     assert_eq!(
         listed.cache_scope,
@@ -63,11 +68,7 @@ async fn tools_list_says_how_long_and_for_whom_it_may_be_cached() {
     )
     .unwrap();
     let gateway = http(&chosen, false).await;
-    let listed = modern_client(&gateway.url)
-        .await
-        .list_tools(None)
-        .await
-        .expect("tools/list");
+    let listed = modern_list(&gateway.url).await;
     assert_eq!(listed.ttl_ms, Some(300_000));
     assert_eq!(
         listed.cache_scope,

@@ -21,8 +21,8 @@ async fn pull_requests_fit_their_budgets() {
     let bytes = text(&page).len();
     println!("a page of 10 pull requests: {bytes} bytes");
     assert!(
-        bytes <= 2500,
-        "a page of 10 pull requests is {bytes} bytes (budget 2500)"
+        bytes <= 2100,
+        "a page of 10 pull requests is {bytes} bytes (budget 2100)"
     );
     assert_eq!(
         serde_json::from_str::<Value>(&text(&page)).unwrap(),
