@@ -36,8 +36,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_devgate");
 
 /// Size budgets (bytes of text an agent reads).
 const TOOLS_LIST_PER_TOOL: usize = 400;
-const TEN_PRS: usize = 2_500;
-const ONE_PR: usize = 1_200;
+const TEN_PRS: usize = 2_100;
+/// A list page's pull request, with timestamps in UTC seconds and default values left out (184 bytes
+/// when set; issue 17's goal was 230).
+const PER_PR_IN_LIST: usize = 200;
+const ONE_PR: usize = 1_100;
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -130,6 +133,25 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time a process has used so far, its threads' user and system time together (`/proc/<pid>/stat`
+/// fields 14 and 15, in clock ticks: `USER_HZ`, 100 on Linux whatever the kernel's HZ).
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU per call of a process over a phase: its CPU time then, less before, divided by the calls.
+fn cpu_per_call(pid: &str, before: Duration, calls: usize) -> Duration {
+    cpu_time(pid).saturating_sub(before) / calls.max(1) as u32
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -426,14 +448,50 @@ async fn main() {
     println!(
         "| in flight | direct | stdio | stdio / direct | HTTP stateful | HTTP stateless |\n|---|---|---|---|---|---|"
     );
+    // CPU per call: devgate's own (the child's utime + stime over the phase), and for the direct
+    // baseline this process's (the reqwest client and the in-process sim answering it).
+    let pids = [
+        "self".to_string(),
+        stdio_pid.to_string(),
+        stateful.child.id().unwrap_or_default().to_string(),
+        stateless.child.id().unwrap_or_default().to_string(),
+    ];
+    let mut cpu_rows = Vec::new();
     for in_flight in [1, 8, 64] {
+        let mut cpu = [Duration::ZERO; 4];
+        let before = cpu_time(&pids[0]);
         let d = throughput_direct(&http, &prs_url, in_flight, n).await;
-        let s = throughput_mcp(&client, in_flight, n).await;
-        let h = throughput_mcp(&stateful_client, in_flight, n).await;
-        let hs = throughput_mcp(&stateless_client, in_flight, n).await;
+        cpu[0] = cpu_per_call(&pids[0], before, n);
+        let mut rates = [0.0; 3];
+        for (i, via) in [&client, &stateful_client, &stateless_client]
+            .into_iter()
+            .enumerate()
+        {
+            let before = cpu_time(&pids[i + 1]);
+            rates[i] = throughput_mcp(via, in_flight, n).await;
+            cpu[i + 1] = cpu_per_call(&pids[i + 1], before, n);
+        }
+        let [s, h, hs] = rates;
         println!(
             "| {in_flight} | {d:.0} | {s:.0} | {:.0}% | {h:.0} | {hs:.0} |",
             100.0 * s / d
+        );
+        cpu_rows.push((in_flight, cpu));
+    }
+    println!(
+        "\n## CPU per call (bitbucket_list_pull_requests; process utime + stime over the phase / calls)"
+    );
+    println!(
+        "| in flight | direct (sim + reqwest, this process) | devgate stdio | stdio / direct | devgate HTTP stateful | devgate HTTP stateless |\n|---|---|---|---|---|---|"
+    );
+    for (in_flight, [d, s, h, hs]) in cpu_rows {
+        println!(
+            "| {in_flight} | {} | {} | {:.2}× | {} | {} |",
+            micros(d),
+            micros(s),
+            s.as_secs_f64() / d.as_secs_f64().max(1e-9),
+            micros(h),
+            micros(hs)
         );
     }
 
@@ -479,15 +537,19 @@ async fn main() {
     let tools = client.list_all_tools().await.unwrap();
     let list_bytes = serde_json::to_vec(&tools).unwrap().len();
     let per_tool = list_bytes / tools.len();
-    let ten = text(
+    let ten_page = text(
         &call(
             &client,
             "bitbucket_list_pull_requests",
             &json!({"repo_slug": "api", "limit": 10}),
         )
         .await,
-    )
-    .len();
+    );
+    let ten = ten_page.len();
+    // Bytes per pull request in the page: the items array's bytes over its items (the page's
+    // cursor left out, as it does not grow with the items).
+    let items = serde_json::from_str::<Value>(&ten_page).unwrap()["items"].clone();
+    let per_pr = serde_json::to_vec(&items).unwrap().len() / items.as_array().unwrap().len().max(1);
     let one = text(
         &call(
             &client,
@@ -522,12 +584,17 @@ async fn main() {
         "| a page of 10 pull requests | {ten} | {} | {TEN_PRS} |",
         ten / 4
     );
+    println!(
+        "| a pull request in a list page | {per_pr} | {} | {PER_PR_IN_LIST} |",
+        per_pr / 4
+    );
     println!("| one pull request | {one} | {} | {ONE_PR} |", one / 4);
     println!("| one run with its actions | {run} | {} | |", run / 4);
     println!("| a 200-line log tail | {log} | {} | |", log / 4);
     for (what, value, budget) in [
         ("tools/list per tool", per_tool, TOOLS_LIST_PER_TOOL),
         ("10 pull requests", ten, TEN_PRS),
+        ("a pull request in a list page", per_pr, PER_PR_IN_LIST),
         ("one pull request", one, ONE_PR),
     ] {
         if value > budget {

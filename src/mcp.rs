@@ -518,6 +518,27 @@ fn progress_sender(
     Some((tx, forwarder))
 }
 
+/// How long a client may reuse a `tools/list` result (SEP-2549 `ttlMs`). The list changes only when
+/// devgate restarts with another config or policy, or a token with other scopes is used, and devgate
+/// sends no `list_changed`: five minutes bound how long a client may miss such a change.
+pub const TOOLS_LIST_TTL_MS: u64 = 5 * 60 * 1000;
+
+/// A `tools/list` result with its cache hints: `private` when the list was chosen for this caller
+/// (by `[[policies]]` or a token's scopes), so no cache shared between users may serve it to another;
+/// `public` when every caller gets the same list.
+pub fn with_cache_hints(result: ListToolsResult, per_caller: bool) -> ListToolsResult {
+    let scope = if per_caller {
+        rmcp::model::CacheScope::Private
+    } else {
+        rmcp::model::CacheScope::Public
+    };
+    ListToolsResult {
+        ttl_ms: Some(TOOLS_LIST_TTL_MS),
+        cache_scope: Some(scope),
+        ..result
+    }
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -538,9 +559,21 @@ impl ServerHandler for McpServer {
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<crate::identity::GrantedScopes>());
-        Ok(ListToolsResult::with_all_items(
-            crate::auth_server::step_up::visible(&self.gateway.tools_for(&caller), granted),
-        ))
+        let for_caller = self.gateway.tools_for(&caller);
+        // The same list for everyone unless `[[policies]]` or a token's scopes chose it for this caller.
+        let per_caller = granted.is_some() || !Arc::ptr_eq(&for_caller, &self.gateway.tools());
+        let result = ListToolsResult::with_all_items(crate::auth_server::step_up::visible(
+            &for_caller,
+            granted,
+        ));
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        Ok(if modern {
+            with_cache_hints(result, per_caller)
+        } else {
+            result
+        })
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

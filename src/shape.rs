@@ -9,6 +9,10 @@
 //! - `description|300`: cut a string to 300 characters, marking the cut with `…`.
 //!
 //! Absent, `null` and empty-string values are left out: every byte returned costs the user tokens.
+//! So are default values ([`is_default`]): `false`, an empty list or object, and a zero count (a
+//! source key ending in `_count`); the server instructions say so once. Timestamps (a source key
+//! named like one, [`is_timestamp_key`]) come out in UTC at second precision, `2025-10-06T09:39:21Z`,
+//! whatever precision and offset the provider sent.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -175,6 +179,17 @@ fn finish(value: &Value, field: &Field) -> Option<Value> {
     if value.is_null() || value.as_str() == Some("") {
         return None;
     }
+    let key = field.path.last().map_or("", |s| s.key.as_str());
+    if is_default(key, value) {
+        return None;
+    }
+    if let Value::String(s) = value
+        && field.sub.is_none()
+        && is_timestamp_key(key)
+        && let Some(utc) = utc_seconds(s)
+    {
+        return Some(Value::String(utc));
+    }
     if let Some(sub) = &field.sub {
         return Some(match value {
             Value::Array(items) => Value::Array(items.iter().map(|i| project(i, sub)).collect()),
@@ -185,6 +200,51 @@ fn finish(value: &Value, field: &Field) -> Option<Value> {
         return Some(Value::String(truncate_chars(s, max)));
     }
     Some(value.clone())
+}
+
+/// Whether the provider's object has a value for the field (default values included), so an asked
+/// field left out as a default is not reported as a path no item had.
+pub fn reaches(value: &Value, field: &Field) -> bool {
+    fn walk(value: &Value, path: &[Segment]) -> bool {
+        let Some((seg, rest)) = path.split_first() else {
+            return !(value.is_null() || value.as_str() == Some(""));
+        };
+        match value.get(&seg.key) {
+            Some(next) if seg.each => next.is_array(),
+            Some(next) => walk(next, rest),
+            None => false,
+        }
+    }
+    walk(value, &field.path)
+}
+
+/// Whether a value is its field's default, left out of a result: `false`, an empty list or object,
+/// or `0` under a source key ending in `_count` (other zeros, such as an exit code or a line number,
+/// carry meaning and stay).
+pub fn is_default(source_key: &str, value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => !b,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        Value::Number(n) => source_key.ends_with("_count") && n.as_f64() == Some(0.0),
+        _ => false,
+    }
+}
+
+/// Whether a provider's key names a timestamp: `date`, `*_date` (Buddy: `create_date`, `start_date`),
+/// `*_on` (Bitbucket: `created_on`, `participated_on`) or `*_at`.
+pub fn is_timestamp_key(key: &str) -> bool {
+    key == "date" || key.ends_with("_date") || key.ends_with("_on") || key.ends_with("_at")
+}
+
+/// An RFC 3339 timestamp in UTC at second precision (`2025-10-06T09:39:21Z`), or `None` for a string
+/// that is not one (it is then returned as the provider sent it).
+pub fn utc_seconds(s: &str) -> Option<String> {
+    let at = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    Some(
+        at.with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {
@@ -557,6 +617,44 @@ mod tests {
             json!({"id": 7, "title": "Fix", "description": "abcd…", "author": "Ann",
                    "reviewers": [{"name": "Bo", "uuid": "{1}"}, {"name": "Cy", "uuid": "{2}"}],
                    "source": "feat"})
+        );
+    }
+
+    #[test]
+    fn timestamps_come_out_in_utc_seconds_and_defaults_are_left_out() {
+        let pr = json!({
+            "updated_on": "2025-10-06T09:39:21.123456+00:00", "created_on": "2025-10-06T11:39:21+02:00",
+            "create_date": "2016-03-29T08:05:30.33Z", "finish_date": "2025-10-17T10:30:18.123456789Z",
+            "target": {"date": "2025-10-06T09:39:21Z"}, "closed_on": "soon", "title": "2025-10-06T09:39:21.5Z",
+            "draft": false, "merged": true, "comment_count": 0, "task_count": 2, "exit_code": 0,
+            "reviewers": [], "labels": {}, "votes": [{"approved": false, "name": "Bo"}],
+        });
+        let out = project(
+            &pr,
+            &fields(&[
+                "updated_on",
+                "created_on",
+                "create_date",
+                "finish_date",
+                "date=target.date",
+                "closed_on",
+                "title",
+                "draft",
+                "merged",
+                "comments=comment_count",
+                "tasks=task_count",
+                "exit_code",
+                "reviewers",
+                "labels",
+                "votes=votes[]{approved,name}",
+            ]),
+        );
+        assert_eq!(
+            out,
+            json!({"updated_on": "2025-10-06T09:39:21Z", "created_on": "2025-10-06T09:39:21Z",
+                   "create_date": "2016-03-29T08:05:30Z", "finish_date": "2025-10-17T10:30:18Z",
+                   "date": "2025-10-06T09:39:21Z", "closed_on": "soon", "title": "2025-10-06T09:39:21.5Z",
+                   "merged": true, "tasks": 2, "exit_code": 0, "votes": [{"name": "Bo"}]})
         );
     }
 

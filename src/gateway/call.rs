@@ -270,9 +270,25 @@ impl ExtraFields {
         paging: Option<&Paging>,
     ) -> Value {
         let mut shaped = offered.shape(reply, url, &self.fields, paging);
-        let found = |name: &str| match shaped.get("items").and_then(Value::as_array) {
-            Some(items) => items.iter().any(|i| i.get(name).is_some()),
-            None => shaped.get(name).is_some(),
+        // Looked up in the provider's reply: a field left out as a default value was still there.
+        let items: Vec<&Value> = match offered
+            .tool
+            .spec
+            .output
+            .as_ref()
+            .and_then(|o| o.list.as_deref())
+        {
+            Some(list) => shape::pointer(reply, list)
+                .and_then(Value::as_array)
+                .map(|items| items.iter().collect())
+                .unwrap_or_default(),
+            None => vec![reply],
+        };
+        let found = |name: &str| {
+            self.fields
+                .iter()
+                .filter(|f| f.out == name)
+                .any(|f| items.iter().any(|i| shape::reaches(i, f)))
         };
         let absent: Vec<&String> = self.asked.iter().filter(|n| !found(n)).collect();
         if !absent.is_empty()

@@ -111,6 +111,8 @@ log tools take `tail` (the last N lines). \
 Read tools take `fields`, extra dot paths into the provider's object (e.g. [\"links.html.href\"], \
 `path|200`), each added to every result under the path as written, or as `name` with `name=path`; \
 pass it again with `cursor`; paths no item had are listed in fields_absent. \
+A field left out of a result is empty or default: false, an empty list, a zero count. \
+Times are UTC to the second. \
 Run tools take `wait` (seconds, at most 600): devgate follows the run to its end, reports its steps \
 as progress, and returns the final state with the failed step's log tail; cancelling stops the \
 waiting, not the run; an unfinished run comes back with next_step, the tool and arguments to call \

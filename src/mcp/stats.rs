@@ -111,12 +111,14 @@ impl ToolStats {
             .max_by(|a, b| a.as_str().cmp(b.as_str()))
             .cloned()
             .unwrap_or(info.protocol_version.clone());
-        let mut result = ServerResult::ListToolsResult(ListToolsResult::with_all_items(
-            app.gateway.tools().as_ref().clone(),
-        ));
-        if version.as_str() >= ProtocolVersion::V_2026_07_28.as_str() {
-            result.fill_missing_cache_hints();
+        let listed = ListToolsResult::with_all_items(app.gateway.tools().as_ref().clone());
+        let modern = version.as_str() >= ProtocolVersion::V_2026_07_28.as_str();
+        let mut result = ServerResult::ListToolsResult(if modern {
+            super::with_cache_hints(listed, false)
         } else {
+            listed
+        });
+        if !modern {
             result.strip_result_type_for_legacy_peer();
             result.strip_non_object_output_for_legacy_peer();
         }

@@ -13,6 +13,7 @@ mod bitbucket_engine;
 mod bitbucket_fidelity;
 mod browser;
 mod buddy_scopes;
+mod cache_hints;
 mod cli;
 mod client_config;
 mod clients;
