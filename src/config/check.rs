@@ -185,7 +185,7 @@ impl Config {
                 (None, None, None, None, _) => problems.push(format!(
                     "providers.{id}: no credentials: set client_id + client_secret (users connect their own accounts), or token = \"${{{}_TOKEN}}\"{}",
                     id.to_ascii_uppercase(),
-                    if id == "bitbucket" { " (or email + api_token)" } else { "" }
+                    if provider.spec.email_api_token { " (or email + api_token)" } else { "" }
                 )),
                 (None, Some(_), None, ..) | (None, None, Some(_), ..) => {
                     problems.push(format!("providers.{id}: email and api_token go together"))

@@ -1,6 +1,7 @@
-//! Unit tests of config loading: env references and overrides, problems listed at once, literal-secret warnings.
+//! Unit tests of config loading and checking: env references and overrides, problems listed at once, literal-secret warnings, credential hints from the catalog.
 
 use super::*;
+use crate::catalog::Catalog;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -88,4 +89,25 @@ fn literal_secrets_are_warned_about() {
     let c = Config::from_toml("[providers.buddy]\ntoken = \"abc\"", "t.toml", env(&[])).unwrap();
     assert_eq!(c.warnings.len(), 1);
     assert!(c.warnings[0].contains("providers.buddy.token") && !c.warnings[0].contains("abc"));
+}
+
+#[test]
+fn the_no_credentials_problem_offers_email_and_api_token_where_the_catalog_says_so() {
+    let catalog = Catalog::builtin().expect("the shipped catalogs load");
+    let c = Config::from_toml(
+        "[providers.buddy]\n[providers.bitbucket]\n",
+        "devgate.toml",
+        env(&[]),
+    )
+    .unwrap();
+    let problems = c.validate(&catalog);
+    let about = |id: &str| {
+        problems
+            .iter()
+            .find(|p| p.starts_with(&format!("providers.{id}: no credentials")))
+            .unwrap_or_else(|| panic!("no credentials problem for {id}: {problems:?}"))
+            .clone()
+    };
+    assert!(about("bitbucket").contains("(or email + api_token)"));
+    assert!(!about("buddy").contains("api_token"));
 }
