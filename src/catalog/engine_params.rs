@@ -18,6 +18,10 @@ pub const WAIT_PARAM: &str = "wait";
 /// is never consent (see [`crate::confirm`]). It stays for agents written when it was how to confirm,
 /// and its presence tells an agent that the user will be asked; the server instructions say so once.
 pub const CONFIRM_PARAM: &str = "confirm";
+/// The page size of a list: not added by the engine but declared by each list in its catalog (hidden,
+/// with its default and maximum). The engine knows the name because a cursor is not bound to it (the
+/// cursor's URL keeps the size it was issued with) and the server instructions state the sizes once.
+pub const PAGE_SIZE_PARAM: &str = "limit";
 /// The longest `wait`, in seconds.
 pub const MAX_WAIT_SECS: i64 = 600;
 

@@ -19,8 +19,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use engine_params::{
-    CONFIRM_PARAM, CURSOR_PARAM, FIELDS_PARAM, MAX_WAIT_SECS, OFFSET_PARAM, TAIL_PARAM, WAIT_PARAM,
-    is_engine_param,
+    CONFIRM_PARAM, CURSOR_PARAM, FIELDS_PARAM, MAX_WAIT_SECS, OFFSET_PARAM, PAGE_SIZE_PARAM,
+    TAIL_PARAM, WAIT_PARAM, is_engine_param,
 };
 pub use model::*;
 use template::{PathTemplate, Piece};

@@ -100,6 +100,11 @@ pub struct ProviderSpec {
     /// Where a personal/static token is created, for error messages.
     #[serde(default)]
     pub token_help: Option<String>,
+    /// Whether an account email with an API token (`email` + `api_token` in config, sent as HTTP
+    /// Basic) is a way to give this provider static credentials; the config's "no credentials"
+    /// problem then names it beside `token`.
+    #[serde(default)]
+    pub email_api_token: bool,
     /// How to learn which account a token belongs to.
     pub whoami: Whoami,
 }

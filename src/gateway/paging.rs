@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::{Offered, ToolError};
-use crate::catalog::{CURSOR_PARAM, FIELDS_PARAM, Pagination, template};
+use crate::catalog::{CURSOR_PARAM, FIELDS_PARAM, PAGE_SIZE_PARAM, Pagination, template};
 use crate::shape::{self, CursorScope};
 
 /// The URL of the page after this one by number, when the body's counters say there is one
@@ -36,8 +36,8 @@ pub(super) struct Paging<'a> {
 }
 
 /// Arguments that size or shape a page but do not choose what is listed: a cursor is not bound to them.
-/// (`limit` is the page size of every list; the cursor's URL keeps the size it was issued with.)
-const UNBOUND_BY_CURSOR: [&str; 3] = [CURSOR_PARAM, FIELDS_PARAM, "limit"];
+/// (The page size: the cursor's URL keeps the size it was issued with.)
+const UNBOUND_BY_CURSOR: [&str; 3] = [CURSOR_PARAM, FIELDS_PARAM, PAGE_SIZE_PARAM];
 
 impl Offered {
     /// What this tool's cursors are bound to for `user` calling with `args` (as validated).

@@ -118,7 +118,7 @@ pub struct Recorded {
 }
 
 /// One answer the sim gave, kept while [`SimState::keep_answers`] is on: the contract tests
-/// (`tests/it/contract.rs`) validate what the sim answered against the providers' published schemas.
+/// (`tests/it/contract/`) validate what the sim answered against the providers' published schemas.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answered {
     pub provider: Which,

@@ -1,7 +1,7 @@
 //! Bitbucket as it is now, through the binary: the issue tracker is gone (removed 2026-08-20), so no
 //! issue tool is offered and a config written before its removal still starts, with a warning naming
 //! each retired name; and the tools report the fields Atlassian's document describes (`build_seconds_used`,
-//! `trigger.type`, `summary.raw`) rather than ones it does not (tests/it/contract.rs holds every path).
+//! `trigger.type`, `summary.raw`) rather than ones it does not (tests/it/contract/ holds every path).
 
 use std::process::Command;
 

@@ -270,7 +270,7 @@ async fn an_accepted_connect_waits_for_the_callback_on_another_instance() {
         panic!("expected the result, got {response:?}");
     };
     assert_eq!(ok(tool, &result)["name"], "Ben Ortiz");
-    let callback_done = "oauth::connect: connected";
+    let callback_done = "oauth::connect::flow: connected";
     assert!(
         b.stderr.text().contains(callback_done) && !a.stderr.text().contains(callback_done),
         "the callback was B's, and A saw the connection in the store"

@@ -26,7 +26,7 @@ const FALSE_IN_EVERY_EXAMPLE: &[&str] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn every_tool_answers_over_stdio() {
     let sim = Sim::start().await.unwrap();
-    // This client cannot ask its user, and confirming is not what this test is about (tests/it/confirm.rs).
+    // This client cannot ask its user, and confirming is not what this test is about (tests/it/confirm/).
     let config = config_for(&sim, "\n[tools]\nconfirm_destructive = false");
     let (client, stderr) = stdio(&config).await;
     let catalog = Catalog::builtin().unwrap();

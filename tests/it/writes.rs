@@ -4,7 +4,7 @@ use crate::common::*;
 use devgate::sim::{Sim, Which};
 use serde_json::{Value, json};
 
-/// These clients cannot ask their users; confirming has its own tests (tests/it/confirm.rs).
+/// These clients cannot ask their users; confirming has its own tests (tests/it/confirm/).
 const NO_CONFIRMING: &str = "\n[tools]\nconfirm_destructive = false";
 
 fn last_body(sim: &Sim, method: &str, path_contains: &str) -> Value {
