@@ -153,7 +153,7 @@ fn page_sizes(offered: &[&Tool]) -> Option<String> {
     for param in offered
         .iter()
         .filter(|t| t.paginated)
-        .filter_map(|t| t.spec.params.get("limit"))
+        .filter_map(|t| t.spec.params.get(crate::catalog::PAGE_SIZE_PARAM))
     {
         if let Some(d) = param.default.as_ref().and_then(serde_json::Value::as_i64) {
             defaults.insert(d);

@@ -67,11 +67,16 @@ pub fn temp_path(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join("devgate-tests");
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(format!(
+    // The pid repeats across runs (and pids are recycled), so a leftover of an earlier run with the
+    // same name is removed: a test never starts on another run's store.
+    let path = dir.join(format!(
         "{}-{}-{name}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
-    ))
+    ));
+    let _ = std::fs::remove_dir_all(&path);
+    let _ = std::fs::remove_file(&path);
+    path
 }
 
 /// A config for both providers at the sim, with `extra` TOML appended (e.g. `[upstream]` settings).
