@@ -28,6 +28,7 @@ mod every_tool;
 mod faults;
 mod hostile;
 mod http;
+mod idp_sign_in;
 mod instances;
 mod jwt;
 mod oauth_flow;
