@@ -9,6 +9,7 @@
 use crate::auth_server::{
     REDIRECT, answer_consent, authorize_url, base_of, pkce, query, redeem, register,
 };
+use crate::auth_server_sdk::Script;
 use crate::common;
 use crate::common::auth_server as support;
 
@@ -246,4 +247,72 @@ async fn a_callback_from_another_browser_a_bad_id_token_or_a_cancel_starts_no_se
     for secret in idp.state.issued_secrets() {
         assert!(!logs.contains(&secret), "a provider secret is in the log");
     }
+}
+
+/// The proof: the official MCP Python SDK's OAuth client provider registers, signs in through
+/// the simulated identity provider (its redirect handler walks the pages), is held to the user's
+/// group policy, refreshes, and is refused after its grant is revoked; another user sees more.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_signs_in_through_the_identity_provider_under_the_groups_policy() {
+    let Some(python) = crate::auth_server_sdk::python() else {
+        return;
+    };
+    let (_idp, running) = start().await;
+    let mut cyd = Script::start(&python, &[&running.gateway.url, "dcr", "idp:cyd"]);
+    cyd.next("authorize").await;
+    let signed_in = cyd.next("signed-in").await;
+    let client_id = signed_in["client_id"].as_str().unwrap().to_string();
+    // login, the identity provider's page, devgate's consent.
+    assert_eq!(signed_in["pages"], 3, "{signed_in}");
+    let names: Vec<&str> = signed_in["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(names.contains(&"bitbucket_list_pull_requests"), "{names:?}");
+    assert!(
+        !names.contains(&APPROVE),
+        "read-only for contractors: {names:?}"
+    );
+    let called = cyd.next("called").await;
+    assert_eq!(called["read_denied"], false, "{called}");
+    assert_eq!(
+        called["read_connect"], true,
+        "allowed, and asks to connect Bitbucket: {called}"
+    );
+    assert_eq!(called["write_error"], true, "{called}");
+    assert!(
+        called["write"]
+            .as_str()
+            .unwrap()
+            .contains("(group \"contractors\") read_only"),
+        "{called}"
+    );
+    let refreshed = cyd.next("refreshed").await;
+    assert_eq!(refreshed["changed"], true, "{refreshed}");
+    assert_eq!(refreshed["denied"], false, "{refreshed}");
+    cyd.next("waiting").await;
+    let grants = support::devgate(&running.setup, &["grants", "list"]);
+    assert!(
+        grants
+            .lines()
+            .any(|l| l.contains(&client_id) && l.contains(" cyd ")),
+        "{grants}"
+    );
+    support::devgate(&running.setup, &["grants", "revoke", "--user", "cyd"]);
+    cyd.go_on().await;
+    let after = cyd.next("after-revoke").await;
+    assert_eq!(after["mcp"], 401, "{after}");
+    assert_eq!(after["error"], "invalid_grant", "{after}");
+    assert!(cyd.child.wait().await.unwrap().success());
+
+    let mut ada = Script::start(&python, &[&running.gateway.url, "dcr", "idp:ada"]);
+    ada.next("authorize").await;
+    let signed_in = ada.next("signed-in").await;
+    let names = signed_in["names"].to_string();
+    assert!(
+        names.contains(APPROVE) && names.contains("bitbucket_get_repository"),
+        "{names}"
+    );
 }
