@@ -225,7 +225,7 @@ async def main(url, mode, account):
                 step="called",
                 read_denied="denied" in texts(listed),
                 read_connect="/connect/bitbucket" in texts(listed),
-                write=texts(approved) if "denied" in texts(approved) else "(not denied)",
+                write=texts(approved) if "denied" in texts(approved) else re.sub(r"ticket=[^\s)\]]*", "ticket=…", texts(approved))[:300],
                 write_error=bool(approved.is_error),
             )
         else:

@@ -60,13 +60,13 @@ async fn start() -> (Idp, support::Running) {
 }
 
 /// `/authorize` → `/login` → the identity provider's button: the provider's sign-in URL.
-async fn to_provider(browser: &CookieClient, authorize: &str, idp: &Idp) -> String {
+pub(crate) async fn to_provider(browser: &CookieClient, authorize: &str, issuer: &str) -> String {
     let started = browser.get(authorize).await;
     assert_eq!(started.status(), 303);
     let login = location(&started, authorize);
     assert!(login.ends_with("/login"), "{login}");
     let html = browser.get(&login).await.text().await.unwrap();
-    let host = idp.issuer.trim_start_matches("http://");
+    let host = issuer.trim_start_matches("http://");
     assert!(
         html.contains(&format!("Sign in with {host}")),
         "the identity provider's button: {html}"
@@ -87,12 +87,17 @@ async fn to_provider(browser: &CookieClient, authorize: &str, idp: &Idp) -> Stri
         .await;
     assert_eq!(posted.status(), 303);
     let provider = location(&posted, &login);
-    assert!(provider.starts_with(&idp.issuer), "{provider}");
+    assert!(provider.starts_with(issuer), "{provider}");
     provider
 }
 
 /// The provider's page, answered as `user` with `decision`: devgate's callback URL.
-async fn at_provider(browser: &CookieClient, url: &str, user: &str, decision: &str) -> String {
+pub(crate) async fn at_provider(
+    browser: &CookieClient,
+    url: &str,
+    user: &str,
+    decision: &str,
+) -> String {
     let page = browser.get(url).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
@@ -107,11 +112,17 @@ async fn at_provider(browser: &CookieClient, url: &str, user: &str, decision: &s
 }
 
 /// Signs in as `user` at the provider and consents: an access token.
-async fn token_for(running: &support::Running, idp: &Idp, client: &str, user: &str) -> String {
+pub(crate) async fn token_for(
+    http: &reqwest::Client,
+    base: &str,
+    issuer: &str,
+    client: &str,
+    user: &str,
+) -> String {
     let browser = CookieClient::new();
     let (verifier, challenge) = pkce();
-    let authorize = authorize_url(&running.base, client, &challenge, &[]);
-    let provider = to_provider(&browser, &authorize, idp).await;
+    let authorize = authorize_url(base, client, &challenge, &[]);
+    let provider = to_provider(&browser, &authorize, issuer).await;
     let callback = at_provider(&browser, &provider, user, "allow").await;
     let back = browser.get(&callback).await;
     assert_eq!(
@@ -125,7 +136,7 @@ async fn token_for(running: &support::Running, idp: &Idp, client: &str, user: &s
     let done = answer_consent(&browser, &consent, "allow").await;
     assert!(done.starts_with(REDIRECT), "{done}");
     let code = query(&done, "code").expect("a code");
-    let (status, tokens) = redeem(&running.http, &running.base, client, &code, &verifier).await;
+    let (status, tokens) = redeem(http, base, client, &code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
     tokens["access_token"].as_str().unwrap().to_string()
 }
@@ -140,8 +151,9 @@ async fn the_identity_providers_users_sign_in_and_their_groups_decide_the_tools(
     let (idp, running) = start().await;
     let client = register(&running.http, &running.base, "IdP Agent").await;
 
-    let cyd = token_for(&running, &idp, &client, "cyd").await;
-    let ada = token_for(&running, &idp, &client, "ada").await;
+    let (http, base) = (&running.http, running.base.as_str());
+    let cyd = token_for(http, base, &idp.issuer, &client, "cyd").await;
+    let ada = token_for(http, base, &idp.issuer, &client, "ada").await;
     let grants = support::devgate(&running.setup, &["grants", "list"]);
     assert!(
         grants.contains(" cyd ") && grants.contains(" ada "),
@@ -185,7 +197,7 @@ async fn a_callback_from_another_browser_a_bad_id_token_or_a_cancel_starts_no_se
     let no_session = |b: &CookieClient| !b.cookies().iter().any(|c| c.name == "devgate_session");
 
     let ada = CookieClient::new();
-    let provider = to_provider(&ada, &authorize, &idp).await;
+    let provider = to_provider(&ada, &authorize, &idp.issuer).await;
     let callback = at_provider(&ada, &provider, "ada", "allow").await;
 
     // Another browser, with an authorization request of its own but no sign-in cookie.
@@ -199,7 +211,7 @@ async fn a_callback_from_another_browser_a_bad_id_token_or_a_cancel_starts_no_se
 
     // A browser that started its own sign-in: its cookie does not match ada's answer.
     let third = CookieClient::new();
-    to_provider(&third, &authorize, &idp).await;
+    to_provider(&third, &authorize, &idp.issuer).await;
     let page = third.get(&callback).await;
     assert_eq!(page.status(), 403);
     let html = page.text().await.unwrap();
@@ -222,7 +234,7 @@ async fn a_callback_from_another_browser_a_bad_id_token_or_a_cancel_starts_no_se
         ..Knobs::default()
     });
     let bad = CookieClient::new();
-    let provider = to_provider(&bad, &authorize, &idp).await;
+    let provider = to_provider(&bad, &authorize, &idp.issuer).await;
     let callback = at_provider(&bad, &provider, "bob", "allow").await;
     let page = bad.get(&callback).await;
     assert_eq!(page.status(), 403);
@@ -233,7 +245,7 @@ async fn a_callback_from_another_browser_a_bad_id_token_or_a_cancel_starts_no_se
 
     // The user cancels at the provider.
     let cancel = CookieClient::new();
-    let provider = to_provider(&cancel, &authorize, &idp).await;
+    let provider = to_provider(&cancel, &authorize, &idp.issuer).await;
     let callback = at_provider(&cancel, &provider, "bob", "deny").await;
     assert!(callback.contains("error=access_denied"), "{callback}");
     let page = cancel.get(&callback).await;

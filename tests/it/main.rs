@@ -40,6 +40,7 @@ mod provider_errors;
 mod readme;
 mod refresh;
 mod results;
+mod sandbox_oauth;
 mod shaping;
 mod sim_realism;
 mod stdio_transport;
