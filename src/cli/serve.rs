@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Cli, ToolSelection, load_catalog, load_checked, shutdown_signal};
 
 /// `devgate sandbox`: simulated providers plus a gateway on loopback, until Ctrl-C.
+#[allow(clippy::too_many_arguments)] // one per `devgate sandbox` flag, passed straight through
 pub(super) async fn sandbox(
     cli: &Cli,
     listen: &SocketAddr,
