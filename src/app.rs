@@ -226,14 +226,15 @@ impl App {
             &public,
         )?);
         let auth_server = match (self.config.http.auth, &self.vault) {
-            (crate::config::HttpAuth::OAuth, Some(vault)) => {
-                Some(Arc::new(crate::auth_server::AuthServer::new(
+            (crate::config::HttpAuth::OAuth, Some(vault)) => Some(Arc::new(
+                crate::auth_server::AuthServer::new(
                     self.config.auth_server.clone(),
                     vault.clone(),
                     self.connector.clone(),
                     &public,
-                )?))
-            }
+                )?
+                .with_login(self.config.login.as_ref()),
+            )),
             _ => None,
         };
         let metadata_url = format!(

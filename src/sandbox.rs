@@ -8,6 +8,10 @@
 //! unless the user names one, so two sandboxes side by side share nothing. The simulator starts empty
 //! every time, so a database an earlier sandbox left in a named directory is started afresh too: its
 //! connections hold tokens the new simulator never issued.
+//!
+//! With `--oauth` the MCP endpoint is OAuth-protected (`http.auth = "oauth"`): a remote client registers
+//! itself and its user signs in at the simulated identity provider (ada, bob, cyd). The default stays
+//! `auth = "none"`, so the quickstart needs no sign-in.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +43,8 @@ pub struct SandboxOptions {
     /// `--toolsets` and `--read-only`: written to the config's `[tools]`, so stdio clients get them too.
     pub toolsets: Option<Vec<String>>,
     pub read_only: bool,
+    /// `--oauth`: `http.auth = "oauth"`, users sign in at the simulated identity provider.
+    pub oauth: bool,
 }
 
 /// A running sandbox; dropping it stops everything.
@@ -49,8 +55,11 @@ pub struct Sandbox {
     pub mcp_url: String,
     pub config_path: PathBuf,
     pub state_dir: StateDir,
-    /// Links that connect the sandbox user to each simulated provider (valid 10 minutes).
+    /// Links that connect the sandbox user to each simulated provider (valid 10 minutes); none with
+    /// `--oauth`, where each signed-in user gets their own from the tools.
     pub connect_links: Vec<(String, String)>,
+    /// Whether the MCP endpoint is OAuth-protected (`--oauth`).
+    pub oauth: bool,
     shutdown: CancellationToken,
 }
 
@@ -207,6 +216,10 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
     }
     let store = format!("sqlite://{}", dir.join(DATABASE).display());
     let mut text = config_text(&sim, &public_url, &store);
+    if options.oauth {
+        // devgate is the MCP endpoint's authorization server; users sign in at the simulated IdP.
+        text = text.replacen("auth = \"none\"", "auth = \"oauth\"", 1);
+    }
     text.push_str(&login_config_text(&idp.issuer));
     let mut tools = toml::Table::new();
     if let Some(sets) = &options.toolsets {
@@ -232,7 +245,7 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
         .map_err(|e| format!("cannot write {}: {e}", options.config_path.display()))?;
     let app = App::build(config, catalog, true).await?;
     let mut connect_links = Vec::new();
-    if let Some(connector) = &app.connector {
+    if let Some(connector) = app.connector.as_ref().filter(|_| !options.oauth) {
         let mut ids: Vec<&String> = connector.provider_ids().collect();
         ids.sort();
         for id in ids {
@@ -268,6 +281,7 @@ pub async fn start(options: SandboxOptions, catalog: &Catalog) -> Result<Sandbox
         config_path: options.config_path,
         state_dir: options.state_dir,
         connect_links,
+        oauth: options.oauth,
         shutdown,
     })
 }

@@ -1,6 +1,5 @@
-//! Signing in to devgate's authorization pages: `/login` lists the ways in — today each OAuth
-//! provider's account (Bitbucket, Buddy); an organisation's identity provider is one more
-//! [`SignInOption`] — and `POST /login/{provider}` starts the provider's flow through the connect
+//! Signing in to devgate's authorization pages: `/login` lists the ways in — the organisation's
+//! identity provider ([`super::idp_login`]) and each OAuth provider's account (Bitbucket, Buddy) — and `POST /login/{provider}` starts the provider's flow through the connect
 //! machinery ([`crate::oauth::connect::Connector::begin_sign_in`]), with the same browser-bound flow
 //! cookie. When the provider sends the browser back to `/integration-callback`, the connection is stored
 //! for the user the account is, and [`signed_in`] gives the browser its session cookie and sends it on
@@ -33,19 +32,26 @@ pub struct SignInOption {
 }
 
 impl AuthServer {
-    /// The ways to sign in: each OAuth provider's account.
+    /// The ways to sign in: the organisation's identity provider first (`[login]`), then each OAuth
+    /// provider's account.
     pub fn sign_in_options(&self) -> Vec<SignInOption> {
-        let Some(connector) = &self.connector else {
-            return Vec::new();
-        };
-        let mut ids: Vec<&String> = connector.provider_ids().collect();
-        ids.sort();
-        ids.into_iter()
-            .map(|id| SignInOption {
+        let mut options: Vec<SignInOption> = self
+            .idp
+            .iter()
+            .map(|idp| SignInOption {
+                action: super::idp_login::START_PATH.into(),
+                label: idp.label(),
+            })
+            .collect();
+        if let Some(connector) = &self.connector {
+            let mut ids: Vec<&String> = connector.provider_ids().collect();
+            ids.sort();
+            options.extend(ids.into_iter().map(|id| SignInOption {
                 action: format!("/login/{id}"),
                 label: format!("Sign in with {}", connector.title(id)),
-            })
-            .collect()
+            }));
+        }
+        options
     }
 }
 
@@ -60,7 +66,7 @@ pub async fn login_page(State(server): State<Arc<AuthServer>>, headers: HeaderMa
         return error_page(PageError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "No way to sign in is configured",
-            "devgate signs you in with a provider account, and no provider here uses OAuth. Ask the administrator to configure one.",
+            "devgate signs you in through an identity provider ([login]) or a provider account, and neither is configured here. Ask the administrator to configure one.",
         ));
     }
     let buttons: String = options
@@ -78,7 +84,7 @@ pub async fn login_page(State(server): State<Arc<AuthServer>>, headers: HeaderMa
     let body = format!(
         "<h1>Sign in to devgate</h1><div class=\"box\">\
 <p><strong>{client}</strong> wants to use devgate as you. First, say who you are:</p>{buttons}</div>\
-<p class=\"muted\">Signing in with a provider account also connects it, so its tools work right away.</p>",
+<p class=\"muted\">Signing in with a Bitbucket or Buddy account also connects it, so its tools work right away.</p>",
         client = escape(&request.client_name),
     );
     // The button's POST redirects to the provider's authorize page, anywhere on the web.
@@ -90,6 +96,23 @@ pub struct LoginForm {
     csrf: String,
 }
 
+/// The request in progress, when the form came from devgate's sign-in page (its CSRF value matches).
+pub(crate) fn checked_request(
+    server: &AuthServer,
+    headers: &HeaderMap,
+    form: &Result<Form<LoginForm>, FormRejection>,
+) -> Result<super::authorize::AuthRequest, PageError> {
+    let request = pending(server, headers)?;
+    if !matches!(form, Ok(Form(f)) if f.csrf == request.csrf) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Sign in from devgate's page",
+            "This form was not sent from the sign-in page devgate showed (the security check failed). Go back to your application and connect again.",
+        ));
+    }
+    Ok(request)
+}
+
 /// `POST /login/{provider}`: off to the provider.
 pub async fn login_submit(
     State(server): State<Arc<AuthServer>>,
@@ -97,16 +120,8 @@ pub async fn login_submit(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let request = match pending(&server, &headers) {
-        Ok(r) => r,
-        Err(e) => return error_page(e),
-    };
-    if !matches!(&form, Ok(Form(f)) if f.csrf == request.csrf) {
-        return error_page(PageError::new(
-            StatusCode::FORBIDDEN,
-            "Sign in from devgate's page",
-            "This form was not sent from the sign-in page devgate showed (the security check failed). Go back to your application and connect again.",
-        ));
+    if let Err(e) = checked_request(&server, &headers, &form) {
+        return error_page(e);
     }
     let Some(connector) = &server.connector else {
         return error_page(PageError::new(

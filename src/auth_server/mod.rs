@@ -6,7 +6,7 @@
 //!   ID Metadata Document.
 //! - [`authorize`]: `/authorize` (code + PKCE S256 + `resource` naming devgate's MCP URL), then the
 //!   consent page; [`login`]: the `/login` page, where the user signs in with a provider account or
-//!   through the organisation's OpenID Connect provider ([`oidc`]).
+//!   through the organisation's OpenID Connect provider ([`idp_login`], relying party [`oidc`]).
 //! - [`token`]: `/token` (authorization code, refresh token with rotation and reuse detection) and
 //!   `/revoke` (RFC 7009).
 //! - [`scopes`]: `tools:read` and `tools:write`; [`step_up`]: what they allow at `/mcp`.
@@ -19,6 +19,7 @@ pub mod authorize;
 pub mod clients;
 pub mod config;
 mod cookies;
+pub mod idp_login;
 pub mod login;
 pub mod oidc;
 pub mod scopes;
@@ -67,6 +68,8 @@ pub struct AuthServer {
     pub resource: String,
     /// Whether the public URL is https (cookies then carry `Secure`).
     pub secure: bool,
+    /// The organisation's identity provider (`[login]`), when configured ([`AuthServer::with_login`]).
+    pub idp: Option<Arc<idp_login::IdpLogin>>,
     fetcher: MetadataFetcher,
     /// When this process last deleted expired codes and tokens (unix seconds).
     last_purge: std::sync::atomic::AtomicI64,
@@ -98,6 +101,7 @@ impl AuthServer {
             resource: format!("{issuer}/mcp"),
             secure: issuer.starts_with("https://"),
             issuer,
+            idp: None,
             fetcher: MetadataFetcher::new(loopback)?,
             last_purge: std::sync::atomic::AtomicI64::new(0),
         })
@@ -173,6 +177,8 @@ pub fn router(server: Arc<AuthServer>) -> Router {
         )
         .route("/login", get(login::login_page))
         .route("/login/{provider}", post(login::login_submit))
+        .route(idp_login::START_PATH, post(idp_login::start))
+        .route(oidc::CALLBACK_PATH, get(idp_login::callback))
         .route("/token", post(token::token))
         .route("/revoke", post(token::revoke))
         .with_state(server)

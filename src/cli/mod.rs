@@ -69,6 +69,11 @@ pub enum Command {
         /// A database left there by an earlier sandbox is started afresh, as the simulator is.
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Make the MCP endpoint an OAuth-protected one, as a remote client (Claude's connectors, VS
+        /// Code, the MCP SDKs) expects: the client registers itself and you sign in at the simulated
+        /// identity provider (users ada, bob, cyd).
+        #[arg(long)]
+        oauth: bool,
         #[command(flatten)]
         select: ToolSelection,
     },
@@ -391,6 +396,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bitbucket,
             write_config,
             state_dir,
+            oauth,
             select,
         } => {
             serve::sandbox(
@@ -400,6 +406,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bitbucket,
                 write_config,
                 state_dir,
+                *oauth,
                 select,
             )
             .await

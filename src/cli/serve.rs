@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Cli, ToolSelection, load_catalog, load_checked, shutdown_signal};
 
 /// `devgate sandbox`: simulated providers plus a gateway on loopback, until Ctrl-C.
+#[allow(clippy::too_many_arguments)] // one per `devgate sandbox` flag, passed straight through
 pub(super) async fn sandbox(
     cli: &Cli,
     listen: &SocketAddr,
@@ -23,6 +24,7 @@ pub(super) async fn sandbox(
     bitbucket: &SocketAddr,
     write_config: &Option<PathBuf>,
     state_dir: &Option<PathBuf>,
+    oauth: bool,
     select: &ToolSelection,
 ) -> anyhow::Result<ExitCode> {
     let catalog = load_catalog(cli.tools_dir.as_deref())?;
@@ -48,6 +50,7 @@ pub(super) async fn sandbox(
             state_dir,
             toolsets: select.toolsets()?,
             read_only: select.read_only,
+            oauth,
         },
         &catalog,
     )
@@ -145,6 +148,10 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
             ""
         }
     );
+    if sandbox.oauth {
+        print_oauth_banner(sandbox, &config.to_string(), &state);
+        return;
+    }
     let links: String = sandbox
         .connect_links
         .iter()
@@ -173,5 +180,32 @@ fn print_sandbox_banner(sandbox: &sandbox::Sandbox) {
         buddy = sandbox.sim.buddy_url,
         bitbucket = sandbox.sim.bitbucket_url,
         idp = sandbox.idp.issuer,
+    );
+}
+
+/// The banner of `devgate sandbox --oauth`: how to add devgate to a client that speaks MCP OAuth.
+fn print_oauth_banner(sandbox: &sandbox::Sandbox, config: &str, state: &str) {
+    println!(
+        r#"devgate sandbox is running with OAuth sign-in (Ctrl-C to stop).
+
+  MCP over HTTP:   {mcp}
+  Simulated Buddy: {buddy}
+  Simulated Bitbucket: {bitbucket}
+  Simulated sign-in (OpenID Connect): {idp} (users ada, bob, cyd)
+  Config written:  {config}
+  State (database, sealing key): {state}
+
+1. Add devgate to a client that speaks MCP OAuth, by its URL only: {mcp}
+   e.g. Claude Code: claude mcp add --transport http devgate {mcp}
+   The client registers itself (dynamic registration or its Client ID Metadata Document); no key to paste.
+2. Your browser opens devgate's sign-in page: pick "Sign in with {idp_host}", then a user:
+   ada (groups devs, admins), bob (devs) or cyd (contractors); then allow the client on the consent page.
+3. The first tool call answers with a link that connects the simulated Bitbucket or Buddy account.
+   Ask, for example: "List the open pull requests in acme/api"."#,
+        mcp = sandbox.mcp_url,
+        buddy = sandbox.sim.buddy_url,
+        bitbucket = sandbox.sim.bitbucket_url,
+        idp = sandbox.idp.issuer,
+        idp_host = sandbox.idp.issuer.trim_start_matches("http://"),
     );
 }

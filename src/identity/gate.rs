@@ -59,6 +59,10 @@ pub async fn authenticate(
                 _ => ", error=\"invalid_token\"".to_string(),
             };
             tracing::info!(reason = %e, "rejected an HTTP caller");
+            // Read a small body before refusing: hyper closes a connection whose request body was
+            // left unread, and a client that reuses it at once (the MCP Python SDK's discovery after
+            // this 401) then sees it drop without an answer.
+            let _ = axum::body::to_bytes(std::mem::take(request.body_mut()), 64 * 1024).await;
             let scope = match &*layer.authenticator {
                 Authenticator::OAuth { .. } => {
                     format!(", scope=\"{}\"", crate::auth_server::scopes::ALL.join(" "))

@@ -1,6 +1,8 @@
 """A remote MCP client on the official Python SDK's OAuth client provider, driven by tests/auth_server_sdk.rs.
 
-Usage: sdk_oauth.py MCP_URL MODE [ACCOUNT], where MODE is
+Usage: sdk_oauth.py MCP_URL MODE [ACCOUNT], where ACCOUNT is a Bitbucket account at the sim (signing in
+with it), or `idp:USER` to sign in through the simulated identity provider as USER (ada, bob, cyd), and
+MODE is
 - `dcr`: the SDK registers itself at devgate's /register (RFC 7591);
 - `cimd`: the SDK presents a Client ID Metadata Document, which this script serves over https on
   loopback (a certificate made with openssl for the run; devgate on loopback accepts it there only);
@@ -9,7 +11,8 @@ Usage: sdk_oauth.py MCP_URL MODE [ACCOUNT], where MODE is
 
 The redirect handler is the user's browser: an HTTP client with a cookie jar that follows devgate's
 /login page, the simulated provider's sign-in and consent page (as ACCOUNT), the callback, devgate's
-consent page, and the redirect to this client's callback, whose code and state it hands to the SDK.
+consent page, and the redirect to this client's callback, whose code and state it hands to the SDK. With
+`idp:USER` it presses the identity provider's button on /login and signs in on the provider's page.
 
 Each step is printed as a JSON line (never a token). After the tools are called and the token refreshed,
 the script waits for a line on stdin: the test revokes the grant meanwhile, and the script then shows
@@ -44,6 +47,10 @@ REDIRECT_URI = "http://127.0.0.1:9/sdk-callback"
 
 def say(**fields):
     print(json.dumps(fields), flush=True)
+
+
+def texts(result):
+    return " ".join(c.text for c in result.content if getattr(c, "text", None))
 
 
 def digest(text):
@@ -125,6 +132,7 @@ class Browser:
     """The user's browser: follows devgate's and the provider's pages with a cookie jar."""
 
     def __init__(self, account):
+        self.idp_user = account[4:] if account.startswith("idp:") else None
         self.account = account
         self.http = httpx2.AsyncClient(follow_redirects=False, timeout=30)
         self.result = None
@@ -148,12 +156,17 @@ class Browser:
                 shown = re.sub(r"<[^>]+>", " ", text[text.find("<main>") :])
                 raise RuntimeError(f"{url} answered {page.status_code}: {shown[:400]}")
             if url.endswith("/login"):
-                action = re.search(r"action=\"(/login/bitbucket)\"", text).group(1)
+                button = "/login/oidc/start" if self.idp_user else "/login/bitbucket"
+                action = re.search(f"action=\"({button})\"", text).group(1)
                 _, fields = first_form(text[text.find(action) - 40 :], url)
                 page = await self.follow(await self.http.post(urljoin(url, action), data=fields))
             elif url.endswith("/consent"):
                 action, fields = first_form(text, url)
                 fields["decision"] = "allow"
+                page = await self.follow(await self.http.post(action, data=fields))
+            elif self.idp_user:  # the identity provider's sign-in page
+                action, fields = first_form(text, url)
+                fields.update(user=self.idp_user, decision="allow")
                 page = await self.follow(await self.http.post(action, data=fields))
             else:  # the provider's sign-in and consent page
                 action, fields = first_form(text, url)
@@ -198,17 +211,37 @@ async def main(url, mode, account):
             client_id=storage.client.client_id,
             scope=storage.tokens.scope,
             tools=len(tools.tools),
+            names=sorted(t.name for t in tools.tools),
             pages=browser.pages,
         )
-        result = await client.call_tool("bitbucket_get_current_user", {})
-        say(step="called", is_error=bool(result.is_error), result=result.structured_content)
+        if browser.idp_user:
+            # The user is not connected to Bitbucket: an allowed call answers with a connect link, a
+            # call the policy denies names the policy.
+            pr = {"repo_slug": "api", "pull_request_id": 24}
+            listed = await client.call_tool("bitbucket_list_pull_requests", {"repo_slug": "api"})
+            approved = await client.call_tool("bitbucket_approve_pull_request", pr)
+            # The connect link's ticket is not printed: only whether the answer is one, or a denial.
+            say(
+                step="called",
+                read_denied="denied" in texts(listed),
+                read_connect="/connect/bitbucket" in texts(listed),
+                write=texts(approved) if "denied" in texts(approved) else re.sub(r"ticket=[^\s)\]]*", "ticket=…", texts(approved))[:300],
+                write_error=bool(approved.is_error),
+            )
+        else:
+            result = await client.call_tool("bitbucket_get_current_user", {})
+            say(step="called", is_error=bool(result.is_error), result=result.structured_content)
         first = digest(storage.tokens.access_token)
         # The access token has run out (as far as the client knows): the next request refreshes it.
         provider.context.token_expiry_time = time.time() - 1
-        result = await client.call_tool("bitbucket_list_repositories", {})
+        if browser.idp_user:
+            result = await client.call_tool("bitbucket_list_pull_requests", {"repo_slug": "api"})
+        else:
+            result = await client.call_tool("bitbucket_list_repositories", {})
         say(
             step="refreshed",
             is_error=bool(result.is_error),
+            denied="denied" in texts(result),
             changed=digest(storage.tokens.access_token) != first,
         )
     old_access, old_refresh = storage.tokens.access_token, storage.tokens.refresh_token

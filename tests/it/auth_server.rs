@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use support::{Running, devgate, start};
 
 /// A redirect URI nobody listens on: the test reads the code from the `Location` header.
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
-fn query(url: &str, name: &str) -> Option<String> {
+pub(crate) fn query(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -25,7 +25,7 @@ fn query(url: &str, name: &str) -> Option<String> {
 }
 
 /// A PKCE verifier and its S256 challenge.
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = format!(
         "verifier-{:032x}-{:032x}",
         rand::random::<u128>(),
@@ -35,7 +35,7 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-async fn register(http: &reqwest::Client, base: &str, name: &str) -> String {
+pub(crate) async fn register(http: &reqwest::Client, base: &str, name: &str) -> String {
     let response = http
         .post(format!("{base}/register"))
         .json(&json!({"client_name": name, "redirect_uris": [REDIRECT]}))
@@ -48,7 +48,7 @@ async fn register(http: &reqwest::Client, base: &str, name: &str) -> String {
 }
 
 /// The `/authorize` URL for `client` with the usual parameters, each overridable (`None` drops one).
-fn authorize_url(
+pub(crate) fn authorize_url(
     base: &str,
     client: &str,
     challenge: &str,
@@ -125,13 +125,17 @@ async fn sign_in(browser: &CookieClient, authorize: &str, account: &str, decisio
     answer_consent(browser, &walk.final_url, decision).await
 }
 
-fn base_of(url: &str) -> String {
+pub(crate) fn base_of(url: &str) -> String {
     let u = url::Url::parse(url).unwrap();
     u.origin().ascii_serialization()
 }
 
 /// The consent page (or, with a remembered consent, its redirect) and the answer.
-async fn answer_consent(browser: &CookieClient, consent: &str, decision: &str) -> String {
+pub(crate) async fn answer_consent(
+    browser: &CookieClient,
+    consent: &str,
+    decision: &str,
+) -> String {
     let page = browser.get(consent).await;
     if page.status().is_redirection() {
         return location(&page, consent);
@@ -165,7 +169,7 @@ async fn token(http: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> (u1
     (status, response.json().await.unwrap())
 }
 
-async fn redeem(
+pub(crate) async fn redeem(
     http: &reqwest::Client,
     base: &str,
     client: &str,
@@ -207,7 +211,7 @@ async fn tokens_for(
     tokens
 }
 
-async fn refresh_with(
+pub(crate) async fn refresh_with(
     http: &reqwest::Client,
     base: &str,
     client: &str,
@@ -235,7 +239,11 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
 }
 
 /// The status of an MCP `initialize` sent with `bearer`.
-async fn mcp_status(http: &reqwest::Client, base: &str, bearer: &str) -> reqwest::Response {
+pub(crate) async fn mcp_status(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+) -> reqwest::Response {
     http.post(format!("{base}/mcp"))
         .bearer_auth(bearer)
         .header("accept", "application/json, text/event-stream")

@@ -20,7 +20,7 @@ use support::{as_setup, devgate};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     match std::env::var("DEVGATE_PYTHON_SDK") {
         Ok(p) if !p.is_empty() => Some(p),
         _ => {
@@ -33,13 +33,13 @@ fn python() -> Option<String> {
     }
 }
 
-struct Script {
-    child: Child,
+pub(crate) struct Script {
+    pub(crate) child: Child,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
 impl Script {
-    fn start(python: &str, args: &[&str]) -> Self {
+    pub(crate) fn start(python: &str, args: &[&str]) -> Self {
         let mut child = tokio::process::Command::new(python)
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -56,7 +56,7 @@ impl Script {
         Self { child, lines }
     }
 
-    async fn next(&mut self, step: &str) -> Value {
+    pub(crate) async fn next(&mut self, step: &str) -> Value {
         let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
             .await
             .expect("the SDK client answers in time")
@@ -68,7 +68,7 @@ impl Script {
         value
     }
 
-    async fn go_on(&mut self) {
+    pub(crate) async fn go_on(&mut self) {
         let stdin = self.child.stdin.as_mut().unwrap();
         stdin.write_all(b"go\n").await.unwrap();
         stdin.flush().await.unwrap();
