@@ -20,19 +20,6 @@ use support::{as_setup, devgate};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
-pub(crate) fn python() -> Option<String> {
-    match std::env::var("DEVGATE_PYTHON_SDK") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            skip::skip(
-                skip::PYTHON_SDK,
-                "DEVGATE_PYTHON_SDK does not name a Python with the `mcp` package (.ci/run makes one)",
-            );
-            None
-        }
-    }
-}
-
 pub(crate) struct Script {
     pub(crate) child: Child,
     lines: Lines<BufReader<ChildStdout>>,

@@ -22,19 +22,6 @@ use devgate::vault::Store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-fn python() -> Option<String> {
-    match std::env::var("DEVGATE_PYTHON_SDK") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            skip::skip(
-                skip::PYTHON_SDK,
-                "DEVGATE_PYTHON_SDK does not name a Python with the `mcp` package (.ci/run makes one)",
-            );
-            None
-        }
-    }
-}
-
 /// One agent on the Python SDK in `mode` (see `tests/clients/sdk_client.py`), for a user of its own:
 /// it lists tools, is asked to connect Bitbucket, the user follows the link, and the call succeeds.
 /// Returns the protocol version the SDK settled on, how the link reached it, and its last line.

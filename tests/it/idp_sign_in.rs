@@ -266,7 +266,7 @@ async fn a_callback_from_another_browser_a_bad_id_token_or_a_cancel_starts_no_se
 /// group policy, refreshes, and is refused after its grant is revoked; another user sees more.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_sdk_signs_in_through_the_identity_provider_under_the_groups_policy() {
-    let Some(python) = crate::auth_server_sdk::python() else {
+    let Some(python) = python() else {
         return;
     };
     let (_idp, running) = start().await;

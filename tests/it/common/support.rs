@@ -55,3 +55,18 @@ pub fn count(sim: &Sim, method: &str, path_contains: &str) -> usize {
         .filter(|r| r.method == method && r.path.contains(path_contains))
         .count()
 }
+
+/// The Python with the official MCP SDK that `.ci/run` makes (`DEVGATE_PYTHON_SDK`), or `None` with the
+/// test counted as skipped.
+pub fn python() -> Option<String> {
+    match std::env::var("DEVGATE_PYTHON_SDK") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            super::skip::skip(
+                super::skip::PYTHON_SDK,
+                "DEVGATE_PYTHON_SDK does not name a Python with the `mcp` package (.ci/run makes one)",
+            );
+            None
+        }
+    }
+}
