@@ -305,8 +305,6 @@ pub trait Store: auth::AuthStore + Send + Sync {
     async fn ticket_used(&self, ticket_hash: &str) -> Result<bool, StoreError>;
 
     async fn put_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError>;
-    /// The user an API key (by hash) belongs to.
-    async fn api_key_user(&self, key_hash: &str) -> Result<Option<String>, StoreError>;
     /// The API key with this hash, with its user and groups.
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError>;
     async fn api_keys(&self, user: &str) -> Result<Vec<ApiKeyRow>, StoreError>;

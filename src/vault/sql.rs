@@ -391,14 +391,6 @@ macro_rules! sql_store {
                     .map_err(backend)
             }
 
-            async fn api_key_user(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
-                sqlx::query_scalar("SELECT user_id FROM api_keys WHERE key_hash = $1")
-                    .bind(key_hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(backend)
-            }
-
             async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
                 sqlx::query(
                     "SELECT id, key_hash, user_id, created_at, groups FROM api_keys WHERE key_hash = $1",
