@@ -37,8 +37,10 @@ pub mod policy;
 pub mod provider;
 pub mod redact;
 pub(crate) mod request_id;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod shape;
+#[cfg(feature = "sandbox")]
 pub mod sim;
 pub mod transport;
 pub mod vault;

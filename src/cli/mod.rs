@@ -8,6 +8,8 @@ mod connect;
 mod grants;
 mod keys;
 mod policy;
+#[cfg(feature = "sandbox")]
+mod sandbox;
 mod serve;
 mod tools;
 
@@ -51,6 +53,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start simulated Buddy and Bitbucket plus a gateway on loopback: try devgate without accounts.
+    #[cfg(feature = "sandbox")]
     Sandbox {
         /// Address of the gateway's HTTP transport.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -390,6 +393,7 @@ fn human_time(at: i64) -> String {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
+        #[cfg(feature = "sandbox")]
         Command::Sandbox {
             listen,
             buddy,
@@ -399,7 +403,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             oauth,
             select,
         } => {
-            serve::sandbox(
+            sandbox::sandbox(
                 &cli,
                 listen,
                 buddy,

@@ -2,6 +2,10 @@
 
 use super::*;
 
+// tokio's clock, so tests can pause and advance it (`tokio::time::pause`); the same monotonic clock
+// otherwise.
+use tokio::time::Instant;
+
 /// After a successful fetch of the key set, a token with an unknown key id fetches it again at most
 /// this often (the issuer may have rotated its keys).
 const JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
@@ -339,5 +343,39 @@ mod tests {
         }
         let many = claims(serde_json::json!({ "groups": vec!["g"; MAX_GROUPS + 5] }));
         assert_eq!(groups_in(&many, "groups").len(), MAX_GROUPS);
+    }
+
+    /// An issuer whose key set cannot be fetched is asked again only after a backoff that doubles
+    /// with each failure up to a minute; meanwhile every token is refused at once, telling the client
+    /// when to retry. Runs on tokio's paused clock: no real waiting.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_key_set_fetch_backs_off_doubling_up_to_a_minute() {
+        // A URL reqwest refuses before any I/O, so the only clock that moves is the paused one.
+        let keys = JwksKeys::new(
+            "http://[::1".into(),
+            JWKS_MIN_REFRESH,
+            crate::app::http_client().build().unwrap(),
+        );
+        let fetches = |keys: &JwksKeys| keys.cache().fetches;
+        let retry_after = |r: Result<Jwk, AuthError>| match r {
+            Err(AuthError::Jwks { retry_after }) => retry_after,
+            other => panic!("expected a JWKS failure, got {other:?}"),
+        };
+
+        let mut backoff = JWKS_FIRST_BACKOFF;
+        for failure in 1..=8u64 {
+            assert_eq!(
+                retry_after(keys.key_for(Some("k1")).await),
+                backoff.as_secs()
+            );
+            assert_eq!(fetches(&keys), failure, "one fetch per backoff period");
+            // Just before the period ends: refused without fetching, with the seconds left.
+            tokio::time::advance(backoff - Duration::from_millis(500)).await;
+            assert_eq!(retry_after(keys.key_for(Some("k1")).await), 1);
+            assert_eq!(fetches(&keys), failure);
+            tokio::time::advance(Duration::from_millis(500)).await;
+            backoff = (backoff * 2).min(JWKS_MAX_BACKOFF);
+        }
+        assert_eq!(backoff, JWKS_MAX_BACKOFF, "the ceiling was reached");
     }
 }

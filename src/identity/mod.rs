@@ -23,7 +23,7 @@ pub(crate) use jwt::{JWT_LEEWAY_SECS, JwksKeys, algorithms_for, reason, validati
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};

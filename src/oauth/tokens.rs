@@ -11,7 +11,28 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Secret;
 use crate::oauth::{OAuthClient, OAuthError};
-use crate::vault::{Connection, ConnectionStatus, StoreError, Vault, now};
+use crate::vault::{Connection, ConnectionStatus, StoreError, Timestamp, Vault, now};
+
+/// Where the token manager reads the time: expiry, the refresh margin and leases. Tests move a clock
+/// by hand; tokio's paused clock cannot serve here, since it jumps ahead to the store pool's timers
+/// while SQLite's worker thread answers.
+#[derive(Clone, Default)]
+enum Clock {
+    #[default]
+    System,
+    #[cfg(test)]
+    Manual(Arc<std::sync::atomic::AtomicI64>),
+}
+
+impl Clock {
+    fn now(&self) -> Timestamp {
+        match self {
+            Clock::System => now(),
+            #[cfg(test)]
+            Clock::Manual(t) => t.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+}
 
 /// A usable access token.
 pub struct Access {
@@ -46,6 +67,7 @@ pub struct TokenManager {
     lease_secs: i64,
     /// How long a call waits for another holder's refresh before giving up.
     lease_wait: std::time::Duration,
+    clock: Clock,
 }
 
 /// The outcome of waiting for a refresh lease.
@@ -82,6 +104,7 @@ impl TokenManager {
             ),
             lease_secs: lease_secs as i64,
             lease_wait: std::time::Duration::from_secs(lease_secs + 5),
+            clock: Clock::System,
         }
     }
 
@@ -96,7 +119,7 @@ impl TokenManager {
     fn fresh(&self, c: &Connection) -> bool {
         c.row
             .expires_at
-            .is_none_or(|at| at - now() > self.margin_secs)
+            .is_none_or(|at| at - self.clock.now() > self.margin_secs)
     }
 
     fn access(c: Connection) -> Access {
@@ -193,9 +216,9 @@ impl TokenManager {
         provider: &str,
         mut c: Connection,
     ) -> Result<Leased, TokenError> {
-        let deadline = std::time::Instant::now() + self.lease_wait;
+        let deadline = tokio::time::Instant::now() + self.lease_wait;
         loop {
-            let t = now();
+            let t = self.clock.now();
             if self
                 .vault
                 .store
@@ -213,7 +236,7 @@ impl TokenManager {
                 }
                 return Ok(Leased::Ours(latest));
             }
-            if std::time::Instant::now() >= deadline {
+            if tokio::time::Instant::now() >= deadline {
                 return Err(TokenError::Unavailable(
                     "another devgate instance is renewing this connection; try again in a moment"
                         .into(),
@@ -255,11 +278,11 @@ impl TokenManager {
                 if let Some(new_refresh) = &set.refresh_token {
                     row.refresh_token = Some(self.vault.seal(user, provider, new_refresh.expose()));
                 }
-                row.expires_at = set.expires_in.map(|s| now() + s as i64);
+                row.expires_at = set.expires_in.map(|s| self.clock.now() + s as i64);
                 if let Some(scopes) = &set.scopes {
                     row.scopes = scopes.join(" ");
                 }
-                row.updated_at = now();
+                row.updated_at = self.clock.now();
                 if self.vault.store.swap_tokens(&row, c.row.version).await? {
                     Ok(Access {
                         token: set.access_token,
@@ -304,7 +327,9 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use super::{TokenError, TokenManager};
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::{Clock, TokenError, TokenManager};
     use crate::vault::seal::Sealer;
     use crate::vault::sqlite::SqliteStore;
     use crate::vault::{ConnectionRow, ConnectionStatus, Store, Vault, now};
@@ -430,5 +455,65 @@ mod tests {
         vault.store.save_connection(&row).await.unwrap();
         let err = manager(&vault).token("mallory", "bitbucket").await.err();
         assert!(matches!(err, Some(TokenError::Broken(_))), "{err:?}");
+    }
+
+    /// A manager like [`manager`] reading a clock the test moves; the clock starts at the real time.
+    fn manager_at(vault: &Arc<Vault>) -> (TokenManager, Arc<AtomicI64>) {
+        let clock = Arc::new(AtomicI64::new(now()));
+        let mut tokens = manager(vault);
+        tokens.clock = Clock::Manual(clock.clone());
+        (tokens, clock)
+    }
+
+    /// The stored token serves until it is inside the 60 s margin before expiry, then a refresh is
+    /// tried (here it fails: no OAuth client, so the call is told to try again).
+    #[tokio::test]
+    async fn a_token_serves_until_the_margin_then_a_refresh_is_tried() {
+        let vault = vault().await;
+        connect(&vault, Some(120), Some("refresh-1")).await;
+        let (tokens, clock) = manager_at(&vault);
+        for _ in 0..2 {
+            let access = tokens.token("alice", "bitbucket").await.unwrap();
+            assert_eq!(access.token.expose(), "access-1");
+            clock.fetch_add(29, Ordering::SeqCst);
+        }
+        clock.fetch_add(3, Ordering::SeqCst); // 61 s later: 59 s left, inside the margin.
+        let err = tokens.token("alice", "bitbucket").await.err();
+        assert!(
+            matches!(&err, Some(TokenError::Unavailable(m)) if m.contains("no OAuth client")),
+            "{err:?}"
+        );
+    }
+
+    /// Another instance's refresh lease is honoured while it lasts; once it has run out (that instance
+    /// died mid-refresh) this one takes the lease over and refreshes itself, then lets the lease go.
+    #[tokio::test]
+    async fn a_lease_left_by_a_dead_instance_is_taken_over_once_it_runs_out() {
+        let vault = vault().await;
+        connect(&vault, Some(-10), Some("refresh-1")).await;
+        let (tokens, clock) = manager_at(&vault);
+        let t = clock.load(Ordering::SeqCst);
+        assert!(
+            vault
+                .store
+                .take_refresh_lease("alice", "bitbucket", "dead-instance", t, t + 5)
+                .await
+                .unwrap()
+        );
+        clock.fetch_add(6, Ordering::SeqCst);
+        let err = tokens.token("alice", "bitbucket").await.err();
+        assert!(
+            matches!(&err, Some(TokenError::Unavailable(m)) if m.contains("no OAuth client")),
+            "this instance refreshed itself: {err:?}"
+        );
+        // Released: a third instance gets the lease at once.
+        let t = clock.load(Ordering::SeqCst);
+        assert!(
+            vault
+                .store
+                .take_refresh_lease("alice", "bitbucket", "third", t, t + 5)
+                .await
+                .unwrap()
+        );
     }
 }

@@ -18,7 +18,7 @@
 
 mod config;
 mod id_token;
-#[cfg(test)]
+#[cfg(all(test, feature = "sandbox"))]
 mod tests;
 
 pub use config::{DEFAULT_GROUPS_CLAIM, DEFAULT_SCOPES, DEFAULT_USER_CLAIM, LoginConfig};
