@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, GetExtensions, LoggingLevel,
+    ClientJsonRpcMessage, ClientRequest, GetExtensions, GetMeta, LoggingLevel,
     LoggingMessageNotificationParam, Notification, ProtocolVersion, ServerJsonRpcMessage,
     ServerNotification, SetLevelRequestParams,
 };
@@ -52,9 +52,23 @@ impl SessionLevel {
 
     fn set(&self, level: Level) {
         let rank = LEVELS.iter().position(|l| *l == level).unwrap_or(0);
-        self.0.store(rank as u8 + 1, Ordering::Relaxed);
+        if self.0.swap(rank as u8 + 1, Ordering::Relaxed) == 0 {
+            SESSIONS_LOGGING.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
+
+impl Drop for SessionLevel {
+    fn drop(&mut self) {
+        if self.0.load(Ordering::Relaxed) != 0 {
+            SESSIONS_LOGGING.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Live sessions that set a level. While there are none (the usual case), a `tools/call` on a stateful
+/// HTTP session gets no channel for messages unless its own `_meta` asks ([`open_request_stream`]).
+static SESSIONS_LOGGING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Every level, least severe first.
 const LEVELS: [Level; 8] = [
@@ -209,7 +223,8 @@ fn scrub(value: &mut Value) {
     }
 }
 
-/// For a `tools/call` on a stateful HTTP session: a channel for its log messages, whose sender rides
+/// For a `tools/call` on a stateful HTTP session that may want messages (some session set a level, or
+/// its `_meta` names one): a channel for its log messages, whose sender rides
 /// in the request's HTTP parts to the handler ([`for_call`]) and whose receiver goes to
 /// [`with_request_stream`].
 pub fn open_request_stream(
@@ -219,6 +234,11 @@ pub fn open_request_stream(
         return None;
     };
     if !matches!(request.request, ClientRequest::CallToolRequest(_)) {
+        return None;
+    }
+    let wanted = SESSIONS_LOGGING.load(Ordering::Relaxed) > 0
+        || request.request.get_meta().log_level().is_some();
+    if !wanted {
         return None;
     }
     let parts = request

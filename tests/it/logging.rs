@@ -1,9 +1,9 @@
 //! MCP logging through the real binary: a client that set a level gets `notifications/message` for an
-//! upstream retry (with its wait), a rate-limit wait and a token refresh, nothing below its level and
-//! nothing before it set one; on 2026-07-28 only a request whose `_meta` asks gets messages; on a
-//! stateful HTTP session they arrive on the call's own response stream, ahead of the result; stateless
-//! HTTP serves only the request's `_meta`. No message carries a secret. The official Python SDK receives
-//! them with its `logging_callback` in both protocol eras.
+//! upstream retry (with its wait), a rate-limit wait, a token refresh and a text cut at the cap, nothing
+//! below its level and nothing before it set one; on 2026-07-28 only a request whose `_meta` asks gets
+//! messages; on a stateful HTTP session they arrive on the call's own response stream, ahead of the
+//! result; stateless HTTP serves only the request's `_meta`. No message carries a secret. The official
+//! Python SDK receives them with its `logging_callback` in both protocol eras.
 
 #![allow(deprecated)] // rmcp marks MCP logging deprecated (SEP-2577); devgate still serves it
 
@@ -167,6 +167,36 @@ async fn a_session_that_set_a_level_hears_of_retries_and_waits_and_nothing_below
     assert_eq!(got[1].data["event"], "rate_limited", "{:?}", got[1]);
     assert_eq!(got[1].data["wait_ms"], 1000);
 
+    // Notices: a text cut at the cap says where to read on, as the result does.
+    set_level(&client, LoggingLevel::Notice).await;
+    let file = ok(
+        "bitbucket_get_file",
+        &call(
+            &client,
+            "bitbucket_get_file",
+            json!({"repo_slug": "api", "ref": "main", "path": "CHANGELOG.md"}),
+        )
+        .await,
+    );
+    let got = logs.wait_for(3).await;
+    let cut = &got[2];
+    assert_eq!(
+        (cut.level, cut.logger.as_deref(), &cut.data["event"]),
+        (
+            LoggingLevel::Notice,
+            Some("devgate.result"),
+            &json!("text_cut")
+        )
+    );
+    assert_eq!(cut.data["next_offset"], file["next_offset"], "{cut:?}");
+    assert!(
+        cut.data["next"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("offset={}", file["next_offset"])),
+        "{cut:?}"
+    );
+
     // The provider echoed the credential in its error: no message repeats it.
     assert!(
         !logs.text().contains(BITBUCKET_TOKEN),
@@ -283,7 +313,8 @@ fn read_call(meta: Value) -> Value {
 }
 
 /// On a stateful session the message rides the call's own POST response, before its result (not the
-/// session's standalone stream, which this client never opens).
+/// session's standalone stream, which this client never opens), whether the call's `_meta` or the
+/// session's `logging/setLevel` asked for it.
 #[tokio::test(flavor = "multi_thread")]
 async fn on_a_session_messages_ride_the_calls_own_stream_ahead_of_its_result() {
     let sim = Sim::start().await.unwrap();
@@ -300,6 +331,15 @@ async fn on_a_session_messages_ride_the_calls_own_stream_ahead_of_its_result() {
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     )
     .await;
+    // Before any setLevel, a call whose own `_meta` names a level.
+    fail_once(&sim, 503, None);
+    let (_, _, asked) = post(
+        url,
+        s,
+        read_call(json!({"io.modelcontextprotocol/logLevel": "warning"})),
+    )
+    .await;
+    assert!(asked.contains("notifications/message"), "{asked}");
     let (status, _, _) = post(url, s, json!({"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel", "params": {"level": "warning"}})).await;
     assert!(status.is_success(), "setLevel: {status}");
     fail_once(&sim, 503, None);
