@@ -143,32 +143,34 @@ pub fn token_refresh(provider: &str, outcome: Refreshed<'_>) {
         Refreshed::Refused(_) => Level::Error,
         Refreshed::Unavailable(_) => Level::Warning,
     };
-    emit(level, "devgate.oauth", |tool| match outcome {
-        Refreshed::Renewed { rejected } => json!({
-            "tool": tool,
-            "provider": provider,
-            "event": "token_refreshed",
-            "message": if rejected {
-                format!("{provider} refused the access token; devgate refreshed it and sends the request again")
-            } else {
-                format!("the {provider} access token was about to expire; devgate refreshed it")
-            },
-            "next": "nothing to do",
-        }),
-        Refreshed::Refused(detail) => json!({
-            "tool": tool,
-            "provider": provider,
-            "event": "token_refresh_refused",
-            "message": format!("the {provider} connection could not be renewed: {detail}"),
-            "next": "the user connects again with the link in the result",
-        }),
-        Refreshed::Unavailable(detail) => json!({
-            "tool": tool,
-            "provider": provider,
-            "event": "token_refresh_failed",
-            "message": format!("{provider} could not renew the access token ({detail}); the connection is kept"),
-            "next": "call the tool again in a minute",
-        }),
+    emit(level, "devgate.oauth", |tool| {
+        let (event, message, next) = match outcome {
+            Refreshed::Renewed { rejected: true } => (
+                "token_refreshed",
+                format!(
+                    "{provider} refused the access token; devgate refreshed it and sends the request again"
+                ),
+                "nothing to do",
+            ),
+            Refreshed::Renewed { rejected: false } => (
+                "token_refreshed",
+                format!("the {provider} access token was about to expire; devgate refreshed it"),
+                "nothing to do",
+            ),
+            Refreshed::Refused(detail) => (
+                "token_refresh_refused",
+                format!("the {provider} connection could not be renewed: {detail}"),
+                "the user connects again with the link in the result",
+            ),
+            Refreshed::Unavailable(detail) => (
+                "token_refresh_failed",
+                format!(
+                    "{provider} could not renew the access token ({detail}); the connection is kept"
+                ),
+                "call the tool again in a minute",
+            ),
+        };
+        json!({"tool": tool, "provider": provider, "event": event, "message": message, "next": next})
     });
 }
 
