@@ -153,10 +153,8 @@ fn call_level(session: &SessionLevel, context: &RequestContext<RoleServer>) -> O
     if let Some(level) = context.meta.log_level() {
         return Some(from_mcp(level));
     }
-    if modern(context) {
-        return None;
-    }
-    session.get()
+    // A session's level, unless this request is of the protocol that has no sessions.
+    session.get().filter(|_| !modern(context))
 }
 
 /// The response stream of a `tools/call` POST on a stateful HTTP session, for its log messages.

@@ -205,8 +205,8 @@ async fn a_session_that_set_a_level_hears_of_retries_and_waits_and_nothing_below
     client.cancel().await.unwrap();
 }
 
-/// A stateful HTTP session that set a level hears of the refresh a call needed; nothing that was
-/// issued or used as a secret appears in any message.
+/// A stateful HTTP session that set a level hears of the refresh a call needed, and of one the provider
+/// refused; nothing that was issued or used as a secret appears in any message.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_session_hears_of_a_token_refresh_and_never_a_token() {
     let sim = Sim::start().await.unwrap();
@@ -230,6 +230,26 @@ async fn an_http_session_hears_of_a_token_refresh_and_never_a_token() {
     assert_eq!(
         (&refresh.data["tool"], &refresh.data["provider"]),
         (&json!("buddy_get_user"), &json!("buddy"))
+    );
+
+    // The user removed the app at Buddy, whose token endpoint repeats the refresh token it was sent:
+    // the refused refresh is an error message, which names the reconnect and repeats no token.
+    sim.state.set_echo_secrets(Which::Buddy, true);
+    sim.state.revoke_grants(Account::Mike);
+    let result = call(&client, "buddy_get_user", json!({})).await;
+    assert!(is_error(&result), "a reconnect link");
+    let got = logs.wait_for(2).await;
+    let refused = got
+        .iter()
+        .find(|m| m.data["event"] == "token_refresh_refused")
+        .unwrap_or_else(|| panic!("a refused refresh: {got:?}"));
+    assert_eq!(refused.level, LoggingLevel::Error);
+    assert!(
+        refused.data["next"]
+            .as_str()
+            .unwrap()
+            .contains("connects again"),
+        "{refused:?}"
     );
     assert_no_secrets(&sim, &c.keys, &[("a log message", &logs.text())]);
     client.cancel().await.unwrap();
