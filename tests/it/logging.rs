@@ -1,6 +1,7 @@
 //! MCP logging through the real binary: a client that set a level gets `notifications/message` for an
-//! upstream retry (with its wait), a rate-limit wait, a token refresh and a text cut at the cap, nothing
-//! below its level and nothing before it set one; on 2026-07-28 only a request whose `_meta` asks gets
+//! upstream retry (with its wait), a rate-limit wait, a token refresh (and a refused one), a text cut at
+//! the cap and a wait for the user to connect (while the call waits), nothing below its level and
+//! nothing before it set one; on 2026-07-28 only a request whose `_meta` asks gets
 //! messages; on a stateful HTTP session they arrive on the call's own response stream, ahead of the
 //! result; stateless HTTP serves only the request's `_meta`. No message carries a secret. The official
 //! Python SDK receives them with its `logging_callback` in both protocol eras.
@@ -452,4 +453,98 @@ async fn the_python_sdk_receives_messages_through_its_logging_callback() {
         );
         assert!(!stdout.contains(BITBUCKET_TOKEN));
     }
+}
+
+/// A 2026-07-28 client that accepted the connect question and asked for messages hears, while its
+/// retried call still waits, that devgate waits for the user; the call then ends with the result, and
+/// the message carries no ticket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_waiting_for_the_user_to_connect_says_so_while_it_waits() {
+    use rmcp::model::{
+        CallToolResponse, ElicitRequestParams, ElicitationCapability, InputRequest,
+        UrlElicitationCapability,
+    };
+    let sim = Sim::start().await.unwrap();
+    let setup = oauth_setup(&sim, "[oauth]\nconnect_wait_secs = 25");
+    let key = create_api_key(&setup, "hana");
+    let gateway = oauth_http(&setup, &[]).await;
+    let mut capabilities = ClientCapabilities::default();
+    capabilities.elicitation =
+        Some(ElicitationCapability::new().with_url(UrlElicitationCapability::default()));
+    let logs = Logs {
+        info: Some(
+            ClientConfig::new(capabilities, Implementation::new("logging-test", "1"))
+                .with_protocol_version(ProtocolVersion::V_2026_07_28),
+        ),
+        ..Logs::default()
+    };
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            gateway.url.clone(),
+        )
+        .auth_header(key),
+    );
+    let client = rmcp::service::serve_client_with_lifecycle(
+        logs.clone(),
+        transport,
+        rmcp::service::ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .expect("a 2026-07-28 client");
+    let tool = "bitbucket_get_current_user";
+    let asked = client
+        .call_tool_once(CallToolRequestParams::new(tool).with_arguments(args(json!({}))))
+        .await
+        .unwrap();
+    let CallToolResponse::InputRequired(required) = asked else {
+        panic!("expected input_required, got {asked:?}");
+    };
+    let Some(InputRequest::Elicitation(elicit)) = required
+        .input_requests
+        .as_ref()
+        .and_then(|r| r.get("connect_bitbucket"))
+    else {
+        panic!("a connect question: {required:?}");
+    };
+    let ElicitRequestParams::UrlElicitationParams { url, .. } = &elicit.params else {
+        panic!("URL mode");
+    };
+    let url = url.clone();
+
+    // The agent answers `accept` (the link is open) and asks for messages from `info`.
+    let mut responses = rmcp::model::InputResponses::new();
+    responses.insert("connect_bitbucket".into(), json!({"action": "accept"}));
+    let mut retry = CallToolRequestParams::new(tool)
+        .with_arguments(args(json!({})))
+        .with_input_responses(responses);
+    let mut meta = RequestMetaObject::new();
+    meta.set_log_level(LoggingLevel::Info);
+    retry.meta = Some(meta);
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move { client.call_tool_once(retry).await })
+    };
+    let got = logs.wait_for(1).await;
+    assert!(
+        !waiting.is_finished(),
+        "the message came while the call waits"
+    );
+    assert_eq!(got[0].data["event"], "waiting_for_connect", "{got:?}");
+    assert_eq!(got[0].data["wait_s"], 25);
+    assert_eq!(got[0].logger.as_deref(), Some("devgate.connect"));
+
+    walk_connect(&url, "ben", "allow").await;
+    let done = tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
+        .await
+        .expect("the call ends once connected")
+        .unwrap()
+        .unwrap();
+    let CallToolResponse::Complete(result) = done else {
+        panic!("the result: {done:?}");
+    };
+    ok(tool, &result);
+    assert!(!logs.text().contains("ticket="), "{}", logs.text());
+    client.cancel().await.unwrap();
 }
