@@ -42,7 +42,7 @@ fi
 # The scenarios that apply to a server without the suite's fixture tools, resources and prompts (the
 # README lists every scenario and why the others are left out).
 failed=0
-for scenario in server-initialize ping tools-list dns-rebinding-protection server-sse-polling \
+for scenario in server-initialize ping tools-list logging-set-level dns-rebinding-protection server-sse-polling \
   server-sse-multiple-streams; do
   if "$DEVGATE_CONFORMANCE" server --url "http://127.0.0.1:$port/mcp" \
     --scenario "$scenario" >"$work/$scenario.log" 2>&1; then

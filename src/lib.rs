@@ -18,13 +18,15 @@
 //! [`config`] (devgate.toml), [`policy`] (`[[policies]]`: which tools each group may see, call and must
 //! confirm), [`app`] (wiring it all from config), [`confirm`] (the user's confirmation of
 //! destructive calls), `request_id` (one id per request, in logs and error texts), `audit` and `metrics`
-//! (one row and one sample per call), [`redact`] (no link ticket in a log line), [`sim`] (simulated
+//! (one row and one sample per call), [`call_log`] (what a call tells its client while it runs: retries,
+//! refreshes, cut results, as MCP log messages), [`redact`] (no link ticket in a log line), [`sim`] (simulated
 //! providers and identity provider for tests and the sandbox) and [`sandbox`] (the sim plus a gateway,
 //! for a first look without accounts).
 
 pub mod app;
 pub(crate) mod audit;
 pub mod auth_server;
+pub mod call_log;
 pub mod catalog;
 pub mod config;
 pub mod confirm;

@@ -23,6 +23,7 @@
 //! elicitation request up to 2025-11-25, an `input_required` form with a `requestState` from
 //! 2026-07-28, and otherwise an `isError` with a confirm-page link.
 
+pub mod logging;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -118,6 +119,8 @@ pub struct McpServer {
     gateway: Arc<Gateway>,
     caller: Caller,
     pending: Arc<PendingElicitations>,
+    /// The level this session set with `logging/setLevel` ([`logging`]).
+    log_level: Arc<logging::SessionLevel>,
     /// Counted in `devgate_mcp_sessions` while any clone of this handler lives.
     _session: Arc<ActiveSession>,
 }
@@ -144,6 +147,7 @@ impl McpServer {
             gateway,
             caller,
             pending,
+            log_level: Arc::default(),
             _session: Arc::new(ActiveSession::open()),
         }
     }
@@ -386,6 +390,7 @@ async fn call_answering_connect(
         return first;
     }
     let wait = connector.connect_wait();
+    crate::call_log::waiting_for_connect(provider, wait);
     tracing::info!(provider = %provider, wait_secs = wait.as_secs(), "waiting for the user to finish connecting");
     if connector
         .wait_for_connection(user, provider, before, wait)
@@ -541,7 +546,12 @@ pub fn with_cache_hints(result: ListToolsResult, per_caller: bool) -> ListToolsR
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        #[allow(deprecated)] // MCP logging, deprecated from 2026-07-28 (see `logging`)
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_logging()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new("devgate", env!("CARGO_PKG_VERSION")).with_title("devgate"),
             )
@@ -576,6 +586,16 @@ impl ServerHandler for McpServer {
         })
     }
 
+    #[allow(deprecated)] // MCP logging, deprecated from 2026-07-28 (see `logging`)
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let stdio = matches!(self.caller, Caller::Fixed(_));
+        logging::set_level(&self.log_level, stdio, &request, &context)
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.gateway.tool(name).cloned()
     }
@@ -603,6 +623,7 @@ impl ServerHandler for McpServer {
         let span = tracing::info_span!("tool_call", user = %user, tool = %tool, request_id = %request_id, rpc_id = %crate::audit::clip(&rpc_id, 64));
         let gateway = self.gateway.clone();
         let pending = self.pending.clone();
+        let (log, log_forwarder) = logging::for_call(&self.log_level, &context, &tool).unzip();
         async move {
             let flight = gateway.begin(&caller, &tool, request.arguments.as_ref(), &request_id.0);
             // Only a call that waits, or may follow a task, has progress to report (rmcp clients put a
@@ -623,13 +644,16 @@ impl ServerHandler for McpServer {
                 request_state: request.request_state.as_deref(),
             };
             let answered = connect_answer(request.input_responses.as_ref());
-            let call = call_answering_connect(
-                &gateway,
-                &caller,
-                &request,
-                progress,
-                &confirmer,
-                answered.as_ref(),
+            let call = crate::call_log::scope(
+                log,
+                call_answering_connect(
+                    &gateway,
+                    &caller,
+                    &request,
+                    progress,
+                    &confirmer,
+                    answered.as_ref(),
+                ),
             );
             let outcome = tokio::select! {
                 outcome = call => outcome,
@@ -641,6 +665,9 @@ impl ServerHandler for McpServer {
             if let Some(forwarder) = forwarder {
                 // The call (and its sender) is done; let the last lines go out before the result.
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
+            }
+            if let Some(forwarder) = log_forwarder {
+                logging::drain(forwarder).await;
             }
             let (outcome, response) = match outcome {
                 Ok(result) => (Outcome::Ok, Ok(result.into())),

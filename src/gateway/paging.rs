@@ -123,6 +123,7 @@ impl Offered {
                     .is_some_and(|u| self.within_resource(&u, args).unwrap_or(false));
                 if !own {
                     tracing::warn!(tool = %self.tool.name, "the provider's next-page link leaves this tool's resource; paging stops here");
+                    crate::call_log::paging_stopped();
                     return None;
                 }
                 relative

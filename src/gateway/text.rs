@@ -106,6 +106,7 @@ pub(super) fn text_result(window: crate::provider::TextWindow, offset: u64) -> C
     let mut structured = Map::new();
     let mut text = window.text.clone();
     if let Some(next) = window.next_offset {
+        crate::call_log::text_cut(offset, next, window.total);
         let total = window.total.map(|t| format!(" of {t}")).unwrap_or_default();
         let _ = write!(
             text,

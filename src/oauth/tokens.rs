@@ -198,6 +198,7 @@ impl TokenManager {
         };
         let outcome = self.renew(user, provider, c).await;
         crate::metrics::global().refresh(provider, outcome.is_ok());
+        tell_call(provider, rejected, &outcome);
         if let Err(e) = self
             .vault
             .store
@@ -315,6 +316,16 @@ impl TokenManager {
             }
             Err(e) => Err(TokenError::Unavailable(e.to_string())),
         }
+    }
+}
+
+/// Tells the call that needed the refresh how it went (never a token: only the outcome).
+fn tell_call(provider: &str, rejected: bool, outcome: &Result<Access, TokenError>) {
+    use crate::call_log::{Refreshed, token_refresh};
+    match outcome {
+        Ok(_) => token_refresh(provider, Refreshed::Renewed { rejected }),
+        Err(TokenError::Broken(detail)) => token_refresh(provider, Refreshed::Refused(detail)),
+        Err(e) => token_refresh(provider, Refreshed::Unavailable(&e.to_string())),
     }
 }
 

@@ -436,6 +436,8 @@ impl ProviderClient {
                 error.set_retries(tries);
                 return Err(error);
             };
+            let (id, title, retries) = (self.id(), self.title(), self.upstream.retries);
+            crate::call_log::upstream_retry(id, title, &error, tries + 1, retries, wait);
             tokio::time::sleep(wait).await;
             tries += 1;
         }

@@ -243,14 +243,16 @@ impl SessionManager for BoundSessions {
         closed
     }
 
-    fn create_stream(
+    /// A `tools/call` gets a channel of its own for its log messages, merged into its response stream
+    /// (rmcp would send them on the standalone GET stream; see [`crate::mcp::logging`]).
+    async fn create_stream(
         &self,
         id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> impl Future<
-        Output = Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>,
-    > + Send {
-        self.inner.create_stream(id, message)
+        mut message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let messages = crate::mcp::logging::open_request_stream(&mut message);
+        let response = self.inner.create_stream(id, message).await?;
+        Ok(crate::mcp::logging::with_request_stream(response, messages))
     }
 
     fn accept_message(

@@ -32,6 +32,7 @@ mod http;
 mod idp_sign_in;
 mod instances;
 mod jwt;
+mod logging;
 mod oauth_flow;
 mod oidc;
 mod operations;
