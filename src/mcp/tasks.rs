@@ -1,6 +1,8 @@
 //! The MCP face of long runs as tasks (the `io.modelcontextprotocol/tasks` extension): which calls become
-//! a task, and `tasks/get`, `tasks/cancel`, plus `tasks/list` and `tasks/result` (the 2025-11-25 names,
-//! served to clients that declared the extension) over the gateway's [`TaskBook`].
+//! a task, and `tasks/get` (with the result once completed) and `tasks/cancel` over the gateway's
+//! [`TaskBook`]. A 2025-11-25 session that declared the extension may also list its tasks
+//! (`tasks/list`) and wait for a result (`tasks/result`), 2025's names; from 2026-07-28 on the
+//! extension removed both, so they are unknown methods there (-32601).
 //!
 //! A call becomes a task only when the client declared the extension, devgate keeps tasks (it has a
 //! store) and the catalog marks the tool `task = true`; then the write runs in the request as any
@@ -104,13 +106,23 @@ pub async fn cancel(gateway: &Gateway, user: &str, id: &str) -> Result<(), McpEr
     }
 }
 
-/// `tasks/list` and `tasks/result`, or `None` for any other custom method.
+/// `tasks/list` and `tasks/result` for a 2025-11-25 session, or `None` (an unknown method) for any
+/// other custom method or a 2026-07-28 request.
 pub async fn custom(
     gateway: &Arc<Gateway>,
     user: &str,
     request: &CustomRequest,
     context: &RequestContext<RoleServer>,
 ) -> Option<Result<CustomResult, McpError>> {
+    let modern = context
+        .protocol_version()
+        .is_none_or(|v| v.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str());
+    let declared = context
+        .client_capabilities()
+        .is_some_and(|c| c.supports_tasks());
+    if modern || !declared {
+        return None;
+    }
     match request.method.as_str() {
         LIST_METHOD => Some(list(gateway, user).await),
         RESULT_METHOD => {

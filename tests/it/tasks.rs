@@ -54,6 +54,11 @@ fn create_key(config: &Path, user: &str) -> String {
 
 /// A 2026-07-28 client with `key`, declaring the tasks extension or not.
 async fn modern(url: &str, key: &str, tasks: bool) -> Modern {
+    client_at(url, key, tasks, ProtocolVersion::V_2026_07_28).await
+}
+
+/// A client of `version` (2026-07-28 discovers; earlier ones initialize a session) with `key`.
+async fn client_at(url: &str, key: &str, tasks: bool, version: ProtocolVersion) -> Modern {
     let capabilities = if tasks {
         ClientCapabilities::builder().enable_tasks().build()
     } else {
@@ -62,13 +67,18 @@ async fn modern(url: &str, key: &str, tasks: bool) -> Modern {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key.to_string()),
     );
+    let lifecycle = if version == ProtocolVersion::V_2026_07_28 {
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![version.clone()],
+        }
+    } else {
+        ClientLifecycleMode::Initialize
+    };
     rmcp::service::serve_client_with_lifecycle(
         ClientConfig::new(capabilities, Implementation::new("tasks-test", "1"))
-            .with_protocol_version(ProtocolVersion::V_2026_07_28),
+            .with_protocol_version(version),
         transport,
-        ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        },
+        lifecycle,
     )
     .await
     .expect("a 2026-07-28 client connects")
@@ -195,13 +205,61 @@ async fn runs_are_tasks_polled_to_the_same_result_as_wait() {
     };
     assert_eq!(fields(&waited), fields(&run), "the same result as wait");
 
-    // tasks/result returns the tool result; tasks/list names both tasks.
+    // The extension removed tasks/result and tasks/list in 2026-07-28: unknown methods there.
+    for method in ["tasks/result", "tasks/list"] {
+        let err = custom(&client, method, Some(json!({"taskId": buddy})))
+            .await
+            .unwrap_err();
+        assert!(err.contains("-32601"), "{method}: {err}");
+    }
+    client.cancel().await.unwrap();
+    plain.cancel().await.unwrap();
+}
+
+/// A 2025-11-25 session that declared the extension gets tasks too, and 2025's `tasks/list` and
+/// `tasks/result`, for its own user's tasks only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2025_session_lists_its_tasks_and_waits_for_a_result() {
+    let sim = Sim::start().await.unwrap();
+    sim.state.set_run_step_ms(20);
+    let config = tasks_config(&sim, "");
+    let key = create_key(&config, "alice");
+    let gateway = http(&config, false).await;
+    let client = client_at(&gateway.url, &key, true, ProtocolVersion::V_2025_11_25).await;
+    let bitbucket = start(
+        &client,
+        "bitbucket_run_pipeline",
+        json!({"repo_slug": "api", "branch": "feature/login"}),
+    )
+    .await;
+    let buddy = start(
+        &client,
+        "buddy_run_pipeline",
+        json!({"project": "web", "pipeline": "build-and-test", "branch": "fix/cart-rounding"}),
+    )
+    .await;
+    // Another user's session sees none of alice's tasks.
+    let bob = client_at(
+        &gateway.url,
+        &create_key(&config, "bob"),
+        true,
+        ProtocolVersion::V_2025_11_25,
+    )
+    .await;
+    let err = custom(&bob, "tasks/result", Some(json!({"taskId": buddy})))
+        .await
+        .unwrap_err();
+    assert!(err.contains("unknown task"), "{err}");
+    let listed = custom(&bob, "tasks/list", None).await.unwrap();
+    assert_eq!(listed["tasks"], json!([]), "{listed}");
+    bob.cancel().await.unwrap();
+
     let result = custom(&client, "tasks/result", Some(json!({"taskId": buddy})))
         .await
         .unwrap();
     assert_eq!(
-        result["structuredContent"]["failed_step"],
-        run["failed_step"]
+        result["structuredContent"]["failed_step"]["name"], "Unit tests",
+        "{result}"
     );
     let listed = custom(&client, "tasks/list", None).await.unwrap();
     let mut ids: Vec<&str> = listed["tasks"]
@@ -215,7 +273,6 @@ async fn runs_are_tasks_polled_to_the_same_result_as_wait() {
     started.sort();
     assert_eq!(ids, started, "{listed}");
     client.cancel().await.unwrap();
-    plain.cancel().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -244,7 +301,7 @@ async fn a_task_is_its_users_and_another_instance_takes_it_over() {
         .expect("B answers");
     assert_eq!(on_b.task.status(), TaskStatus::Working);
 
-    // Bob cannot see, read, list or cancel it.
+    // Bob cannot see or cancel it.
     let err = bob_b.get_task(GetTaskParams::new(&id)).await.unwrap_err();
     assert!(err.to_string().contains("unknown task"), "{err}");
     let err = bob_b
@@ -252,13 +309,6 @@ async fn a_task_is_its_users_and_another_instance_takes_it_over() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unknown task"), "{err}");
-    assert!(
-        custom(&bob_b, "tasks/result", Some(json!({"taskId": id})))
-            .await
-            .is_err()
-    );
-    let listed = custom(&bob_b, "tasks/list", None).await.unwrap();
-    assert_eq!(listed["tasks"], json!([]), "{listed}");
 
     // A is gone for good; B takes the task over once A's lease runs out, and follows it to the end.
     eventually("A polls the run", || count(&sim, "GET", "/pipelines/") >= 2).await;
