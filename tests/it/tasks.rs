@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 type Modern = RunningService<RoleClient, ClientConfig>;
 
 /// A config for the sim (static tokens) with API-key callers, runs polled every 15 ms, a one-second
-/// task lease, and `extra` under `[tools]`.
+/// task lease, and `extra` under `[tools]`; its store next to it.
 fn tasks_config(sim: &Sim, extra: &str) -> std::path::PathBuf {
     let config = config_for(
         sim,
@@ -37,10 +37,38 @@ fn tasks_config(sim: &Sim, extra: &str) -> std::path::PathBuf {
     config
 }
 
+/// The processes' environment: the providers' tokens and one sealing key for every instance.
+fn env() -> Vec<(&'static str, &'static str)> {
+    let mut env = token_env();
+    env.push(("DEVGATE_SECRET_KEY", TEST_SECRET_KEY));
+    env
+}
+
+/// `devgate http --stateless` with [`env`].
+async fn stateless(config: &Path) -> HttpGateway {
+    gateway(config, true).await
+}
+
+/// `devgate http` (with sessions unless `stateless`) with [`env`].
+async fn gateway(config: &Path, stateless: bool) -> HttpGateway {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["http", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .args(stateless.then_some("--stateless"))
+        .env("DEVGATE_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env() {
+        cmd.env(k, v);
+    }
+    spawn_http(cmd).await
+}
+
 fn create_key(config: &Path, user: &str) -> String {
     let mut cmd = std::process::Command::new(BIN);
     cmd.args(["keys", "create", user, "--config"]).arg(config);
-    for (k, v) in token_env() {
+    for (k, v) in env() {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("devgate keys runs");
@@ -150,7 +178,7 @@ async fn runs_are_tasks_polled_to_the_same_result_as_wait() {
     sim.state.set_run_step_ms(20);
     let config = tasks_config(&sim, "");
     let key = create_key(&config, "alice");
-    let gateway = http(&config, true).await;
+    let gateway = stateless(&config).await;
     let client = modern(&gateway.url, &key, true).await;
 
     let bitbucket = start(
@@ -224,7 +252,7 @@ async fn a_2025_session_lists_its_tasks_and_waits_for_a_result() {
     sim.state.set_run_step_ms(20);
     let config = tasks_config(&sim, "");
     let key = create_key(&config, "alice");
-    let gateway = http(&config, false).await;
+    let gateway = gateway(&config, false).await;
     let client = client_at(&gateway.url, &key, true, ProtocolVersion::V_2025_11_25).await;
     let bitbucket = start(
         &client,
@@ -277,14 +305,32 @@ async fn a_2025_session_lists_its_tasks_and_waits_for_a_result() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_task_is_its_users_and_another_instance_takes_it_over() {
+    takeover(None).await;
+}
+
+/// The same with two instances on one PostgreSQL database (skipped without a test server).
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgres_another_instance_takes_a_task_over() {
+    if let Some(database) = crate::instances::fresh_database().await {
+        takeover(Some(&database)).await;
+    }
+}
+
+/// Alice starts a run as a task on instance A; B answers for it, Bob (on B) cannot see or cancel it;
+/// A is killed, and B takes the task over and follows it to the end. Both instances share the store:
+/// the config's SQLite file, or `postgres`.
+async fn takeover(postgres: Option<&str>) {
     let sim = Sim::start().await.unwrap();
     sim.state.set_run_step_ms(400);
     let config = tasks_config(&sim, "");
+    if let Some(url) = postgres {
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{text}\n[store]\nurl = \"{url}\"\n")).unwrap();
+    }
     let alice = create_key(&config, "alice");
     let bob = create_key(&config, "bob");
-    // Two stateless instances sharing one store (the config's SQLite file and its key file).
-    let mut a = http(&config, true).await;
-    let b = http(&config, true).await;
+    let mut a = stateless(&config).await;
+    let b = stateless(&config).await;
     let alice_a = modern(&a.url, &alice, true).await;
     let alice_b = modern(&b.url, &alice, true).await;
     let bob_b = modern(&b.url, &bob, true).await;
@@ -320,6 +366,15 @@ async fn a_task_is_its_users_and_another_instance_takes_it_over() {
         b.stderr.text().contains("task taken over"),
         "B says it took the task over"
     );
+    // devgate's own lines never carry a task id (rmcp's debug lines print whole messages).
+    for log in [a.stderr.text(), b.stderr.text()] {
+        let own = log.lines().filter(|l| !l.contains(" rmcp::"));
+        assert!(
+            own.clone().all(|l| !l.contains(&id)),
+            "{:?}",
+            own.filter(|l| l.contains(&id)).collect::<Vec<_>>()
+        );
+    }
     for client in [alice_a, alice_b, bob_b] {
         let _ = client.cancel().await;
     }
@@ -331,7 +386,7 @@ async fn a_cancelled_task_stops_the_polling_not_the_run() {
     sim.state.set_run_step_ms(600_000);
     let config = tasks_config(&sim, "");
     let key = create_key(&config, "alice");
-    let gateway = http(&config, true).await;
+    let gateway = stateless(&config).await;
     let client = modern(&gateway.url, &key, true).await;
     let polls = || count(&sim, "GET", "/executions/");
 
@@ -383,7 +438,7 @@ async fn a_slow_merge_is_a_task_and_confirmation_still_comes_first() {
     // nothing is merged or started.
     let confirmed = tasks_config(&sim, "");
     let key = create_key(&confirmed, "alice");
-    let gateway = http(&confirmed, true).await;
+    let gateway = stateless(&confirmed).await;
     let client = modern(&gateway.url, &key, true).await;
     let merge = CallToolRequestParams::new("bitbucket_merge_pull_request").with_arguments(args(
         json!({"repo_slug": "api", "pull_request_id": 21, "confirm": true}),
@@ -402,7 +457,7 @@ async fn a_slow_merge_is_a_task_and_confirmation_still_comes_first() {
     // Not confirmed: the merge Bitbucket answers with 202 is a task, completed with the merged PR.
     let unconfirmed = tasks_config(&sim, "confirm_destructive = false");
     let key = create_key(&unconfirmed, "alice");
-    let gateway = http(&unconfirmed, true).await;
+    let gateway = stateless(&unconfirmed).await;
     let client = modern(&gateway.url, &key, true).await;
     let id = start(
         &client,
@@ -440,7 +495,7 @@ async fn clients_without_tasks_keep_wait() {
     sim.state.set_run_step_ms(20);
     let config = tasks_config(&sim, "");
     let key = create_key(&config, "alice");
-    let gateway = http(&config, true).await;
+    let gateway = stateless(&config).await;
 
     // 2026-07-28 without the extension, and a 2025-11-25 client: results, never a task.
     let modern_plain = modern(&gateway.url, &key, false).await;
