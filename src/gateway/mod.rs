@@ -364,7 +364,7 @@ impl Gateway {
         confirmer: Option<&dyn Confirmer>,
     ) -> Result<CallToolResult, ToolError> {
         match self
-            .dispatch(caller, name, args, progress, confirmer, false)
+            .call_as(caller, name, args, progress, confirmer, false)
             .await?
         {
             Ran::Done(result) => Ok(result),
@@ -375,8 +375,10 @@ impl Gateway {
         }
     }
 
-    /// [`Self::call`], or, `as_task`, the call up to what it starts ([`Self::call_as`]).
-    async fn dispatch(
+    /// Runs one call as [`Self::call`] does, except that, `as_task` (and the tool may run as a task),
+    /// what it starts is returned to follow in an MCP task ([`Ran::Follow`]) rather than followed here.
+    /// Confirmation, policy and the rate limit apply as to any call, before anything starts.
+    pub async fn call_as(
         &self,
         caller: &Identity,
         name: &str,
@@ -385,6 +387,7 @@ impl Gateway {
         confirmer: Option<&dyn Confirmer>,
         as_task: bool,
     ) -> Result<Ran, ToolError> {
+        let as_task = as_task && self.runs_as_task(name);
         let user = caller.user.as_str();
         // The name first: a call to nothing costs no rate budget and is never counted under its name.
         if !self.offers(name) {

@@ -3,15 +3,14 @@
 
 pub mod book;
 
-use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::model::CallToolResult;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::call::Call;
 use super::wait::Task;
-use super::{Confirmer, Gateway, Progress, ToolError};
+use super::{Gateway, Progress, ToolError};
 use crate::catalog::AcceptedSpec;
-use crate::identity::Identity;
 
 /// How long a task follows a run (or a task the provider accepted) before it ends with a note that the
 /// run goes on, as `wait` does at its bound. A task outlives its HTTP request, so this is far longer
@@ -128,23 +127,6 @@ impl Gateway {
     /// Whether `name` may run as an MCP task (the catalog's `task`).
     pub fn runs_as_task(&self, name: &str) -> bool {
         self.offered.get(name).is_some_and(|o| o.tool.spec.task)
-    }
-
-    /// Runs one call as [`Gateway::call`] does, except that, `as_task`, what it starts is returned to
-    /// follow in a task ([`Ran::Follow`]) rather than followed here. Confirmation, policy and the rate
-    /// limit apply as to any call, before anything starts.
-    pub async fn call_as(
-        &self,
-        caller: &Identity,
-        name: &str,
-        args: Option<&JsonObject>,
-        progress: Option<Progress>,
-        confirmer: Option<&dyn Confirmer>,
-        as_task: bool,
-    ) -> Result<Ran, ToolError> {
-        let as_task = as_task && self.runs_as_task(name);
-        self.dispatch(caller, name, args, progress, confirmer, as_task)
-            .await
     }
 
     /// Follows what a call of `tool` by `user` started, reporting progress lines to `progress`: the

@@ -66,12 +66,7 @@ async fn gateway(config: &Path, stateless: bool) -> HttpGateway {
 }
 
 fn create_key(config: &Path, user: &str) -> String {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["keys", "create", user, "--config"]).arg(config);
-    for (k, v) in env() {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("devgate keys runs");
+    let out = devgate_with(&["keys", "create", user], config, &env());
     assert!(
         out.status.success(),
         "{}",
