@@ -116,7 +116,10 @@ impl TaskBook {
         let Some(mut row) = self.vault.store.task(&hash, user, at).await? else {
             return Ok(None);
         };
-        if row.state == TaskState::Working && row.lease_until.is_none_or(|until| until <= at) {
+        // A lease counts to the end of its last second; a task this instance follows is never taken
+        // over by it (its follower may just be late renewing).
+        let lapsed = row.lease_until.is_none_or(|until| until < at);
+        if row.state == TaskState::Working && lapsed && !self.lock().contains_key(&hash) {
             self.take_over(gateway, &row, at).await?;
             row = match self.vault.store.task(&hash, user, at).await? {
                 Some(row) => row,
