@@ -492,7 +492,7 @@ async fn clients_without_tasks_keep_wait() {
     let key = create_key(&config, "alice");
     let gateway = stateless(&config).await;
 
-    // 2026-07-28 without the extension, and a 2025-11-25 client: results, never a task.
+    // 2026-07-28 without the extension, and a 2025-11-25 client: `wait` as before, never a task.
     let modern_plain = modern(&gateway.url, &key, false).await;
     let request = CallToolRequestParams::new("bitbucket_run_pipeline").with_arguments(args(
         json!({"repo_slug": "api", "branch": "feature/login", "wait": 60}),
@@ -511,7 +511,15 @@ async fn clients_without_tasks_keep_wait() {
         "{err}"
     );
 
-    let legacy = http_client_with_key(&gateway.url, &key).await;
+    let legacy = client_at(&gateway.url, &key, false, ProtocolVersion::V_2025_11_25).await;
+    let request = CallToolRequestParams::new("bitbucket_run_pipeline").with_arguments(args(
+        json!({"repo_slug": "api", "branch": "feature/login", "wait": 60}),
+    ));
+    let CallToolResponse::Complete(waited) = legacy.call_tool_once(request).await.unwrap() else {
+        panic!("no task for a 2025-11-25 client without the extension");
+    };
+    assert_eq!(ok("run", &waited)["failed_step"]["name"], "Test");
+    // Without `wait`, the run is started and returned, not followed.
     let run = ok(
         "bitbucket_run_pipeline",
         &call(
