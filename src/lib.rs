@@ -4,8 +4,9 @@
 //! - [`transport`]: stdio or streamable HTTP carries the JSON-RPC request in;
 //! - [`mcp`]: the rmcp `ServerHandler` answers `tools/list` and hands `tools/call` to the gateway;
 //! - [`gateway`]: one tool call, a file per step: the tools offered, the call pipeline (arguments,
-//!   request, shaping), credentials and their renewal, paging, text, `wait`, confirmation, error texts,
-//!   the typed `ToolError` and the `Outcome` each call is recorded under once;
+//!   request, shaping), credentials and their renewal, paging, text, `wait` and MCP tasks (a run
+//!   followed in the store, by any instance), confirmation, error texts, the typed `ToolError` and the
+//!   `Outcome` each call is recorded under once;
 //! - [`catalog`]: where tools come from (`tools/*.toml`): schemas, templates, scopes, and the
 //!   parameters the engine adds, declared once;
 //! - [`provider`]: sends the request (timeouts, retries, error mapping);

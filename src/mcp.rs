@@ -25,6 +25,7 @@
 
 pub mod logging;
 pub mod stats;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,7 +44,8 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::gateway::{
-    Answer, Channel, Confirmation, Confirmer, ConnectRequest, Gateway, Outcome, Progress, ToolError,
+    Answer, Channel, Confirmation, Confirmer, ConnectRequest, Gateway, Outcome, Progress, Ran,
+    ToolError,
 };
 use crate::identity::Identity;
 use crate::oauth::connect::CompletionSink;
@@ -363,26 +365,27 @@ async fn call_answering_connect(
     progress: Option<Progress>,
     confirmer: &dyn Confirmer,
     answered: Option<&ConnectAnswer>,
-) -> Result<CallToolResult, ToolError> {
+    as_task: bool,
+) -> Result<Ran, ToolError> {
     let args = request.arguments.as_ref();
+    let call = |progress| {
+        gateway.call_as(
+            caller,
+            &request.name,
+            args,
+            progress,
+            Some(confirmer),
+            as_task,
+        )
+    };
     let (Some(answer), Some(connector)) = (answered.filter(|a| a.accepted), gateway.connector())
     else {
-        return gateway
-            .call(caller, &request.name, args, progress, Some(confirmer))
-            .await;
+        return call(progress).await;
     };
     let user = caller.user.as_str();
     // Where the connection stands before this call, so the wait can tell a new one.
     let before = connector.mark(user, &answer.provider).await.ok().flatten();
-    let first = gateway
-        .call(
-            caller,
-            &request.name,
-            args,
-            progress.clone(),
-            Some(confirmer),
-        )
-        .await;
+    let first = call(progress.clone()).await;
     let Err(ToolError::NeedsConnect { provider, .. }) = &first else {
         return first;
     };
@@ -396,9 +399,7 @@ async fn call_answering_connect(
         .wait_for_connection(user, provider, before, wait)
         .await
     {
-        return gateway
-            .call(caller, &request.name, args, progress, Some(confirmer))
-            .await;
+        return call(progress).await;
     }
     first
 }
@@ -549,8 +550,12 @@ impl ServerHandler for McpServer {
         #[allow(deprecated)] // MCP logging, deprecated from 2026-07-28 (see `logging`)
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
-            .enable_logging()
-            .build();
+            .enable_logging();
+        // Long runs as MCP tasks (see `tasks`), when devgate keeps them.
+        let capabilities = match self.gateway.task_book() {
+            Some(_) => capabilities.enable_tasks().build(),
+            None => capabilities.build(),
+        };
         ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new("devgate", env!("CARGO_PKG_VERSION")).with_title("devgate"),
@@ -644,6 +649,7 @@ impl ServerHandler for McpServer {
                 request_state: request.request_state.as_deref(),
             };
             let answered = connect_answer(request.input_responses.as_ref());
+            let as_task = tasks::wanted(&gateway, &request.name, &context);
             let call = crate::call_log::scope(
                 log,
                 call_answering_connect(
@@ -653,6 +659,7 @@ impl ServerHandler for McpServer {
                     progress,
                     &confirmer,
                     answered.as_ref(),
+                    as_task,
                 ),
             );
             let outcome = tokio::select! {
@@ -670,7 +677,11 @@ impl ServerHandler for McpServer {
                 logging::drain(forwarder).await;
             }
             let (outcome, response) = match outcome {
-                Ok(result) => (Outcome::Ok, Ok(result.into())),
+                Ok(Ran::Done(result)) => (Outcome::Ok, Ok(result.into())),
+                Ok(Ran::Follow(followed)) => {
+                    let (outcome, task) = tasks::started(&gateway, &user, &tool, followed).await;
+                    (outcome, Ok(task))
+                }
                 Err(error) => {
                     let asking = Asking {
                         tool: &tool,
@@ -689,5 +700,43 @@ impl ServerHandler for McpServer {
         }
         .instrument(span)
         .await
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, McpError> {
+        let caller = self.caller(&context)?;
+        tasks::get(&self.gateway, &caller.user, &request.task_id).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let caller = self.caller(&context)?;
+        tasks::cancel(&self.gateway, &caller.user, &request.task_id).await
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, McpError> {
+        if self.gateway.task_book().is_some() {
+            let caller = self.caller(&context)?;
+            if let Some(answer) =
+                tasks::custom(&self.gateway, &caller.user, &request, &context).await
+            {
+                return answer;
+            }
+        }
+        Err(McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            request.method.clone(),
+            None,
+        ))
     }
 }

@@ -139,6 +139,12 @@ pub(super) fn compile_file(file: &str, text: &str) -> Result<Provider, Vec<Catal
                 push(Some(&tool.spec.name), format!("wait: {problem}"));
             }
         }
+        if tool.spec.task && tool.spec.wait.is_none() && tool.spec.accepted.is_none() {
+            push(
+                Some(&tool.spec.name),
+                "task: the tool starts nothing devgate follows; add [tools.wait] or [tools.accepted], or remove `task`".into(),
+            );
+        }
         if let Some(accepted) = &tool.spec.accepted {
             let check = tools.iter().find(|t| t.spec.name == accepted.check);
             if !check.is_some_and(|t| t.spec.annotations.read_only) {

@@ -251,6 +251,12 @@ pub struct ToolSpec {
     /// [`AcceptedSpec`]), which devgate follows to its result.
     #[serde(default)]
     pub accepted: Option<AcceptedSpec>,
+    /// The call may run as an MCP task (the tasks extension of 2026-07-28): for a client that declared
+    /// the extension, the call answers with a task once the run started (or the provider accepted the
+    /// request with 202), and devgate follows it as `wait` (or `accepted`) would, keeping the same final
+    /// result for `tasks/get`. Clients without tasks keep `wait`. Needs `wait` or `accepted`.
+    #[serde(default)]
+    pub task: bool,
     /// Example arguments: checked at load, shown in docs, and called against the sim by the tests.
     #[serde(default)]
     pub example: Option<serde_json::Map<String, Value>>,

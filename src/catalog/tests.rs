@@ -311,3 +311,40 @@ fn the_shipped_catalogs_load() {
     });
     assert_eq!(catalog.providers.len(), 2);
 }
+
+#[test]
+fn a_task_needs_something_to_follow() {
+    let tool = |extra: &str| {
+        format!(
+            r#"{GOOD}
+[[tools]]
+name = "start_thing"
+title = "Start a thing"
+description = "Starts a thing."
+toolset = "things"
+scopes = ["write"]
+annotations = {{ read_only = false }}
+method = "POST"
+path = "/things/{{id}}/start"
+params.id = {{ type = "string", required = true }}
+output.fields = ["id"]
+example = {{ id = "t1" }}
+{extra}
+"#
+        )
+    };
+    assert_eq!(
+        messages(&tool("task = true")),
+        [
+            "tools/demo.toml: tool `start_thing`: task: the tool starts nothing devgate follows; add [tools.wait] or [tools.accepted], or remove `task`"
+        ]
+    );
+    let accepted = "task = true\n[tools.accepted]\nunder = \"/things/{id}/tasks/\"\nstate = \"status\"\npending = [\"PENDING\"]\nresult = \"thing\"\ncheck = \"get_thing\"";
+    let catalog = load(&tool(accepted)).unwrap();
+    let provider = catalog.provider("demo").unwrap();
+    assert!(provider.tools.iter().any(|t| t.spec.task));
+    assert!(
+        messages(&tool("task = \"yes\""))[0].contains("task"),
+        "a task key is a boolean"
+    );
+}

@@ -110,6 +110,12 @@ impl Config {
         if !(10..=60_000).contains(&self.tools.wait_poll_ms) {
             problems.push("tools.wait_poll_ms must be between 10 and 60000".into());
         }
+        if !(60..=7 * 24 * 3600).contains(&self.tools.task_ttl_secs) {
+            problems.push("tools.task_ttl_secs must be between 60 and 604800 (a week)".into());
+        }
+        if !(1..=600).contains(&self.tools.task_lease_secs) {
+            problems.push("tools.task_lease_secs must be between 1 and 600".into());
+        }
         if self.tools.text_cap_bytes < 1024 {
             problems.push("tools.text_cap_bytes must be at least 1024".into());
         }

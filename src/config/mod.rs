@@ -284,6 +284,11 @@ pub struct ToolsConfig {
     pub confirm_destructive: bool,
     /// Further tools to confirm first, by exposed name (e.g. `buddy_run_pipeline`).
     pub confirm: Vec<String>,
+    /// How long an MCP task is kept after it starts (its `ttlMs`), in seconds.
+    pub task_ttl_secs: u64,
+    /// How long the instance following a task holds it without renewing; after that, another instance
+    /// sharing the store takes it over when the task is next read. In seconds.
+    pub task_lease_secs: u64,
 }
 
 impl Default for ToolsConfig {
@@ -296,6 +301,8 @@ impl Default for ToolsConfig {
             wait_poll_ms: 2000,
             confirm_destructive: true,
             confirm: Vec::new(),
+            task_ttl_secs: 24 * 3600,
+            task_lease_secs: 15,
         }
     }
 }

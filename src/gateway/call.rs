@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::credentials::Auth;
 use super::paging::Paging;
+use super::tasks::{Followed, Ran};
 use super::text::text_result;
-use super::wait::Task;
 use super::{Confirmer, Offered, Progress, ToolError};
 use crate::catalog::schema;
 use crate::catalog::{
@@ -32,14 +32,28 @@ pub(super) struct Call<'a> {
     pub(super) wait_poll: std::time::Duration,
     pub(super) confirmer: Option<&'a dyn Confirmer>,
     pub(super) confirmations: &'a Confirmations,
+    /// The call runs as an MCP task: what it started is returned to follow later ([`Ran::Follow`]),
+    /// and a run is followed even without `wait`.
+    pub(super) as_task: bool,
 }
 
 impl Call<'_> {
+    /// Runs the call. What it started (a run, a task the provider accepted with 202) is followed here
+    /// to its end, unless the call runs as an MCP task: then it is returned, to be followed by the task.
     pub(super) async fn run(
         &self,
         args: Option<&JsonObject>,
         text_cap: usize,
-    ) -> Result<CallToolResult, ToolError> {
+    ) -> Result<Ran, ToolError> {
+        match self.start(args, text_cap).await? {
+            Ran::Follow(followed) if !self.as_task => {
+                self.follow_to_end(followed, text_cap).await.map(Ran::Done)
+            }
+            ran => Ok(ran),
+        }
+    }
+
+    async fn start(&self, args: Option<&JsonObject>, text_cap: usize) -> Result<Ran, ToolError> {
         let o = self.offered;
         let tool = &o.tool;
         let mut args =
@@ -82,12 +96,12 @@ impl Call<'_> {
             ResponseKind::Text if args.contains_key(TAIL_PARAM) => {
                 let lines = args.get(TAIL_PARAM).and_then(Value::as_u64).unwrap_or(1) as usize;
                 let window = self.tail(&args, url, lines, text_cap, &mut auth).await?;
-                Ok(text_result(window, 0))
+                Ok(Ran::Done(text_result(window, 0)))
             }
             ResponseKind::Text => {
                 let offset = args.get(OFFSET_PARAM).and_then(Value::as_u64).unwrap_or(0);
                 let window = self.window(&args, url, offset, text_cap, &mut auth).await?;
-                Ok(text_result(window, offset))
+                Ok(Ran::Done(text_result(window, offset)))
             }
             ResponseKind::Json | ResponseKind::Empty => {
                 let extra = o.extra_fields(&args)?;
@@ -107,40 +121,25 @@ impl Call<'_> {
                             .map_or(o.reads.as_ref(), |e| e.reads.as_ref()),
                     )
                     .await?;
-                let reply = match (&tool.spec.accepted, reply.status.as_u16()) {
-                    (Some(spec), 202) => {
-                        match self
-                            .follow_task(spec, reply.location.as_ref(), &args, &mut auth)
-                            .await?
-                        {
-                            Task::Done(result) => result,
-                            Task::Running(note) => return Ok(CallToolResult::structured(note)),
-                        }
-                    }
-                    _ => reply.body,
-                };
-                if tool.spec.response == ResponseKind::Empty || reply.is_null() {
-                    return Ok(CallToolResult::structured(json!({"ok": true})));
+                if let (Some(spec), 202) = (&tool.spec.accepted, reply.status.as_u16()) {
+                    let location = reply.location.map(String::from);
+                    return Ok(Ran::Follow(Followed::accepted(args, location, url, spec)));
                 }
                 let paging = scope.as_ref().map(|scope| Paging { scope, args: &args });
-                let shaped = match &extra {
-                    Some(extra) => extra.shape(o, &reply, &url, paging.as_ref()),
-                    None => o.shape(
-                        &reply,
-                        &url,
-                        o.tool.output.as_deref().unwrap_or_default(),
-                        paging.as_ref(),
-                    ),
-                };
+                let shaped = o.shape_reply(&reply.body, &url, extra.as_ref(), paging.as_ref());
                 let wait = args
                     .get(WAIT_PARAM)
                     .and_then(Value::as_u64)
                     .filter(|s| *s > 0);
-                if let (Some(spec), Some(secs)) = (&tool.spec.wait, wait) {
-                    let followed = self.follow(spec, &args, shaped, secs, text_cap).await;
-                    return Ok(CallToolResult::structured(followed));
+                match (tool.spec.wait.is_some(), wait) {
+                    (true, Some(secs)) => Ok(Ran::Follow(Followed::run(args, shaped, secs))),
+                    (true, None) if self.as_task => Ok(Ran::Follow(Followed::run(
+                        args,
+                        shaped,
+                        super::tasks::TASK_FOLLOW_SECS,
+                    ))),
+                    _ => Ok(Ran::Done(CallToolResult::structured(shaped))),
                 }
-                Ok(CallToolResult::structured(shaped))
             }
         }
     }
@@ -252,7 +251,7 @@ impl Call<'_> {
 }
 
 /// A call's projection widened by the agent's `fields`.
-struct ExtraFields {
+pub(super) struct ExtraFields {
     /// The output names the agent asked for.
     asked: Vec<String>,
     fields: Vec<Field>,
@@ -315,8 +314,34 @@ impl Offered {
         self.invalid(e.param, e.reason)
     }
 
+    /// A JSON reply as the tool returns it: `{"ok": true}` for none, else projected (with the agent's
+    /// `fields`, and the next page's cursor when paging).
+    pub(super) fn shape_reply(
+        &self,
+        reply: &Value,
+        url: &url::Url,
+        extra: Option<&ExtraFields>,
+        paging: Option<&Paging>,
+    ) -> Value {
+        if self.tool.spec.response == ResponseKind::Empty || reply.is_null() {
+            return json!({"ok": true});
+        }
+        match extra {
+            Some(extra) => extra.shape(self, reply, url, paging),
+            None => self.shape(
+                reply,
+                url,
+                self.tool.output.as_deref().unwrap_or_default(),
+                paging,
+            ),
+        }
+    }
+
     /// The output fields of this call when the agent asked for more with `fields`.
-    fn extra_fields(&self, args: &Map<String, Value>) -> Result<Option<ExtraFields>, ToolError> {
+    pub(super) fn extra_fields(
+        &self,
+        args: &Map<String, Value>,
+    ) -> Result<Option<ExtraFields>, ToolError> {
         let Some(given) = args.get(FIELDS_PARAM).and_then(Value::as_array) else {
             return Ok(None);
         };

@@ -8,6 +8,7 @@
 //! - `paging`: sealed cursors and the next page; `text`: text windows (`offset`) and tails (`tail`);
 //! - `confirm`: the user's own confirmation before a confirmed tool runs;
 //! - `wait`: following a run (`wait`) or a task the provider accepted with 202;
+//! - `tasks`: what a call started as data, followed at once or by an MCP task kept in the store;
 //! - `siblings`: the other read tools those steps call (poll, steps, logs, the confirmed target);
 //! - `explain`: upstream failures as texts the agent can act on;
 //! - `error`: why a call ended without a result ([`ToolError`]) and how it ended ([`Outcome`]);
@@ -24,6 +25,7 @@ mod finish;
 mod offer;
 mod paging;
 mod siblings;
+pub mod tasks;
 mod text;
 mod wait;
 
@@ -50,6 +52,7 @@ pub use error::{Outcome, ToolError};
 pub use finish::InFlight;
 pub use offer::is_offered;
 use offer::{connections_result, connections_tool, describe, instructions, reads_of};
+pub use tasks::{Followed, Ran};
 
 /// The built-in tool that reports the caller's connections.
 pub const CONNECTIONS_TOOL: &str = "devgate_connections";
@@ -113,6 +116,8 @@ pub struct Gateway {
     confirmations: Arc<Confirmations>,
     /// `[[policies]]`: which tools each user's groups may see, call and must confirm.
     policies: Policies,
+    /// The MCP tasks long runs are followed in, when devgate has a store.
+    tasks: Option<Arc<tasks::book::TaskBook>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -211,6 +216,7 @@ impl Gateway {
             audit: None,
             confirmations: Arc::new(Confirmations::new(None)),
             policies,
+            tasks: None,
         }
     }
 
@@ -218,6 +224,17 @@ impl Gateway {
     pub fn with_confirmations(mut self, confirmations: Arc<Confirmations>) -> Self {
         self.confirmations = confirmations;
         self
+    }
+
+    /// Follows long runs as MCP tasks kept in `book` (see [`tasks`]).
+    pub fn with_tasks(mut self, book: Arc<tasks::book::TaskBook>) -> Self {
+        self.tasks = Some(book);
+        self
+    }
+
+    /// The MCP tasks, when devgate keeps them (it has a store).
+    pub fn task_book(&self) -> Option<&Arc<tasks::book::TaskBook>> {
+        self.tasks.as_ref()
     }
 
     /// Where confirm pages find the confirmations they approve.
@@ -346,6 +363,31 @@ impl Gateway {
         progress: Option<Progress>,
         confirmer: Option<&dyn Confirmer>,
     ) -> Result<CallToolResult, ToolError> {
+        match self
+            .call_as(caller, name, args, progress, confirmer, false)
+            .await?
+        {
+            Ran::Done(result) => Ok(result),
+            Ran::Follow(_) => Err(ToolError::Internal {
+                tool: name.to_string(),
+                detail: "the call was not followed".into(),
+            }),
+        }
+    }
+
+    /// Runs one call as [`Self::call`] does, except that, `as_task` (and the tool may run as a task),
+    /// what it starts is returned to follow in an MCP task ([`Ran::Follow`]) rather than followed here.
+    /// Confirmation, policy and the rate limit apply as to any call, before anything starts.
+    pub async fn call_as(
+        &self,
+        caller: &Identity,
+        name: &str,
+        args: Option<&JsonObject>,
+        progress: Option<Progress>,
+        confirmer: Option<&dyn Confirmer>,
+        as_task: bool,
+    ) -> Result<Ran, ToolError> {
+        let as_task = as_task && self.runs_as_task(name);
         let user = caller.user.as_str();
         // The name first: a call to nothing costs no rate budget and is never counted under its name.
         if !self.offers(name) {
@@ -361,7 +403,9 @@ impl Gateway {
         if name == CONNECTIONS_TOOL
             && let Some(connections) = &self.connections
         {
-            return connections_result(&connections.connector, &connections.tokens, user).await;
+            return connections_result(&connections.connector, &connections.tokens, user)
+                .await
+                .map(Ran::Done);
         }
         let offered = self
             .offered
@@ -383,6 +427,7 @@ impl Gateway {
             wait_poll: self.wait_poll,
             confirmer,
             confirmations: &self.confirmations,
+            as_task,
         };
         call.run(args, self.text_cap).await
     }

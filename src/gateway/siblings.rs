@@ -58,8 +58,12 @@ impl Call<'_> {
             wait_poll: self.wait_poll,
             confirmer: None,
             confirmations: self.confirmations,
+            as_task: false,
         };
-        let result = Box::pin(call.run(Some(&args), text_cap)).await?;
+        let result = match Box::pin(call.run(Some(&args), text_cap)).await? {
+            super::Ran::Done(result) => result,
+            super::Ran::Follow(_) => return Err(self.internal("a read tool started something")),
+        };
         Ok(result.structured_content.unwrap_or(Value::Null))
     }
 }

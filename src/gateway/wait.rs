@@ -201,7 +201,7 @@ impl Call<'_> {
 
     /// Follows the task a 202 answer named (the tool's `accepted`): polls its status at the `Location`,
     /// which must be one of this tool's own tasks inside the API, every `wait_poll` with a progress line
-    /// per change, until it leaves the pending states (its result) or `seconds` pass (a note saying it
+    /// per change, until it leaves the pending states (its result) or `secs` pass (a note saying it
     /// still runs and the tool that checks the target). A failed task is the provider's error.
     pub(super) async fn follow_task(
         &self,
@@ -209,6 +209,7 @@ impl Call<'_> {
         location: Option<&url::Url>,
         args: &Map<String, Value>,
         auth: &mut Auth,
+        secs: u64,
     ) -> Result<Task, ToolError> {
         let o = self.offered;
         let (name, title) = (&o.tool.name, o.client.title());
@@ -246,7 +247,7 @@ impl Call<'_> {
             });
         };
         let begun = tokio::time::Instant::now();
-        let deadline = begun + std::time::Duration::from_secs(spec.seconds);
+        let deadline = begun + std::time::Duration::from_secs(secs);
         let mut last = String::new();
         loop {
             let status = self.get_json(url.clone(), auth, args).await?;

@@ -3,7 +3,8 @@
 //! - [`Store`] is the storage contract (connections, OAuth states, connect tickets, API keys, confirm
 //!   tickets, used request states, and the authorization server's clients, codes, grants, tokens and
 //!   consents: [`auth::AuthStore`]), with an SQLite implementation ([`sqlite::SqliteStore`]) and a
-//!   PostgreSQL one for several instances sharing a store (`postgres::PgStore`).
+//!   PostgreSQL one for several instances sharing a store (`postgres::PgStore`); and the tasks of long runs
+//!   ([`tasks::TaskStore`]).
 //! - [`seal::Sealer`] encrypts provider tokens with AES-256-GCM before they reach a store; the
 //!   additional data binds each sealed value to its (user, provider), so a value copied to another row
 //!   does not open.
@@ -22,6 +23,7 @@ pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod store_tests;
+pub mod tasks;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -212,7 +214,7 @@ pub struct AuditRecord {
 /// Persistent state. Every method is one atomic step: `take_*` reads and deletes (a ticket: marks used)
 /// in one statement, so a state or ticket can be used once even when two requests race for it.
 #[async_trait]
-pub trait Store: auth::AuthStore + Send + Sync {
+pub trait Store: auth::AuthStore + tasks::TaskStore + Send + Sync {
     /// Runs the schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
 

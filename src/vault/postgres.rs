@@ -148,6 +148,7 @@ fn redact(message: &str, url: &str) -> String {
 
 super::sql::sql_store!(PgStore, PgRow);
 super::auth::auth_sql_store!(PgStore, PgRow);
+super::tasks::task_sql_store!(PgStore, PgRow);
 
 #[cfg(test)]
 mod tests {

@@ -171,6 +171,7 @@ fn prepare_file(path: &Path) -> std::io::Result<()> {
 
 super::sql::sql_store!(SqliteStore, SqliteRow);
 super::auth::auth_sql_store!(SqliteStore, SqliteRow);
+super::tasks::task_sql_store!(SqliteStore, SqliteRow);
 
 #[cfg(test)]
 mod tests {

@@ -182,6 +182,8 @@ use keys_and_leases::*;
 
 /// The authorization server's tables (`super::auth`), on both backends too.
 mod auth_tests;
+/// The tasks table (`super::tasks`), on both backends too.
+mod task_tests;
 
 fn connection(user: &str, provider: &str, sealer: &Sealer, access: &str) -> ConnectionRow {
     ConnectionRow {

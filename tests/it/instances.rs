@@ -16,7 +16,7 @@ use rmcp::model::{
 use serde_json::json;
 
 /// A fresh database on the test server, or `None` (skipped) when there is no server.
-async fn fresh_database() -> Option<String> {
+pub(crate) async fn fresh_database() -> Option<String> {
     let Ok(server) = std::env::var("DEVGATE_TEST_POSTGRES_URL") else {
         skip::skip(
             skip::POSTGRES,

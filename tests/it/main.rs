@@ -46,6 +46,7 @@ mod sandbox_oauth;
 mod shaping;
 mod sim_realism;
 mod stdio_transport;
+mod tasks;
 mod third_catalog;
 mod toolsets;
 mod toolsnaps;
