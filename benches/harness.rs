@@ -139,13 +139,16 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 /// fields 14 and 15, in clock ticks: `USER_HZ`, 100 on Linux whatever the kernel's HZ).
 fn cpu_time(pid: &str) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    // The command name (field 2) may hold spaces; the fields after it are counted by position (the
+    // state is a letter, `tpgid` is -1 without a terminal: skipping what does not parse as a number
+    // would shift utime and stime).
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after_name
+    let ticks: u64 = after_name
         .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
     Duration::from_millis(ticks * 10)
 }
 

@@ -59,7 +59,7 @@ pub(super) async fn connections_result(
 ) -> Result<CallToolResult, ToolError> {
     let statuses = connector.checked_statuses(user, tokens).await;
     match statuses {
-        Ok(items) => Ok(CallToolResult::structured(json!({ "items": items }))),
+        Ok(items) => Ok(super::call::structured(json!({ "items": items }))),
         Err(e) => {
             tracing::error!(error = %e, "could not read connections");
             Err(ToolError::Internal {

@@ -94,7 +94,7 @@ impl Call<'_> {
                     return Err(self.internal("the tool no longer follows its runs"));
                 };
                 let run = self.follow(spec, &args, started, secs, text_cap).await;
-                Ok(CallToolResult::structured(run))
+                Ok(super::call::structured(run))
             }
             What::Accepted {
                 location,
@@ -114,9 +114,9 @@ impl Call<'_> {
                     Task::Done(reply) => {
                         let extra = o.extra_fields(&args)?;
                         let shaped = o.shape_reply(&reply, &url, extra.as_ref(), None);
-                        Ok(CallToolResult::structured(shaped))
+                        Ok(super::call::structured(shaped))
                     }
-                    Task::Running(note) => Ok(CallToolResult::structured(note)),
+                    Task::Running(note) => Ok(super::call::structured(note)),
                 }
             }
         }

@@ -24,7 +24,10 @@ pub(super) async fn read_limited(
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(UpstreamError::TooLarge { limit });
     }
-    let mut out = BytesMut::new();
+    // Sized from `Content-Length` where the provider sent one, so a 50 KB page is not copied again
+    // each time the buffer would have grown.
+    let expected = response.content_length().unwrap_or(0) as usize;
+    let mut out = BytesMut::with_capacity(expected.min(limit));
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
