@@ -100,8 +100,9 @@ pub fn section(targets: &[Target<'_>], stdio: &[(usize, f64)], calls: usize) {
         for in_flight in IN_FLIGHT {
             let before = cpu_time(&pid);
             let report = drive(&python, target.url, calls, in_flight, tool, &arguments);
-            // The driver's initialize and warm-up calls are in this figure too: a few per connection.
-            let cpu = cpu_per_call(&pid, before, calls);
+            // Over every request of the run, the driver's initialize and warm-up calls included.
+            let requests = report["requests"].as_u64().unwrap_or(calls as u64) as usize;
+            let cpu = cpu_per_call(&pid, before, requests);
             let rate = report["calls_per_s"].as_f64().unwrap_or(0.0);
             let stdio_rate = stdio
                 .iter()
