@@ -64,21 +64,35 @@ async fn session(http: &reqwest::Client, url: &str) -> String {
     id
 }
 
+/// A stateful devgate with one initialized session, talked to with plain HTTP requests.
+struct Open {
+    http: reqwest::Client,
+    gateway: HttpGateway,
+    id: String,
+}
+
+impl Open {
+    async fn new(sim: &Sim, extra: &str) -> Self {
+        let gateway = http(&config_for(sim, extra), false).await;
+        let http = reqwest::Client::new();
+        let id = session(&http, &gateway.url).await;
+        Self { http, gateway, id }
+    }
+
+    async fn send(&self, message: Value) -> Answer {
+        post(&self.http, &self.gateway.url, Some(&self.id), message).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plain_call_is_answered_as_one_json_body() {
     let sim = Sim::start().await.unwrap();
-    let gateway = http(&config_for(&sim, ""), false).await;
-    let http = reqwest::Client::new();
-    let id = session(&http, &gateway.url).await;
+    let open = Open::new(&sim, "").await;
 
-    let answer = post(
-        &http,
-        &gateway.url,
-        Some(&id),
-        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-            "name": "bitbucket_list_pull_requests", "arguments": {"repo_slug": "api", "limit": 3}}}),
-    )
-    .await;
+    let answer = open
+        .send(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "bitbucket_list_pull_requests", "arguments": {"repo_slug": "api", "limit": 3}}}))
+        .await;
     let body = &answer.body;
     assert_eq!(answer.content_type, "application/json", "{body}");
     let message: Value = serde_json::from_str(body).expect("the body is the JSON-RPC response");
@@ -92,14 +106,12 @@ async fn a_plain_call_is_answered_as_one_json_body() {
     );
 
     // A protocol error is one JSON body too.
-    let answer = post(
-        &http,
-        &gateway.url,
-        Some(&id),
-        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
+    let answer = open
+        .send(
+            json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
             "name": "no_such_tool", "arguments": {}}}),
-    )
-    .await;
+        )
+        .await;
     let body = &answer.body;
     assert_eq!(answer.content_type, "application/json", "{body}");
     let message: Value = serde_json::from_str(body).unwrap();
@@ -111,20 +123,16 @@ async fn a_plain_call_is_answered_as_one_json_body() {
 async fn a_call_that_reports_progress_still_streams_events() {
     let sim = Sim::start().await.unwrap();
     sim.state.set_run_step_ms(60);
-    let gateway = http(&config_for(&sim, "\n[tools]\nwait_poll_ms = 15"), false).await;
-    let http = reqwest::Client::new();
-    let id = session(&http, &gateway.url).await;
+    let open = Open::new(&sim, "\n[tools]\nwait_poll_ms = 15").await;
 
-    let answer = post(
-        &http,
-        &gateway.url,
-        Some(&id),
-        json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+    let answer = open
+        .send(
+            json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
             "name": "buddy_run_pipeline",
             "arguments": {"project": "web", "pipeline": "build-and-test", "wait": 60},
             "_meta": {"progressToken": "run-1"}}}),
-    )
-    .await;
+        )
+        .await;
     let body = &answer.body;
     assert!(
         answer.content_type.starts_with("text/event-stream"),
