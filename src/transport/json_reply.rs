@@ -101,7 +101,7 @@ fn accepts_json(headers: &axum::http::HeaderMap) -> bool {
 
 /// Looks at the complete events in `pending` (consuming them), in order.
 fn decide(pending: &mut BytesMut) -> Read {
-    while let Some(end) = find(pending, b"\n\n") {
+    while let Some(end) = blank_line(pending) {
         let event = pending.split_to(end + 2).freeze();
         let mut data: Option<Vec<u8>> = None;
         for line in event[..end].split(|b| *b == b'\n') {
@@ -134,8 +134,11 @@ fn decide(pending: &mut BytesMut) -> Read {
     Read::More
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// Where the first event ends: the first `\n\n` (rmcp writes `\n` line ends).
+fn blank_line(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(2)
+        .position(|w| w[0] == b'\n' && w[1] == b'\n')
 }
 
 #[cfg(test)]
