@@ -15,6 +15,8 @@
 #[allow(unused_imports)]
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+#[path = "harness/http_driver.rs"]
+mod http_driver;
 #[path = "harness/load.rs"]
 mod load;
 
@@ -460,6 +462,7 @@ async fn main() {
         stateless.child.id().unwrap_or_default().to_string(),
     ];
     let mut cpu_rows = Vec::new();
+    let mut stdio_rates = Vec::new();
     for in_flight in [1, 8, 64] {
         let mut cpu = [Duration::ZERO; 4];
         let before = cpu_time(&pids[0]);
@@ -480,6 +483,7 @@ async fn main() {
             100.0 * s / d
         );
         cpu_rows.push((in_flight, cpu));
+        stdio_rates.push((in_flight, s));
     }
     println!(
         "\n## CPU per call (bitbucket_list_pull_requests; process utime + stime over the phase / calls)"
@@ -497,6 +501,24 @@ async fn main() {
             micros(hs)
         );
     }
+
+    // 3b. HTTP from another runtime (Python, kept-alive connections).
+    http_driver::section(
+        &[
+            http_driver::Target {
+                mode: "stateful",
+                url: &stateful.url,
+                pid: stateful.child.id().unwrap_or_default(),
+            },
+            http_driver::Target {
+                mode: "stateless",
+                url: &stateless.url,
+                pid: stateless.child.id().unwrap_or_default(),
+            },
+        ],
+        &stdio_rates,
+        mode.n(3000, 300),
+    );
 
     // 4. Memory.
     let target = 10_000usize;

@@ -40,6 +40,7 @@ use crate::gateway::Gateway;
 use crate::identity::{AuthLayer, authenticate, resource_metadata};
 use crate::mcp::{Caller, McpServer, PendingElicitations};
 use crate::transport::confirm_pages::{self, ConfirmPages};
+use crate::transport::json_reply;
 use crate::transport::pages::{self, Pages};
 use crate::transport::sessions::{self, BoundSessions, Guard, Sessions};
 
@@ -199,6 +200,7 @@ pub fn router(
                 "/mcp",
                 StreamableHttpService::new(factory, Arc::new(manager), rmcp_config),
             )
+            .layer(axum::middleware::from_fn(json_reply::json_reply))
             .layer(axum::middleware::from_fn_with_state(guard, sessions::guard))
     }
     .layer(axum::middleware::from_fn_with_state(

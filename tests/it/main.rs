@@ -29,6 +29,7 @@ mod every_tool;
 mod faults;
 mod hostile;
 mod http;
+mod http_json;
 mod idp_sign_in;
 mod instances;
 mod jwt;
