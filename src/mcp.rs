@@ -23,6 +23,7 @@
 //! elicitation request up to 2025-11-25, an `input_required` form with a `requestState` from
 //! 2026-07-28, and otherwise an `isError` with a confirm-page link.
 
+mod confirm;
 pub mod logging;
 pub mod stats;
 pub mod tasks;
@@ -33,23 +34,21 @@ use std::sync::{Arc, Mutex};
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification,
-    ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema,
-    ErrorCode, Implementation, InputRequest, InputRequests, InputRequiredResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities,
-    ServerConfig, ServerNotification, Tool,
+    ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction, ErrorCode, Implementation,
+    InputRequest, InputRequests, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProtocolVersion, ServerCapabilities, ServerConfig,
+    ServerNotification, Tool,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::gateway::{
-    Answer, Channel, Confirmation, Confirmer, ConnectRequest, Gateway, Outcome, Progress, Ran,
-    ToolError,
-};
+use crate::gateway::{Confirmer, ConnectRequest, Gateway, Outcome, Progress, Ran, ToolError};
 use crate::identity::Identity;
 use crate::oauth::connect::CompletionSink;
 use crate::request_id::RequestId;
+use confirm::{CONFIRM_INPUT, ClientConfirmer, confirm_answer, confirm_form};
 
 /// JSON-RPC error code of a URL elicitation the client must complete first (MCP 2025-11-25).
 pub const URL_ELICITATION_REQUIRED: i32 = -32042;
@@ -166,88 +165,6 @@ impl McpServer {
                     McpError::invalid_request("the request carries no authenticated user", None)
                 }),
         }
-    }
-}
-
-/// The key of the confirmation in an `input_required` result and in the client's `inputResponses`.
-const CONFIRM_INPUT: &str = "confirm";
-
-/// How this call's client can ask its user to confirm (see [`crate::confirm`]): a client that declared
-/// form elicitation is asked, by an `elicitation/create` request up to 2025-11-25 or an `input_required`
-/// result from 2026-07-28; the capabilities are this request's own on 2026-07-28 and the session's
-/// before. A client that declared none (or a stateless request, whose capabilities are unknown) gets
-/// the confirm page. The agent's arguments play no part.
-struct ClientConfirmer<'a> {
-    context: &'a RequestContext<RoleServer>,
-    /// The answer the client sent with this (retried) call, if any.
-    answer: Option<bool>,
-    /// The `requestState` it came back with.
-    request_state: Option<&'a str>,
-}
-
-impl Confirmer for ClientConfirmer<'_> {
-    fn channel(&self) -> Channel {
-        // `elicitation: {}` (no mode named) means form, as before modes existed.
-        let form = self
-            .context
-            .client_capabilities()
-            .and_then(|c| c.elicitation)
-            .is_some_and(|e| e.form.is_some() || e.url.is_none());
-        let modern = self
-            .context
-            .protocol_version()
-            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
-        match (form, modern) {
-            (true, true) => Channel::InResult,
-            (true, false) => Channel::Form,
-            (false, _) => Channel::None,
-        }
-    }
-
-    fn confirm<'a>(
-        &'a self,
-        summary: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Confirmation> + Send + 'a>> {
-        Box::pin(async move {
-            match self
-                .context
-                .peer
-                .create_elicitation(confirm_form(summary))
-                .await
-            {
-                Ok(result) if result.action == ElicitationAction::Accept => Confirmation::Accepted,
-                Ok(_) => Confirmation::Declined,
-                Err(e) => {
-                    tracing::info!(error = %e, "the client did not answer the confirmation");
-                    Confirmation::Declined
-                }
-            }
-        })
-    }
-
-    fn answer(&self) -> Option<Answer<'_>> {
-        self.answer.map(|accepted| Answer {
-            accepted,
-            request_state: self.request_state,
-        })
-    }
-}
-
-/// The `inputResponses.confirm` of a retried call: accepted or not; `None` when it is no elicitation
-/// result at all.
-fn confirm_answer(request: &CallToolRequestParams) -> Option<bool> {
-    let answer = request.input_responses.as_ref()?.get(CONFIRM_INPUT)?;
-    serde_json::from_value::<ElicitResult>(answer.clone())
-        .ok()
-        .map(|r| r.action == ElicitationAction::Accept)
-}
-
-/// The form a user answers to confirm: the summary, and nothing to fill in (accept or decline).
-fn confirm_form(summary: &str) -> ElicitRequestParams {
-    ElicitRequestParams::FormElicitationParams {
-        meta: None,
-        message: format!("{summary}. Go ahead?"),
-        requested_schema: ElicitationSchema::builder().build_unchecked(),
     }
 }
 

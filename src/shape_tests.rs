@@ -1,0 +1,216 @@
+//! Tests of `shape.rs`: projection, timestamps, defaults left out, cursors and caps.
+
+use super::*;
+use serde_json::json;
+
+#[test]
+fn reads_parse_only_what_a_projection_uses_and_project_the_same() {
+    let body = json!({
+        "size": 2, "next": "https://x/2.0/r?page=2",
+        "values": [
+            {"id": 1, "title": "Aé", "links": {"self": {"href": "h"}, "html": {"href": "w"}},
+             "author": {"display_name": "Ann", "uuid": "{1}", "links": {"avatar": {"href": "a"}}},
+             "reviewers": [{"display_name": "Bo", "uuid": "{2}", "nickname": "bo"}],
+             "source": {"branch": {"name": "f"}, "repository": {"full_name": "a/b"}}, "n": 1.5},
+            {"id": 2, "title": null, "author": null, "reviewers": [], "extra": [1, {"x": true}]}
+        ]
+    });
+    let specs = fields(&[
+        "id",
+        "title|1",
+        "author=author.display_name",
+        "reviewers=reviewers[]{name=display_name}",
+        "source=source.branch.name",
+        "n",
+    ]);
+    let mut reads = Reads::default();
+    reads.add_fields("values", &specs);
+    reads.add_path("next");
+    reads.add_path("values.0.id");
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let parsed = reads.parse(&bytes).unwrap();
+    assert_eq!(
+        parsed,
+        json!({"next": "https://x/2.0/r?page=2", "values": [
+            {"id": 1, "title": "Aé", "author": {"display_name": "Ann"},
+             "reviewers": [{"display_name": "Bo"}], "source": {"branch": {"name": "f"}}, "n": 1.5},
+            {"id": 2, "title": null, "author": null, "reviewers": []}
+        ]})
+    );
+    let project_all = |v: &Value| -> Vec<Value> {
+        v["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| project(i, &specs))
+            .collect()
+    };
+    assert_eq!(project_all(&parsed), project_all(&body));
+    for bad in [
+        &b"{\"values\": [1,"[..],
+        b"{\"links\": {\"a\": tru}}",
+        b"{} x",
+    ] {
+        assert!(
+            reads.parse(bad).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+fn fields(specs: &[&str]) -> Vec<Field> {
+    parse_fields(&specs.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+}
+
+#[test]
+fn projects_renames_maps_and_cuts() {
+    let pr = json!({
+        "id": 7, "title": "Fix", "description": "abcdefghij",
+        "author": {"display_name": "Ann", "links": {"avatar": {"href": "x"}}},
+        "reviewers": [{"display_name": "Bo", "uuid": "{1}"}, {"display_name": "Cy", "uuid": "{2}"}],
+        "source": {"branch": {"name": "feat"}}, "closed_by": null,
+    });
+    let out = project(
+        &pr,
+        &fields(&[
+            "id",
+            "title",
+            "description|4",
+            "author=author.display_name",
+            "reviewers=reviewers[]{name=display_name,uuid}",
+            "source=source.branch.name",
+            "closed_by",
+            "missing.deep",
+        ]),
+    );
+    assert_eq!(
+        out,
+        json!({"id": 7, "title": "Fix", "description": "abcd…", "author": "Ann",
+               "reviewers": [{"name": "Bo", "uuid": "{1}"}, {"name": "Cy", "uuid": "{2}"}],
+               "source": "feat"})
+    );
+}
+
+#[test]
+fn timestamps_come_out_in_utc_seconds_and_defaults_are_left_out() {
+    let pr = json!({
+        "updated_on": "2025-10-06T09:39:21.123456+00:00", "created_on": "2025-10-06T11:39:21+02:00",
+        "create_date": "2016-03-29T08:05:30.33Z", "finish_date": "2025-10-17T10:30:18.123456789Z",
+        "target": {"date": "2025-10-06T09:39:21Z"}, "closed_on": "soon", "title": "2025-10-06T09:39:21.5Z",
+        "draft": false, "merged": true, "comment_count": 0, "task_count": 2, "exit_code": 0,
+        "reviewers": [], "labels": {}, "votes": [{"approved": false, "name": "Bo"}],
+    });
+    let out = project(
+        &pr,
+        &fields(&[
+            "updated_on",
+            "created_on",
+            "create_date",
+            "finish_date",
+            "date=target.date",
+            "closed_on",
+            "title",
+            "draft",
+            "merged",
+            "comments=comment_count",
+            "tasks=task_count",
+            "exit_code",
+            "reviewers",
+            "labels",
+            "votes=votes[]{approved,name}",
+        ]),
+    );
+    assert_eq!(
+        out,
+        json!({"updated_on": "2025-10-06T09:39:21Z", "created_on": "2025-10-06T09:39:21Z",
+               "create_date": "2016-03-29T08:05:30Z", "finish_date": "2025-10-17T10:30:18Z",
+               "date": "2025-10-06T09:39:21Z", "closed_on": "soon", "title": "2025-10-06T09:39:21.5Z",
+               "merged": true, "tasks": 2, "exit_code": 0, "votes": [{"name": "Bo"}]})
+    );
+}
+
+#[test]
+fn bad_specs_are_reported() {
+    for bad in ["", "a=", "a{b", "a|x", "a..b", "a b"] {
+        assert!(parse_fields(&[bad.to_string()]).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn cursors_round_trip_and_bind_to_tool_user_and_arguments() {
+    let key = CursorKey::new([3; 32]);
+    let args = |v: Value| v.as_object().unwrap().clone();
+    let scope = |tool: &str, user: &str, a: Value| {
+        CursorScope::new(tool, user, &args(a), &["cursor", "limit"])
+    };
+    let here = scope(
+        "bitbucket_list_commits",
+        "ann",
+        json!({"repo_slug": "b", "q": {"x": 1, "a": [2]}, "limit": 5}),
+    );
+    let url = "/repositories/a/b/commits?page=xyz";
+    let c = key.issue(&here, url);
+    assert_eq!(key.open(&here, &c).unwrap(), url);
+    // Same arguments in another order, a different page size, a cursor argument: the same scope.
+    let reordered = scope(
+        "bitbucket_list_commits",
+        "ann",
+        json!({"cursor": c, "limit": 9, "q": {"a": [2], "x": 1}, "repo_slug": "b"}),
+    );
+    assert_eq!(key.open(&reordered, &c).unwrap(), url);
+    for other in [
+        scope(
+            "bitbucket_list_branches",
+            "ann",
+            json!({"repo_slug": "b", "q": {"x": 1, "a": [2]}}),
+        ),
+        scope(
+            "bitbucket_list_commits",
+            "bob",
+            json!({"repo_slug": "b", "q": {"x": 1, "a": [2]}}),
+        ),
+        scope(
+            "bitbucket_list_commits",
+            "ann",
+            json!({"repo_slug": "c", "q": {"x": 1, "a": [2]}}),
+        ),
+        scope("bitbucket_list_commits", "ann", json!({"repo_slug": "b"})),
+    ] {
+        assert_eq!(
+            key.open(&other, &c),
+            Err(CursorError::Mismatch),
+            "{other:?}"
+        );
+    }
+    assert_eq!(
+        CursorKey::new([4; 32]).open(&here, &c),
+        Err(CursorError::Mismatch)
+    );
+    // Every altered byte, and a forged URL under an old tag, is refused.
+    let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
+    for i in 0..raw.len() {
+        let mut bad = raw.clone();
+        bad[i] ^= 0x20;
+        assert!(
+            key.open(&here, &URL_SAFE_NO_PAD.encode(&bad)).is_err(),
+            "byte {i}"
+        );
+    }
+    let mut forged = raw[..1 + CURSOR_TAG_LEN].to_vec();
+    forged.extend_from_slice(b"/repositories/a/b/pipelines");
+    assert!(key.open(&here, &URL_SAFE_NO_PAD.encode(&forged)).is_err());
+    for garbage in [
+        "",
+        "!!!",
+        "AQ",
+        &URL_SAFE_NO_PAD.encode(format!("x\n{url}")),
+    ] {
+        assert_eq!(
+            key.open(&here, garbage),
+            Err(CursorError::Malformed),
+            "{garbage}"
+        );
+    }
+    assert_eq!(format!("{key:?}"), "CursorKey { key: <redacted> }");
+}
