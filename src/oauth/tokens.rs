@@ -16,9 +16,7 @@ use crate::vault::{Connection, ConnectionStatus, StoreError, Timestamp, Vault, n
 /// Where the token manager reads the time: expiry, the refresh margin and leases. Tests move a clock
 /// by hand; tokio's paused clock cannot serve here, since it jumps ahead to the store pool's timers
 /// while SQLite's worker thread answers.
-#[derive(Clone, Default)]
 enum Clock {
-    #[default]
     System,
     #[cfg(test)]
     Manual(Arc<std::sync::atomic::AtomicI64>),
