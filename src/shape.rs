@@ -20,6 +20,11 @@ use hmac::{Hmac, KeyInit as _, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+mod reply;
+mod skip;
+
+pub use reply::Malformed;
+
 /// One output field.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
@@ -395,11 +400,14 @@ impl CursorKey {
 
 /// The parts of a provider's JSON reply a tool reads (its output fields, list and paging paths), so the
 /// reply is parsed into only those: Bitbucket's `links`, avatars and repository blocks are skipped
-/// without being allocated. Arrays are transparent: what is kept of an array is kept of each item.
+/// without being allocated (`shape/reply.rs`). Arrays are transparent: what is kept of an array is
+/// kept of each item.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reads {
     whole: bool,
-    keys: std::collections::BTreeMap<String, Reads>,
+    /// Few per node, so a list: comparing lengths first settles nearly every key of a reply without
+    /// a byte comparison.
+    keys: Vec<(String, Reads)>,
 }
 
 impl Reads {
@@ -426,111 +434,30 @@ impl Reads {
     fn node<'a>(&mut self, path: impl Iterator<Item = &'a str>) -> &mut Reads {
         path.filter(|k| !k.is_empty() && !k.bytes().all(|b| b.is_ascii_digit()))
             .fold(self, |node, key| {
-                node.keys.entry(key.to_string()).or_default()
+                let i = match node.keys.iter().position(|(k, _)| k == key) {
+                    Some(i) => i,
+                    None => {
+                        node.keys.push((key.to_string(), Reads::default()));
+                        node.keys.len() - 1
+                    }
+                };
+                &mut node.keys[i].1
             })
     }
 
-    /// Parses a JSON document, keeping only what is read. Malformed JSON is an error as with
-    /// `serde_json::from_slice`, skipped parts included.
-    pub fn parse(&self, bytes: &[u8]) -> serde_json::Result<Value> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let value = serde::de::DeserializeSeed::deserialize(self, &mut de)?;
-        de.end()?;
-        Ok(value)
-    }
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for &Reads {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.whole {
-            return serde::Deserialize::deserialize(d);
-        }
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for &Reads {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self)? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(kept) = map.next_key_seed(KeyIn(self))? {
-            match kept {
-                Some((key, reads)) => {
-                    out.insert(key, map.next_value_seed(reads)?);
-                }
-                None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(Value::Object(out))
-    }
-}
-
-/// A map key, looked up without allocating: the key and what is read below it when it is kept.
-struct KeyIn<'r>(&'r Reads);
-
-impl<'de, 'r> serde::de::DeserializeSeed<'de> for KeyIn<'r> {
-    type Value = Option<(String, &'r Reads)>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de, 'r> serde::de::Visitor<'de> for KeyIn<'r> {
-    type Value = Option<(String, &'r Reads)>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
-        // A node keeps few keys and most keys in a reply are not among them: comparing lengths first
-        // settles nearly every key without a byte comparison, where a tree search compares bytes at
-        // each step (a tenth of devgate's CPU per call went to looking up keys; benches/harness.rs).
-        let kept = self
-            .0
-            .keys
+    /// The key as kept and what is read below it, when `key` is read.
+    fn kept(&self, key: &[u8]) -> Option<(&str, &Reads)> {
+        self.keys
             .iter()
-            .find(|(k, _)| k.len() == key.len() && k.as_str() == key);
-        Ok(kept.map(|(k, r)| (k.clone(), r)))
+            .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key)
+            .map(|(k, below)| (k.as_str(), below))
+    }
+
+    /// Parses a JSON document, keeping only what is read. A document cut short, with trailing data,
+    /// a broken string anywhere or a malformed kept value is an error (see `shape/reply.rs` for what
+    /// is checked inside a skipped object or array).
+    pub fn parse(&self, bytes: &[u8]) -> Result<Value, reply::Malformed> {
+        reply::parse(self, bytes)
     }
 }
 

@@ -48,7 +48,9 @@ fn reads_parse_only_what_a_projection_uses_and_project_the_same() {
     assert_eq!(project_all(&parsed), project_all(&body));
     for bad in [
         &b"{\"values\": [1,"[..],
-        b"{\"links\": {\"a\": tru}}",
+        b"{\"values\": [{\"id\": tru}]}",
+        b"{\"links\": {\"a\": \"\\q\"}}",
+        b"{\"links\": {\"a\": [1}, \"values\": []}",
         b"{} x",
     ] {
         assert!(
@@ -56,6 +58,91 @@ fn reads_parse_only_what_a_projection_uses_and_project_the_same() {
             "{}",
             String::from_utf8_lossy(bad)
         );
+    }
+}
+
+/// A reply nested deeper than serde_json allows is refused, not followed down the stack.
+#[test]
+fn reads_refuse_a_reply_nested_too_deep() {
+    let mut reads = Reads::default();
+    reads.add_path("values.id");
+    let deep = format!(
+        "{{\"values\": {}1{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let error = reads.parse(deep.as_bytes()).unwrap_err();
+    assert_eq!(error.what, "nested too deep");
+}
+
+/// JSON values with the keys `Reads` below look for, strings with escapes, control characters and
+/// non-ASCII text, numbers of every kind, nested objects and arrays.
+pub(super) fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "(?s:.){0,30}".prop_map(Value::String),
+        "[a-z\"\\\\/{}\\[\\]]{0,30}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(5, 96, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map("a|b|id|links|[a-z\"\\\\]{1,6}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// What `Reads` keeps of a value, computed on the whole parsed value.
+fn prune(value: &Value, reads: &Reads) -> Value {
+    if reads.whole {
+        return value.clone();
+    }
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| {
+                    reads
+                        .kept(k.as_bytes())
+                        .map(|(k, below)| (k.to_string(), prune(v, below)))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|i| prune(i, reads)).collect()),
+        other => other.clone(),
+    }
+}
+
+proptest::proptest! {
+    /// Any JSON, compact or pretty, any set of read paths: the reply parsed keeping only what is
+    /// read equals the whole reply parsed and then pruned; every prefix cut short is refused.
+    #[test]
+    fn reads_keep_what_a_whole_parse_keeps(
+        value in json_value(),
+        paths in proptest::collection::vec("(a|b|id|links|0)(\\.(a|b|id|links|0)){0,2}", 0..5),
+        pretty: bool,
+    ) {
+        let mut reads = Reads::default();
+        for path in &paths {
+            reads.add_path(path);
+        }
+        let doc = serde_json::json!({"a": value, "b": [1, {"id": "x"}]});
+        let bytes = if pretty {
+            serde_json::to_vec_pretty(&doc).unwrap()
+        } else {
+            serde_json::to_vec(&doc).unwrap()
+        };
+        let whole: Value = serde_json::from_slice(&bytes).unwrap();
+        proptest::prop_assert_eq!(reads.parse(&bytes).unwrap(), prune(&whole, &reads));
+        for cut in (0..bytes.len()).step_by(1 + bytes.len() / 64) {
+            proptest::prop_assert!(reads.parse(&bytes[..cut]).is_err(), "cut at {}", cut);
+        }
     }
 }
 

@@ -284,8 +284,8 @@ impl ProviderClient {
                 });
             }
             let parsed = match reads {
-                Some(reads) => reads.parse(&bytes),
-                None => serde_json::from_slice(&bytes),
+                Some(reads) => reads.parse(&bytes).map_err(|e| e.to_string()),
+                None => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
             };
             let body = parsed.map_err(|e| UpstreamError::Malformed {
                 detail: format!("{} sent invalid JSON ({e})", self.title()),

@@ -1,0 +1,293 @@
+//! Reading a provider's JSON reply into only the parts a tool reads ([`Reads`]): kept values are
+//! parsed by serde_json, everything else is skipped without being allocated, objects and arrays by
+//! [`super::skip`] a block at a time. A reply cut short, with trailing data, a broken string or a
+//! malformed kept value is refused; inside a skipped container only what `skip` checks is checked.
+
+use serde_json::{Map, Value};
+
+use super::Reads;
+use super::skip;
+
+/// Why a reply is not JSON, and where.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{what} at byte {at}")]
+pub struct Malformed {
+    pub what: &'static str,
+    pub at: usize,
+}
+
+/// Deeper than this is refused (serde_json's limit too): arrays are transparent to [`Reads`], so
+/// `[[[[…` would otherwise recurse as deep as a reply cares to nest.
+const MAX_DEPTH: usize = 128;
+
+pub(super) fn parse(reads: &Reads, bytes: &[u8]) -> Result<Value, Malformed> {
+    let mut reader = Reader { bytes, at: 0 };
+    let value = reader.value(reads, 0)?;
+    reader.whitespace();
+    if reader.at != bytes.len() {
+        return Err(reader.fault("trailing characters"));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn fault(&self, what: &'static str) -> Malformed {
+        Malformed { what, at: self.at }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), Malformed> {
+        self.whitespace();
+        if self.peek() != Some(byte) {
+            return Err(self.fault(what));
+        }
+        self.at += 1;
+        Ok(())
+    }
+
+    fn value(&mut self, reads: &Reads, depth: usize) -> Result<Value, Malformed> {
+        if depth > MAX_DEPTH {
+            return Err(self.fault("nested too deep"));
+        }
+        self.whitespace();
+        if !reads.whole {
+            match self.peek() {
+                Some(b'{') => return self.object(reads, depth),
+                Some(b'[') => return self.array(reads, depth),
+                _ => {}
+            }
+        }
+        self.kept()
+    }
+
+    /// A value kept whole. Strings without escapes (nearly all) are taken as they are.
+    fn kept(&mut self) -> Result<Value, Malformed> {
+        let start = self.at;
+        if self.peek() == Some(b'"') {
+            if !self.string()? {
+                let text =
+                    std::str::from_utf8(&self.bytes[start + 1..self.at - 1]).map_err(|_| {
+                        Malformed {
+                            what: "invalid UTF-8 in a string",
+                            at: start,
+                        }
+                    })?;
+                return Ok(Value::String(text.to_owned()));
+            }
+        } else {
+            self.skip()?;
+        }
+        serde_json::from_slice(&self.bytes[start..self.at]).map_err(|_| Malformed {
+            what: "invalid value",
+            at: start,
+        })
+    }
+
+    fn object(&mut self, reads: &Reads, depth: usize) -> Result<Value, Malformed> {
+        self.at += 1;
+        let mut out = Map::new();
+        self.whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(Value::Object(out));
+        }
+        loop {
+            self.whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(self.fault("expected a key"));
+            }
+            let start = self.at;
+            let escaped = self.string()?;
+            let quoted = &self.bytes[start..self.at];
+            let decoded;
+            // Not checked for UTF-8: a kept key is compared byte for byte with a catalog key, which is
+            // UTF-8, and a skipped key is never read. Only keys with escapes (rare) are decoded.
+            let key = if escaped {
+                decoded = serde_json::from_slice::<String>(quoted).map_err(|_| Malformed {
+                    what: "invalid key",
+                    at: start,
+                })?;
+                decoded.as_bytes()
+            } else {
+                &quoted[1..quoted.len() - 1]
+            };
+            self.expect(b':', "expected `:`")?;
+            match reads.kept(key) {
+                Some((key, below)) => {
+                    let value = self.value(below, depth + 1)?;
+                    out.insert(key.to_owned(), value);
+                }
+                None => {
+                    self.whitespace();
+                    self.skip()?;
+                }
+            }
+            self.whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(Value::Object(out));
+                }
+                _ => return Err(self.fault("expected `,` or `}`")),
+            }
+        }
+    }
+
+    fn array(&mut self, reads: &Reads, depth: usize) -> Result<Value, Malformed> {
+        self.at += 1;
+        let mut out = Vec::new();
+        self.whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(Value::Array(out));
+        }
+        loop {
+            out.push(self.value(reads, depth + 1)?);
+            self.whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(Value::Array(out));
+                }
+                _ => return Err(self.fault("expected `,` or `]`")),
+            }
+        }
+    }
+
+    /// Skips one value starting here.
+    fn skip(&mut self) -> Result<(), Malformed> {
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{' | b'[') => match skip::container(self.bytes, self.at) {
+                Ok(end) => {
+                    self.at = end;
+                    Ok(())
+                }
+                Err(at) => Err(Malformed {
+                    what: "malformed or unfinished object or array",
+                    at,
+                }),
+            },
+            Some(b't') => self.word(b"true"),
+            Some(b'f') => self.word(b"false"),
+            Some(b'n') => self.word(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.fault("expected a value")),
+        }
+    }
+
+    fn word(&mut self, word: &[u8]) -> Result<(), Malformed> {
+        if self.bytes.get(self.at..self.at + word.len()) != Some(word) {
+            return Err(self.fault("expected a value"));
+        }
+        self.at += word.len();
+        Ok(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    fn number(&mut self) -> Result<(), Malformed> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.fault("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return Err(self.fault("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.fault("invalid number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips the string opening here, 8 bytes at a time between escapes; says whether it had any.
+    fn string(&mut self) -> Result<bool, Malformed> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        // High bit of each byte that is a quote, a backslash or below 0x20 (the lowest one exact).
+        let special = |w: u64| {
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let backslash = w ^ (ONES * u64::from(b'\\'));
+            ((quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (w.wrapping_sub(ONES * 0x20) & !w))
+                & HIGH
+        };
+        self.at += 1;
+        let mut escaped = false;
+        loop {
+            while let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
+                let found = special(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+                if found != 0 {
+                    self.at += (found.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.at += 8;
+            }
+            match self.peek() {
+                None => return Err(self.fault("unfinished string")),
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    match self.bytes.get(self.at + 1) {
+                        Some(b'u') => {
+                            let hex = self.bytes.get(self.at + 2..self.at + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.fault("invalid escape"));
+                            }
+                            self.at += 6;
+                        }
+                        Some(&c) if skip_escape(c) => self.at += 2,
+                        _ => return Err(self.fault("invalid escape")),
+                    }
+                }
+                Some(0..=0x1f) => return Err(self.fault("control character in a string")),
+                Some(_) => self.at += 1,
+            }
+        }
+    }
+}
+
+fn skip_escape(byte: u8) -> bool {
+    matches!(byte, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+}
