@@ -86,9 +86,7 @@ impl Call<'_> {
             None => {
                 let path = tool.path.render(&args).map_err(|e| o.bad_value(e))?;
                 let query = template::render_query(&tool.query, &args);
-                o.client
-                    .url(&path, &query)
-                    .map_err(|e| o.upstream_error(&e, &args))?
+                o.client.url(&path, &query)
             }
         };
 
@@ -197,8 +195,7 @@ impl Call<'_> {
             let path = step.path.render(args).map_err(|e| o.bad_value(e))?;
             let url = o
                 .client
-                .url(&path, &template::render_query(&step.query, args))
-                .map_err(|e| o.upstream_error(&e, args))?;
+                .url(&path, &template::render_query(&step.query, args));
             let reply = self
                 .get_json(url, auth, args)
                 .await

@@ -87,8 +87,7 @@ impl Call<'_> {
             let path = o.tool.path.render(&from_end).map_err(|e| o.bad_value(e))?;
             let url = o
                 .client
-                .url(&path, &template::render_query(&o.tool.query, &from_end))
-                .map_err(|e| o.upstream_error(&e, args))?;
+                .url(&path, &template::render_query(&o.tool.query, &from_end));
             text = read(&self.get_json(url, auth, args).await?);
         }
         let joined = text.join("\n");

@@ -204,7 +204,7 @@ impl ProviderClient {
         let auth = bearer(token).ok_or_else(|| UpstreamError::Malformed {
             detail: "the provider issued a token a header cannot carry".into(),
         })?;
-        let url = self.url(&self.catalog.spec.whoami.path, &[])?;
+        let url = self.url(&self.catalog.spec.whoami.path, &[]);
         Ok(self.json(Method::GET, url, None, &auth, None).await?.body)
     }
 
@@ -214,15 +214,18 @@ impl ProviderClient {
     }
 
     /// An absolute URL for a path (already percent-encoded) and query pairs.
-    pub fn url(&self, path: &str, query: &[(String, String)]) -> Result<Url, UpstreamError> {
-        let mut url =
-            Url::parse(&format!("{}{path}", self.base)).map_err(|e| UpstreamError::Malformed {
-                detail: format!("cannot build a URL: {e}"),
-            })?;
+    /// The base's scheme and host were parsed once; only the path is parsed here (a whole parse per
+    /// call, host and IDNA included, was a twentieth of devgate's CPU per call).
+    pub fn url(&self, path: &str, query: &[(String, String)]) -> Url {
+        let mut url = self.base_url.clone();
+        url.set_path(&format!(
+            "{}{path}",
+            self.base_url.path().trim_end_matches('/')
+        ));
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        Ok(url)
+        url
     }
 
     /// The part of an absolute URL after the API base, if it is inside the API (same origin, under the
