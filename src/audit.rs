@@ -1,7 +1,7 @@
 //! The audit log: one record per tool call (user, tool, provider, the resource by its identifiers,
 //! outcome, duration, request id), written to the store off the call's path. A call only queues its
-//! record; a background task writes them in batches. If the store falls behind and the queue is full,
-//! records are dropped and counted, never waited for.
+//! record; a background task writes them in batches, each gathered over a few milliseconds. If the
+//! store falls behind and the queue is full, records are dropped and counted, never waited for.
 //!
 //! Strings a caller chooses are bounded before they are recorded or logged ([`clip`]): a tool name
 //! devgate does not offer becomes [`UNKNOWN_TOOL`], everywhere (metrics, logs, records).
@@ -30,8 +30,12 @@ pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 /// Records waiting to be written, at most.
 const QUEUE: usize = 8192;
-/// Records per insert transaction, at most.
-const BATCH: usize = 256;
+/// Records per insert statement, at most.
+pub(crate) const BATCH: usize = 256;
+/// How long a record waits for others to share its transaction. Writing each record alone was about a
+/// sixth of an HTTP server's CPU per call (benches/harness.rs); [`QUEUE`] holds far more than arrive
+/// meanwhile.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub struct AuditLog {
     sender: Mutex<Option<mpsc::Sender<AuditRecord>>>,
@@ -47,6 +51,10 @@ impl AuditLog {
             let mut batch = Vec::with_capacity(BATCH);
             while let Some(first) = receiver.recv().await {
                 batch.push(first);
+                // Let the records of the calls in flight join this one: one insert statement (and
+                // one wake of the store's thread) per batch, not per call. Sleeping leaves no waker
+                // for the senders to wake.
+                tokio::time::sleep(LINGER).await;
                 while batch.len() < BATCH {
                     match receiver.try_recv() {
                         Ok(record) => batch.push(record),

@@ -40,6 +40,15 @@ pub(super) async fn audit_is_read_back_newest_first_by_user_and_time(store: Arc<
     assert_eq!(recent.len(), 2);
     assert_eq!(store.audit(None, 0, 1).await.unwrap().len(), 1, "limit");
     assert!(store.audit(Some("carol"), 0, 10).await.unwrap().is_empty());
+
+    // The audit writer's largest batch goes in as one statement, within the database's limit on values.
+    let full: Vec<_> = (0..crate::audit::BATCH as i64)
+        .map(|i| record(1_000 + i, "dave", "bitbucket_list_pull_requests"))
+        .collect();
+    store.record_calls(&full).await.unwrap();
+    let dave = store.audit(Some("dave"), 0, 1_000).await.unwrap();
+    assert_eq!(dave.len(), full.len());
+    assert_eq!(dave[0], full[full.len() - 1], "newest first");
 }
 
 pub(super) fn confirmation(secret: &str, binding: &str, expires_at: Timestamp) -> ConfirmationRow {
