@@ -47,9 +47,19 @@ fn main() -> ExitCode {
     // One stdio connection is one client whose calls are small and mostly waiting on the provider: a
     // single-threaded runtime keeps each call on one thread instead of waking the other worker for every
     // message (measured in benches/harness.rs). The HTTP server and the sandbox serve many clients
-    // and keep a worker per core.
+    // and keep a worker per core unless `devgate http --threads` says otherwise.
     let runtime = match cli.command {
-        cli::Command::Stdio { .. } => tokio::runtime::Builder::new_current_thread(),
+        cli::Command::Stdio { .. }
+        | cli::Command::Http {
+            threads: Some(1), ..
+        } => tokio::runtime::Builder::new_current_thread(),
+        cli::Command::Http {
+            threads: Some(n), ..
+        } => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(usize::from(n));
+            builder
+        }
         _ => tokio::runtime::Builder::new_multi_thread(),
     }
     .enable_all()

@@ -99,6 +99,10 @@ pub enum Command {
         /// No sessions: any instance can answer any request.
         #[arg(long)]
         stateless: bool,
+        /// Worker threads answering requests (default: one per CPU core). 1 answers each request on one
+        /// thread, with no hand-over between workers: the least CPU per call for a few busy clients.
+        #[arg(long, env = "DEVGATE_HTTP_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
         #[command(flatten)]
         select: ToolSelection,
     },
@@ -424,6 +428,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             stateless,
             select,
+            ..
         } => serve::http(&cli, listen, stateless, select).await,
         Command::Connect { provider, user } => connect::connect(&cli, provider, user).await,
         Command::Disconnect { provider, user } => connect::disconnect(&cli, provider, user).await,

@@ -138,3 +138,63 @@ async fn limits_guard_the_http_edge() {
     );
     client.cancel().await.unwrap();
 }
+
+/// `--threads 1` runs the server on one thread: it still answers many clients at once (nothing in a
+/// call may wait on another worker), and a thread count of 0 is refused with the flag's name.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_thread_serves_concurrent_clients() {
+    let sim = Sim::start().await.unwrap();
+    let config = config_for(&sim, "");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args([
+        "http",
+        "--threads",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+    ])
+    .arg(&config)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true);
+    for (k, v) in token_env() {
+        cmd.env(k, v);
+    }
+    let gateway = spawn_http(cmd).await;
+    let client = http_client(&gateway.url).await;
+    headline_calls(&client).await;
+
+    let others = futures::future::join_all((0..4).map(|_| http_client(&gateway.url))).await;
+    let pages = futures::future::join_all(others.iter().flat_map(|c| {
+        (0..4).map(move |_| {
+            call(
+                c,
+                "bitbucket_list_pull_requests",
+                json!({"repo_slug": "api"}),
+            )
+        })
+    }))
+    .await;
+    assert_eq!(pages.len(), 16);
+    for page in &pages {
+        let page = ok("bitbucket_list_pull_requests", page);
+        assert!(
+            page["items"].as_array().is_some_and(|i| !i.is_empty()),
+            "{page}"
+        );
+    }
+    for c in others {
+        c.cancel().await.unwrap();
+    }
+    client.cancel().await.unwrap();
+
+    let refused = std::process::Command::new(BIN)
+        .args(["http", "--threads", "0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("--threads"), "{error}");
+}
