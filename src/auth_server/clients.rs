@@ -115,7 +115,10 @@ impl MetadataFetcher {
         if loopback {
             // Only loopback documents are allowed then (checked before each fetch), served by a test or
             // a local client with a certificate of its own: the same trust as plain http on loopback.
-            builder = builder.tls_danger_accept_invalid_certs(true);
+            // reqwest's own TLS set-up, not the shared one (which always verifies).
+            builder = builder
+                .tls_backend_rustls()
+                .tls_danger_accept_invalid_certs(true);
         } else {
             builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly));
         }
