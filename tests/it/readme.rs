@@ -272,8 +272,10 @@ fn readme_build_instructions_match_cargo_toml_and_cargo_lock() {
         quickstart.contains(&format!("Rust {rust_version} or newer")),
         "the quickstart names Rust {rust_version}, Cargo.toml's rust-version"
     );
+    // Not --offline: every platform's packages are needed, and a fresh machine's build fetched only its own
+    // (cargo fetches the rest from the registry once).
     let metadata = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["metadata", "--format-version", "1", "--locked"])
         .arg("--manifest-path")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .output()
