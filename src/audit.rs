@@ -32,7 +32,7 @@ pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 const QUEUE: usize = 8192;
 /// Records per insert statement, at most.
 pub(crate) const BATCH: usize = 256;
-/// How long a record waits for others to share its transaction. Writing each record alone was about a
+/// How long a record waits for others to share its insert statement. Writing each record alone was about a
 /// sixth of an HTTP server's CPU per call (benches/harness.rs); [`QUEUE`] holds far more than arrive
 /// meanwhile.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);

@@ -145,23 +145,7 @@ async fn limits_guard_the_http_edge() {
 async fn one_thread_serves_concurrent_clients() {
     let sim = Sim::start().await.unwrap();
     let config = config_for(&sim, "");
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args([
-        "http",
-        "--threads",
-        "1",
-        "--listen",
-        "127.0.0.1:0",
-        "--config",
-    ])
-    .arg(&config)
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop(true);
-    for (k, v) in token_env() {
-        cmd.env(k, v);
-    }
-    let gateway = spawn_http(cmd).await;
+    let gateway = http_with(&config, &["--threads", "1"]).await;
     let client = http_client(&gateway.url).await;
     headline_calls(&client).await;
 

@@ -210,19 +210,22 @@ impl Drop for HttpGateway {
 }
 
 pub async fn http(config: &Path, stateless: bool) -> HttpGateway {
+    http_with(config, if stateless { &["--stateless"] } else { &[] }).await
+}
+
+/// [`http`] with further arguments to `devgate http`.
+pub async fn http_with(config: &Path, extra_args: &[&str]) -> HttpGateway {
     let mut cmd = Command::new(BIN);
     cmd.arg("http")
         .arg("--config")
         .arg(config)
         .arg("--listen")
         .arg("127.0.0.1:0")
+        .args(extra_args)
         .env("DEVGATE_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if stateless {
-        cmd.arg("--stateless");
-    }
     for (k, v) in token_env() {
         cmd.env(k, v);
     }
