@@ -546,7 +546,7 @@ impl ServerHandler for McpServer {
         let gateway = self.gateway.clone();
         let pending = self.pending.clone();
         let (log, log_forwarder) = logging::for_call(&self.log_level, &context, &tool).unzip();
-        async move {
+        let call = async move {
             let flight = gateway.begin(&caller, &tool, request.arguments.as_ref(), &request_id.0);
             // Only a call that waits, or may follow a task, has progress to report (rmcp clients put a
             // token on every request).
@@ -567,7 +567,9 @@ impl ServerHandler for McpServer {
             };
             let answered = connect_answer(request.input_responses.as_ref());
             let as_task = tasks::wanted(&gateway, &request.name, &context);
-            let call = crate::call_log::scope(
+            // Boxed, as is this whole call below: the call's state is kilobytes, and each move of an
+            // unboxed future (into `select!`, into rmcp's task) copied all of it.
+            let call = Box::pin(crate::call_log::scope(
                 log,
                 call_answering_connect(
                     &gateway,
@@ -578,7 +580,7 @@ impl ServerHandler for McpServer {
                     answered.as_ref(),
                     as_task,
                 ),
-            );
+            ));
             let outcome = tokio::select! {
                 outcome = call => outcome,
                 () = context.ct.cancelled() => {
@@ -614,9 +616,8 @@ impl ServerHandler for McpServer {
             };
             flight.finish(outcome);
             response
-        }
-        .instrument(span)
-        .await
+        };
+        Box::pin(call.instrument(span)).await
     }
 
     async fn get_task(

@@ -99,6 +99,40 @@ pub(super) fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
     })
 }
 
+/// Kept numbers and literals read without serde_json come out as serde_json reads them.
+#[test]
+fn kept_scalars_match_serde_json() {
+    let mut reads = Reads::default();
+    reads.add_path("n");
+    for raw in [
+        "0",
+        "-0",
+        "7",
+        "-7",
+        "123456789012345678",
+        "-123456789012345678",
+        "1234567890123456789",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "1.5",
+        "-0.0",
+        "1e3",
+        "2E-2",
+        "true",
+        "false",
+        "null",
+    ] {
+        let doc = format!(r#"{{"n": {raw}, "x": 1}}"#);
+        let whole: Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(
+            reads.parse(doc.as_bytes()).unwrap(),
+            json!({"n": whole["n"]}),
+            "{raw}"
+        );
+    }
+}
+
 /// What `Reads` keeps of a value, computed on the whole parsed value.
 fn prune(value: &Value, reads: &Reads) -> Value {
     if reads.whole {
@@ -215,6 +249,47 @@ fn timestamps_come_out_in_utc_seconds_and_defaults_are_left_out() {
                "date": "2025-10-06T09:39:21Z", "closed_on": "soon", "title": "2025-10-06T09:39:21.5Z",
                "merged": true, "tasks": 2, "exit_code": 0, "votes": [{"name": "Bo"}]})
     );
+}
+
+/// The shortcut for timestamps already in UTC gives what chrono gives, for valid and invalid ones alike.
+#[test]
+fn utc_timestamps_read_without_chrono_match_chrono() {
+    let chrono_way = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s).ok().map(|at| {
+            at.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+    };
+    for s in [
+        "2025-10-06T09:39:21Z",
+        "2025-10-06T09:39:21.123456+00:00",
+        "2024-02-29T23:59:59.9Z",
+        "2025-02-29T10:00:00Z",
+        "2025-04-31T10:00:00Z",
+        "2025-13-01T10:00:00Z",
+        "2025-10-06T24:00:00Z",
+        "2025-10-06T09:60:00Z",
+        "2016-12-31T23:59:60Z",
+        "2025-10-06T09:39:21.Z",
+        "2025-10-06T09:39:21+00:00x",
+        "2025-10-06t09:39:21z",
+        "2025-10-06 09:39:21Z",
+        "2025-10-06T09:39:21-00:00",
+        "2025-10-06T09:39:21",
+        "2025-10-0",
+        "soon",
+        "",
+    ] {
+        assert_eq!(utc_seconds(s), chrono_way(s), "{s}");
+    }
+    for year in [1900, 2000, 2024, 2025, 2100] {
+        for month in 0..=13 {
+            for day in 0..=32 {
+                let s = format!("{year:04}-{month:02}-{day:02}T12:30:45.5+00:00");
+                assert_eq!(utc_seconds(&s), chrono_way(&s), "{s}");
+            }
+        }
+    }
 }
 
 #[test]

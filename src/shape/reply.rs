@@ -90,6 +90,17 @@ impl Reader<'_> {
             }
         } else {
             self.skip()?;
+            // Literals and integers (ids, counts) without a serde_json deserializer each.
+            let raw = &self.bytes[start..self.at];
+            match raw {
+                b"true" => return Ok(Value::Bool(true)),
+                b"false" => return Ok(Value::Bool(false)),
+                b"null" => return Ok(Value::Null),
+                _ => {}
+            }
+            if let Some(n) = integer(raw) {
+                return Ok(n);
+            }
         }
         serde_json::from_slice(&self.bytes[start..self.at]).map_err(|_| Malformed {
             what: "invalid value",
@@ -286,6 +297,27 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// A JSON integer that fits in 64 bits, as serde_json would read it; `None` for anything else (a
+/// fraction, an exponent, a larger number), which serde_json then reads.
+fn integer(raw: &[u8]) -> Option<Value> {
+    let digits = raw.strip_prefix(b"-").unwrap_or(raw);
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+    Some(if raw[0] == b'-' {
+        // serde_json reads `-0` as the float -0.0.
+        if n == 0 {
+            return None;
+        }
+        Value::from(-n)
+    } else {
+        Value::from(n)
+    })
 }
 
 fn skip_escape(byte: u8) -> bool {

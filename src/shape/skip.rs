@@ -2,8 +2,8 @@
 //! reply (links, avatars, repository blocks, descriptions) is skipped, and skipping it byte by byte
 //! was a third of devgate's CPU per call.
 //!
-//! Each block gives bit masks of its quotes, backslashes, brackets and control characters (SSE2 on
-//! x86_64, which every x86_64 CPU has; a plain loop elsewhere). Escaped bytes follow an odd run of
+//! Each block gives bit masks of its quotes, backslashes, brackets and control characters (AVX2 where
+//! the CPU has it, else SSE2 on x86_64, which every x86_64 CPU has; a plain loop elsewhere). Escaped bytes follow an odd run of
 //! backslashes; the bytes inside strings are the prefix XOR of the unescaped quotes; brackets outside
 //! strings are counted until the depth returns to zero. What this checks in a skipped container:
 //! brackets balance, strings end, hold no control character and escape only what JSON allows, and
@@ -96,8 +96,76 @@ fn valid_escape(byte: u8) -> bool {
 }
 
 /// Skips the object or array opening at `start`: the index just past its closing bracket, or the
-/// index of the first fault (the input's length when it ends first).
+/// index of the first fault (the input's length when it ends first). On x86_64 CPUs with AVX2 and
+/// carry-less multiplication (nearly all since 2013) a block takes half the compares and one multiply
+/// for the string mask ([`wide`]); elsewhere [`portable`].
 pub(super) fn container(bytes: &[u8], start: usize) -> Result<usize, usize> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+    {
+        // SAFETY: this CPU has both features, checked just above.
+        return unsafe { wide::container(bytes, start) };
+    }
+    portable(bytes, start)
+}
+
+/// [`container`] with SSE2 (the x86_64 baseline) or a plain loop.
+fn portable(bytes: &[u8], start: usize) -> Result<usize, usize> {
+    scan(bytes, start, masks, prefix_xor)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::*;
+
+    use super::Masks;
+
+    /// [`super::container`] compiled for AVX2 and PCLMULQDQ.
+    #[target_feature(enable = "avx2,pclmulqdq")]
+    pub(super) fn container(bytes: &[u8], start: usize) -> Result<usize, usize> {
+        super::scan(bytes, start, |block| masks(block), |x| prefix_xor(x))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn masks(block: &[u8; 64]) -> Masks {
+        let mut m = Masks::default();
+        for k in 0..2 {
+            // SAFETY: reads 32 bytes at offset 0 or 32 of the 64-byte block.
+            let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * k).cast()) };
+            let bits = |x: __m256i| (_mm256_movemask_epi8(x) as u32 as u64) << (32 * k);
+            let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+            m.quote |= bits(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'"' as i8)));
+            m.backslash |= bits(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\\' as i8)));
+            m.open |= bits(_mm256_cmpeq_epi8(folded, _mm256_set1_epi8(b'{' as i8)));
+            m.close |= bits(_mm256_cmpeq_epi8(folded, _mm256_set1_epi8(b'}' as i8)));
+            m.control |= bits(_mm256_cmpeq_epi8(
+                _mm256_min_epu8(v, _mm256_set1_epi8(0x1f)),
+                v,
+            ));
+        }
+        m
+    }
+
+    /// The prefix XOR as one carry-less multiplication by all ones.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq")]
+    fn prefix_xor(x: u64) -> u64 {
+        let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
+        _mm_cvtsi128_si64(product) as u64
+    }
+}
+
+/// The scan itself, for the block masks and prefix XOR given; inlined into each caller so it is
+/// compiled with that caller's instructions.
+#[inline(always)]
+fn scan(
+    bytes: &[u8],
+    start: usize,
+    masks: impl Fn(&[u8; 64]) -> Masks,
+    prefix_xor: impl Fn(u64) -> u64,
+) -> Result<usize, usize> {
     let mut depth = 0usize;
     let mut in_string = 0u64;
     let mut carry = 0u64;
@@ -235,6 +303,7 @@ mod tests {
             bytes.push(b'{');
             bytes.extend(body);
             prop_assert_eq!(container(&bytes, lead), reference(&bytes, lead));
+            prop_assert_eq!(portable(&bytes, lead), reference(&bytes, lead));
         }
 
         /// Well-formed JSON: the end found is where serde_json's value ends.
@@ -246,6 +315,7 @@ mod tests {
                 serde_json::to_vec(&serde_json::json!({"k": [value], "z": "\\\""})).unwrap()
             };
             prop_assert_eq!(container(&text, 0), Ok(text.len()));
+            prop_assert_eq!(portable(&text, 0), Ok(text.len()));
         }
     }
 
@@ -264,6 +334,7 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+            assert_eq!(portable(bad, 0), Err(at));
         }
     }
 }
