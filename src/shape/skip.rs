@@ -3,13 +3,13 @@
 //! was a third of devgate's CPU per call.
 //!
 //! Each block gives bit masks of its quotes, backslashes, brackets and control characters (AVX2 where
-//! the CPU has it, else SSE2 on x86_64, which every x86_64 CPU has; a plain loop elsewhere). Escaped bytes follow an odd run of
-//! backslashes; the bytes inside strings are the prefix XOR of the unescaped quotes; brackets outside
-//! strings are counted until the depth returns to zero. What this checks in a skipped container:
-//! brackets balance, strings end, hold no control character and escape only what JSON allows, and
-//! nothing outside a string is a backslash. It does not check the grammar between strings (a `tru`,
-//! a missing comma or a `]` closing a `{`): those parts are never read, and a reply cut short or with
-//! a broken string is still refused.
+//! the CPU has it, else SSE2 on x86_64, which every x86_64 CPU has; a plain loop elsewhere). Escaped
+//! bytes follow an odd run of backslashes; the bytes inside strings are the prefix XOR of the unescaped
+//! quotes; brackets outside strings are counted until the depth returns to zero. What this checks in a
+//! skipped container: brackets balance, strings end, hold no control character and escape only what
+//! JSON allows, and nothing outside a string is a backslash. It does not check the grammar between
+//! strings (a `tru`, a missing comma or a `]` closing a `{`): those parts are never read, and a reply
+//! cut short or with a broken string is still refused.
 
 /// Bit `i` of each mask is byte `i` of a 64-byte block.
 #[derive(Default)]
