@@ -257,8 +257,8 @@ pub fn utc_seconds(s: &str) -> Option<String> {
 
 /// [`utc_seconds`] for a timestamp already in UTC (`Z` or `+00:00`, with or without a fraction), as
 /// both providers send nearly all of theirs: its first 19 characters and a `Z`, without chrono's parse
-/// and formatter (a tenth of the projection's time). `None` sends anything else to chrono, which also
-/// settles leap seconds and lower-case separators the same way as before.
+/// and formatter. `None` sends anything else to chrono, which also settles leap seconds and lower-case
+/// separators the same way as before.
 fn utc_seconds_already_utc(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let digits = |range: std::ops::Range<usize>| {

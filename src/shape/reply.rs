@@ -299,8 +299,8 @@ impl Reader<'_> {
     }
 }
 
-/// A JSON integer that fits in 64 bits, as serde_json would read it; `None` for anything else (a
-/// fraction, an exponent, a larger number), which serde_json then reads.
+/// A JSON integer of at most 18 digits (so it always fits an i64), as serde_json would read it; `None`
+/// for anything else (a fraction, an exponent, a longer number, `-0`), which serde_json then reads.
 fn integer(raw: &[u8]) -> Option<Value> {
     let digits = raw.strip_prefix(b"-").unwrap_or(raw);
     if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
