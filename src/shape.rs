@@ -14,12 +14,15 @@
 //! named like one, [`is_timestamp_key`]) come out in UTC at second precision, `2025-10-06T09:39:21Z`,
 //! whatever precision and offset the provider sent.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit as _, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+mod plan;
 mod reply;
 mod skip;
 
@@ -165,9 +168,13 @@ pub fn project(value: &Value, fields: &[Field]) -> Value {
 
 fn extract(value: &Value, path: &[Segment], field: &Field) -> Option<Value> {
     let Some((seg, rest)) = path.split_first() else {
-        return finish(value, field);
+        return finish(Cow::Borrowed(value), field);
     };
-    let next = value.get(&seg.key)?;
+    take(value.get(&seg.key)?, seg, rest, field)
+}
+
+/// The field from `next`, the value found at `seg`'s key (mapped over it for `key[]`).
+fn take(next: &Value, seg: &Segment, rest: &[Segment], field: &Field) -> Option<Value> {
     if seg.each {
         let items = next.as_array()?;
         return Some(Value::Array(
@@ -180,15 +187,17 @@ fn extract(value: &Value, path: &[Segment], field: &Field) -> Option<Value> {
     extract(next, rest, field)
 }
 
-fn finish(value: &Value, field: &Field) -> Option<Value> {
+/// The value a field's path reached, as it goes out (or `None` to leave it out). Owned when the
+/// reader read it for this field alone, so a kept string is moved rather than copied.
+fn finish(value: Cow<'_, Value>, field: &Field) -> Option<Value> {
     if value.is_null() || value.as_str() == Some("") {
         return None;
     }
     let key = field.path.last().map_or("", |s| s.key.as_str());
-    if is_default(key, value) {
+    if is_default(key, &value) {
         return None;
     }
-    if let Value::String(s) = value
+    if let Value::String(s) = &*value
         && field.sub.is_none()
         && is_timestamp_key(key)
         && let Some(utc) = utc_seconds(s)
@@ -196,15 +205,15 @@ fn finish(value: &Value, field: &Field) -> Option<Value> {
         return Some(Value::String(utc));
     }
     if let Some(sub) = &field.sub {
-        return Some(match value {
+        return Some(match &*value {
             Value::Array(items) => Value::Array(items.iter().map(|i| project(i, sub)).collect()),
             other => project(other, sub),
         });
     }
-    if let (Some(max), Value::String(s)) = (field.max_chars, value) {
+    if let (Some(max), Value::String(s)) = (field.max_chars, &*value) {
         return Some(Value::String(truncate_chars(s, max)));
     }
-    Some(value.clone())
+    Some(value.into_owned())
 }
 
 /// Whether the provider's object has a value for the field (default values included), so an asked
@@ -307,6 +316,17 @@ pub fn pointer<'a>(value: &'a Value, dot_path: &str) -> Option<&'a Value> {
         .try_fold(value, |v, key| match v {
             Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
             _ => v.get(key),
+        })
+}
+
+/// [`pointer`] for changing the value found.
+pub fn pointer_mut<'a>(value: &'a mut Value, dot_path: &str) -> Option<&'a mut Value> {
+    dot_path
+        .split('.')
+        .filter(|k| !k.is_empty())
+        .try_fold(value, |v, key| match v {
+            Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+            _ => v.get_mut(key),
         })
 }
 
@@ -448,6 +468,8 @@ pub struct Reads {
     /// Few per node, so a list: comparing lengths first settles nearly every key of a reply without
     /// a byte comparison.
     keys: Vec<(String, Reads)>,
+    /// Objects here are read straight into this projection ([`Reads::project_at`]).
+    plan: Option<Box<plan::Plan>>,
 }
 
 impl Reads {
@@ -459,6 +481,27 @@ impl Reads {
     /// What projecting the value at `dot_path` (empty: the root) through `fields` reads.
     pub fn add_fields(&mut self, dot_path: &str, fields: &[Field]) {
         self.node(dot_path.split('.')).add_fields_here(fields);
+    }
+
+    /// Like [`Self::add_fields`], and the reader projects while it reads: the parsed reply holds, at
+    /// `dot_path`, the projection of the object there or (`list`) of each item of the array there,
+    /// equal to what [`project`] makes of the object or item (an item that is not an object comes out
+    /// `{}`). The rest of the reply is parsed as [`Self::add_path`] and [`Self::add_fields`] say.
+    pub fn project_at(&mut self, dot_path: &str, fields: &[Field], list: bool) {
+        let node = self.node(dot_path.split('.'));
+        node.add_fields_here(fields);
+        node.plan = Some(Box::new(plan::Plan::new(fields, list)));
+    }
+
+    /// The same reads without [`Self::project_at`]'s projections: the reply's objects come out
+    /// pruned, for a caller that projects them itself.
+    pub fn without_projection(mut self) -> Reads {
+        fn clear(node: &mut Reads) {
+            node.plan = None;
+            node.keys.iter_mut().for_each(|(_, below)| clear(below));
+        }
+        clear(&mut self);
+        self
     }
 
     fn add_fields_here(&mut self, fields: &[Field]) {

@@ -89,12 +89,20 @@ pub(super) fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
             .prop_map(Value::from),
         "(?s:.){0,30}".prop_map(Value::String),
         "[a-z\"\\\\/{}\\[\\]]{0,30}".prop_map(Value::String),
+        "20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|\\+0[0-2]:00)"
+            .prop_map(Value::String),
+        Just(Value::from(0)),
+        Just(Value::from("")),
     ];
     leaf.prop_recursive(5, 96, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::btree_map("a|b|id|links|[a-z\"\\\\]{1,6}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(
+                "a|b|id|links|x_on|n_count|[a-z\"\\\\]{1,6}",
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -176,6 +184,62 @@ proptest::proptest! {
         proptest::prop_assert_eq!(reads.parse(&bytes).unwrap(), prune(&whole, &reads));
         for cut in (0..bytes.len()).step_by(1 + bytes.len() / 64) {
             proptest::prop_assert!(reads.parse(&bytes[..cut]).is_err(), "cut at {}", cut);
+        }
+    }
+}
+
+/// Field specs over the keys [`json_value`] makes: renames, dot paths, `[]`, sub-projections, cuts,
+/// timestamps and counts; the ones `parse_fields` refuses are dropped.
+fn field_specs() -> impl proptest::strategy::Strategy<Value = Vec<Field>> {
+    use proptest::prelude::*;
+    let spec = "(o[0-3]=)?(a|b|id|links|x_on|n_count)(\\[\\])?(\\.(a|b|id|x_on|n_count)(\\[\\])?){0,2}(\\{(a|id|p=b\\.a),?(x_on|n_count)?\\})?(\\|[0-9])?";
+    proptest::collection::vec(spec, 0..6).prop_filter_map("valid specs", |specs| {
+        parse_fields(
+            &specs
+                .into_iter()
+                .map(|s| s.replace(",}", "}"))
+                .collect::<Vec<_>>(),
+        )
+        .ok()
+    })
+}
+
+proptest::proptest! {
+    /// Projecting while reading gives what projecting the pruned parse gives: for a tool's root object
+    /// (a `null` reply stays `null`) and for each item of its list, whatever the reply and the fields.
+    #[test]
+    fn projecting_while_reading_equals_projecting_the_parse(
+        value in json_value(),
+        specs in field_specs(),
+        pretty: bool,
+    ) {
+        let doc = serde_json::json!({"values": value.clone(), "next": "n"});
+        for (body, list) in [(&value, None), (&doc, Some("values"))] {
+            let bytes = if pretty {
+                serde_json::to_vec_pretty(body).unwrap()
+            } else {
+                serde_json::to_vec(body).unwrap()
+            };
+            let mut reads = Reads::default();
+            reads.project_at(list.unwrap_or_default(), &specs, list.is_some());
+            reads.add_path("next");
+            let fused = reads.parse(&bytes).unwrap();
+            let pruned = reads.clone().without_projection().parse(&bytes).unwrap();
+            match list {
+                None if pruned.is_null() => proptest::prop_assert_eq!(fused, Value::Null),
+                None => proptest::prop_assert_eq!(fused, project(&pruned, &specs)),
+                Some(list) => {
+                    let items = |v: &Value| v[list].as_array().cloned();
+                    let projected = items(&pruned)
+                        .map(|items| items.iter().map(|i| project(i, &specs)).collect::<Vec<_>>());
+                    proptest::prop_assert_eq!(items(&fused), projected);
+                    proptest::prop_assert_eq!(&fused["next"], &pruned["next"]);
+                }
+            }
+            // (A bare number's prefix can be a whole number, so only the object is cut.)
+            for cut in (0..bytes.len()).step_by(1 + bytes.len() / 32).filter(|_| list.is_some()) {
+                proptest::prop_assert!(reads.parse(&bytes[..cut]).is_err(), "cut at {}", cut);
+            }
         }
     }
 }

@@ -124,7 +124,10 @@ impl Call<'_> {
                     return Ok(Ran::Follow(Followed::accepted(args, location, url, spec)));
                 }
                 let paging = scope.as_ref().map(|scope| Paging { scope, args: &args });
-                let shaped = o.shape_reply(&reply.body, &url, extra.as_ref(), paging.as_ref());
+                // Read with the tool's own reads, which project while reading (`reads_of`).
+                let projected = extra.is_none() && o.reads.is_some();
+                let shaped =
+                    o.shape_reply(reply.body, &url, extra.as_ref(), paging.as_ref(), projected);
                 let wait = args
                     .get(WAIT_PARAM)
                     .and_then(Value::as_u64)
@@ -261,11 +264,10 @@ impl ExtraFields {
     fn shape(
         &self,
         offered: &Offered,
-        reply: &Value,
+        reply: Value,
         url: &url::Url,
         paging: Option<&Paging>,
     ) -> Value {
-        let mut shaped = offered.shape(reply, url, &self.fields, paging);
         // Looked up in the provider's reply: a field left out as a default value was still there.
         let items: Vec<&Value> = match offered
             .tool
@@ -274,11 +276,11 @@ impl ExtraFields {
             .as_ref()
             .and_then(|o| o.list.as_deref())
         {
-            Some(list) => shape::pointer(reply, list)
+            Some(list) => shape::pointer(&reply, list)
                 .and_then(Value::as_array)
                 .map(|items| items.iter().collect())
                 .unwrap_or_default(),
-            None => vec![reply],
+            None => vec![&reply],
         };
         let found = |name: &str| {
             self.fields
@@ -287,10 +289,12 @@ impl ExtraFields {
                 .any(|f| items.iter().any(|i| shape::reaches(i, f)))
         };
         let absent: Vec<&String> = self.asked.iter().filter(|n| !found(n)).collect();
-        if !absent.is_empty()
+        let absent = (!absent.is_empty()).then(|| json!(absent));
+        let mut shaped = offered.shape(reply, url, &self.fields, paging, false);
+        if let Some(absent) = absent
             && let Value::Object(out) = &mut shaped
         {
-            out.insert("fields_absent".into(), json!(absent));
+            out.insert("fields_absent".into(), absent);
         }
         shaped
     }
@@ -315,10 +319,11 @@ impl Offered {
     /// `fields`, and the next page's cursor when paging).
     pub(super) fn shape_reply(
         &self,
-        reply: &Value,
+        reply: Value,
         url: &url::Url,
         extra: Option<&ExtraFields>,
         paging: Option<&Paging>,
+        projected: bool,
     ) -> Value {
         if self.tool.spec.response == ResponseKind::Empty || reply.is_null() {
             return json!({"ok": true});
@@ -330,6 +335,7 @@ impl Offered {
                 url,
                 self.tool.output.as_deref().unwrap_or_default(),
                 paging,
+                projected,
             ),
         }
     }
@@ -383,7 +389,8 @@ impl Offered {
             .output
             .as_ref()
             .and_then(|o| o.list.as_deref());
-        let reads = self.reads.clone().map(|mut reads| {
+        let reads = self.reads.clone().map(|reads| {
+            let mut reads = reads.without_projection();
             reads.add_fields(list.unwrap_or_default(), &asked);
             reads
         });
@@ -394,26 +401,32 @@ impl Offered {
         }))
     }
 
-    /// Projects a JSON reply and adds the cursor of the next page.
+    /// Projects a JSON reply and adds the cursor of the next page. `projected`: the reply was read
+    /// with this tool's own [`Reads`] (`reads_of`), which project its object or items while reading.
     fn shape(
         &self,
-        body: &Value,
+        mut body: Value,
         url: &url::Url,
         fields: &[Field],
         paging: Option<&Paging>,
+        projected: bool,
     ) -> Value {
         let tool = &self.tool;
         let Some(list) = tool.spec.output.as_ref().and_then(|o| o.list.as_deref()) else {
-            return shape::project(body, fields);
+            return match projected {
+                true => body,
+                false => shape::project(&body, fields),
+            };
         };
-        let items: Vec<Value> = shape::pointer(body, list)
-            .and_then(Value::as_array)
-            .map(|items| items.iter().map(|i| shape::project(i, fields)).collect())
-            .unwrap_or_default();
+        let items: Vec<Value> = match shape::pointer_mut(&mut body, list) {
+            Some(Value::Array(items)) if projected => std::mem::take(items),
+            Some(Value::Array(items)) => items.iter().map(|i| shape::project(i, fields)).collect(),
+            _ => Vec::new(),
+        };
         let mut out = Map::new();
         let next = match paging {
             Some(paging) if tool.paginated => self
-                .next_page(body, url, items.len(), paging.args)
+                .next_page(&body, url, items.len(), paging.args)
                 .map(|relative| self.cursors.issue(paging.scope, &relative)),
             _ => None,
         };

@@ -259,13 +259,13 @@ fn interned(text: &str) -> &'static str {
     leaked
 }
 
-/// What a tool's output reads of its JSON reply: the list, the output fields within it, and the paging
-/// fields. `None` (parse everything) for tools without an output projection.
+/// What a tool's output reads of its JSON reply: the list, the output fields within it (projected while
+/// read), and the paging fields. `None` (parse everything) for tools without an output projection.
 pub(super) fn reads_of(tool: &Tool, pagination: &Pagination) -> Option<Reads> {
     let fields = tool.output.as_deref()?;
     let mut reads = Reads::default();
     let list = tool.spec.output.as_ref().and_then(|o| o.list.as_deref());
-    reads.add_fields(list.unwrap_or_default(), fields);
+    reads.project_at(list.unwrap_or_default(), fields, list.is_some());
     if list.is_some() {
         match pagination {
             Pagination::NextUrl { next, numbered } => {

@@ -92,7 +92,7 @@ impl Offered {
         let tool = &self.tool;
         let relative_path = self
             .client
-            .relative(url.as_str())
+            .relative_of(url)
             .map(|r| r.split('?').next().unwrap_or_default().to_string())
             .unwrap_or_default();
         match &tool.cursor_prefix {
@@ -157,7 +157,7 @@ impl Offered {
                     .clear()
                     .extend_pairs(pairs.iter().filter(|(k, _)| k != page_param))
                     .append_pair(page_param, &(page + 1).to_string());
-                self.client.relative(next.as_str())
+                self.client.relative_of(&next)
             }
         }
     }

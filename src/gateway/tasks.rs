@@ -113,7 +113,7 @@ impl Call<'_> {
                 {
                     Task::Done(reply) => {
                         let extra = o.extra_fields(&args)?;
-                        let shaped = o.shape_reply(&reply, &url, extra.as_ref(), None);
+                        let shaped = o.shape_reply(reply, &url, extra.as_ref(), None, false);
                         Ok(super::call::structured(shaped))
                     }
                     Task::Running(note) => Ok(super::call::structured(note)),

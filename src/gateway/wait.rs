@@ -222,7 +222,7 @@ impl Call<'_> {
             .transpose()
             .map_err(|e| o.bad_value(e))?;
         let own = |url: &url::Url| {
-            let relative = o.client.relative(url.as_str())?;
+            let relative = o.client.relative_of(url)?;
             let path = relative.split('?').next().unwrap_or_default();
             under
                 .as_deref()

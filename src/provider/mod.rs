@@ -231,8 +231,12 @@ impl ProviderClient {
     /// The part of an absolute URL after the API base, if it is inside the API (same origin, under the
     /// base path). Used to turn a provider's `next` link into a cursor and back.
     pub fn relative(&self, absolute: &str) -> Option<String> {
-        let parsed = Url::parse(absolute).ok()?;
-        if origin_of(&parsed) != origin_of(&self.base_url) {
+        self.relative_of(&Url::parse(absolute).ok()?)
+    }
+
+    /// [`Self::relative`] of a URL already parsed (a parse costs more than the rest of this).
+    pub fn relative_of(&self, parsed: &Url) -> Option<String> {
+        if origin_of(parsed) != origin_of(&self.base_url) {
             return None;
         }
         let base_path = self.base_url.path().trim_end_matches('/');
@@ -252,7 +256,7 @@ impl ProviderClient {
             return None;
         }
         let url = Url::parse(&format!("{}{relative}", self.base)).ok()?;
-        self.relative(url.as_str()).map(|_| url)
+        self.relative_of(&url).map(|_| url)
     }
 
     /// Sends a request and reads a JSON reply (or nothing, for 204); with `reads`, only those parts of

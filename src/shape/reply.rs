@@ -2,10 +2,13 @@
 //! parsed by serde_json, everything else is skipped without being allocated, objects and arrays by
 //! [`super::skip`] a block at a time. A reply cut short, with trailing data, a broken string or a
 //! malformed kept value is refused; inside a skipped container only what `skip` checks is checked.
+//! Where a node carries a [`Plan`] ([`Reads::project_at`]), its object, or each item of its list, is
+//! read straight into the tool's projection instead of into a pruned copy.
 
 use serde_json::{Map, Value};
 
 use super::Reads;
+use super::plan::{self, Plan, Step};
 use super::skip;
 
 /// Why a reply is not JSON, and where.
@@ -64,6 +67,14 @@ impl Reader<'_> {
             return Err(self.fault("nested too deep"));
         }
         self.whitespace();
+        if let Some(plan) = &reads.plan {
+            return self.planned(plan, reads, depth);
+        }
+        self.pruned(reads, depth)
+    }
+
+    /// The value here without a projection of this node's own.
+    fn pruned(&mut self, reads: &Reads, depth: usize) -> Result<Value, Malformed> {
         if !reads.whole {
             match self.peek() {
                 Some(b'{') => return self.object(reads, depth),
@@ -72,6 +83,67 @@ impl Reader<'_> {
             }
         }
         self.kept()
+    }
+
+    /// The value at a node with a [`Plan`]: the projected object or array of projected items; anything
+    /// else is read pruned and comes out as [`super::project`] (or, for a list, the tool's shaping)
+    /// would make it.
+    fn planned(&mut self, plan: &Plan, reads: &Reads, depth: usize) -> Result<Value, Malformed> {
+        match (plan.list, self.peek()) {
+            (false, Some(b'{')) => self.projected(plan, depth),
+            (true, Some(b'[')) => {
+                let mut items = Vec::new();
+                self.elements(|reader| {
+                    items.push(match reader.peek() {
+                        Some(b'{') => reader.projected(plan, depth + 1)?,
+                        _ => super::project(&reader.value(reads, depth + 1)?, &plan.fields),
+                    });
+                    Ok(())
+                })?;
+                Ok(Value::Array(items))
+            }
+            (true, _) => self.pruned(reads, depth),
+            (false, _) => {
+                let value = self.pruned(reads, depth)?;
+                Ok(if value.is_null() {
+                    value
+                } else {
+                    super::project(&value, &plan.fields)
+                })
+            }
+        }
+    }
+
+    /// The object opening here, projected by `plan`.
+    fn projected(&mut self, plan: &Plan, depth: usize) -> Result<Value, Malformed> {
+        let mut out = Map::new();
+        self.project_into(plan, &mut out, depth)?;
+        Ok(Value::Object(out))
+    }
+
+    fn project_into(
+        &mut self,
+        plan: &Plan,
+        out: &mut Map<String, Value>,
+        depth: usize,
+    ) -> Result<(), Malformed> {
+        if depth > MAX_DEPTH {
+            return Err(self.fault("nested too deep"));
+        }
+        self.members(|reader, key| {
+            reader.whitespace();
+            match plan.step(key) {
+                Some(Step::Inner(inner)) if reader.peek() == Some(b'{') => {
+                    reader.project_into(inner, out, depth + 1)
+                }
+                Some(Step::Taken { fields, reads }) => {
+                    let value = reader.value(reads, depth + 1)?;
+                    plan::emit(fields, value, out);
+                    Ok(())
+                }
+                Some(Step::Inner(_)) | None => reader.skip(),
+            }
+        })
     }
 
     /// A value kept whole. Strings without escapes (nearly all) are taken as they are.
@@ -109,12 +181,33 @@ impl Reader<'_> {
     }
 
     fn object(&mut self, reads: &Reads, depth: usize) -> Result<Value, Malformed> {
-        self.at += 1;
         let mut out = Map::new();
+        self.members(|reader, key| match reads.kept(key) {
+            Some((key, below)) => {
+                let value = reader.value(below, depth + 1)?;
+                out.insert(key.to_owned(), value);
+                Ok(())
+            }
+            None => {
+                reader.whitespace();
+                reader.skip()
+            }
+        })?;
+        Ok(Value::Object(out))
+    }
+
+    /// Reads the object opening here, calling `member` with each key once its `:` is read; `member`
+    /// reads or skips the value.
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &[u8]) -> Result<(), Malformed>,
+    ) -> Result<(), Malformed> {
+        let bytes = self.bytes;
+        self.at += 1;
         self.whitespace();
         if self.peek() == Some(b'}') {
             self.at += 1;
-            return Ok(Value::Object(out));
+            return Ok(());
         }
         loop {
             self.whitespace();
@@ -123,7 +216,7 @@ impl Reader<'_> {
             }
             let start = self.at;
             let escaped = self.string()?;
-            let quoted = &self.bytes[start..self.at];
+            let quoted = &bytes[start..self.at];
             let decoded;
             // Not checked for UTF-8: a kept key is compared byte for byte with a catalog key, which is
             // UTF-8, and a skipped key is never read. Only keys with escapes (rare) are decoded.
@@ -137,22 +230,13 @@ impl Reader<'_> {
                 &quoted[1..quoted.len() - 1]
             };
             self.expect(b':', "expected `:`")?;
-            match reads.kept(key) {
-                Some((key, below)) => {
-                    let value = self.value(below, depth + 1)?;
-                    out.insert(key.to_owned(), value);
-                }
-                None => {
-                    self.whitespace();
-                    self.skip()?;
-                }
-            }
+            member(self, key)?;
             self.whitespace();
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.at += 1;
-                    return Ok(Value::Object(out));
+                    return Ok(());
                 }
                 _ => return Err(self.fault("expected `,` or `}`")),
             }
@@ -160,21 +244,35 @@ impl Reader<'_> {
     }
 
     fn array(&mut self, reads: &Reads, depth: usize) -> Result<Value, Malformed> {
-        self.at += 1;
         let mut out = Vec::new();
+        self.elements(|reader| {
+            out.push(reader.value(reads, depth + 1)?);
+            Ok(())
+        })?;
+        Ok(Value::Array(out))
+    }
+
+    /// Reads the array opening here, calling `element` at each element (after its whitespace);
+    /// `element` reads it.
+    fn elements(
+        &mut self,
+        mut element: impl FnMut(&mut Self) -> Result<(), Malformed>,
+    ) -> Result<(), Malformed> {
+        self.at += 1;
         self.whitespace();
         if self.peek() == Some(b']') {
             self.at += 1;
-            return Ok(Value::Array(out));
+            return Ok(());
         }
         loop {
-            out.push(self.value(reads, depth + 1)?);
+            self.whitespace();
+            element(self)?;
             self.whitespace();
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(b']') => {
                     self.at += 1;
-                    return Ok(Value::Array(out));
+                    return Ok(());
                 }
                 _ => return Err(self.fault("expected `,` or `]`")),
             }
