@@ -17,8 +17,14 @@ pub struct RequestId(pub String);
 impl RequestId {
     /// A fresh id: 12 random bytes as 24 hex digits.
     pub fn new() -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let bytes = rand::random::<[u8; 12]>();
-        Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        let mut id = String::with_capacity(24);
+        for b in bytes {
+            id.push(char::from(HEX[usize::from(b >> 4)]));
+            id.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        Self(id)
     }
 
     /// The caller's id when it is short and plain (it ends up in logs and texts), else a fresh one.
@@ -73,5 +79,13 @@ mod tests {
             assert_eq!(id.0.len(), 24, "{bad:?} replaced");
         }
         assert_ne!(RequestId::new(), RequestId::new());
+        let fresh = RequestId::new().0;
+        assert!(
+            fresh.len() == 24
+                && fresh
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{fresh}"
+        );
     }
 }

@@ -62,6 +62,17 @@ pub fn parse_fields(specs: &[String]) -> Result<Vec<Field>, String> {
         .collect()
 }
 
+/// An output name given to two fields of one projection (or of one `{…}`), which would leave one of
+/// them out depending on the order of the provider's keys: a catalog mistake, refused when compiled.
+pub fn named_twice(fields: &[Field]) -> Option<&str> {
+    fields.iter().enumerate().find_map(|(i, field)| {
+        if fields[..i].iter().any(|f| f.out == field.out) {
+            return Some(field.out.as_str());
+        }
+        field.sub.as_deref().and_then(named_twice)
+    })
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
@@ -465,8 +476,7 @@ impl CursorKey {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reads {
     whole: bool,
-    /// Few per node, so a list: comparing lengths first settles nearly every key of a reply without
-    /// a byte comparison.
+    /// Few per node, so a list, searched with [`same_key`].
     keys: Vec<(String, Reads)>,
     /// Objects here are read straight into this projection ([`Reads::project_at`]).
     plan: Option<Box<plan::Plan>>,
@@ -532,7 +542,7 @@ impl Reads {
     fn kept(&self, key: &[u8]) -> Option<(&str, &Reads)> {
         self.keys
             .iter()
-            .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key)
+            .find(|(k, _)| same_key(k, key))
             .map(|(k, below)| (k.as_str(), below))
     }
 
@@ -542,6 +552,12 @@ impl Reads {
     pub fn parse(&self, bytes: &[u8]) -> Result<Value, reply::Malformed> {
         reply::parse(self, bytes)
     }
+}
+
+/// Whether a catalog key is a reply's key. Lengths, then first bytes, settle nearly every comparison
+/// of a reply's keys with a projection's without a call to `memcmp`.
+fn same_key(known: &str, key: &[u8]) -> bool {
+    known.len() == key.len() && known.as_bytes().first() == key.first() && known.as_bytes() == key
 }
 
 #[cfg(test)]

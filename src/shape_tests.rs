@@ -189,7 +189,7 @@ proptest::proptest! {
 }
 
 /// Field specs over the keys [`json_value`] makes: renames, dot paths, `[]`, sub-projections, cuts,
-/// timestamps and counts; the ones `parse_fields` refuses are dropped.
+/// timestamps and counts; the ones `parse_fields` or the catalog (`named_twice`) refuses are dropped.
 fn field_specs() -> impl proptest::strategy::Strategy<Value = Vec<Field>> {
     use proptest::prelude::*;
     let spec = "(o[0-3]=)?(a|b|id|links|x_on|n_count)(\\[\\])?(\\.(a|b|id|x_on|n_count)(\\[\\])?){0,2}(\\{(a|id|p=b\\.a),?(x_on|n_count)?\\})?(\\|[0-9])?";
@@ -201,6 +201,7 @@ fn field_specs() -> impl proptest::strategy::Strategy<Value = Vec<Field>> {
                 .collect::<Vec<_>>(),
         )
         .ok()
+        .filter(|fields| named_twice(fields).is_none())
     })
 }
 

@@ -413,6 +413,10 @@ fn compile_tool(
     };
     let output = match (&spec.response, &spec.output) {
         (ResponseKind::Json, Some(o)) => shape::parse_fields(&o.fields)
+            .and_then(|fields| match shape::named_twice(&fields) {
+                Some(name) => Err(format!("`{name}` names two fields")),
+                None => Ok(fields),
+            })
             .map_err(|e| problems.push(format!("output: {e}")))
             .ok(),
         (ResponseKind::Json, None) => {

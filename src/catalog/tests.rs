@@ -124,6 +124,15 @@ fn unknown_keys_scopes_placeholders_and_duplicates_are_named() {
         "{m:?}"
     );
 
+    for fields in [r#"["id", "id=label"]"#, r#"["id", "owner{id,id=uuid}"]"#] {
+        let m = messages(&GOOD.replace(r#"["id", "name"]"#, fields));
+        assert!(
+            m.iter()
+                .any(|e| e.contains("`get_thing`: output:") && e.contains("names two fields")),
+            "{fields}: {m:?}"
+        );
+    }
+
     let m = messages(&GOOD.replace("/things/{id}", "/things"));
     assert!(
         m.iter()

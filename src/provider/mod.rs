@@ -236,7 +236,13 @@ impl ProviderClient {
 
     /// [`Self::relative`] of a URL already parsed (a parse costs more than the rest of this).
     pub fn relative_of(&self, parsed: &Url) -> Option<String> {
-        if origin_of(parsed) != origin_of(&self.base_url) {
+        // Same origin, compared part by part rather than as serialized origins (two strings per
+        // call); the base is http(s), so a URL of the same scheme has a tuple origin too.
+        let base = &self.base_url;
+        if parsed.scheme() != base.scheme()
+            || parsed.host() != base.host()
+            || parsed.port_or_known_default() != base.port_or_known_default()
+        {
             return None;
         }
         let base_path = self.base_url.path().trim_end_matches('/');

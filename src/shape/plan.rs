@@ -47,7 +47,7 @@ impl Plan {
     pub(super) fn step(&self, key: &[u8]) -> Option<&Step> {
         self.keys
             .iter()
-            .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key)
+            .find(|(k, _)| super::same_key(k, key))
             .map(|(_, step)| step)
     }
 }

@@ -149,6 +149,30 @@ proptest! {
     }
 
     #[test]
+    fn next_links_become_cursors_only_inside_the_api(
+        scheme in "https|http|HTTPS|ftp|file",
+        host in "api\\.example\\.com|API\\.Example\\.com|api\\.example\\.com\\.|example\\.com|127\\.0\\.0\\.1|\\[::1\\]|",
+        port in "|:443|:80|:8443",
+        path in "/2\\.0/r|/2\\.0|/2\\.0x/r|/3\\.0/r|/2\\.0/\\.\\./r|/2\\.0/%2e%2e/r",
+        query in "|\\?page=2|\\?a=b&c=%2F",
+    ) {
+        let provider = catalog().provider("bitbucket").unwrap().clone();
+        let config = ProviderConfig { token: Some(Secret::new("t")), api_base: Some("https://api.example.com/2.0".into()), ..Default::default() };
+        let client = ProviderClient::new(Arc::clone(&provider), &config, &UpstreamConfig::default()).unwrap();
+        let link = format!("{scheme}://{host}{port}{path}{query}");
+        // The rule, stated with the url crate's serialized origin: same origin, under the base path.
+        let expected = url::Url::parse(&link).ok().and_then(|url| {
+            let inside = url.origin().ascii_serialization() == "https://api.example.com"
+                && url.path().starts_with("/2.0/");
+            inside.then(|| match url.query() {
+                Some(q) => format!("{}?{q}", &url.path()[4..]),
+                None => url.path()[4..].to_string(),
+            })
+        });
+        prop_assert_eq!(client.relative(&link), expected, "{}", link);
+    }
+
+    #[test]
     fn arbitrary_callback_queries_parse_or_fail_cleanly(query in "[a-z_=&%0-9A-F+.-]{0,80}") {
         if let Ok(uri) = format!("/integration-callback?{query}").parse::<axum::http::Uri>() {
             let _ = axum::extract::Query::<CallbackParams>::try_from_uri(&uri);
