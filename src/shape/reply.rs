@@ -116,15 +116,15 @@ impl Reader<'_> {
 
     /// The object opening here, projected by `plan`.
     fn projected(&mut self, plan: &Plan, depth: usize) -> Result<Value, Malformed> {
-        let mut slots = plan.slots();
-        self.project_into(plan, &mut slots, depth)?;
-        Ok(plan.output(slots))
+        let mut out = Map::new();
+        self.project_into(plan, &mut out, depth)?;
+        Ok(Value::Object(out))
     }
 
     fn project_into(
         &mut self,
         plan: &Plan,
-        slots: &mut [Option<Value>],
+        out: &mut Map<String, Value>,
         depth: usize,
     ) -> Result<(), Malformed> {
         if depth > MAX_DEPTH {
@@ -134,11 +134,11 @@ impl Reader<'_> {
             reader.whitespace();
             match plan.step(key) {
                 Some(Step::Inner(inner)) if reader.peek() == Some(b'{') => {
-                    reader.project_into(inner, slots, depth + 1)
+                    reader.project_into(inner, out, depth + 1)
                 }
                 Some(Step::Taken { fields, reads }) => {
                     let value = reader.value(reads, depth + 1)?;
-                    plan::emit(fields, value, slots);
+                    plan::emit(fields, value, out);
                     Ok(())
                 }
                 Some(Step::Inner(_)) | None => reader.skip(),
