@@ -1,6 +1,6 @@
 //! A projection compiled for the reader ([`super::Reads::project_at`]), so a reply's objects are read
-//! straight into their projection: no pruned copy of each item is built, inserted, walked and dropped
-//! on the way, which was a third of what shaping a list page cost.
+//! straight into their projection: no pruned copy of each item is built, walked, copied and dropped on
+//! the way (with fewer URL parses per call, 785k -> 674k instructions per stdio call of a 10-PR list).
 //!
 //! A plan says, per source key of an object, either "read on inside this object into the same output"
 //! (a dot path such as `source.branch.name`) or "read this value and take these fields from it" with
