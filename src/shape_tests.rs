@@ -141,6 +141,51 @@ fn kept_scalars_match_serde_json() {
     }
 }
 
+/// Strings of every length up to 40 with an escape, a raw control character or a closing quote at
+/// every position (so at every offset of the 16- and 8-byte scans), kept and skipped: read as
+/// serde_json reads them, refused where it refuses them.
+#[test]
+fn strings_are_scanned_alike_at_every_offset() {
+    let mut kept = Reads::default();
+    kept.add_path("k");
+    let skipped = Reads::default();
+    for len in 0..40 {
+        for at in 0..=len {
+            for special in [
+                &b"\\\""[..],
+                b"\\u00e9",
+                b"\\n",
+                b"\x01",
+                b"\x1f",
+                b"\\q",
+                b"\"",
+            ] {
+                let mut text = vec![b'a'; len];
+                text.splice(at..at, special.iter().copied());
+                let mut doc = b"{\"k\": \"".to_vec();
+                doc.extend(&text);
+                doc.extend(b"\", \"z\": 1}");
+                let whole = serde_json::from_slice::<Value>(&doc);
+                let shown = String::from_utf8_lossy(&doc).into_owned();
+                match &whole {
+                    Ok(whole) => {
+                        assert_eq!(
+                            kept.parse(&doc).as_ref(),
+                            Ok(&json!({"k": whole["k"]})),
+                            "{shown}"
+                        );
+                        assert_eq!(skipped.parse(&doc), Ok(json!({})), "{shown}");
+                    }
+                    Err(_) => {
+                        assert!(kept.parse(&doc).is_err(), "{shown}");
+                        assert!(skipped.parse(&doc).is_err(), "{shown}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What `Reads` keeps of a value, computed on the whole parsed value.
 fn prune(value: &Value, reads: &Reads) -> Value {
     if reads.whole {
