@@ -349,34 +349,10 @@ impl Reader<'_> {
     /// Skips the string opening here, 16 or 8 bytes at a time between escapes; says whether it had
     /// any.
     fn string(&mut self) -> Result<bool, Malformed> {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        // High bit of each byte that is a quote, a backslash or below 0x20 (the lowest one exact).
-        let special = |w: u64| {
-            let quote = w ^ (ONES * u64::from(b'"'));
-            let backslash = w ^ (ONES * u64::from(b'\\'));
-            ((quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (w.wrapping_sub(ONES * 0x20) & !w))
-                & HIGH
-        };
         self.at += 1;
         let mut escaped = false;
         loop {
             self.at = plain_until(self.bytes, self.at);
-            // Within 16 bytes of the end (else `plain_until` stopped at a special byte): 8 at a time.
-            while let Some(chunk) = self
-                .bytes
-                .get(self.at..self.at + 8)
-                .filter(|_| self.at + 16 > self.bytes.len())
-            {
-                let found = special(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-                if found != 0 {
-                    self.at += (found.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                self.at += 8;
-            }
             match self.peek() {
                 None => return Err(self.fault("unfinished string")),
                 Some(b'"') => {
@@ -404,8 +380,9 @@ impl Reader<'_> {
     }
 }
 
-/// From `at`, the index of the first quote, backslash or control character, 16 bytes at a time
-/// (one compare each for a whole key); stops short of the last 15 bytes, which the caller reads on.
+/// From `at`, the index of the first quote, backslash or control character, or of one of the last
+/// bytes, which the caller reads one at a time: 16 bytes at a time with SSE2 (x86_64's baseline, one
+/// compare for a whole key), else [`plain_until_by_words`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn plain_until(bytes: &[u8], mut at: usize) -> usize {
@@ -429,7 +406,29 @@ fn plain_until(bytes: &[u8], mut at: usize) -> usize {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn plain_until(_bytes: &[u8], at: usize) -> usize {
+fn plain_until(bytes: &[u8], at: usize) -> usize {
+    plain_until_by_words(bytes, at)
+}
+
+/// [`plain_until`] 8 bytes at a time in a `u64`, for CPUs other than x86_64 (and tests).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn plain_until_by_words(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        // High bit of each byte that is a quote, a backslash or below 0x20 (the lowest one exact).
+        let found = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGH;
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
     at
 }
 
@@ -456,4 +455,33 @@ fn integer(raw: &[u8]) -> Option<Value> {
 
 fn skip_escape(byte: u8) -> bool {
     matches!(byte, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn special(b: u8) -> bool {
+        b == b'"' || b == b'\\' || b < 0x20
+    }
+
+    proptest! {
+        /// Both scans stop at the first special byte, or only where too few bytes are left for
+        /// their width, and never pass a special byte.
+        #[test]
+        fn scans_stop_at_the_first_special_byte(
+            bytes in proptest::collection::vec(
+                prop_oneof![8 => Just(b'a'), 1 => Just(b'"'), 1 => Just(b'\\'), 1 => Just(0x1f_u8), 1 => Just(0xe9_u8)],
+                0..80,
+            ),
+            start in 0usize..80,
+        ) {
+            let start = start.min(bytes.len());
+            for (at, width) in [(plain_until(&bytes, start), 16), (plain_until_by_words(&bytes, start), 8)] {
+                prop_assert!(bytes[start..at].iter().all(|&b| !special(b)), "{at}");
+                prop_assert!(at == bytes.len() || special(bytes[at]) || at + width > bytes.len(), "{at}");
+            }
+        }
+    }
 }
