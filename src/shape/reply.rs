@@ -382,7 +382,7 @@ impl Reader<'_> {
 
 /// From `at`, the index of the first quote, backslash or control character, or of one of the last
 /// bytes, which the caller reads one at a time: 16 bytes at a time with SSE2 (x86_64's baseline, one
-/// compare for a whole key), else [`plain_until_by_words`].
+/// compare for a whole key), else `plain_until_by_words`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn plain_until(bytes: &[u8], mut at: usize) -> usize {
