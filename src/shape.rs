@@ -516,11 +516,16 @@ impl Reads {
 
     fn add_fields_here(&mut self, fields: &[Field]) {
         for field in fields {
-            let node = self.node(field.path.iter().map(|s| s.key.as_str()));
-            match &field.sub {
-                Some(sub) => node.add_fields_here(sub),
-                None => node.whole = true,
-            }
+            self.add_field_from(field, 0);
+        }
+    }
+
+    /// What `field` reads from its path's segment `from` on (below the value at the segment before).
+    fn add_field_from(&mut self, field: &Field, from: usize) {
+        let node = self.node(field.path[from..].iter().map(|s| s.key.as_str()));
+        match &field.sub {
+            Some(sub) => node.add_fields_here(sub),
+            None => node.whole = true,
         }
     }
 

@@ -81,12 +81,7 @@ fn compile(at: &[(&Field, usize)]) -> Vec<(String, Step)> {
             } else {
                 let mut reads = Reads::default();
                 for (field, depth) in &group {
-                    let rest = field.path[depth + 1..].iter().map(|s| s.key.as_str());
-                    let node = reads.node(rest);
-                    match &field.sub {
-                        Some(sub) => node.add_fields_here(sub),
-                        None => node.whole = true,
-                    }
+                    reads.add_field_from(field, depth + 1);
                 }
                 Step::Taken {
                     fields: group.iter().map(|(f, d)| ((*f).clone(), *d)).collect(),
