@@ -140,7 +140,8 @@ async fn connections_over_the_cap_wait_for_a_free_place() {
 
 /// On one kept-alive connection, a tool call's SSE answer is not held back: without `TCP_NODELAY` its
 /// last small write waited for the client's delayed ACK, about 40 ms every call (p50 44 ms from Python's
-/// `http.client`); with it, a call to the sim on loopback takes a few milliseconds.
+/// `http.client`); with it, a call to the sim on loopback takes a few milliseconds (up to ~20 ms in a debug
+/// build on a loaded 2-core machine, hence a bound between the two).
 #[tokio::test(flavor = "multi_thread")]
 async fn kept_alive_calls_are_not_held_back() {
     let sim = Sim::start().await.unwrap();
@@ -191,7 +192,7 @@ async fn kept_alive_calls_are_not_held_back() {
         times[0]
     );
     assert!(
-        median < Duration::from_millis(20),
+        median < Duration::from_millis(32),
         "median {median:?} per call"
     );
 }
