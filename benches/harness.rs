@@ -517,6 +517,12 @@ async fn main() {
             },
         ],
         &stdio_rates,
+        &[
+            BIN.to_string(),
+            "stdio".to_string(),
+            "--config".to_string(),
+            config.display().to_string(),
+        ],
         mode.n(3000, 300),
     );
 
