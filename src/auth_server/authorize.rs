@@ -234,7 +234,7 @@ async fn issue_code(server: &AuthServer, request: &AuthRequest, session: &Sessio
     let code = format!("dgc_{}", super::random_token(32));
     let row = CodeRow {
         code_hash: digest(&code),
-        grant_id: super::random_token(12),
+        grant_id: super::random_id(12),
         user: session.user.clone(),
         groups: session.groups.clone(),
         client_id: request.client_id.clone(),

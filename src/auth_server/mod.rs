@@ -56,6 +56,19 @@ pub(crate) fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// A random URL-safe id of `bytes` random bytes (less one bit) that starts with a letter: an id a user
+/// types after a command (`devgate grants revoke <id>`) is never read as a flag, as one starting with `-`
+/// would be.
+pub(crate) fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes.max(1)];
+    for b in buf.iter_mut() {
+        *b = rand::random();
+    }
+    // The first character encodes the first byte's top six bits: below 0x80, it is one of A–Z, a–f.
+    buf[0] &= 0x7f;
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
 /// The authorization server: its config, the vault, and the provider sign-in flow.
 pub struct AuthServer {
     pub config: AuthServerConfig,
@@ -182,4 +195,18 @@ pub fn router(server: Arc<AuthServer>) -> Router {
         .route("/token", post(token::token))
         .route("/revoke", post(token::revoke))
         .with_state(server)
+}
+
+#[cfg(test)]
+mod id_tests {
+    /// A grant id is typed after `devgate grants revoke`: one starting with `-` would be read as a flag
+    /// (one in 64 did before).
+    #[test]
+    fn ids_start_with_a_letter() {
+        for _ in 0..2000 {
+            let id = super::random_id(12);
+            assert_eq!(id.len(), 16);
+            assert!(id.starts_with(|c: char| c.is_ascii_alphabetic()), "{id}");
+        }
+    }
 }

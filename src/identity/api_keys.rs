@@ -16,7 +16,10 @@ pub(super) async fn api_key_user(store: &Arc<dyn Store>, key: &str) -> Result<Re
 
 /// A new API key for `user` in `groups`: the key (shown once) and the row to store (its hash only).
 pub fn new_api_key(user: &str, groups: &[String]) -> (String, ApiKeyRow) {
-    let bytes: [u8; 32] = rand::random();
+    let mut bytes: [u8; 32] = rand::random();
+    // The public id is the key's first characters: with the first byte below 0x80 it starts with a
+    // letter, never `-`, which a command line would read as a flag (`devgate keys revoke alice -5…`).
+    bytes[0] &= 0x7f;
     let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let row = ApiKeyRow {
         id: key[KEY_PREFIX.len()..KEY_PREFIX.len() + 12].to_string(),
@@ -26,4 +29,24 @@ pub fn new_api_key(user: &str, groups: &[String]) -> (String, ApiKeyRow) {
         groups: groups.to_vec(),
     };
     (key, row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A public id is typed after `devgate keys revoke <user>`: one starting with `-` would be read as a
+    /// flag (one id in 64 did before).
+    #[test]
+    fn public_ids_never_start_with_a_hyphen() {
+        for _ in 0..2000 {
+            let (key, row) = new_api_key("alice", &[]);
+            assert!(
+                row.id.starts_with(|c: char| c.is_ascii_alphabetic()),
+                "{}",
+                row.id
+            );
+            assert!(key[KEY_PREFIX.len()..].starts_with(&row.id));
+        }
+    }
 }
