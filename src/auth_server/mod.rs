@@ -49,24 +49,23 @@ pub const CODE_SECS: i64 = 60;
 
 /// A random URL-safe token of `bytes` random bytes.
 pub(crate) fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    for b in buf.iter_mut() {
-        *b = rand::random();
+    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
+}
+
+/// A random URL-safe id of `bytes` random bytes (less one bit) that starts with a letter: an id a user
+/// types after a command (`devgate grants revoke <id>`, `devgate keys revoke <user> <id>`) is never read
+/// as a flag, as one starting with `-` would be.
+pub(crate) fn random_id(bytes: usize) -> String {
+    let mut buf = random_bytes(bytes);
+    // The first character encodes the first byte's top six bits: below 0x80, it is one of A–Z, a–f.
+    if let Some(first) = buf.first_mut() {
+        *first &= 0x7f;
     }
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// A random URL-safe id of `bytes` random bytes (less one bit) that starts with a letter: an id a user
-/// types after a command (`devgate grants revoke <id>`) is never read as a flag, as one starting with `-`
-/// would be.
-pub(crate) fn random_id(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes.max(1)];
-    for b in buf.iter_mut() {
-        *b = rand::random();
-    }
-    // The first character encodes the first byte's top six bits: below 0x80, it is one of A–Z, a–f.
-    buf[0] &= 0x7f;
-    URL_SAFE_NO_PAD.encode(buf)
+fn random_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random()).collect()
 }
 
 /// The authorization server: its config, the vault, and the provider sign-in flow.

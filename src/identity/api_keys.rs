@@ -16,11 +16,8 @@ pub(super) async fn api_key_user(store: &Arc<dyn Store>, key: &str) -> Result<Re
 
 /// A new API key for `user` in `groups`: the key (shown once) and the row to store (its hash only).
 pub fn new_api_key(user: &str, groups: &[String]) -> (String, ApiKeyRow) {
-    let mut bytes: [u8; 32] = rand::random();
-    // The public id is the key's first characters: with the first byte below 0x80 it starts with a
-    // letter, never `-`, which a command line would read as a flag (`devgate keys revoke alice -5…`).
-    bytes[0] &= 0x7f;
-    let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    // The public id is the key's first characters, so the key starts as ids a user types do.
+    let key = format!("{KEY_PREFIX}{}", crate::auth_server::random_id(32));
     let row = ApiKeyRow {
         id: key[KEY_PREFIX.len()..KEY_PREFIX.len() + 12].to_string(),
         key_hash: digest(&key),
