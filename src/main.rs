@@ -46,19 +46,13 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // One stdio connection is one client whose calls are small and mostly waiting on the provider: a
     // single-threaded runtime keeps each call on one thread instead of waking the other worker for every
-    // message (measured in benches/harness.rs). The HTTP server and the sandbox serve many clients
-    // and keep a worker per core unless `devgate http --threads` says otherwise.
+    // message (measured in benches/harness.rs). The HTTP server runs the same way: its connections are
+    // served by connection threads, each with its own single-threaded runtime (`devgate http --threads`,
+    // default one per core; transport/http.rs), and this runtime only accepts them and runs the
+    // background work. The sandbox keeps a worker per core for its simulators and gateway together.
     let runtime = match cli.command {
-        cli::Command::Stdio { .. }
-        | cli::Command::Http {
-            threads: Some(1), ..
-        } => tokio::runtime::Builder::new_current_thread(),
-        cli::Command::Http {
-            threads: Some(n), ..
-        } => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(usize::from(n));
-            builder
+        cli::Command::Stdio { .. } | cli::Command::Http { .. } => {
+            tokio::runtime::Builder::new_current_thread()
         }
         _ => tokio::runtime::Builder::new_multi_thread(),
     }

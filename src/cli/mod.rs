@@ -99,8 +99,9 @@ pub enum Command {
         /// No sessions: any instance can answer any request.
         #[arg(long)]
         stateless: bool,
-        /// Worker threads answering requests (default: one per CPU core). 1 answers each request on one
-        /// thread, with no hand-over between workers: the least CPU per call for a few busy clients.
+        /// Threads serving connections (default: one per CPU core), each on its own single-threaded
+        /// runtime, so a request is answered on the thread that read it. 1 serves them on the thread that
+        /// accepts them and runs the background work.
         #[arg(long, env = "DEVGATE_HTTP_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
         #[command(flatten)]
@@ -427,9 +428,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Http {
             listen,
             stateless,
+            threads,
             select,
-            ..
-        } => serve::http(&cli, listen, stateless, select).await,
+        } => serve::http(&cli, listen, stateless, *threads, select).await,
         Command::Connect { provider, user } => connect::connect(&cli, provider, user).await,
         Command::Disconnect { provider, user } => connect::disconnect(&cli, provider, user).await,
         Command::Status { user } => connect::status(&cli, user).await,

@@ -40,6 +40,7 @@ pub(super) async fn http(
     cli: &Cli,
     listen: &Option<SocketAddr>,
     stateless: &bool,
+    threads: Option<u16>,
     select: &ToolSelection,
 ) -> anyhow::Result<ExitCode> {
     let (mut config, catalog) = load_checked(cli, select)?;
@@ -79,7 +80,10 @@ pub(super) async fn http(
         token.cancel();
     });
     let grace = std::time::Duration::from_secs(app.config.limits.shutdown_grace_secs);
-    let limits = http::EdgeLimits::new(&app.config.limits);
+    let threads = threads.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let limits = http::EdgeLimits::new(&app.config.limits).with_connection_threads(threads);
     http::serve_with_grace(listener, router, limits, shutdown, sessions, grace).await?;
     app.gateway.close_audit().await;
     tracing::info!("stopped");

@@ -11,6 +11,7 @@
 
 mod body;
 pub(crate) mod error;
+mod pool;
 pub(crate) mod storage;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub use body::{TextWindow, tail_window};
 use body::{read_limited, window};
 pub use error::{ClientError, UpstreamError};
 use error::{ErrorBody, redact};
+use pool::UpstreamClient;
+pub use pool::keep_own_connections;
 
 use crate::catalog::{self, Redirects};
 use crate::config::{ProviderConfig, UpstreamConfig};
@@ -50,7 +53,8 @@ pub struct ProviderClient {
     /// The API base without a trailing slash, e.g. `https://api.bitbucket.org/2.0`.
     base: String,
     base_url: Url,
-    http: reqwest::Client,
+    /// The API client (per connection thread under `devgate http`: see `pool.rs`).
+    http: UpstreamClient,
     /// For redirects to the provider's storage: never sends credentials, follows only
     /// [`storage_target`]s, and resolves names to public addresses only (unless `loopback`).
     storage: reqwest::Client,
@@ -132,25 +136,32 @@ impl ProviderClient {
                 .iter()
                 .map(|h| format!("https://{h}")),
         );
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= 5 {
-                attempt.error("too many redirects")
-            } else if allowed.contains(&origin_of(attempt.url())) {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
-        let http = crate::app::http_client()
-            .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
-            .timeout(Duration::from_millis(upstream.timeout_ms))
-            .redirect(policy)
-            .user_agent(concat!("devgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| ClientError::Http {
-                id: id.clone(),
-                source,
-            })?;
+        let timeouts = (
+            Duration::from_millis(upstream.connect_timeout_ms),
+            Duration::from_millis(upstream.timeout_ms),
+        );
+        let http = UpstreamClient::new(Box::new(move || {
+            let allowed = allowed.clone();
+            let policy = reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    attempt.error("too many redirects")
+                } else if allowed.contains(&origin_of(attempt.url())) {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            });
+            crate::app::http_client()
+                .connect_timeout(timeouts.0)
+                .timeout(timeouts.1)
+                .redirect(policy)
+                .user_agent(concat!("devgate/", env!("CARGO_PKG_VERSION")))
+                .build()
+        }))
+        .map_err(|source| ClientError::Http {
+            id: id.clone(),
+            source,
+        })?;
         let loopback = is_loopback_host(&base_url);
         let mut storage = crate::app::http_client()
             .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
@@ -558,6 +569,7 @@ impl ProviderClient {
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut request = self
             .http
+            .get()
             .request(method.clone(), url.clone())
             .header(AUTHORIZATION, auth.clone())
             .header(ACCEPT, "application/json");

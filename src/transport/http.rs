@@ -11,12 +11,15 @@
 //! [`serve_limited`] runs hyper's HTTP/1 connections itself rather than through `axum::serve`, which has
 //! no timeouts: headers must arrive within `limits.header_timeout_ms` (also the idle limit of a kept-alive
 //! connection), a body within `limits.body_timeout_ms`, at most `limits.max_connections` are open (more
-//! wait in the listen backlog), and accepted sockets set `TCP_NODELAY`.
+//! wait in the listen backlog), and accepted sockets set `TCP_NODELAY`. With `connection_threads` above
+//! one (`devgate http`'s default: one per core), accepted connections are served by
+//! [`ConnectionThreads`], each a thread with its own single-threaded runtime and its own upstream
+//! connections (`provider::keep_own_connections`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,11 +31,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, HttpAuth, LimitsConfig};
@@ -355,6 +359,9 @@ pub struct EdgeLimits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
+    /// Threads that serve accepted connections, each on its own single-threaded runtime
+    /// ([`ConnectionThreads`]); 1 serves them on the runtime that accepts.
+    pub connection_threads: usize,
 }
 
 impl EdgeLimits {
@@ -363,7 +370,14 @@ impl EdgeLimits {
             header_timeout: Duration::from_millis(limits.header_timeout_ms),
             body_timeout: Duration::from_millis(limits.body_timeout_ms),
             max_connections: limits.max_connections.max(1),
+            connection_threads: 1,
         }
+    }
+
+    /// With `threads` connection threads.
+    pub fn with_connection_threads(mut self, threads: usize) -> Self {
+        self.connection_threads = threads.max(1);
+        self
     }
 }
 
@@ -402,6 +416,15 @@ pub async fn serve_limited(
         .header_read_timeout(limits.header_timeout);
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
+    let threads = if limits.connection_threads > 1 {
+        Some(ConnectionThreads::start(
+            limits.connection_threads,
+            &service,
+            &http1,
+        )?)
+    } else {
+        None
+    };
     loop {
         // Take a place before accepting: over the cap, clients wait in the listen backlog instead of
         // being accepted and left unanswered.
@@ -425,6 +448,10 @@ pub async fn serve_limited(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
+        if let Some(threads) = &threads {
+            threads.hand_over(stream, graceful.watcher(), place);
+            continue;
+        }
         let connection =
             graceful.watch(http1.serve_connection(TokioIo::new(stream), service.clone()));
         tokio::spawn(async move {
@@ -436,7 +463,127 @@ pub async fn serve_limited(
     }
     drop(listener);
     graceful.shutdown().await;
+    drop(threads);
     Ok(())
+}
+
+/// An accepted connection on its way to a connection thread, with its place under the connection cap.
+struct Accepted {
+    stream: std::net::TcpStream,
+    watcher: Watcher,
+    place: OwnedSemaphorePermit,
+    /// The chosen thread's count of open connections, lowered when this one ends.
+    open: Arc<AtomicUsize>,
+}
+
+/// Threads that serve HTTP connections, each on its own single-threaded tokio runtime, where a
+/// multi-threaded runtime served them all. A request's work (hyper's connection task, rmcp's task for
+/// the request, the tool call) then stays on one thread from the first byte read to the last written:
+/// on a work-stealing runtime those tasks wake each other across workers, and memory allocated on one
+/// worker is freed on the other, which cost about half again the CPU of the same request served on one
+/// thread (README "Performance"). Each accepted connection goes to the thread with the fewest open.
+struct ConnectionThreads {
+    queues: Vec<(
+        tokio::sync::mpsc::UnboundedSender<Accepted>,
+        Arc<AtomicUsize>,
+    )>,
+}
+
+impl ConnectionThreads {
+    /// Starts `count` threads serving `service` with `http1`'s settings. The runtimes are built here,
+    /// so a failure is this call's error rather than a thread's.
+    fn start(
+        count: usize,
+        service: &TowerToHyperService<Router>,
+        http1: &hyper::server::conn::http1::Builder,
+    ) -> std::io::Result<Self> {
+        let mut queues = Vec::with_capacity(count);
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
+            let service = service.clone();
+            let http1 = http1.clone();
+            std::thread::Builder::new()
+                .name(format!("devgate-http-{index}"))
+                .spawn(move || {
+                    crate::provider::keep_own_connections();
+                    runtime.block_on(async move {
+                        while let Some(accepted) = receiver.recv().await {
+                            serve_accepted(accepted, &http1, &service);
+                        }
+                    });
+                })?;
+            queues.push((sender, Arc::new(AtomicUsize::new(0))));
+        }
+        Ok(Self { queues })
+    }
+
+    /// Gives `stream` to the thread with the fewest open connections.
+    fn hand_over(
+        &self,
+        stream: tokio::net::TcpStream,
+        watcher: Watcher,
+        place: OwnedSemaphorePermit,
+    ) {
+        // Deregistered from this runtime's reactor; the connection thread registers it with its own.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not hand over a connection");
+                return;
+            }
+        };
+        let Some((queue, open)) = self
+            .queues
+            .iter()
+            .min_by_key(|(_, open)| open.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        open.fetch_add(1, Ordering::Relaxed);
+        let accepted = Accepted {
+            stream,
+            watcher,
+            place,
+            open: open.clone(),
+        };
+        if let Err(lost) = queue.send(accepted) {
+            lost.0.open.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!("a connection thread has stopped; closed a connection");
+        }
+    }
+}
+
+/// On a connection thread: serves one accepted connection as a task of this thread's runtime.
+fn serve_accepted(
+    accepted: Accepted,
+    http1: &hyper::server::conn::http1::Builder,
+    service: &TowerToHyperService<Router>,
+) {
+    let Accepted {
+        stream,
+        watcher,
+        place,
+        open,
+    } = accepted;
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take over a connection");
+            open.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let connection = watcher.watch(http1.serve_connection(TokioIo::new(stream), service.clone()));
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "an HTTP connection ended with an error");
+        }
+        open.fetch_sub(1, Ordering::Relaxed);
+        drop(place);
+    });
 }
 
 /// Gives a request's body `timeout` from its headers to arrive. One that does not is answered 408 and

@@ -139,39 +139,54 @@ async fn limits_guard_the_http_edge() {
     client.cancel().await.unwrap();
 }
 
-/// `--threads 1` runs the server on one thread: it still answers many clients at once (nothing in a
-/// call may wait on another worker), and a thread count of 0 is refused with the flag's name.
+/// `--threads 1` runs the server on one thread and `--threads 3` on three connection threads, each
+/// with its own runtime and upstream connections: either way many clients are answered at once (nothing
+/// in a call may wait on another thread), and a thread count of 0 is refused with the flag's name.
 #[tokio::test(flavor = "multi_thread")]
-async fn one_thread_serves_concurrent_clients() {
+async fn one_or_several_threads_serve_concurrent_clients() {
     let sim = Sim::start().await.unwrap();
     let config = config_for(&sim, "");
-    let gateway = http_with(&config, &["--threads", "1"]).await;
-    let client = http_client(&gateway.url).await;
-    headline_calls(&client).await;
+    for threads in ["1", "3"] {
+        let gateway = http_with(&config, &["--threads", threads]).await;
+        let client = http_client(&gateway.url).await;
+        headline_calls(&client).await;
 
-    let others = futures::future::join_all((0..4).map(|_| http_client(&gateway.url))).await;
-    let pages = futures::future::join_all(others.iter().flat_map(|c| {
-        (0..4).map(move |_| {
-            call(
-                c,
-                "bitbucket_list_pull_requests",
-                json!({"repo_slug": "api"}),
-            )
-        })
-    }))
-    .await;
-    assert_eq!(pages.len(), 16);
-    for page in &pages {
-        let page = ok("bitbucket_list_pull_requests", page);
-        assert!(
-            page["items"].as_array().is_some_and(|i| !i.is_empty()),
-            "{page}"
-        );
+        let others = futures::future::join_all((0..6).map(|_| http_client(&gateway.url))).await;
+        let pages = futures::future::join_all(others.iter().flat_map(|c| {
+            (0..4).map(move |_| {
+                call(
+                    c,
+                    "bitbucket_list_pull_requests",
+                    json!({"repo_slug": "api"}),
+                )
+            })
+        }))
+        .await;
+        assert_eq!(pages.len(), 24);
+        for page in &pages {
+            let page = ok("bitbucket_list_pull_requests", page);
+            assert!(
+                page["items"].as_array().is_some_and(|i| !i.is_empty()),
+                "{page}"
+            );
+        }
+        // Linux names the threads in /proc: as many connection threads as asked for (none for 1).
+        #[cfg(target_os = "linux")]
+        {
+            let pid = gateway.pid().unwrap();
+            let named = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+                .filter(|comm| comm.starts_with("devgate-http-"))
+                .count();
+            let expected = if threads == "1" { 0 } else { 3 };
+            assert_eq!(named, expected, "--threads {threads}");
+        }
+        for c in others {
+            c.cancel().await.unwrap();
+        }
+        client.cancel().await.unwrap();
     }
-    for c in others {
-        c.cancel().await.unwrap();
-    }
-    client.cancel().await.unwrap();
 
     let refused = std::process::Command::new(BIN)
         .args(["http", "--threads", "0", "--config"])
