@@ -551,6 +551,35 @@ impl Reads {
             .map(|(k, below)| (k.as_str(), below))
     }
 
+    /// What is read, as the dot paths of a partial-response request (Bitbucket's `fields`), joined by
+    /// commas: one path per part read whole; `None` when the whole document is read.
+    pub fn dot_paths(&self) -> Option<String> {
+        fn walk(node: &Reads, prefix: &mut String, out: &mut String) {
+            if node.whole || node.keys.is_empty() {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(prefix);
+                return;
+            }
+            for (key, below) in &node.keys {
+                let len = prefix.len();
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(key);
+                walk(below, prefix, out);
+                prefix.truncate(len);
+            }
+        }
+        if self.whole || self.keys.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        walk(self, &mut String::new(), &mut out);
+        Some(out)
+    }
+
     /// Parses a JSON document, keeping only what is read. A document cut short, with trailing data,
     /// a broken string anywhere or a malformed kept value is an error (see `shape/reply.rs` for what
     /// is checked inside a skipped object or array).

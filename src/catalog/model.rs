@@ -107,6 +107,11 @@ pub struct ProviderSpec {
     pub email_api_token: bool,
     /// How to learn which account a token belongs to.
     pub whoami: Whoami,
+    /// The query parameter that asks for a partial response (Bitbucket's `fields`: a comma-separated
+    /// list of dot paths, `values.` first on a collection): a JSON GET then asks for only what its
+    /// tool reads, so the provider sends a few KB where it would send 48 KB for ten pull requests.
+    #[serde(default)]
+    pub partial_response: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]

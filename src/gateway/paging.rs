@@ -115,6 +115,10 @@ impl Offered {
                     Some(link) => link.to_string(),
                     None => numbered_next(body, url, numbered.as_ref()?)?,
                 };
+                let link = match &self.provider.spec.partial_response {
+                    Some(param) => crate::provider::without_query(&link, param),
+                    None => link,
+                };
                 let relative = self.client.relative(&link);
                 // A cursor that the next call would refuse is not handed out.
                 let own = relative

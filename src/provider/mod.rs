@@ -286,6 +286,14 @@ impl ProviderClient {
         auth: &HeaderValue,
         reads: Option<&Reads>,
     ) -> Result<JsonReply, UpstreamError> {
+        // Ask for only what is read, where the provider takes partial-response requests.
+        let url = match (&self.catalog.spec.partial_response, reads) {
+            (Some(param), Some(reads)) if method == Method::GET => match reads.dot_paths() {
+                Some(paths) => with_query(url, param, &paths),
+                None => url,
+            },
+            _ => url,
+        };
         self.retrying(&method, || async {
             let response = self.send_once(&method, &url, body, auth).await?;
             let status = response.status();
@@ -692,4 +700,39 @@ fn sensitive(value: &str) -> Option<HeaderValue> {
 /// `Authorization: Bearer <token>`, marked sensitive.
 pub fn bearer(token: &str) -> Option<HeaderValue> {
     sensitive(&format!("Bearer {token}"))
+}
+
+/// `url` with `key` set to `value` (in place of any value it had).
+fn with_query(mut url: Url, key: &str, value: &str) -> Url {
+    if url.query_pairs().any(|(k, _)| k == key) {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .into_owned()
+            .filter(|(k, _)| k != key)
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    url.query_pairs_mut().append_pair(key, value);
+    url
+}
+
+/// `link` without its `key` parameter (a partial-response list, which devgate adds to each request
+/// itself and which would only lengthen the cursor an agent carries).
+pub(crate) fn without_query(link: &str, key: &str) -> String {
+    match Url::parse(link) {
+        Ok(mut url) if url.query_pairs().any(|(k, _)| k == key) => {
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .into_owned()
+                .filter(|(k, _)| k != key)
+                .collect();
+            if kept.is_empty() {
+                url.set_query(None);
+            } else {
+                url.query_pairs_mut().clear().extend_pairs(kept);
+            }
+            url.into()
+        }
+        _ => link.to_string(),
+    }
 }

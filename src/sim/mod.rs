@@ -126,6 +126,10 @@ pub struct Answered {
     /// The path exactly as sent, still percent-encoded.
     pub path: String,
     pub status: u16,
+    /// The request asked for a partial response (Bitbucket's `fields`): the body leaves out what was
+    /// not asked for, required or not.
+    #[serde(default)]
+    pub partial: bool,
     /// The body, when it was JSON.
     pub body: Option<Value>,
 }
@@ -268,7 +272,10 @@ impl Sim {
             state.clone(),
         );
         let bitbucket_app = with_common(
-            Router::new().nest("/2.0", bitbucket::router()),
+            Router::new().nest(
+                "/2.0",
+                bitbucket::router().layer(middleware::from_fn(bitbucket::partial_response)),
+            ),
             oauth::router(Which::Bitbucket),
             Which::Bitbucket,
             state.clone(),

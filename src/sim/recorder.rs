@@ -23,6 +23,10 @@ pub(super) async fn recorder(
         .unwrap_or_default();
     let method = parts.method.to_string();
     let path = parts.uri.path().to_string();
+    let partial = parts
+        .uri
+        .query()
+        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "fields"));
     let form = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -55,7 +59,7 @@ pub(super) async fn recorder(
     };
     let response = apply(&state, which, &method, &path, parts, bytes, next).await;
     let response = if lock(&state.answered).is_some() {
-        keep_answer(&state, which, method, path, response).await
+        keep_answer(&state, which, method, path, partial, response).await
     } else {
         response
     };
@@ -70,6 +74,7 @@ pub(super) async fn keep_answer(
     provider: Which,
     method: String,
     path: String,
+    partial: bool,
     response: Response,
 ) -> Response {
     use http_body::Body as _;
@@ -90,6 +95,7 @@ pub(super) async fn keep_answer(
         method,
         path,
         status: parts.status.as_u16(),
+        partial,
         body: json.then(|| serde_json::from_slice(&bytes).ok()).flatten(),
     };
     if let Some(kept) = lock(&state.answered).as_mut() {

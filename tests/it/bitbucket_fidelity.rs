@@ -192,3 +192,86 @@ async fn runs_and_pull_requests_report_documented_fields() {
     assert!(repo_info.get("has_issues").is_none(), "{repo_info}");
     client.cancel().await.unwrap();
 }
+
+/// Bitbucket's partial responses: a list call asks for only the fields its tool reads (`fields=` with
+/// `values.` paths and `next`), the page comes back as complete as before, the cursor leaves the
+/// list out (devgate adds it to every request, so it would only lengthen what the agent carries), and
+/// the next page, asked for with that cursor, sends the list once again.
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_ask_bitbucket_for_only_the_fields_they_read() {
+    use base64::Engine;
+    let sim = Sim::start().await.unwrap();
+    let (client, _stderr) = stdio(&config_for(&sim, "")).await;
+    let tool = "bitbucket_list_pull_requests";
+    let asked_fields = |sim: &Sim| -> Vec<String> {
+        let seen = sim.requests();
+        let list: Vec<_> = seen
+            .iter()
+            .filter(|r| r.path.ends_with("/pullrequests"))
+            .collect();
+        assert_eq!(list.len(), 1, "{seen:?}");
+        url::form_urlencoded::parse(list[0].query.as_deref().unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k == "fields")
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    };
+
+    sim.state.clear_requests();
+    let first = ok(
+        tool,
+        &call(&client, tool, json!({"repo_slug": "api", "limit": 2})).await,
+    );
+    let fields = asked_fields(&sim);
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    let paths: Vec<&str> = fields[0].split(',').collect();
+    for path in [
+        "next",
+        "values.id",
+        "values.title",
+        "values.author.display_name",
+    ] {
+        assert!(paths.contains(&path), "{path} in {paths:?}");
+    }
+    assert!(
+        !paths.iter().any(|p| p.starts_with("values.links.self")),
+        "{paths:?}"
+    );
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{first}");
+    for item in items {
+        for key in [
+            "id",
+            "title",
+            "author",
+            "source",
+            "destination",
+            "updated_on",
+        ] {
+            assert!(item.get(key).is_some(), "{key} in {item}");
+        }
+    }
+
+    let cursor = first["next_cursor"].as_str().expect("30 PRs: more pages");
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&decoded).contains("fields="),
+        "{}",
+        String::from_utf8_lossy(&decoded)
+    );
+    sim.state.clear_requests();
+    let second = ok(
+        tool,
+        &call(
+            &client,
+            tool,
+            json!({"repo_slug": "api", "limit": 2, "cursor": cursor}),
+        )
+        .await,
+    );
+    assert_eq!(asked_fields(&sim), fields, "the same list, once");
+    let second_items = second["items"].as_array().unwrap();
+    assert_eq!(second_items.len(), 2);
+    assert_ne!(second_items[0]["id"], items[0]["id"], "the next page");
+}

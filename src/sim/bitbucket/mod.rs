@@ -26,6 +26,7 @@
 //! - Running a pipeline takes the documented bodies only: a `pipeline_ref_target` (branch, optionally at
 //!   a commit, optionally with a selector) or a `pipeline_commit_target` with a selector; a commit target
 //!   without one is a 400 naming `target.selector`.
+//! - A GET takes `fields` (a partial response: only the listed dot paths, `-path` to drop one).
 //! - The pipelines list answers `page`, `pagelen` and `size` but never `next` (BCLOUD-20639), so a
 //!   client pages it by number.
 //! - A finished step's log answers 307 to long-term storage: a pre-signed URL on a host of its own
@@ -56,7 +57,8 @@
 //! This file holds the router; each concern has a file of its own:
 //! - data: `model.rs` (types and clocks), `seed.rs` and `seed_tables.rs` (the seed), `ids.rs` (identifiers and
 //!   time), `builders.rs` (people, links, rendered text), `render.rs` (objects as Bitbucket renders them);
-//! - requests and replies: `reply.rs` (error and success shapes), `query.rs` (BBQL and `sort`);
+//! - requests and replies: `reply.rs` (error and success shapes), `query.rs` (BBQL and `sort`),
+//!   `fields.rs` (partial responses: `?fields=`);
 //! - routes: `repos.rs`, `src.rs`, `pulls.rs`, `merge.rs`, `pipelines.rs` (with the logs' long-term storage);
 //! - contents: `files.rs` (the repository's files, read from `src/sim/fixtures/bitbucket/`, and diffs),
 //!   `logs.rs` (step logs);
@@ -89,6 +91,7 @@ pub const FAILING_BRANCH: &str = "feature/login";
 type Reply = Result<Response, Response>;
 
 mod builders;
+mod fields;
 mod files;
 mod ids;
 mod logs;
@@ -106,6 +109,7 @@ mod src;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use fields::partial_response;
 pub use model::{
     Activity, Branch, Comment, Commit, Data, Live, MergeTask, Participant, Pipeline, PullRequest,
     Repo, Step, Workspace,
