@@ -480,16 +480,20 @@ pub struct Reads {
     keys: Vec<(String, Reads)>,
     /// Objects here are read straight into this projection ([`Reads::project_at`]).
     plan: Option<Box<plan::Plan>>,
+    /// [`Reads::dot_paths`], once asked (on the root; any change clears it).
+    dot_paths: std::sync::OnceLock<Option<String>>,
 }
 
 impl Reads {
     /// Everything below a dot path (numeric segments, array indexes, are transparent).
     pub fn add_path(&mut self, dot_path: &str) {
+        self.dot_paths = Default::default();
         self.node(dot_path.split('.')).whole = true;
     }
 
     /// What projecting the value at `dot_path` (empty: the root) through `fields` reads.
     pub fn add_fields(&mut self, dot_path: &str, fields: &[Field]) {
+        self.dot_paths = Default::default();
         self.node(dot_path.split('.')).add_fields_here(fields);
     }
 
@@ -498,6 +502,7 @@ impl Reads {
     /// equal to what [`project`] makes of the object or item (an item that is not an object comes out
     /// `{}`). The rest of the reply is parsed as [`Self::add_path`] and [`Self::add_fields`] say.
     pub fn project_at(&mut self, dot_path: &str, fields: &[Field], list: bool) {
+        self.dot_paths = Default::default();
         let node = self.node(dot_path.split('.'));
         node.add_fields_here(fields);
         node.plan = Some(Box::new(plan::Plan::new(fields, list)));
@@ -552,8 +557,14 @@ impl Reads {
     }
 
     /// What is read, as the dot paths of a partial-response request (Bitbucket's `fields`), joined by
-    /// commas: one path per part read whole; `None` when the whole document is read.
-    pub fn dot_paths(&self) -> Option<String> {
+    /// commas: one path per part read whole; `None` when the whole document is read. Worked out once.
+    pub fn dot_paths(&self) -> Option<&str> {
+        self.dot_paths
+            .get_or_init(|| self.work_out_dot_paths())
+            .as_deref()
+    }
+
+    fn work_out_dot_paths(&self) -> Option<String> {
         fn walk(node: &Reads, prefix: &mut String, out: &mut String) {
             if node.whole || node.keys.is_empty() {
                 if !out.is_empty() {

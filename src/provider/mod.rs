@@ -289,7 +289,7 @@ impl ProviderClient {
         // Ask for only what is read, where the provider takes partial-response requests.
         let url = match (&self.catalog.spec.partial_response, reads) {
             (Some(param), Some(reads)) if method == Method::GET => match reads.dot_paths() {
-                Some(paths) => with_query(url, param, &paths),
+                Some(paths) => with_query(url, param, paths),
                 None => url,
             },
             _ => url,
@@ -702,37 +702,92 @@ pub fn bearer(token: &str) -> Option<HeaderValue> {
     sensitive(&format!("Bearer {token}"))
 }
 
-/// `url` with `key` set to `value` (in place of any value it had).
+/// `url` with `key` set to `value` (in place of any value it had). The usual URL has no such key
+/// (cursors leave it out), and then the pair is only appended, without decoding the query.
 fn with_query(mut url: Url, key: &str, value: &str) -> Url {
-    if url.query_pairs().any(|(k, _)| k == key) {
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .into_owned()
-            .filter(|(k, _)| k != key)
-            .collect();
-        url.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    url.query_pairs_mut().append_pair(key, value);
-    url
-}
-
-/// `link` without its `key` parameter (a partial-response list, which devgate adds to each request
-/// itself and which would only lengthen the cursor an agent carries).
-pub(crate) fn without_query(link: &str, key: &str) -> String {
-    match Url::parse(link) {
-        Ok(mut url) if url.query_pairs().any(|(k, _)| k == key) => {
+    let has_key = |q: &str| q.split('&').any(|pair| pair.split('=').next() == Some(key));
+    match url.query() {
+        Some(q) if has_key(q) => {
             let kept: Vec<(String, String)> = url
                 .query_pairs()
                 .into_owned()
                 .filter(|(k, _)| k != key)
                 .collect();
-            if kept.is_empty() {
-                url.set_query(None);
-            } else {
-                url.query_pairs_mut().clear().extend_pairs(kept);
-            }
-            url.into()
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(kept)
+                .append_pair(key, value);
         }
-        _ => link.to_string(),
+        Some(q) if !q.is_empty() => {
+            let query = format!("{q}&{key}={value}");
+            url.set_query(Some(&query));
+        }
+        _ => url.set_query(Some(&format!("{key}={value}"))),
+    }
+    url
+}
+
+/// `link` without its `key` parameter (a partial-response list, which devgate adds to each request
+/// itself and which would only lengthen the cursor an agent carries). Plain text work: the link's
+/// other parameters stay exactly as the provider wrote them.
+pub(crate) fn without_query(link: &str, key: &str) -> String {
+    let Some((head, query)) = link.split_once('?') else {
+        return link.to_string();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let mut out = String::with_capacity(link.len());
+    out.push_str(head);
+    let mut first = true;
+    for pair in query
+        .split('&')
+        .filter(|p| p.split('=').next() != Some(key))
+    {
+        out.push(if first { '?' } else { '&' });
+        out.push_str(pair);
+        first = false;
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+
+    #[test]
+    fn the_partial_response_list_is_set_once_and_left_out_of_links() {
+        let set =
+            |u: &str| with_query(Url::parse(u).unwrap(), "fields", "values.id,next").to_string();
+        assert_eq!(set("https://a/x"), "https://a/x?fields=values.id,next");
+        assert_eq!(
+            set("https://a/x?pagelen=10&q=state%3D%22OPEN%22"),
+            "https://a/x?pagelen=10&q=state%3D%22OPEN%22&fields=values.id,next"
+        );
+        assert_eq!(
+            set("https://a/x?fields=old&page=2"),
+            "https://a/x?page=2&fields=values.id%2Cnext"
+        );
+        assert_eq!(
+            without_query(
+                "https://a/x?pagelen=10&fields=values.id%2Cnext&page=2",
+                "fields"
+            ),
+            "https://a/x?pagelen=10&page=2"
+        );
+        assert_eq!(
+            without_query("https://a/x?fields=a", "fields"),
+            "https://a/x"
+        );
+        assert_eq!(
+            without_query("https://a/x?fieldsx=1", "fields"),
+            "https://a/x?fieldsx=1"
+        );
+        assert_eq!(without_query("https://a/x", "fields"), "https://a/x");
     }
 }
