@@ -119,12 +119,14 @@ impl Offered {
                     Some(param) => crate::provider::without_query(&link, param),
                     None => link,
                 };
-                let relative = self.client.relative(&link);
+                // Parsed once: the cursor's relative URL and the resource check both read it.
+                let parsed = url::Url::parse(&link).ok();
+                let relative = parsed.as_ref().and_then(|u| self.client.relative_of(u));
                 // A cursor that the next call would refuse is not handed out.
-                let own = relative
-                    .as_deref()
-                    .and_then(|r| self.client.absolute(r))
-                    .is_some_and(|u| self.within_resource(&u, args).unwrap_or(false));
+                let own = relative.is_some()
+                    && parsed
+                        .as_ref()
+                        .is_some_and(|u| self.within_resource(u, args).unwrap_or(false));
                 if !own {
                     tracing::warn!(tool = %self.tool.name, "the provider's next-page link leaves this tool's resource; paging stops here");
                     crate::call_log::paging_stopped();
