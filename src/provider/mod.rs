@@ -164,8 +164,8 @@ impl ProviderClient {
         })?;
         let loopback = is_loopback_host(&base_url);
         let mut storage = crate::app::http_client()
-            .connect_timeout(Duration::from_millis(upstream.connect_timeout_ms))
-            .timeout(Duration::from_millis(upstream.timeout_ms))
+            .connect_timeout(timeouts.0)
+            .timeout(timeouts.1)
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= 3 {
                     attempt.error("too many redirects")
@@ -702,28 +702,18 @@ pub fn bearer(token: &str) -> Option<HeaderValue> {
     sensitive(&format!("Bearer {token}"))
 }
 
-/// `url` with `key` set to `value` (in place of any value it had). The usual URL has no such key
-/// (cursors leave it out), and then the pair is only appended, without decoding the query.
+/// `url` with `key` set to `value` (in place of any value it had). Plain text work, like
+/// [`without_query`]: the query is not decoded, and its other parameters stay as they were written.
 fn with_query(mut url: Url, key: &str, value: &str) -> Url {
-    let has_key = |q: &str| q.split('&').any(|pair| pair.split('=').next() == Some(key));
-    match url.query() {
-        Some(q) if has_key(q) => {
-            let kept: Vec<(String, String)> = url
-                .query_pairs()
-                .into_owned()
-                .filter(|(k, _)| k != key)
-                .collect();
-            url.query_pairs_mut()
-                .clear()
-                .extend_pairs(kept)
-                .append_pair(key, value);
-        }
-        Some(q) if !q.is_empty() => {
-            let query = format!("{q}&{key}={value}");
-            url.set_query(Some(&query));
-        }
-        _ => url.set_query(Some(&format!("{key}={value}"))),
+    let mut query = String::new();
+    for pair in other_pairs(url.query().unwrap_or_default(), key) {
+        query.push_str(pair);
+        query.push('&');
     }
+    query.push_str(key);
+    query.push('=');
+    query.push_str(value);
+    url.set_query(Some(&query));
     url
 }
 
@@ -740,20 +730,22 @@ pub(crate) fn without_query(link: &str, key: &str) -> String {
     };
     let mut out = String::with_capacity(link.len());
     out.push_str(head);
-    let mut first = true;
-    for pair in query
-        .split('&')
-        .filter(|p| p.split('=').next() != Some(key))
-    {
-        out.push(if first { '?' } else { '&' });
+    for (i, pair) in other_pairs(query, key).enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
         out.push_str(pair);
-        first = false;
     }
     if let Some(fragment) = fragment {
         out.push('#');
         out.push_str(fragment);
     }
     out
+}
+
+/// The `name=value` pairs of a query, as written, except those named `key`.
+fn other_pairs<'a>(query: &'a str, key: &'a str) -> impl Iterator<Item = &'a str> {
+    query
+        .split('&')
+        .filter(move |pair| !pair.is_empty() && pair.split('=').next() != Some(key))
 }
 
 #[cfg(test)]
@@ -771,7 +763,7 @@ mod query_tests {
         );
         assert_eq!(
             set("https://a/x?fields=old&page=2"),
-            "https://a/x?page=2&fields=values.id%2Cnext"
+            "https://a/x?page=2&fields=values.id,next"
         );
         assert_eq!(
             without_query(

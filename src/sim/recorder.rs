@@ -23,10 +23,7 @@ pub(super) async fn recorder(
         .unwrap_or_default();
     let method = parts.method.to_string();
     let path = parts.uri.path().to_string();
-    let partial = parts
-        .uri
-        .query()
-        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "fields"));
+    let partial = super::bitbucket::asked_fields(&parts.uri).is_some();
     let form = parts
         .headers
         .get(header::CONTENT_TYPE)

@@ -452,13 +452,8 @@ pub async fn serve_limited(
             threads.hand_over(stream, graceful.watcher(), place);
             continue;
         }
-        let connection =
-            graceful.watch(http1.serve_connection(TokioIo::new(stream), service.clone()));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "an HTTP connection ended with an error");
-            }
-            drop(place);
+        spawn_connection(stream, graceful.watcher(), &http1, &service, move || {
+            drop(place)
         });
     }
     drop(listener);
@@ -576,13 +571,27 @@ fn serve_accepted(
             return;
         }
     };
+    spawn_connection(stream, watcher, http1, service, move || {
+        open.fetch_sub(1, Ordering::Relaxed);
+        drop(place);
+    });
+}
+
+/// Serves one connection as a task of the current runtime, watched for graceful shutdown; `ended` runs
+/// when it is over (giving back its place under the cap).
+fn spawn_connection(
+    stream: tokio::net::TcpStream,
+    watcher: Watcher,
+    http1: &hyper::server::conn::http1::Builder,
+    service: &TowerToHyperService<Router>,
+    ended: impl FnOnce() + Send + 'static,
+) {
     let connection = watcher.watch(http1.serve_connection(TokioIo::new(stream), service.clone()));
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "an HTTP connection ended with an error");
         }
-        open.fetch_sub(1, Ordering::Relaxed);
-        drop(place);
+        ended();
     });
 }
 

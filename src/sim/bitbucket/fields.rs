@@ -14,13 +14,8 @@ use http_body_util::BodyExt;
 /// Middleware on `/2.0`: applies `fields` to a GET's 200 JSON reply.
 pub(crate) async fn partial_response(request: Request, next: Next) -> Response {
     let asked = (request.method() == axum::http::Method::GET)
-        .then(|| request.uri().query())
-        .flatten()
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "fields")
-                .map(|(_, v)| v.into_owned())
-        });
+        .then(|| asked_fields(request.uri()))
+        .flatten();
     let response = next.run(request).await;
     let Some(asked) = asked else {
         return response;
@@ -45,6 +40,14 @@ pub(crate) async fn partial_response(request: Request, next: Next) -> Response {
         parts,
         axum::body::Body::from(serde_json::to_vec(&filtered).unwrap_or_default()),
     )
+}
+
+/// The `fields` list a request's query asks for, if any.
+pub(crate) fn asked_fields(uri: &axum::http::Uri) -> Option<String> {
+    let query = uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "fields")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// `value` as a `fields` list asks for it.

@@ -109,7 +109,7 @@ mod src;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use fields::partial_response;
+pub(crate) use fields::{asked_fields, partial_response};
 pub use model::{
     Activity, Branch, Comment, Commit, Data, Live, MergeTask, Participant, Pipeline, PullRequest,
     Repo, Step, Workspace,
